@@ -1,0 +1,283 @@
+package cmd
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// App is what every command shares: streams, clock, global flags, the
+// effective configuration and, once opened, the store.
+type App struct {
+	IO    *IOStreams
+	Clock ttl.Clock
+
+	// Global flags.
+	JSON    bool
+	Verbose bool
+	Quiet   bool
+
+	Config *Config
+	store  store.Store
+	// started is set once the command line parsed and the command began:
+	// an error before that is a usage error.
+	started bool
+}
+
+// Main runs livedict with the process's arguments and returns its exit code.
+func Main() int {
+	app := &App{IO: SystemIO(), Clock: ttl.System}
+	return app.Run(os.Args[1:])
+}
+
+// Run executes one command line and returns its exit code, printing any
+// error as one line (and maybe a hint) on stderr.
+func (a *App) Run(args []string) int {
+	root := NewRootCmd(a)
+	root.SetArgs(args)
+	err := root.Execute()
+	if a.store != nil {
+		a.store.Close()
+	}
+	if err == nil {
+		return ExitOK
+	}
+	if _, ok := err.(*exitError); !ok && !a.started {
+		err = usageErr(err, "run 'livedict --help' for usage")
+	}
+	code, hint := classify(err)
+	if code == ExitNotFound || code == ExitInterrupted {
+		return code
+	}
+	a.printError(err, code, hint)
+	return code
+}
+
+func (a *App) printError(err error, code int, hint string) {
+	msg := oneLine(err.Error())
+	if a.JSON {
+		b, _ := json.Marshal(struct {
+			Error string `json:"error"`
+			Hint  string `json:"hint,omitempty"`
+			Exit  int    `json:"exit"`
+		}{msg, hint, code})
+		fmt.Fprintf(a.IO.Err, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(a.IO.Err, "livedict: error: %s\n", msg)
+	if hint != "" && !a.Quiet {
+		fmt.Fprintf(a.IO.Err, "livedict: hint: %s\n", hint)
+	}
+}
+
+// Store opens the configured store on first use and reaps a bounded batch
+// of expired entries, so a store that sat idle never stalls one command.
+func (a *App) Store(ctx context.Context) (store.Store, error) {
+	if a.store != nil {
+		return a.store, nil
+	}
+	s, err := store.Open(a.Config.Store, store.Options{
+		Clock:       a.Clock,
+		BusyTimeout: a.Config.BusyTimeout,
+		Durability:  a.Config.Durability,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.store = s
+	if _, err := store.LazyReap(ctx, s, store.LazyReapBatch); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Limits returns the store-wide limits from the configuration.
+func (a *App) Limits() store.Limits {
+	return store.Limits{MaxValueBytes: a.Config.MaxValueBytes, MaxTotalKeys: a.Config.MaxTotalKeys}
+}
+
+// Context returns a context cancelled by SIGINT or SIGTERM, so a long
+// command (an import, a wait for a busy store) rolls back and exits 130.
+func (a *App) Context() context.Context {
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx
+}
+
+// Update opens the store and runs fn in a read-write transaction.
+func (a *App) Update(fn func(store.Tx) error) error {
+	ctx := a.Context()
+	s, err := a.Store(ctx)
+	if err != nil {
+		return err
+	}
+	return interrupted(ctx, s.Update(ctx, fn))
+}
+
+// View opens the store and runs fn in a read-only transaction.
+func (a *App) View(fn func(store.Tx) error) error {
+	ctx := a.Context()
+	s, err := a.Store(ctx)
+	if err != nil {
+		return err
+	}
+	return interrupted(ctx, s.View(ctx, fn))
+}
+
+func interrupted(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return context.Canceled
+	}
+	return err
+}
+
+// Bucket returns the bucket this command works on, validated.
+func (a *App) Bucket() (string, error) {
+	b := a.Config.Bucket
+	if err := store.ValidateBucket(b); err != nil {
+		return "", usageErr(err, "")
+	}
+	return b, nil
+}
+
+// validKeys checks every key argument before anything is touched.
+func validKeys(keys ...string) error {
+	for _, k := range keys {
+		if err := store.ValidateKey(k); err != nil {
+			return usageErr(err, "")
+		}
+	}
+	return nil
+}
+
+// --- output ---------------------------------------------------------------
+
+// printf writes to stdout.
+func (a *App) printf(format string, args ...any) { fmt.Fprintf(a.IO.Out, format, args...) }
+
+// jsonLine writes one JSON object per line to stdout.
+func (a *App) jsonLine(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own types are marshalled
+	}
+	a.IO.Out.Write(append(b, '\n'))
+}
+
+// object is a JSON object that keeps its fields in the order they were added.
+type object []field
+
+type field struct {
+	k string
+	v any
+}
+
+func (o object) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(f.k)
+		v, err := json.Marshal(f.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// bytesField adds name (valid UTF-8) or name_b64 (anything else), so JSON
+// output never silently replaces bytes.
+func bytesField(o object, name string, b []byte) object {
+	if utf8.Valid(b) {
+		return append(o, field{name, string(b)})
+	}
+	return append(o, field{name + "_b64", base64.StdEncoding.EncodeToString(b)})
+}
+
+// keyFields names an entry in JSON output.
+func keyFields(bucket, key string) object {
+	return bytesField(object{{"bucket", bucket}}, "key", []byte(key))
+}
+
+// terminalSafe escapes what must not reach a terminal raw: control
+// characters (ESC sequences could rewrite the screen), invalid UTF-8 and
+// Unicode direction overrides. Newlines and tabs pass when keepLayout.
+func terminalSafe(s string, keepLayout bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keepLayout && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r == '\\' && !keepLayout:
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// plainKey renders a key on one line of piped, tab-separated output:
+// tabs, newlines, backslashes and other control bytes are backslash
+// escaped so every line stays one record. `keys -0`, export and --json
+// give keys byte for byte.
+func plainKey(k string) string {
+	if !strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return k
+	}
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// errBinaryToTTY refuses to print non-text bytes to a terminal.
+var errBinaryToTTY = &exitError{
+	code: ExitUsage,
+	err:  errors.New("value is binary; not writing it to a terminal"),
+	hint: "redirect stdout to a file or a pipe (livedict get KEY > file), or use --json",
+}

@@ -1,0 +1,148 @@
+package cmd
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
+)
+
+func newBucketCmd(a *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "bucket",
+		Short: "Show or set a bucket's policy, or drop a bucket",
+	}
+	c.AddCommand(newBucketPolicyCmd(a), newBucketDropCmd(a))
+	return c
+}
+
+func newBucketPolicyCmd(a *App) *cobra.Command {
+	var maxKeys int64
+	var defaultTTL, full string
+	c := &cobra.Command{
+		Use:   "policy NAME [--max-keys N] [--default-ttl D] [--on-full reject|evict-soonest]",
+		Short: "Show or set a bucket's policy",
+		Long: `Set the policy of bucket NAME; without flags, show it. Flags not given keep
+their current value. --max-keys 0 and --default-ttl 0 remove the limit and the
+default TTL. When a write would add a key to a full bucket, reject refuses it
+(exit 4) and evict-soonest deletes the key with the nearest deadline (and
+refuses, exit 4, when no key has a TTL).
+
+Policies live in the store, so every user of the store sees the same ones.`,
+		Example: "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
+		Args:    args(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := store.ValidateBucket(name); err != nil {
+				return usageErr(err, "")
+			}
+			fs := cmd.Flags()
+			if fs.Changed("max-keys") && maxKeys < 0 {
+				return usageErr(errors.New("--max-keys must be ≥ 0"), "")
+			}
+			var ttlMs int64
+			if fs.Changed("default-ttl") && defaultTTL != "0" {
+				d, err := ttl.ParseDuration(defaultTTL)
+				if err != nil {
+					return usageErr(err, "")
+				}
+				if ttlMs = d.Milliseconds(); ttlMs <= 0 {
+					return usageErr(fmt.Errorf("--default-ttl must be positive, or 0 for none"), "")
+				}
+			}
+			if fs.Changed("on-full") && full != string(store.Reject) && full != string(store.EvictSoonest) {
+				return usageErr(fmt.Errorf("--on-full %q: must be reject or evict-soonest", full), "")
+			}
+			change := fs.Changed("max-keys") || fs.Changed("default-ttl") || fs.Changed("on-full")
+			var p store.Policy
+			update := a.View
+			if change {
+				update = a.Update
+			}
+			err := update(func(tx store.Tx) error {
+				var err error
+				if p, err = tx.Policy(name); err != nil || !change {
+					return err
+				}
+				if fs.Changed("max-keys") {
+					p.MaxKeys = maxKeys
+				}
+				if fs.Changed("default-ttl") {
+					p.DefaultTTL = ttlMs
+				}
+				if fs.Changed("on-full") {
+					p.OnFull = store.OnFull(full)
+				}
+				return tx.SetPolicy(name, p)
+			})
+			if err != nil || change {
+				return err
+			}
+			if a.JSON {
+				a.jsonLine(append(object{{"bucket", name}}, policyFields(p)...))
+				return nil
+			}
+			a.printf("max_keys = %d\ndefault_ttl = %q\non_full = %q\n", p.MaxKeys, defaultTTLText(p), onFull(p))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.Int64Var(&maxKeys, "max-keys", 0, "most live keys the bucket may hold (0 = no limit)")
+	f.StringVar(&defaultTTL, "default-ttl", "", "TTL `D` for keys written without one (0 = none)")
+	f.StringVar(&full, "on-full", "", "what a full bucket does: reject or evict-soonest")
+	return c
+}
+
+func newBucketDropCmd(a *App) *cobra.Command {
+	var yes bool
+	c := &cobra.Command{
+		Use:   "drop NAME",
+		Short: "Delete a bucket, its keys and its policy",
+		Long: `Delete bucket NAME with all its keys and its policy. On a terminal it asks
+first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
+		Args: args(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := store.ValidateBucket(name); err != nil {
+				return usageErr(err, "")
+			}
+			if !yes {
+				if !a.IO.InTTY || !a.IO.ErrTTY {
+					return usageErr(fmt.Errorf("bucket drop %s needs --yes when not run from a terminal", name), "")
+				}
+				var n int64
+				if err := a.View(func(tx store.Tx) error {
+					var err error
+					n, err = tx.Count(name)
+					return err
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %d keys? [y/N] ", name, n)
+				line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					fmt.Fprintln(a.IO.Err, "livedict: nothing dropped")
+					return errNotFound
+				}
+			}
+			var had bool
+			if err := a.Update(func(tx store.Tx) error {
+				var err error
+				had, err = tx.DropBucket(name)
+				return err
+			}); err != nil {
+				return err
+			}
+			if !had {
+				return errNotFound
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	return c
+}

@@ -1,0 +1,37 @@
+package cmd
+
+import (
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func newConfigCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Show the effective configuration and where each value came from",
+		Long: `Show every setting, its effective value and where it came from: a flag, a
+LIVEDICT_* environment variable, the configuration file, or the default.
+Precedence: flags > environment > file > defaults.
+
+The file is --config, LIVEDICT_CONFIG, or $XDG_CONFIG_HOME/livedict/config.toml
+(config.yaml, config.yml and config.json are also read).`,
+		Args: args(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := a.Config
+			if a.JSON {
+				for _, s := range settings {
+					a.jsonLine(object{{"key", s.key}, {"value", cfg.values[s.key]}, {"source", cfg.sources[s.key]}})
+				}
+				return nil
+			}
+			if cfg.File != "" {
+				a.printf("# file: %s\n", cfg.File)
+			}
+			for _, s := range settings {
+				a.printf("%s = %s  # %s\n", s.key, strconv.Quote(cfg.values[s.key]), cfg.sources[s.key])
+			}
+			return nil
+		},
+	}
+}

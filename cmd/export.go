@@ -1,0 +1,78 @@
+package cmd
+
+import (
+	"bufio"
+	"encoding/base64"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newExportCmd(a *App) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "export [GLOB]",
+		Short: "Write live entries as JSON Lines, for backup or import",
+		Long: `Write the bucket's live entries matching GLOB (or every bucket's, with
+--all-buckets) as JSON Lines, one entry per line:
+
+  {"bucket":"main","key":"k","value_b64":"dg==","expires_at_ms":1767225599000}
+
+expires_at_ms is null for keys without a TTL. A key that is not valid UTF-8
+is written as key_b64. 'livedict import' reads this back.`,
+		Example: "  livedict export --all-buckets > backup.jsonl",
+		Args:    args(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			glob := ""
+			if len(args) == 1 {
+				glob = args[0]
+			}
+			buckets := []string{}
+			if !all {
+				b, err := a.Bucket()
+				if err != nil {
+					return err
+				}
+				buckets = append(buckets, b)
+			}
+			out := bufio.NewWriterSize(a.IO.Out, 1<<16)
+			err := a.View(func(tx store.Tx) error {
+				if all {
+					infos, err := tx.Buckets()
+					if err != nil {
+						return err
+					}
+					for _, b := range infos {
+						buckets = append(buckets, b.Name)
+					}
+				}
+				for _, b := range buckets {
+					err := store.ScanGlob(tx, b, glob, true, func(e store.Entry) error {
+						var exp any
+						if e.ExpiresAt != 0 {
+							exp = e.ExpiresAt
+						}
+						o := keyFields(b, e.Key)
+						o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
+						line, err := o.MarshalJSON()
+						if err != nil {
+							return err
+						}
+						out.Write(line)
+						return out.WriteByte('\n')
+					})
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if ferr := out.Flush(); err == nil {
+				err = ferr
+			}
+			return err
+		},
+	}
+	c.Flags().BoolVar(&all, "all-buckets", false, "export every bucket")
+	return c
+}

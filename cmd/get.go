@@ -1,0 +1,53 @@
+package cmd
+
+import (
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newGetCmd(a *App) *cobra.Command {
+	var def string
+	c := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print a value (exit 1 when missing)",
+		Long: `Print the value's bytes exactly. On a terminal a newline is added when the value
+does not end in one, control characters are escaped, and binary values are
+refused (exit 2): redirect to a file or pipe instead.
+
+Exit 1, printing nothing, when the key is missing or expired, unless --default
+is given.`,
+		Example: `  token=$(livedict get token) || token=$(refresh-token)
+  livedict get config --default '{}'`,
+		Args:              args(1, 1),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validKeys(args[0]); err != nil {
+				return err
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			var e store.Entry
+			var ok bool
+			var now int64
+			err = a.View(func(tx store.Tx) error {
+				now = tx.Now()
+				e, ok, err = tx.Get(bucket, args[0])
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if !cmd.Flags().Changed("default") {
+					return errNotFound
+				}
+				e = store.Entry{Bucket: bucket, Key: args[0], Value: []byte(def)}
+			}
+			return a.writeValue(e, now)
+		},
+	}
+	c.Flags().StringVar(&def, "default", "", "print `V` and exit 0 when the key is missing")
+	return c
+}

@@ -1,0 +1,40 @@
+package cmd
+
+import (
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newGetDelCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:               "getdel KEY",
+		Short:             "Print a value and delete the key (exit 1 when missing)",
+		Args:              args(1, 1),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validKeys(args[0]); err != nil {
+				return err
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			var e store.Entry
+			var ok bool
+			var now int64
+			err = a.Update(func(tx store.Tx) error {
+				now = tx.Now()
+				e, ok, err = store.GetDel(tx, bucket, args[0])
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNotFound
+			}
+			e.ExpiresAt = 0
+			return a.writeValue(e, now)
+		},
+	}
+}

@@ -1,0 +1,99 @@
+package cmd
+
+import (
+	"strconv"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+// newIncrCmd builds incr and decr.
+func newIncrCmd(a *App, name string) *cobra.Command {
+	verb := "Add N (default 1) to"
+	if name == "decr" {
+		verb = "Subtract N (default 1) from"
+	}
+	return &cobra.Command{
+		Use:   name + " KEY [N]",
+		Short: verb + " an integer value and print the result",
+		Long: verb + ` the integer stored at KEY, atomically, and print the new
+value. A missing key counts as 0; the key's TTL is kept. A value that is not a
+64-bit decimal integer, or a result that would overflow, is an error (exit 2).
+A negative N goes after --: livedict incr KEY -- -5.`,
+		Example:           "  livedict incr hits\n  livedict incr quota 10 -b api",
+		Args:              args(1, 2),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validKeys(args[0]); err != nil {
+				return err
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			n := int64(1)
+			if len(args) == 2 {
+				if n, err = store.ParseRedisInt([]byte(args[1])); err != nil {
+					return usageErr(err, "")
+				}
+			}
+			if name == "decr" {
+				if n == -n && n != 0 { // math.MinInt64 cannot be negated
+					return usageErr(store.ErrOverflow, "")
+				}
+				n = -n
+			}
+			var v int64
+			if err := a.Update(func(tx store.Tx) error {
+				v, err = store.IncrBy(tx, a.Limits(), bucket, args[0], n)
+				return err
+			}); err != nil {
+				return err
+			}
+			if a.JSON {
+				a.jsonLine(append(keyFields(bucket, args[0]), field{"value", v}))
+			} else {
+				a.printf("%s\n", strconv.FormatInt(v, 10))
+			}
+			return nil
+		},
+	}
+}
+
+func newIncrByFloatCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "incrbyfloat KEY F",
+		Short: "Add a float to a numeric value and print the result",
+		Long: `Add F to the number stored at KEY, atomically, and print the new value (no
+exponent, no trailing zeros, as Redis writes it). A missing key counts as 0;
+the TTL is kept.`,
+		Args:              args(2, 2),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validKeys(args[0]); err != nil {
+				return err
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			f, err := store.ParseRedisFloat([]byte(args[1]))
+			if err != nil {
+				return usageErr(err, "")
+			}
+			var v string
+			if err := a.Update(func(tx store.Tx) error {
+				v, err = store.IncrByFloat(tx, a.Limits(), bucket, args[0], f)
+				return err
+			}); err != nil {
+				return err
+			}
+			if a.JSON {
+				a.jsonLine(append(keyFields(bucket, args[0]), field{"value", v}))
+			} else {
+				a.printf("%s\n", v)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,96 @@
+package cmd
+
+import (
+	"bufio"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
+)
+
+func newListCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list [GLOB]",
+		Short: "Show keys with their TTL, size and a preview of the value",
+		Long: `Show the bucket's live keys matching GLOB with their TTL, size and value.
+
+On a terminal: a table. Piped: one line per key, key<TAB>ttl_ms<TAB>bytes,
+where ttl_ms is -1 for no TTL and a key's tabs, newlines, backslashes and
+control bytes are backslash-escaped. --json: one object per line with bucket,
+key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
+		Args: args(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			glob := ""
+			if len(args) == 1 {
+				glob = args[0]
+			}
+			withValues := a.JSON || a.IO.OutTTY
+			var rows [][]string
+			out := bufio.NewWriter(a.IO.Out)
+			var now int64
+			err = a.View(func(tx store.Tx) error {
+				now = tx.Now()
+				return store.ScanGlob(tx, bucket, glob, withValues, func(e store.Entry) error {
+					ttlMs, expiresAt := ttlFields(e, now)
+					switch {
+					case a.JSON:
+						o := bytesField(keyFields(bucket, e.Key), "value", e.Value)
+						a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}))
+					case a.IO.OutTTY:
+						human := "-"
+						if ttlMs >= 0 {
+							human = ttl.FormatMs(ttlMs)
+						}
+						rows = append(rows, []string{terminalSafe(e.Key, false), human, humanBytes(e.Size), preview(e.Value)})
+					default:
+						fmt.Fprintf(out, "%s\t%d\t%d\n", plainKey(e.Key), ttlMs, e.Size)
+					}
+					return nil
+				})
+			})
+			if ferr := out.Flush(); err == nil {
+				err = ferr
+			}
+			if err != nil || !a.IO.OutTTY || a.JSON {
+				return err
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(a.IO.Err, "(no keys)")
+				return nil
+			}
+			a.printf("%s\n", a.table([]string{"KEY", "TTL", "SIZE", "VALUE"}, rows))
+			return nil
+		},
+	}
+}
+
+// preview shows the start of a value on one terminal line.
+func preview(v []byte) string {
+	const max = 40
+	if !utf8.Valid(v) {
+		return "(binary)"
+	}
+	s := terminalSafe(string(v), false)
+	if utf8.RuneCountInString(s) > max {
+		r := []rune(s)
+		s = string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n < 1024:
+		return strconv.FormatInt(n, 10) + " B"
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1024*1024))
+}

@@ -1,0 +1,112 @@
+// Package cmd is livedict's command line: one file per command, each
+// building its cobra.Command from a function, all sharing an *App. Nothing
+// here is package-level state, so tests can run many commands in one
+// process.
+package cmd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// NewRootCmd builds the whole command tree around app.
+func NewRootCmd(a *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "livedict",
+		Short: "A TTL key-value store for the shell",
+		Long: `livedict is a TTL key-value store for the shell: scripts cache values in it,
+people read and write it by hand, and every command exits in milliseconds.
+
+  livedict set token "$t" --ttl 55m
+  livedict get token || refresh
+
+Run 'livedict help exit-codes' for what each exit status means.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			a.Config = cfg
+			a.started = true
+			return nil
+		},
+	}
+	root.SetOut(a.IO.Out)
+	root.SetErr(a.IO.Err)
+	root.SetIn(a.IO.In)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr(err, fmt.Sprintf("run '%s --help' for usage", c.CommandPath()))
+	})
+
+	pf := root.PersistentFlags()
+	pf.String("store", "", "store URL: sqlite:PATH, file:DIR, memory: or a path (env LIVEDICT_STORE)")
+	pf.StringP("bucket", "b", "", "bucket to work in (env LIVEDICT_BUCKET; default main)")
+	pf.String("config", "", "configuration file (env LIVEDICT_CONFIG)")
+	pf.String("color", "", "colour on a terminal: auto, always or never (env LIVEDICT_COLOR)")
+	pf.BoolVar(&a.JSON, "json", false, "print results (and errors, on stderr) as JSON, one object per line")
+	pf.BoolVarP(&a.Verbose, "verbose", "v", false, "print counts from action commands")
+	pf.BoolVarP(&a.Quiet, "quiet", "q", false, "do not print hints")
+
+	root.AddCommand(
+		newSetCmd(a), newGetCmd(a), newGetDelCmd(a), newGetExCmd(a),
+		newDelCmd(a), newExistsCmd(a),
+		newTTLCmd(a, "ttl"), newTTLCmd(a, "pttl"),
+		newExpireCmd(a, "expire"), newExpireCmd(a, "expireat"), newPersistCmd(a),
+		newIncrCmd(a, "incr"), newIncrCmd(a, "decr"), newIncrByFloatCmd(a),
+		newRenameCmd(a), newKeysCmd(a), newListCmd(a),
+		newBucketsCmd(a), newBucketCmd(a), newStatsCmd(a), newReapCmd(a),
+		newExportCmd(a), newImportCmd(a),
+		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a),
+		newExitCodesTopic(),
+	)
+	return root
+}
+
+// newExitCodesTopic is the `livedict help exit-codes` help topic.
+func newExitCodesTopic() *cobra.Command {
+	return &cobra.Command{
+		Use:   "exit-codes",
+		Short: "What each exit status means",
+		Long:  exitCodesHelp,
+	}
+}
+
+// args checks the number of positional arguments, as a usage error.
+func args(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= min && (max < 0 || len(args) <= max) {
+			return nil
+		}
+		want := fmt.Sprintf("%d to %d arguments", min, max)
+		switch {
+		case min == max && min == 1:
+			want = "1 argument"
+		case min == max:
+			want = fmt.Sprintf("%d arguments", min)
+		case max < 0:
+			want = fmt.Sprintf("at least %d argument(s)", min)
+		}
+		return usageErr(fmt.Errorf("%s takes %s, got %d", cmd.Name(), want, len(args)),
+			fmt.Sprintf("usage: %s", strings.TrimSpace(cmd.UseLine())))
+	}
+}
+
+// exclusive fails when more than one of the named flags is set.
+func exclusive(fs *pflag.FlagSet, names ...string) error {
+	var set []string
+	for _, n := range names {
+		if fs.Changed(n) {
+			set = append(set, "--"+n)
+		}
+	}
+	if len(set) > 1 {
+		return usageErr(fmt.Errorf("%s cannot be used together", strings.Join(set, " and ")), "")
+	}
+	return nil
+}

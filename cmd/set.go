@@ -1,0 +1,156 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
+)
+
+func newSetCmd(a *App) *cobra.Command {
+	var o struct {
+		ttl, at          string
+		keepTTL, nx, xx  bool
+		get              bool
+	}
+	c := &cobra.Command{
+		Use:   "set KEY [VALUE|-]",
+		Short: "Store a value (from the argument, or stdin when omitted or -)",
+		Long: `Store a value. Without VALUE, or with VALUE "-", the value is read from stdin
+to end of file, every byte kept (a trailing newline included).
+
+As in Redis, set clears any TTL the key had unless --keep-ttl is given; a
+bucket's default TTL applies when no TTL is given. Exit 1 (nothing stored)
+when --nx and the key exists, or --xx and it does not.`,
+		Example: `  livedict set token "$t" --ttl 55m
+  curl -s https://example.com/data | livedict set page --ttl 1h
+  livedict set lock "$$" --nx --ttl 30s || echo "someone else holds it"`,
+		Args:              args(1, 2),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Flags()
+			if err := exclusive(fs, "ttl", "at", "keep-ttl"); err != nil {
+				return err
+			}
+			if err := exclusive(fs, "nx", "xx"); err != nil {
+				return err
+			}
+			key := args[0]
+			if err := validKeys(key); err != nil {
+				return err
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			deadline, err := a.deadlineFlags(o.ttl, o.at)
+			if err != nil {
+				return err
+			}
+			var value []byte
+			if len(args) == 2 && args[1] != "-" {
+				value = []byte(args[1])
+			} else if value, err = a.readValue(); err != nil {
+				return err
+			}
+			if err := a.Limits().CheckValue(len(value)); err != nil {
+				return err
+			}
+			var res store.SetResult
+			var now int64
+			err = a.Update(func(tx store.Tx) error {
+				now = tx.Now()
+				res, err = store.Set(tx, a.Limits(), store.SetArgs{
+					Bucket: bucket, Key: key, Value: value,
+					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
+				})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if o.get && res.HadOld {
+				if err := a.writeValue(res.Old, now); err != nil {
+					return err
+				}
+			}
+			if !res.Stored {
+				return errNotFound
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.ttl, "ttl", "", "expire after `D` (1500ms, 90s, 5m, 2h, 1d, 1w, 1h30m; a bare number is seconds)")
+	f.StringVar(&o.at, "at", "", "expire at `T` (RFC 3339 or @UNIXSECONDS)")
+	f.BoolVar(&o.keepTTL, "keep-ttl", false, "keep the key's current TTL")
+	f.BoolVar(&o.nx, "nx", false, "only store if the key does not exist")
+	f.BoolVar(&o.xx, "xx", false, "only store if the key exists")
+	f.BoolVar(&o.get, "get", false, "print the old value")
+	return c
+}
+
+// deadline is a TTL or an absolute time from flags, resolved against the
+// transaction's clock so a slow lock wait does not shorten the TTL.
+type deadline struct {
+	ttlMs int64 // relative, > 0
+	atMs  int64 // absolute
+}
+
+func (d deadline) at(now int64) int64 {
+	if d.ttlMs > 0 {
+		return now + d.ttlMs
+	}
+	return d.atMs
+}
+
+func (d deadline) isSet() bool { return d.ttlMs != 0 || d.atMs != 0 }
+
+// deadlineFlags parses --ttl D (which must be positive) or --at T.
+func (a *App) deadlineFlags(ttlFlag, atFlag string) (deadline, error) {
+	switch {
+	case ttlFlag != "":
+		d, err := ttl.ParseDuration(ttlFlag)
+		if err != nil {
+			return deadline{}, usageErr(err, "")
+		}
+		if d.Milliseconds() <= 0 {
+			return deadline{}, usageErr(fmt.Errorf("%w %q: a TTL must be at least 1ms", ttl.ErrDuration, ttlFlag), "to delete a key use 'livedict del KEY'")
+		}
+		return deadline{ttlMs: d.Milliseconds()}, nil
+	case atFlag != "":
+		t, err := ttl.ParseTime(atFlag)
+		if err != nil {
+			return deadline{}, usageErr(err, "")
+		}
+		ms := t.UnixMilli()
+		if ms <= 0 {
+			ms = 1 // still in the past, but never "no expiry"
+		}
+		return deadline{atMs: ms}, nil
+	}
+	return deadline{}, nil
+}
+
+// readValue reads a value from stdin to EOF, refusing more than
+// max_value_bytes without reading it all.
+func (a *App) readValue() ([]byte, error) {
+	if a.IO.InTTY && !a.Quiet {
+		fmt.Fprintln(a.IO.Err, "livedict: reading the value from the terminal; end it with Ctrl-D")
+	}
+	r := a.IO.In
+	limit := a.Config.MaxValueBytes
+	if limit > 0 {
+		r = io.LimitReader(r, limit+1)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("reading stdin: %w", err), "")
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}

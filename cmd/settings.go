@@ -1,0 +1,250 @@
+package cmd
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// setting is one configuration key: its default, the global flag that can
+// set it (if any), and how its value is checked.
+type setting struct {
+	key   string
+	flag  string
+	def   string
+	check func(string) error
+	doc   string
+}
+
+func oneOf(vals ...string) func(string) error {
+	return func(s string) error {
+		for _, v := range vals {
+			if s == v {
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(vals, ", "))
+	}
+}
+
+func isCount(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 0 {
+		return fmt.Errorf("must be a whole number ≥ 0")
+	}
+	return nil
+}
+
+func isDuration(s string) error {
+	d, err := ttl.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("must be a positive duration such as 5s or 1500ms")
+	}
+	return nil
+}
+
+// settings lists every configuration key livedict reads. Keeping them in one
+// table gives `config` its listing and the file check its list of known keys.
+var settings = []setting{
+	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, memory: or a path"},
+	{key: "bucket", flag: "bucket", def: store.DefaultBucket, check: func(s string) error { return store.ValidateBucket(s) }, doc: "bucket used when -b is not given"},
+	{key: "color", flag: "color", def: "auto", check: oneOf("auto", "always", "never"), doc: "colour on a terminal"},
+	{key: "busy_timeout", def: "5s", check: isDuration, doc: "how long to wait for another process holding the store"},
+	{key: "durability", def: "normal", check: oneOf("normal", "full"), doc: "full: fsync every commit (survives power loss)"},
+	{key: "max_value_bytes", def: "67108864", check: isCount, doc: "largest value accepted (0 = no limit)"},
+	{key: "max_total_keys", def: "0", check: isCount, doc: "most keys the store may hold (0 = no limit)"},
+}
+
+// Config is the effective configuration of one command.
+type Config struct {
+	Store         string
+	Bucket        string
+	Color         string
+	BusyTimeout   time.Duration
+	Durability    store.Durability
+	MaxValueBytes int64
+	MaxTotalKeys  int64
+
+	// File is the configuration file that was read, if any.
+	File string
+	// values and sources, by key, for `livedict config`.
+	values, sources map[string]string
+}
+
+func xdgDir(env, fallback string) string {
+	if d := os.Getenv(env); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "."
+	}
+	return filepath.Join(home, fallback)
+}
+
+// configFile finds the configuration file and reports whether the user
+// named it (then it must exist).
+func configFile(flags *pflag.FlagSet) (path string, explicit bool) {
+	if f := flags.Lookup("config"); f != nil && f.Changed {
+		return f.Value.String(), true
+	}
+	if p := os.Getenv("LIVEDICT_CONFIG"); p != "" {
+		return p, true
+	}
+	dir := filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict")
+	for _, name := range []string{"config.toml", "config.yaml", "config.yml", "config.json"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, false
+		}
+	}
+	return "", false
+}
+
+// loadConfig resolves every setting: flags > LIVEDICT_* > config file >
+// defaults.
+func loadConfig(flags *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix("LIVEDICT")
+	v.AutomaticEnv()
+	for _, s := range settings {
+		v.SetDefault(s.key, s.def)
+		if s.flag != "" {
+			if err := v.BindPFlag(s.key, flags.Lookup(s.flag)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cfg := &Config{values: map[string]string{}, sources: map[string]string{}}
+	path, explicit := configFile(flags)
+	if path != "" {
+		if _, err := os.Stat(path); err != nil && explicit {
+			return nil, usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
+		} else if err == nil {
+			if err := readConfigFile(v, path); err != nil {
+				return nil, err
+			}
+			cfg.File = path
+		}
+	}
+	for _, s := range settings {
+		val := v.GetString(s.key)
+		src := "default"
+		envName := "LIVEDICT_" + strings.ToUpper(s.key)
+		if f := flags.Lookup(s.flag); f != nil && f.Changed {
+			src = "flag --" + s.flag
+		} else if e, ok := os.LookupEnv(envName); ok && e != "" {
+			src = "env " + envName
+		} else if cfg.File != "" && v.InConfig(s.key) {
+			src = cfg.File
+		}
+		if s.check != nil && !(s.key == "bucket" && val == "") {
+			if err := s.check(val); err != nil {
+				return nil, usageErr(fmt.Errorf("%s: %s %q: %v", src, s.key, val, err), "")
+			}
+		}
+		cfg.values[s.key], cfg.sources[s.key] = val, src
+	}
+	cfg.Store = cfg.values["store"]
+	if cfg.Store == "" {
+		cfg.Store = "sqlite:" + filepath.Join(xdgDir("XDG_DATA_HOME", ".local/share"), "livedict", "livedict.db")
+		cfg.values["store"] = cfg.Store
+	}
+	cfg.Store = expandHome(cfg.Store)
+	cfg.Bucket = cfg.values["bucket"]
+	cfg.Color = cfg.values["color"]
+	cfg.BusyTimeout, _ = ttl.ParseDuration(cfg.values["busy_timeout"])
+	cfg.Durability = store.Durability(cfg.values["durability"])
+	cfg.MaxValueBytes, _ = strconv.ParseInt(cfg.values["max_value_bytes"], 10, 64)
+	cfg.MaxTotalKeys, _ = strconv.ParseInt(cfg.values["max_total_keys"], 10, 64)
+	return cfg, nil
+}
+
+// readConfigFile reads TOML, YAML or JSON (by extension; TOML otherwise)
+// and rejects keys livedict does not know, naming the file and the key.
+func readConfigFile(v *viper.Viper, path string) error {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		v.SetConfigType("yaml")
+	case ".json":
+		v.SetConfigType("json")
+	default:
+		v.SetConfigType("toml")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
+	}
+	defer f.Close()
+	if err := v.ReadConfig(f); err != nil {
+		return usageErr(fmt.Errorf("config file %s: %v", path, oneLine(err.Error())), "")
+	}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.key] = true
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return usageErr(fmt.Errorf("config file %s: unknown key %q", path, unknown[0]), "run 'livedict config' to see the known keys")
+	}
+	for _, s := range settings {
+		if !v.InConfig(s.key) {
+			continue
+		}
+		if err := checkScalar(v.Get(s.key)); err != nil {
+			return usageErr(fmt.Errorf("config file %s: %s: %v", path, s.key, err), "")
+		}
+	}
+	return nil
+}
+
+// checkScalar refuses tables and lists where a single value is expected,
+// and floats that are not whole numbers (JSON has no integers).
+func checkScalar(x any) error {
+	switch x := x.(type) {
+	case map[string]any, []any:
+		return fmt.Errorf("expected a single value, not a table or list")
+	case float64:
+		if x != math.Trunc(x) {
+			return fmt.Errorf("%v is not a whole number", x)
+		}
+	}
+	return nil
+}
+
+func expandHome(p string) string {
+	for _, prefix := range []string{"~/", "sqlite:~/", "file:~/"} {
+		if strings.HasPrefix(p, prefix) {
+			if home, err := os.UserHomeDir(); err == nil {
+				return strings.TrimSuffix(prefix, "~/") + filepath.Join(home, p[len(prefix):])
+			}
+		}
+	}
+	return p
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

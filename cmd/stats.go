@@ -1,0 +1,71 @@
+package cmd
+
+import (
+	"strconv"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
+)
+
+func newStatsCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Show what the store holds and where it lives",
+		Long: `Show the number of keys, buckets and keys with a TTL, the next deadline,
+and the store's size, location and backend. A table on a terminal;
+name<TAB>value lines when piped; one object with --json.`,
+		Args: args(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st store.Stats
+			var now int64
+			err := a.View(func(tx store.Tx) error {
+				var err error
+				now = tx.Now()
+				st, err = tx.Stats()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			info, err := a.store.Info()
+			if err != nil {
+				return err
+			}
+			var next any
+			nextText := "-"
+			if st.NextExpiry != 0 {
+				next = formatDeadline(st.NextExpiry)
+				nextText = next.(string) + " (in " + ttl.FormatMs(st.NextExpiry-now) + ")"
+			}
+			if a.JSON {
+				a.jsonLine(object{
+					{"keys", st.Keys}, {"buckets", st.Buckets}, {"keys_with_ttl", st.KeysWithTTL},
+					{"next_expiry", next}, {"size_bytes", info.SizeBytes},
+					{"path", info.Location}, {"backend", info.Backend},
+				})
+				return nil
+			}
+			rows := [][]string{
+				{"keys", strconv.FormatInt(st.Keys, 10)},
+				{"buckets", strconv.FormatInt(st.Buckets, 10)},
+				{"keys_with_ttl", strconv.FormatInt(st.KeysWithTTL, 10)},
+				{"next_expiry", nextText},
+				{"size_bytes", strconv.FormatInt(info.SizeBytes, 10)},
+				{"path", info.Location},
+				{"backend", info.Backend},
+			}
+			if a.IO.OutTTY {
+				for _, r := range rows {
+					r[1] = terminalSafe(r[1], false)
+				}
+				a.printf("%s\n", a.table([]string{"STAT", "VALUE"}, rows))
+				return nil
+			}
+			for _, r := range rows {
+				a.printf("%s\t%s\n", r[0], r[1])
+			}
+			return nil
+		},
+	}
+}

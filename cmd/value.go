@@ -1,0 +1,47 @@
+package cmd
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// writeValue prints an entry's value the way get does: the exact bytes
+// when piped; on a terminal, text only, escaped, ending in a newline; with
+// --json, an object with the value and its TTL.
+func (a *App) writeValue(e store.Entry, now int64) error {
+	if a.JSON {
+		o := keyFields(e.Bucket, e.Key)
+		o = bytesField(o, "value", e.Value)
+		ttlMs, expiresAt := ttlFields(e, now)
+		a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}))
+		return nil
+	}
+	if !a.IO.OutTTY {
+		_, err := a.IO.Out.Write(e.Value)
+		return err
+	}
+	if !utf8.Valid(e.Value) {
+		return errBinaryToTTY
+	}
+	s := terminalSafe(string(e.Value), true)
+	if len(s) == 0 || s[len(s)-1] != '\n' {
+		s += "\n"
+	}
+	_, err := a.IO.Out.Write([]byte(s))
+	return err
+}
+
+// ttlFields gives an entry's remaining ms (-1: none) and its deadline as
+// RFC 3339 in UTC with milliseconds (nil: none), for JSON output.
+func ttlFields(e store.Entry, now int64) (int64, any) {
+	if e.ExpiresAt == 0 {
+		return -1, nil
+	}
+	return e.ExpiresAt - now, formatDeadline(e.ExpiresAt)
+}
+
+func formatDeadline(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}

@@ -1,0 +1,479 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Limits are the store-wide limits from the configuration.
+type Limits struct {
+	// MaxValueBytes refuses larger values with ErrValueTooLarge; 0 = none.
+	MaxValueBytes int64
+	// MaxTotalKeys refuses a write that would add a key beyond it with
+	// ErrStoreFull; 0 = none.
+	MaxTotalKeys int64
+}
+
+// CheckValue applies MaxValueBytes to a value about to be stored.
+func (l Limits) CheckValue(n int) error {
+	if l.MaxValueBytes > 0 && int64(n) > l.MaxValueBytes {
+		return fmt.Errorf("%w: %d bytes, max_value_bytes is %d", ErrValueTooLarge, n, l.MaxValueBytes)
+	}
+	return nil
+}
+
+// SetArgs describes one `set`.
+type SetArgs struct {
+	Bucket, Key string
+	Value       []byte
+	// ExpiresAt is an explicit deadline (Unix ms) from --ttl or --at; 0
+	// means none was given. A deadline at or before now deletes the key.
+	ExpiresAt int64
+	KeepTTL   bool // keep the existing deadline
+	NX, XX    bool // only if missing / only if present
+}
+
+// SetResult reports what Set did.
+type SetResult struct {
+	Stored bool
+	Old    Entry // the previous live entry, when HadOld
+	HadOld bool
+}
+
+// Set stores a value with Redis SET semantics: it clears any TTL unless
+// KeepTTL, honours NX/XX, applies the bucket's default TTL to writes without
+// an explicit one, and enforces the bucket's and store's key limits.
+func Set(tx Tx, lim Limits, a SetArgs) (SetResult, error) {
+	if err := lim.CheckValue(len(a.Value)); err != nil {
+		return SetResult{}, err
+	}
+	old, had, err := tx.Get(a.Bucket, a.Key)
+	if err != nil {
+		return SetResult{}, err
+	}
+	res := SetResult{Old: old, HadOld: had}
+	if a.NX && had || a.XX && !had {
+		return res, nil
+	}
+	if a.ExpiresAt != 0 && a.ExpiresAt <= tx.Now() {
+		// A deadline already past stores a key that is gone at once, as
+		// Redis's SET ... PXAT does: the old value goes too.
+		if had {
+			_, err = tx.Delete(a.Bucket, a.Key)
+		}
+		res.Stored = true
+		return res, err
+	}
+	exp := a.ExpiresAt
+	if exp == 0 {
+		switch {
+		case a.KeepTTL && had:
+			exp = old.ExpiresAt
+		case !a.KeepTTL || !had:
+			if exp, err = defaultDeadline(tx, a.Bucket); err != nil {
+				return res, err
+			}
+		}
+	}
+	if !had {
+		if err := makeRoom(tx, lim, a.Bucket); err != nil {
+			return res, err
+		}
+	}
+	if err := tx.Put(Entry{Bucket: a.Bucket, Key: a.Key, Value: a.Value, ExpiresAt: exp}); err != nil {
+		return res, err
+	}
+	res.Stored = true
+	return res, nil
+}
+
+func defaultDeadline(tx Tx, bucket string) (int64, error) {
+	p, err := tx.Policy(bucket)
+	if err != nil || p.DefaultTTL == 0 {
+		return 0, err
+	}
+	return tx.Now() + p.DefaultTTL, nil
+}
+
+// makeRoom is called before a write adds a new key to bucket: it enforces
+// the store-wide MaxTotalKeys and the bucket's MaxKeys, evicting when the
+// bucket's policy says so.
+func makeRoom(tx Tx, lim Limits, bucket string) error {
+	if lim.MaxTotalKeys > 0 {
+		n, err := tx.CountAll()
+		if err != nil {
+			return err
+		}
+		if n >= lim.MaxTotalKeys {
+			return fmt.Errorf("%w: it holds %d keys, max_total_keys is %d", ErrStoreFull, n, lim.MaxTotalKeys)
+		}
+	}
+	p, err := tx.Policy(bucket)
+	if err != nil || p.MaxKeys == 0 {
+		return err
+	}
+	n, err := tx.Count(bucket)
+	if err != nil {
+		return err
+	}
+	for ; n >= p.MaxKeys; n-- {
+		if p.OnFull != EvictSoonest {
+			return fmt.Errorf("%w: bucket %q holds %d keys, its max-keys is %d", ErrBucketFull, bucket, n, p.MaxKeys)
+		}
+		victim, ok, err := tx.Soonest(bucket)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: bucket %q holds %d keys and none has a TTL to evict", ErrBucketFull, bucket, n)
+		}
+		if _, err := tx.Delete(bucket, victim.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetDel reads and deletes a key.
+func GetDel(tx Tx, bucket, key string) (Entry, bool, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil || !ok {
+		return e, ok, err
+	}
+	_, err = tx.Delete(bucket, key)
+	return e, true, err
+}
+
+// GetEx reads a key and sets its deadline (Unix ms; 0 removes the TTL),
+// returning the entry with its new deadline. A deadline at or before now
+// deletes the key after reading it, as Redis does.
+func GetEx(tx Tx, bucket, key string, expiresAt int64) (Entry, bool, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil || !ok {
+		return e, ok, err
+	}
+	e.ExpiresAt = expiresAt
+	if expiresAt != 0 && expiresAt <= tx.Now() {
+		_, err = tx.Delete(bucket, key)
+		return e, true, err
+	}
+	return e, true, tx.Put(e)
+}
+
+// Delete removes keys and counts the live ones removed; a key named twice
+// counts once, as in Redis.
+func Delete(tx Tx, bucket string, keys []string) (int, error) {
+	n := 0
+	for _, k := range keys {
+		ok, err := tx.Delete(bucket, k)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Exists counts the live keys among keys; a key named twice counts twice,
+// as in Redis.
+func Exists(tx Tx, bucket string, keys []string) (int, error) {
+	n := 0
+	for _, k := range keys {
+		_, ok, err := tx.Get(bucket, k)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// TTL states, as Redis's TTL and PTTL report them.
+const (
+	TTLMissing = -2
+	TTLNone    = -1
+)
+
+// RemainingMs returns a key's remaining time to live in milliseconds, or
+// TTLNone when it has no deadline, or TTLMissing when it does not exist.
+func RemainingMs(tx Tx, bucket, key string) (int64, error) {
+	e, ok, err := tx.Get(bucket, key)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return TTLMissing, nil
+	case e.ExpiresAt == 0:
+		return TTLNone, nil
+	}
+	return e.ExpiresAt - tx.Now(), nil
+}
+
+// ExpireCond is the condition flag of EXPIRE (Redis 7).
+type ExpireCond int
+
+// The EXPIRE conditions.
+const (
+	Always ExpireCond = iota
+	IfNoTTL
+	IfHasTTL
+	IfGreater
+	IfLess
+)
+
+// Expire sets key's deadline (Unix ms) if cond holds and reports whether
+// it did. A deadline at or before now deletes the key. As in Redis, a key
+// without a TTL counts as an infinite TTL for IfGreater and IfLess.
+func Expire(tx Tx, bucket, key string, expiresAt int64, cond ExpireCond) (bool, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	switch cond {
+	case IfNoTTL:
+		ok = e.ExpiresAt == 0
+	case IfHasTTL:
+		ok = e.ExpiresAt != 0
+	case IfGreater:
+		ok = e.ExpiresAt != 0 && expiresAt > e.ExpiresAt
+	case IfLess:
+		ok = e.ExpiresAt == 0 || expiresAt < e.ExpiresAt
+	}
+	if !ok {
+		return false, nil
+	}
+	if expiresAt <= tx.Now() {
+		_, err = tx.Delete(bucket, key)
+		return err == nil, err
+	}
+	e.ExpiresAt = expiresAt
+	return true, tx.Put(e)
+}
+
+// Persist drops key's TTL and reports whether it had one.
+func Persist(tx Tx, bucket, key string) (bool, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil || !ok || e.ExpiresAt == 0 {
+		return false, err
+	}
+	e.ExpiresAt = 0
+	return true, tx.Put(e)
+}
+
+// IncrBy adds n to the integer stored at key (a missing key counts as 0)
+// and keeps its TTL.
+func IncrBy(tx Tx, lim Limits, bucket, key string, n int64) (int64, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	var cur int64
+	if ok {
+		if cur, err = ParseRedisInt(e.Value); err != nil {
+			return 0, err
+		}
+	}
+	if n > 0 && cur > math.MaxInt64-n || n < 0 && cur < math.MinInt64-n {
+		return 0, ErrOverflow
+	}
+	cur += n
+	return cur, putNumber(tx, lim, e, ok, bucket, key, []byte(strconv.FormatInt(cur, 10)))
+}
+
+// IncrByFloat adds f to the number stored at key (a missing key counts as
+// 0) and keeps its TTL. The result is written without exponent and without
+// trailing zeros, as Redis writes it.
+func IncrByFloat(tx Tx, lim Limits, bucket, key string, f float64) (string, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil {
+		return "", err
+	}
+	var cur float64
+	if ok {
+		if cur, err = ParseRedisFloat(e.Value); err != nil {
+			return "", err
+		}
+	}
+	cur += f
+	if math.IsNaN(cur) || math.IsInf(cur, 0) {
+		return "", ErrNaN
+	}
+	s := strconv.FormatFloat(cur, 'f', -1, 64)
+	return s, putNumber(tx, lim, e, ok, bucket, key, []byte(s))
+}
+
+func putNumber(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byte) error {
+	if !had {
+		exp, err := defaultDeadline(tx, bucket)
+		if err != nil {
+			return err
+		}
+		if err := makeRoom(tx, lim, bucket); err != nil {
+			return err
+		}
+		e = Entry{Bucket: bucket, Key: key, ExpiresAt: exp}
+	}
+	e.Value = v
+	return tx.Put(e)
+}
+
+// ParseRedisInt parses a value the way Redis's INCR does: an optional '-'
+// and decimal digits with no leading zeros, spaces or '+', fitting int64.
+func ParseRedisInt(b []byte) (int64, error) {
+	s := string(b)
+	if s == "" || len(s) > 20 || s == "-0" {
+		return 0, ErrNotInteger
+	}
+	digits := s
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if digits == "" || len(digits) > 1 && digits[0] == '0' {
+		return 0, ErrNotInteger
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, ErrNotInteger
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, ErrNotInteger
+	}
+	return n, nil
+}
+
+// ParseRedisFloat parses a value the way Redis's INCRBYFLOAT does: a finite
+// decimal float with no surrounding spaces.
+func ParseRedisFloat(b []byte) (float64, error) {
+	s := string(b)
+	if s == "" || len(s) > 5000 || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return 0, ErrNotFloat
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
+			return 0, ErrNotFloat // no "inf", "nan", hex floats or '_'
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, ErrNotFloat
+	}
+	return f, nil
+}
+
+// Rename moves src to dst with its TTL, replacing dst unless nx. It reports
+// false when src is missing or (with nx) dst exists.
+func Rename(tx Tx, lim Limits, bucket, src, dst string, nx bool) (bool, error) {
+	e, ok, err := tx.Get(bucket, src)
+	if err != nil || !ok {
+		return false, err
+	}
+	if src == dst {
+		return !nx, nil
+	}
+	_, dstExists, err := tx.Get(bucket, dst)
+	if err != nil {
+		return false, err
+	}
+	if nx && dstExists {
+		return false, nil
+	}
+	if _, err := tx.Delete(bucket, src); err != nil {
+		return false, err
+	}
+	e.Key = dst
+	return true, tx.Put(e)
+}
+
+// Keys returns the live keys of bucket matching the glob, bytewise sorted.
+func Keys(tx Tx, bucket, glob string) ([]string, error) {
+	var keys []string
+	err := ScanGlob(tx, bucket, glob, false, func(e Entry) error {
+		keys = append(keys, e.Key)
+		return nil
+	})
+	return keys, err
+}
+
+// ScanGlob calls fn for each live entry of bucket whose key matches glob
+// (empty glob: all), in bytewise key order.
+func ScanGlob(tx Tx, bucket, glob string, withValues bool, fn func(Entry) error) error {
+	if glob == "" || glob == "*" {
+		return tx.Scan(bucket, "", withValues, fn)
+	}
+	return tx.Scan(bucket, LiteralPrefix(glob), withValues, func(e Entry) error {
+		if !Match(glob, e.Key) {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// Import writes entries in one transaction. Entries already expired are
+// skipped. With skipExisting a live key is left alone; otherwise, unless
+// replace, a live key makes the whole import fail with ErrKeyExists. It
+// returns how many entries were written.
+func Import(tx Tx, lim Limits, entries []Entry, skipExisting, replace bool) (int, error) {
+	n := 0
+	for _, e := range entries {
+		if e.ExpiresAt != 0 && e.ExpiresAt <= tx.Now() {
+			continue
+		}
+		if err := lim.CheckValue(len(e.Value)); err != nil {
+			return 0, fmt.Errorf("key %q: %w", e.Key, err)
+		}
+		_, had, err := tx.Get(e.Bucket, e.Key)
+		if err != nil {
+			return 0, err
+		}
+		if had && skipExisting {
+			continue
+		}
+		if had && !replace {
+			return 0, fmt.Errorf("%w: %q in bucket %q (use --replace or --skip-existing)", ErrKeyExists, e.Key, e.Bucket)
+		}
+		if !had {
+			if err := makeRoom(tx, lim, e.Bucket); err != nil {
+				return 0, err
+			}
+		}
+		if err := tx.Put(e); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// LazyReapBatch is how many expired entries a command reaps when it opens a
+// store: enough to keep up with ordinary churn, small enough (about a
+// millisecond on SQLite) that one command never stalls on a backlog.
+const LazyReapBatch = 100
+
+// LazyReap deletes up to limit expired entries, checking first in a
+// read-only transaction so the common case (nothing expired) takes no write
+// lock.
+func LazyReap(ctx context.Context, s Store, limit int) (int, error) {
+	var due bool
+	if err := s.View(ctx, func(tx Tx) error {
+		var err error
+		due, err = tx.HasExpired()
+		return err
+	}); err != nil || !due {
+		return 0, err
+	}
+	var n int
+	err := s.Update(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.Reap(limit, nil)
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,494 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// sqliteAppID marks a SQLite file as a livedict store ("LDST"), so livedict
+// never mistakes another program's database for its own.
+const sqliteAppID = 0x4C445354
+
+// sqliteSchema lists the migrations; the store's user_version is the number
+// applied. Append only: never edit a migration that has shipped.
+var sqliteSchema = []string{
+	// 1: entries, their expiry index, bucket policies.
+	`CREATE TABLE entries (
+		bucket     TEXT NOT NULL,
+		key        BLOB NOT NULL,
+		value      BLOB NOT NULL,
+		expires_at INTEGER,
+		PRIMARY KEY (bucket, key)
+	);
+	CREATE INDEX entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+	CREATE TABLE policies (
+		bucket         TEXT PRIMARY KEY,
+		max_keys       INTEGER NOT NULL,
+		default_ttl_ms INTEGER NOT NULL,
+		on_full        TEXT NOT NULL
+	);`,
+}
+
+type sqliteStore struct {
+	path string
+	opts Options
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func openSQLite(path string, opts Options) (Store, error) {
+	opts = opts.withDefaults()
+	if path == "" {
+		return nil, fmt.Errorf("%w: sqlite: needs a path", ErrBadURL)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := createFile(abs); err != nil {
+		return nil, err
+	}
+	sync := "NORMAL"
+	if opts.Durability == Full {
+		sync = "FULL"
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "synchronous("+sync+")")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	s := &sqliteStore{path: abs, opts: opts, db: db}
+	ctx := context.Background()
+	if s.conn, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, s.wrap(err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// createFile makes the store file (and its folder) with private modes before
+// SQLite opens it, since SQLite would create it world-readable.
+func createFile(path string) error {
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%w: %s is a directory", ErrNotStore, path)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // another process created it first
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// migrate brings the schema up to date. The common case, an up-to-date
+// store, costs one query.
+func (s *sqliteStore) migrate(ctx context.Context) error {
+	appID, version, err := s.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if appID == sqliteAppID && version == len(sqliteSchema) {
+		return nil
+	}
+	if err := s.checkSchema(appID, version, ctx); err != nil {
+		return err
+	}
+	return s.Update(ctx, func(Tx) error {
+		// Re-read under the write lock: another process may have
+		// migrated the store meanwhile.
+		appID, version, err := s.schemaVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.checkSchema(appID, version, ctx); err != nil {
+			return err
+		}
+		for i := version; i < len(sqliteSchema); i++ {
+			if _, err := s.conn.ExecContext(ctx, sqliteSchema[i]); err != nil {
+				return s.wrap(fmt.Errorf("migration %d: %w", i+1, err))
+			}
+		}
+		_, err = s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", sqliteAppID, len(sqliteSchema)))
+		return s.wrap(err)
+	})
+}
+
+func (s *sqliteStore) schemaVersion(ctx context.Context) (appID, version int, err error) {
+	err = s.conn.QueryRowContext(ctx, "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version)").Scan(&appID, &version)
+	return appID, version, s.wrap(err)
+}
+
+func (s *sqliteStore) checkSchema(appID, version int, ctx context.Context) error {
+	switch {
+	case appID == sqliteAppID && version > len(sqliteSchema):
+		return fmt.Errorf("%w: %s has schema version %d, this livedict knows %d", ErrNewerStore, s.path, version, len(sqliteSchema))
+	case appID == sqliteAppID:
+		return nil
+	case appID != 0:
+		return fmt.Errorf("%w: %s is another program's SQLite database", ErrNotStore, s.path)
+	}
+	var tables int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		return s.wrap(err)
+	}
+	if tables > 0 {
+		return fmt.Errorf("%w: %s is a SQLite database with tables of its own", ErrNotStore, s.path)
+	}
+	return nil
+}
+
+// wrap maps SQLite's result codes onto the package's sentinels.
+func (s *sqliteStore) wrap(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w: %s: another process held it for more than %v", ErrBusy, s.path, s.opts.BusyTimeout)
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
+		return fmt.Errorf("%s: %w", s.path, fs.ErrPermission)
+	}
+	return fmt.Errorf("%s: %s", s.path, strings.TrimSpace(se.Error()))
+}
+
+func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) (err error) {
+	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
+		return s.wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			s.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if err := fn(&sqliteTx{s: s, ctx: ctx, now: s.opts.Clock.Now().UnixMilli()}); err != nil {
+		return s.wrap(err)
+	}
+	_, err = s.conn.ExecContext(ctx, "COMMIT")
+	return s.wrap(err)
+}
+
+func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
+	return s.run(ctx, "BEGIN IMMEDIATE", fn)
+}
+
+func (s *sqliteStore) View(ctx context.Context, fn func(Tx) error) error {
+	return s.run(ctx, "BEGIN", fn)
+}
+
+func (s *sqliteStore) Info() (Info, error) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Backend: "sqlite", Location: s.path, SizeBytes: fi.Size()}, nil
+}
+
+func (s *sqliteStore) Close() error {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	return s.db.Close()
+}
+
+type sqliteTx struct {
+	s   *sqliteStore
+	ctx context.Context
+	now int64
+}
+
+const liveCond = "(expires_at IS NULL OR expires_at > ?)"
+
+func (t *sqliteTx) Now() int64 { return t.now }
+
+func (t *sqliteTx) exec(q string, args ...any) (int64, error) {
+	r, err := t.s.conn.ExecContext(t.ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		var e Entry
+		var key []byte
+		var exp sql.NullInt64
+		var err error
+		if withValues {
+			err = rows.Scan(&e.Bucket, &key, &exp, &e.Size, &e.Value)
+		} else {
+			err = rows.Scan(&e.Bucket, &key, &exp, &e.Size)
+		}
+		if err != nil {
+			return err
+		}
+		e.Key, e.ExpiresAt = string(key), exp.Int64
+		if withValues && e.Value == nil {
+			e.Value = []byte{}
+		}
+		if err := fn(e); err == ErrStopScan {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (t *sqliteTx) Get(bucket, key string) (Entry, bool, error) {
+	var e Entry
+	var exp sql.NullInt64
+	err := t.s.conn.QueryRowContext(t.ctx, "SELECT value, expires_at FROM entries WHERE bucket = ? AND key = ? AND "+liveCond,
+		bucket, []byte(key), t.now).Scan(&e.Value, &exp)
+	if err == sql.ErrNoRows {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if e.Value == nil {
+		e.Value = []byte{}
+	}
+	e.Bucket, e.Key, e.ExpiresAt, e.Size = bucket, key, exp.Int64, int64(len(e.Value))
+	return e, true, nil
+}
+
+func nullable(ms int64) any {
+	if ms == 0 {
+		return nil
+	}
+	return ms
+}
+
+func (t *sqliteTx) Put(e Entry) error {
+	v := e.Value
+	if v == nil {
+		v = []byte{} // NOT NULL: an empty value is a zero-length blob
+	}
+	_, err := t.exec("INSERT INTO entries (bucket, key, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+		e.Bucket, []byte(e.Key), v, nullable(e.ExpiresAt))
+	return err
+}
+
+func (t *sqliteTx) Delete(bucket, key string) (bool, error) {
+	var exp sql.NullInt64
+	err := t.s.conn.QueryRowContext(t.ctx, "DELETE FROM entries WHERE bucket = ? AND key = ? RETURNING expires_at", bucket, []byte(key)).Scan(&exp)
+	if err == sql.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !exp.Valid || exp.Int64 > t.now, nil
+}
+
+// prefixEnd returns the smallest byte string greater than every string with
+// the given prefix, or "" when there is none (a prefix of all 0xff bytes).
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	for len(b) > 0 && b[len(b)-1] == 0xff {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	b[len(b)-1]++
+	return string(b)
+}
+
+func (t *sqliteTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error {
+	cols := "bucket, key, expires_at, length(value)"
+	if withValues {
+		cols += ", value"
+	}
+	q := "SELECT " + cols + " FROM entries WHERE bucket = ? AND " + liveCond
+	args := []any{bucket, t.now}
+	if prefix != "" {
+		q += " AND key >= ?"
+		args = append(args, []byte(prefix))
+		if end := prefixEnd(prefix); end != "" {
+			q += " AND key < ?"
+			args = append(args, []byte(end))
+		}
+	}
+	// Collect first: fn may write (e.g. delete what it sees), and a write
+	// on the connection while a read cursor is open on it is an error.
+	var entries []Entry
+	rows, err := t.s.conn.QueryContext(t.ctx, q+" ORDER BY key", args...)
+	if err != nil {
+		return err
+	}
+	if err := t.scanEntries(rows, withValues, func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := fn(e); err == ErrStopScan {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *sqliteTx) Count(bucket string) (n int64, err error) {
+	err = t.s.conn.QueryRowContext(t.ctx, "SELECT count(*) FROM entries WHERE bucket = ? AND "+liveCond, bucket, t.now).Scan(&n)
+	return n, err
+}
+
+func (t *sqliteTx) CountAll() (n int64, err error) {
+	err = t.s.conn.QueryRowContext(t.ctx, "SELECT count(*) FROM entries WHERE "+liveCond, t.now).Scan(&n)
+	return n, err
+}
+
+func (t *sqliteTx) Soonest(bucket string) (Entry, bool, error) {
+	rows, err := t.s.conn.QueryContext(t.ctx, "SELECT bucket, key, expires_at, length(value), value FROM entries WHERE bucket = ? AND expires_at > ? ORDER BY expires_at, key LIMIT 1", bucket, t.now)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	var e Entry
+	found := false
+	err = t.scanEntries(rows, true, func(x Entry) error { e, found = x, true; return nil })
+	return e, found, err
+}
+
+func (t *sqliteTx) Buckets() ([]BucketInfo, error) {
+	rows, err := t.s.conn.QueryContext(t.ctx, `
+		SELECT name, sum(n) FROM (
+			SELECT bucket AS name, count(*) AS n FROM entries WHERE `+liveCond+` GROUP BY bucket
+			UNION ALL SELECT bucket, 0 FROM policies
+		) GROUP BY name HAVING sum(n) > 0 OR name IN (SELECT bucket FROM policies) ORDER BY name`, t.now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []BucketInfo
+	for rows.Next() {
+		var b BucketInfo
+		if err := rows.Scan(&b.Name, &b.Keys); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqliteTx) Policy(bucket string) (Policy, error) {
+	var p Policy
+	var onFull string
+	err := t.s.conn.QueryRowContext(t.ctx, "SELECT max_keys, default_ttl_ms, on_full FROM policies WHERE bucket = ?", bucket).Scan(&p.MaxKeys, &p.DefaultTTL, &onFull)
+	if err == sql.ErrNoRows {
+		return Policy{}, nil
+	}
+	p.OnFull = OnFull(onFull)
+	return p, err
+}
+
+func (t *sqliteTx) SetPolicy(bucket string, p Policy) error {
+	if p.IsZero() {
+		_, err := t.exec("DELETE FROM policies WHERE bucket = ?", bucket)
+		return err
+	}
+	if p.OnFull == "" {
+		p.OnFull = Reject
+	}
+	_, err := t.exec("INSERT OR REPLACE INTO policies (bucket, max_keys, default_ttl_ms, on_full) VALUES (?, ?, ?, ?)",
+		bucket, p.MaxKeys, p.DefaultTTL, string(p.OnFull))
+	return err
+}
+
+func (t *sqliteTx) DropBucket(bucket string) (bool, error) {
+	live, err := t.Count(bucket)
+	if err != nil {
+		return false, err
+	}
+	if _, err := t.exec("DELETE FROM entries WHERE bucket = ?", bucket); err != nil {
+		return false, err
+	}
+	had, err := t.exec("DELETE FROM policies WHERE bucket = ?", bucket)
+	return live > 0 || had > 0, err
+}
+
+func (t *sqliteTx) HasExpired() (bool, error) {
+	var one int
+	err := t.s.conn.QueryRowContext(t.ctx, "SELECT 1 FROM entries WHERE expires_at <= ? LIMIT 1", t.now).Scan(&one)
+	if err == sql.ErrNoRows {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (t *sqliteTx) Reap(limit int, fn func(Entry) error) (int, error) {
+	if fn == nil && limit <= 0 {
+		n, err := t.exec("DELETE FROM entries WHERE expires_at <= ?", t.now)
+		return int(n), err
+	}
+	if fn == nil {
+		n, err := t.exec("DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)", t.now, limit)
+		return int(n), err
+	}
+	q := "SELECT bucket, key, expires_at, length(value), value FROM entries WHERE expires_at <= ? ORDER BY expires_at"
+	args := []any{t.now}
+	if limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := t.s.conn.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var due []Entry
+	if err := t.scanEntries(rows, true, func(e Entry) error { due = append(due, e); return nil }); err != nil {
+		return 0, err
+	}
+	for _, e := range due {
+		if err := fn(e); err != nil {
+			return 0, err
+		}
+		if _, err := t.exec("DELETE FROM entries WHERE bucket = ? AND key = ?", e.Bucket, []byte(e.Key)); err != nil {
+			return 0, err
+		}
+	}
+	return len(due), nil
+}
+
+func (t *sqliteTx) Stats() (Stats, error) {
+	var s Stats
+	var next sql.NullInt64
+	err := t.s.conn.QueryRowContext(t.ctx, "SELECT count(*), count(DISTINCT bucket), count(expires_at), min(expires_at) FROM entries WHERE "+liveCond, t.now).
+		Scan(&s.Keys, &s.Buckets, &s.KeysWithTTL, &next)
+	s.NextExpiry = next.Int64
+	return s, err
+}

@@ -1,0 +1,215 @@
+// Package store owns livedict's data: the Store interface that every backend
+// implements (SQLite, the file-backed object store, memory), the command
+// semantics built on top of it (Redis-like set/get/incr/expire and friends,
+// bucket policies, expiry), and the URLs that name a store.
+//
+// A backend only provides transactions over plain entries; everything a user
+// can observe about TTLs, conditions and policies is implemented once, in
+// this package's operations, so every backend behaves the same. The
+// conformance suite in conformance_test.go holds every backend to that.
+//
+// The package never prints, never reads configuration and never exits: it
+// returns errors, many of them sentinels below that callers map to exit
+// codes.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// Entry is one key's stored state.
+type Entry struct {
+	Bucket string
+	Key    string
+	Value  []byte
+	// ExpiresAt is the deadline in Unix milliseconds; 0 means no expiry.
+	ExpiresAt int64
+	// Size is the value's length in bytes. Scan sets it even when it does
+	// not load values.
+	Size int64
+}
+
+// HasTTL reports whether the entry has a deadline.
+func (e Entry) HasTTL() bool { return e.ExpiresAt != 0 }
+
+// OnFull says what a full bucket does with a write that would add a key.
+type OnFull string
+
+// The bucket-full behaviours.
+const (
+	// Reject refuses the write with ErrBucketFull.
+	Reject OnFull = "reject"
+	// EvictSoonest deletes the live key with the nearest deadline to make room.
+	EvictSoonest OnFull = "evict-soonest"
+)
+
+// Policy is a bucket's policy, kept in the store so every user of the store
+// sees the same one.
+type Policy struct {
+	// MaxKeys limits the number of live keys; 0 means no limit.
+	MaxKeys int64
+	// DefaultTTL (ms) is given to keys written without an explicit TTL;
+	// 0 means none.
+	DefaultTTL int64
+	// OnFull is what happens when a write would exceed MaxKeys.
+	OnFull OnFull
+}
+
+// IsZero reports whether p is the default policy.
+func (p Policy) IsZero() bool { return p.MaxKeys == 0 && p.DefaultTTL == 0 && (p.OnFull == "" || p.OnFull == Reject) }
+
+// BucketInfo names a bucket and counts its live keys.
+type BucketInfo struct {
+	Name string
+	Keys int64
+}
+
+// Stats summarises a store's contents.
+type Stats struct {
+	Keys        int64
+	Buckets     int64
+	KeysWithTTL int64
+	// NextExpiry is the earliest live deadline (Unix ms), 0 when none.
+	NextExpiry int64
+}
+
+// Info describes where a store lives.
+type Info struct {
+	Backend   string // "sqlite", "file", "memory"
+	Location  string // file or folder path; empty for memory
+	SizeBytes int64
+}
+
+// Store is an opened livedict store. It is safe for use by one goroutine at
+// a time per transaction; any number of processes may open the same store.
+type Store interface {
+	// Update runs fn in a read-write transaction. All of fn's writes land
+	// together or, if fn returns an error, none do. Concurrent writers (in
+	// this or other processes) are serialised; a writer waits up to the
+	// busy timeout and then fails with ErrBusy.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Info says which backend this is and where its data lives.
+	Info() (Info, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Tx is the set of primitives a backend provides inside a transaction. Every
+// read sees only live entries: an entry whose deadline is at or before Now
+// is treated as absent even if it has not been reaped yet.
+type Tx interface {
+	// Now is the transaction's time in Unix milliseconds, fixed when the
+	// transaction began.
+	Now() int64
+	// Get returns the live entry for key in bucket.
+	Get(bucket, key string) (Entry, bool, error)
+	// Put creates or replaces an entry.
+	Put(e Entry) error
+	// Delete removes key from bucket (expired or not) and reports whether a
+	// live entry was removed.
+	Delete(bucket, key string) (bool, error)
+	// Scan calls fn for each live entry in bucket whose key starts with
+	// prefix, in bytewise key order. Value is left nil unless withValues.
+	// fn returning ErrStopScan ends the scan without error.
+	Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error
+	// Count returns the number of live keys in bucket.
+	Count(bucket string) (int64, error)
+	// CountAll returns the number of live keys in the whole store.
+	CountAll() (int64, error)
+	// Soonest returns the live entry in bucket with the nearest deadline.
+	Soonest(bucket string) (Entry, bool, error)
+	// Buckets lists buckets that hold live keys or have a policy, by name.
+	Buckets() ([]BucketInfo, error)
+	// Policy returns bucket's policy (the zero Policy when none is set).
+	Policy(bucket string) (Policy, error)
+	// SetPolicy stores bucket's policy; the zero Policy removes it.
+	SetPolicy(bucket string, p Policy) error
+	// DropBucket deletes every entry of bucket and its policy, and reports
+	// whether the bucket had live keys or a policy.
+	DropBucket(bucket string) (bool, error)
+	// HasExpired reports whether any entry is expired but not yet reaped.
+	HasExpired() (bool, error)
+	// Reap deletes up to limit expired entries (limit <= 0: all of them),
+	// calling fn (when not nil) with each before it goes, and returns how
+	// many it deleted.
+	Reap(limit int, fn func(Entry) error) (int, error)
+	// Stats summarises the live contents.
+	Stats() (Stats, error)
+}
+
+// ErrStopScan ends a Scan early without an error.
+var ErrStopScan = errors.New("stop scan")
+
+// Sentinel errors. Callers map them to exit codes with errors.Is.
+var (
+	// ErrInvalidKey: a key that is empty, over MaxKeyBytes or holds a NUL.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrInvalidBucket: a bucket name outside [A-Za-z0-9._-]{1,64}.
+	ErrInvalidBucket = errors.New("invalid bucket name")
+	// ErrNotInteger: the value is not a decimal int64 (Redis wording).
+	ErrNotInteger = errors.New("value is not an integer or out of range")
+	// ErrNotFloat: the value is not a float (Redis wording).
+	ErrNotFloat = errors.New("value is not a valid float")
+	// ErrOverflow: arithmetic would leave int64 (Redis wording).
+	ErrOverflow = errors.New("increment or decrement would overflow")
+	// ErrNaN: float arithmetic would produce NaN or infinity (Redis wording).
+	ErrNaN = errors.New("increment would produce NaN or Infinity")
+	// ErrBucketFull: the bucket is at MaxKeys and its policy rejects.
+	ErrBucketFull = errors.New("bucket is full")
+	// ErrStoreFull: the store is at the configured max_total_keys.
+	ErrStoreFull = errors.New("store is full")
+	// ErrValueTooLarge: a value over the configured max_value_bytes.
+	ErrValueTooLarge = errors.New("value too large")
+	// ErrBusy: another process held the store past the busy timeout.
+	ErrBusy = errors.New("store is busy")
+	// ErrCorrupt: the store's data is damaged; livedict leaves it untouched.
+	ErrCorrupt = errors.New("store is corrupt")
+	// ErrNotStore: the path exists but is not a livedict store.
+	ErrNotStore = errors.New("not a livedict store")
+	// ErrNewerStore: the store was written by a newer livedict.
+	ErrNewerStore = errors.New("store was written by a newer livedict")
+	// ErrKeyExists: an import met a live key without --replace or --skip-existing.
+	ErrKeyExists = errors.New("key exists")
+	// ErrBadURL: a store URL livedict does not understand.
+	ErrBadURL = errors.New("invalid store URL")
+)
+
+// Durability says how hard a commit tries to reach stable storage.
+type Durability string
+
+const (
+	// Normal survives a crash of any process (kill -9) once a command has
+	// returned.
+	Normal Durability = "normal"
+	// Full also survives power loss: every commit is fsynced.
+	Full Durability = "full"
+)
+
+// Options configure Open.
+type Options struct {
+	// Clock gives transactions their time; nil means ttl.System.
+	Clock ttl.Clock
+	// BusyTimeout is how long a writer waits for another; 0 means 5s.
+	BusyTimeout time.Duration
+	// Durability of commits; "" means Normal.
+	Durability Durability
+}
+
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = ttl.System
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.Durability == "" {
+		o.Durability = Normal
+	}
+	return o
+}

@@ -1,0 +1,219 @@
+// Package ttl owns time as livedict sees it: the duration and absolute-time
+// syntax users type, deadlines kept as Unix milliseconds, and the Clock that
+// every time-dependent decision reads so tests can move time instead of
+// sleeping.
+package ttl
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxDuration is the longest TTL livedict accepts. It keeps deadlines far
+// from int64 overflow and catches typos such as an extra zero in a script.
+const MaxDuration = 100 * 365 * 24 * time.Hour
+
+// Clock tells the current time. Production code uses System; tests use a
+// *Fake and move it.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// System is the real wall clock.
+var System Clock = systemClock{}
+
+// Fake is a Clock that only moves when told to. It is safe for concurrent use.
+type Fake struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewFake returns a Fake clock set to t.
+func NewFake(t time.Time) *Fake { return &Fake{now: t} }
+
+// Now returns the fake current time.
+func (f *Fake) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+// Advance moves the fake clock forward by d.
+func (f *Fake) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// Set moves the fake clock to t.
+func (f *Fake) Set(t time.Time) {
+	f.mu.Lock()
+	f.now = t
+	f.mu.Unlock()
+}
+
+// NowMs returns c's current time as Unix milliseconds.
+func NowMs(c Clock) int64 { return c.Now().UnixMilli() }
+
+var units = []struct {
+	suffix string
+	d      time.Duration
+}{
+	// Longest suffix first so "ms" is not read as "m" followed by garbage.
+	{"ms", time.Millisecond},
+	{"s", time.Second},
+	{"m", time.Minute},
+	{"h", time.Hour},
+	{"d", 24 * time.Hour},
+	{"w", 7 * 24 * time.Hour},
+}
+
+// ErrDuration is wrapped by every error ParseDuration returns.
+var ErrDuration = errors.New("invalid duration")
+
+// ParseDuration reads a duration as users write it: a bare integer meaning
+// seconds ("90"), or one or more integer+unit parts ("1500ms", "5m", "1h30m",
+// "1d", "2w"). A leading '-' is allowed so that `expire KEY -1` can delete a
+// key as Redis does; callers that need a positive TTL check for it. The
+// magnitude is limited to MaxDuration.
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	bad := func(why string) (time.Duration, error) {
+		return 0, fmt.Errorf("%w %q: %s", ErrDuration, orig, why)
+	}
+	if s == "" {
+		return bad("empty")
+	}
+	neg := false
+	if s[0] == '-' || s[0] == '+' {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if s == "" {
+		return bad("no number")
+	}
+	if allDigits(s) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n > int64(MaxDuration/time.Second) {
+			return bad("longer than 100 years")
+		}
+		d := time.Duration(n) * time.Second
+		if neg {
+			d = -d
+		}
+		return d, nil
+	}
+	var total time.Duration
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			return bad("expected a number, e.g. 90s, 5m, 1h30m, 1d")
+		}
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil {
+			return bad("longer than 100 years")
+		}
+		s = s[i:]
+		var unit time.Duration
+		for _, u := range units {
+			if strings.HasPrefix(s, u.suffix) {
+				unit = u.d
+				s = s[len(u.suffix):]
+				break
+			}
+		}
+		if unit == 0 {
+			return bad("unknown unit; use ms, s, m, h, d or w")
+		}
+		if n > int64(MaxDuration/unit) {
+			return bad("longer than 100 years")
+		}
+		total += time.Duration(n) * unit
+		if total > MaxDuration {
+			return bad("longer than 100 years")
+		}
+	}
+	if neg {
+		total = -total
+	}
+	return total, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ErrTime is wrapped by every error ParseTime returns.
+var ErrTime = errors.New("invalid time")
+
+// ParseTime reads an absolute time: RFC 3339 ("2026-01-02T15:04:05Z", with
+// optional fractional seconds) or "@UNIXSECONDS" (optionally fractional:
+// "@1700000000.250").
+func ParseTime(s string) (time.Time, error) {
+	if strings.HasPrefix(s, "@") {
+		num := s[1:]
+		sec, frac, _ := strings.Cut(num, ".")
+		if !allDigits(strings.TrimPrefix(sec, "-")) || (frac != "" && !allDigits(frac)) || strings.HasSuffix(num, ".") {
+			return time.Time{}, fmt.Errorf("%w %q: expected @UNIXSECONDS", ErrTime, s)
+		}
+		n, err := strconv.ParseInt(sec, 10, 64)
+		if err != nil || n > math.MaxInt64/1000-1 || n < math.MinInt64/1000+1 {
+			return time.Time{}, fmt.Errorf("%w %q: out of range", ErrTime, s)
+		}
+		ms := int64(0)
+		if frac != "" {
+			f := (frac + "000")[:3]
+			ms, _ = strconv.ParseInt(f, 10, 64)
+		}
+		if n < 0 {
+			ms = -ms
+		}
+		return time.UnixMilli(n*1000 + ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w %q: expected RFC 3339 (2006-01-02T15:04:05Z) or @UNIXSECONDS", ErrTime, s)
+	}
+	return t, nil
+}
+
+// RemainingSeconds converts remaining milliseconds to seconds rounded to the
+// nearest second, as Redis's TTL does.
+func RemainingSeconds(ms int64) int64 { return (ms + 500) / 1000 }
+
+// FormatMs renders a duration in milliseconds compactly for people
+// ("1h30m", "45s", "250ms").
+func FormatMs(ms int64) string {
+	if ms < 1000 {
+		return strconv.FormatInt(ms, 10) + "ms"
+	}
+	d := time.Duration(ms) * time.Millisecond
+	var b strings.Builder
+	for _, u := range []struct {
+		s string
+		d time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
+		if d >= u.d {
+			fmt.Fprintf(&b, "%d%s", d/u.d, u.s)
+			d %= u.d
+		}
+	}
+	return b.String()
+}
