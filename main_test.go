@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/cmd"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The testscript suite runs the real command line: each script's `exec
+// livedict` re-executes this test binary as livedict. Time comes from a file
+// the script controls with the `clock` command, so TTLs are tested without
+// sleeping; scripts that do not set a clock get the real one.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"livedict": func() {
+			app := &cmd.App{IO: cmd.SystemIO(), Clock: ttl.System}
+			if f := os.Getenv("LIVEDICT_TEST_CLOCK_FILE"); f != "" {
+				if _, err := os.Stat(f); err == nil {
+					app.Clock = fileClock(f)
+				}
+			}
+			os.Exit(app.Run(os.Args[1:]))
+		},
+	})
+}
+
+// fileClock reads the current time (Unix ms) from a file on every call.
+type fileClock string
+
+func (f fileClock) Now() time.Time {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		panic(err)
+	}
+	ms, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		panic(err)
+	}
+	return time.UnixMilli(ms)
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, scriptParams("testdata/script"))
+}
+
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			home := filepath.Join(e.WorkDir, "home")
+			e.Setenv("HOME", home)
+			e.Setenv("XDG_DATA_HOME", filepath.Join(home, ".local", "share"))
+			e.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+			e.Setenv("LIVEDICT_TEST_CLOCK_FILE", filepath.Join(e.WorkDir, ".clock"))
+			e.Setenv("NO_COLOR", "")
+			e.Setenv("TERM", "dumb")
+			for _, k := range []string{"LIVEDICT_STORE", "LIVEDICT_BUCKET", "LIVEDICT_CONFIG", "LIVEDICT_COLOR", "LIVEDICT_FORCE_TTY"} {
+				e.Setenv(k, "")
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"clock": cmdClock,
+		},
+	}
+}
+
+// cmdClock controls the scripts' clock:
+//
+//	clock set 2026-01-01T00:00:00Z   (or @UNIXSECONDS)
+//	clock advance 90s
+func cmdClock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: clock set TIME | clock advance DURATION")
+	}
+	file := ts.Getenv("LIVEDICT_TEST_CLOCK_FILE")
+	var ms int64
+	switch args[0] {
+	case "set":
+		t, err := ttl.ParseTime(args[1])
+		ts.Check(err)
+		ms = t.UnixMilli()
+	case "advance":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			ts.Fatalf("clock advance before clock set")
+		}
+		cur, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		ts.Check(err)
+		d, err := ttl.ParseDuration(args[1])
+		ts.Check(err)
+		ms = cur + d.Milliseconds()
+	default:
+		ts.Fatalf("clock: unknown verb %q", args[0])
+	}
+	ts.Check(os.WriteFile(file, []byte(fmt.Sprint(ms)), 0o600))
+}
