@@ -15,6 +15,10 @@ func newBucketCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "bucket",
 		Short: "Show or set a bucket's policy, or drop a bucket",
+		Args:  args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usageErr(fmt.Errorf("unknown bucket command %q", args[0]), "use 'livedict bucket policy' or 'livedict bucket drop'")
+		},
 	}
 	c.AddCommand(newBucketPolicyCmd(a), newBucketDropCmd(a))
 	return c

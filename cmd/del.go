@@ -27,10 +27,10 @@ func newDelCmd(a *App) *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			a.printCount(n)
 			if n == 0 {
-				return errNotFound
+				return errNotFound // exit 1 prints nothing, not even -v's count
 			}
+			a.printCount(n)
 			return nil
 		},
 	}

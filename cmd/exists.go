@@ -29,10 +29,10 @@ exist (a key named twice counts twice, as in Redis).`,
 			}); err != nil {
 				return err
 			}
-			a.printCount(n)
 			if n < len(args) {
-				return errNotFound
+				return errNotFound // exit 1 prints nothing, not even -v's count
 			}
+			a.printCount(n)
 			return nil
 		},
 	}

@@ -24,7 +24,13 @@ func newGetDelCmd(a *App) *cobra.Command {
 			var now int64
 			err = a.Update(func(tx store.Tx) error {
 				now = tx.Now()
-				e, ok, err = store.GetDel(tx, bucket, args[0])
+				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
+					return err
+				}
+				if err := a.checkPrintable(e.Value); err != nil {
+					return err
+				}
+				_, err = tx.Delete(bucket, args[0])
 				return err
 			})
 			if err != nil {

@@ -27,7 +27,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 			if err != nil {
 				return err
 			}
-			d, err := a.deadlineFlags(ttlFlag, atFlag)
+			d, err := deadlineFlags(cmd.Flags(), ttlFlag, atFlag)
 			if err != nil {
 				return err
 			}
@@ -36,6 +36,12 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 			var now int64
 			err = a.Update(func(tx store.Tx) error {
 				now = tx.Now()
+				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
+					return err
+				}
+				if err := a.checkPrintable(e.Value); err != nil {
+					return err
+				}
 				switch {
 				case d.isSet():
 					e, ok, err = store.GetEx(tx, bucket, args[0], d.at(now))

@@ -23,7 +23,7 @@ func newRenameCmd(a *App) *cobra.Command {
 			}
 			var ok bool
 			if err := a.Update(func(tx store.Tx) error {
-				ok, err = store.Rename(tx, a.Limits(), bucket, args[0], args[1], nx)
+				ok, err = store.Rename(tx, bucket, args[0], args[1], nx)
 				return err
 			}); err != nil {
 				return err

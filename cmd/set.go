@@ -7,6 +7,7 @@ import (
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newSetCmd(a *App) *cobra.Command {
@@ -45,7 +46,7 @@ when --nx and the key exists, or --xx and it does not.`,
 			if err != nil {
 				return err
 			}
-			deadline, err := a.deadlineFlags(o.ttl, o.at)
+			deadline, err := deadlineFlags(fs, o.ttl, o.at)
 			if err != nil {
 				return err
 			}
@@ -66,6 +67,9 @@ when --nx and the key exists, or --xx and it does not.`,
 					Bucket: bucket, Key: key, Value: value,
 					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
 				})
+				if err == nil && o.get && res.HadOld {
+					err = a.checkPrintable(res.Old.Value)
+				}
 				return err
 			})
 			if err != nil {
@@ -108,10 +112,11 @@ func (d deadline) at(now int64) int64 {
 
 func (d deadline) isSet() bool { return d.ttlMs != 0 || d.atMs != 0 }
 
-// deadlineFlags parses --ttl D (which must be positive) or --at T.
-func (a *App) deadlineFlags(ttlFlag, atFlag string) (deadline, error) {
+// deadlineFlags parses --ttl D (which must be positive) or --at T. An
+// empty value given explicitly is an error, not "no TTL".
+func deadlineFlags(fs *pflag.FlagSet, ttlFlag, atFlag string) (deadline, error) {
 	switch {
-	case ttlFlag != "":
+	case fs.Changed("ttl"):
 		d, err := ttl.ParseDuration(ttlFlag)
 		if err != nil {
 			return deadline{}, usageErr(err, "")
@@ -120,7 +125,7 @@ func (a *App) deadlineFlags(ttlFlag, atFlag string) (deadline, error) {
 			return deadline{}, usageErr(fmt.Errorf("%w %q: a TTL must be at least 1ms", ttl.ErrDuration, ttlFlag), "to delete a key use 'livedict del KEY'")
 		}
 		return deadline{ttlMs: d.Milliseconds()}, nil
-	case atFlag != "":
+	case fs.Changed("at"):
 		t, err := ttl.ParseTime(atFlag)
 		if err != nil {
 			return deadline{}, usageErr(err, "")

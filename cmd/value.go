@@ -22,8 +22,8 @@ func (a *App) writeValue(e store.Entry, now int64) error {
 		_, err := a.IO.Out.Write(e.Value)
 		return err
 	}
-	if !utf8.Valid(e.Value) {
-		return errBinaryToTTY
+	if err := a.checkPrintable(e.Value); err != nil {
+		return err
 	}
 	s := terminalSafe(string(e.Value), true)
 	if len(s) == 0 || s[len(s)-1] != '\n' {
@@ -31,6 +31,16 @@ func (a *App) writeValue(e store.Entry, now int64) error {
 	}
 	_, err := a.IO.Out.Write([]byte(s))
 	return err
+}
+
+// checkPrintable fails, inside a transaction, when writeValue would refuse
+// the value, so getdel, getex and set --get change nothing when their
+// output cannot be shown.
+func (a *App) checkPrintable(v []byte) error {
+	if a.IO.OutTTY && !a.JSON && !utf8.Valid(v) {
+		return errBinaryToTTY
+	}
+	return nil
 }
 
 // ttlFields gives an entry's remaining ms (-1: none) and its deadline as

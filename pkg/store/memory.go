@@ -115,7 +115,7 @@ func (t *memTx) bucket(name string) map[string]Entry {
 
 func (t *memTx) Put(e Entry) error {
 	t.undo = append(t.undo, t.restore(e.Bucket, e.Key))
-	e.Value = append([]byte(nil), e.Value...)
+	e.Value = append([]byte{}, e.Value...)
 	t.bucket(e.Bucket)[e.Key] = e
 	return nil
 }

@@ -370,7 +370,7 @@ func ParseRedisFloat(b []byte) (float64, error) {
 
 // Rename moves src to dst with its TTL, replacing dst unless nx. It reports
 // false when src is missing or (with nx) dst exists.
-func Rename(tx Tx, lim Limits, bucket, src, dst string, nx bool) (bool, error) {
+func Rename(tx Tx, bucket, src, dst string, nx bool) (bool, error) {
 	e, ok, err := tx.Get(bucket, src)
 	if err != nil || !ok {
 		return false, err

