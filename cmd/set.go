@@ -12,9 +12,9 @@ import (
 
 func newSetCmd(a *App) *cobra.Command {
 	var o struct {
-		ttl, at          string
-		keepTTL, nx, xx  bool
-		get              bool
+		ttl, at         string
+		keepTTL, nx, xx bool
+		get             bool
 	}
 	c := &cobra.Command{
 		Use:   "set KEY [VALUE|-]",

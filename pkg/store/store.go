@@ -60,7 +60,9 @@ type Policy struct {
 }
 
 // IsZero reports whether p is the default policy.
-func (p Policy) IsZero() bool { return p.MaxKeys == 0 && p.DefaultTTL == 0 && (p.OnFull == "" || p.OnFull == Reject) }
+func (p Policy) IsZero() bool {
+	return p.MaxKeys == 0 && p.DefaultTTL == 0 && (p.OnFull == "" || p.OnFull == Reject)
+}
 
 // BucketInfo names a bucket and counts its live keys.
 type BucketInfo struct {
