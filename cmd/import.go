@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/goccy/go-json"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -59,9 +61,16 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			if err != nil {
 				return usageErr(fmt.Errorf("import %s: %w", name, err), "nothing was imported")
 			}
+			mode := store.FailOnExisting
+			switch {
+			case skipExisting:
+				mode = store.SkipExisting
+			case replace:
+				mode = store.ReplaceExisting
+			}
 			var n int
 			if err := a.Update(func(tx store.Tx) error {
-				n, err = store.Import(tx, a.Limits(), entries, skipExisting, replace)
+				n, err = store.Import(tx, a.Limits(), entries, mode)
 				return err
 			}); err != nil {
 				return err
@@ -88,32 +97,93 @@ type importLine struct {
 }
 
 // readImport parses and checks every line before anything is written, so a
-// bad line anywhere means nothing is imported.
+// bad line anywhere means nothing is imported. Lines are parsed in chunks on
+// every core: JSON decoding, not the store, is most of an import's time.
 func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progressBar) ([]store.Entry, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	var entries []store.Entry
-	var read int64
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		read += int64(len(line))
-		if len(bytes.TrimSpace(line)) > 0 {
-			e, perr := parseImportLine(line, defBucket)
-			if perr == nil {
-				perr = lim.CheckValue(len(e.Value))
+	// Entries are all kept until the one transaction; collecting less
+	// often trades memory, which imports have, for time.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	type chunk struct {
+		firstLine int
+		lines     [][]byte
+		entries   []store.Entry
+		err       error
+		done      chan struct{}
+	}
+	parse := func(c *chunk) {
+		defer close(c.done)
+		c.entries = make([]store.Entry, 0, len(c.lines))
+		for i, line := range c.lines {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
 			}
-			if perr != nil {
-				return nil, fmt.Errorf("line %d: %w", lineNo, perr)
+			e, err := parseImportLine(line, defBucket)
+			if err == nil {
+				err = lim.CheckValue(len(e.Value))
 			}
-			entries = append(entries, e)
-			progress.update(read, len(entries))
-		}
-		if err == io.EOF {
-			return entries, nil
-		}
-		if err != nil {
-			return nil, err
+			if err != nil {
+				c.err = fmt.Errorf("line %d: %w", c.firstLine+i, err)
+				return
+			}
+			c.entries = append(c.entries, e)
 		}
 	}
+	const chunkLines = 4096
+	workers := runtime.GOMAXPROCS(0)
+	pending := make(chan *chunk, 2*workers) // in input order
+	work := make(chan *chunk, 2*workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for c := range work {
+				parse(c)
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(work)
+		defer close(pending)
+		br := bufio.NewReaderSize(r, 1<<16)
+		c := &chunk{firstLine: 1, done: make(chan struct{})}
+		var read int64
+		for lineNo := 1; ; lineNo++ {
+			line, err := br.ReadBytes('\n')
+			read += int64(len(line))
+			if len(line) > 0 {
+				c.lines = append(c.lines, line)
+			}
+			if len(c.lines) == chunkLines || err != nil {
+				pending <- c
+				work <- c
+				progress.update(read, lineNo)
+				c = &chunk{firstLine: lineNo + 1, done: make(chan struct{})}
+			}
+			if err == io.EOF {
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	var entries []store.Entry
+	var firstErr error
+	for c := range pending {
+		<-c.done
+		if firstErr == nil {
+			firstErr = c.err
+		}
+		if firstErr == nil {
+			entries = append(entries, c.entries...)
+		}
+		c.lines, c.entries = nil, nil
+	}
+	if err := <-readErr; err != nil {
+		return nil, err
+	}
+	return entries, firstErr
 }
 
 func parseImportLine(line []byte, defBucket string) (store.Entry, error) {

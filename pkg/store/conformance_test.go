@@ -484,7 +484,7 @@ func TestConformanceImport(t *testing.T) {
 			{Bucket: "b2", Key: "gone", Value: []byte("v"), ExpiresAt: ms(-time.Minute)},
 		}
 		err := s.Update(context.Background(), func(tx Tx) error {
-			_, err := Import(tx, Limits{}, entries, false, false)
+			_, err := Import(tx, Limits{}, entries, FailOnExisting)
 			return err
 		})
 		if !errors.Is(err, ErrKeyExists) {
@@ -494,18 +494,18 @@ func TestConformanceImport(t *testing.T) {
 			t.Fatal("failed import left data behind")
 		}
 		for _, mode := range []struct {
-			skip, replace bool
-			want          string
-		}{{true, false, "existing"}, {false, true, "imported"}} {
+			mode ImportMode
+			want string
+		}{{SkipExisting, "existing"}, {ReplaceExisting, "imported"}} {
 			var n int
 			update(t, s, func(tx Tx) error {
 				var err error
-				n, err = Import(tx, Limits{}, entries, mode.skip, mode.replace)
+				n, err = Import(tx, Limits{}, entries, mode.mode)
 				return err
 			})
 			e, _ := get(t, s, "main", "k1")
 			if string(e.Value) != mode.want {
-				t.Errorf("skip=%v replace=%v: k1 = %q", mode.skip, mode.replace, e.Value)
+				t.Errorf("mode %d: k1 = %q", mode.mode, e.Value)
 			}
 			if _, ok := get(t, s, "b2", "gone"); ok {
 				t.Error("expired line imported")

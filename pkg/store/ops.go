@@ -416,12 +416,33 @@ func ScanGlob(tx Tx, bucket, glob string, withValues bool, fn func(Entry) error)
 	})
 }
 
-// Import writes entries in one transaction. Entries already expired are
-// skipped. With skipExisting a live key is left alone; otherwise, unless
-// replace, a live key makes the whole import fail with ErrKeyExists. It
-// returns how many entries were written.
-func Import(tx Tx, lim Limits, entries []Entry, skipExisting, replace bool) (int, error) {
-	n := 0
+// ImportMode says what Import does with a key that already exists.
+type ImportMode int
+
+// The import modes.
+const (
+	// FailOnExisting makes the whole import fail with ErrKeyExists.
+	FailOnExisting ImportMode = iota
+	// SkipExisting keeps the existing entry.
+	SkipExisting
+	// ReplaceExisting overwrites it.
+	ReplaceExisting
+)
+
+// BulkLoader is implemented by transactions that can load many entries
+// much faster than one Get and Put each. Import uses it when no key limit
+// applies. LoadMany must treat only live entries as existing and must fail
+// with an error wrapping ErrKeyExists in FailOnExisting mode.
+type BulkLoader interface {
+	LoadMany(entries []Entry, mode ImportMode) (int, error)
+}
+
+// Import writes entries in one transaction, skipping those already
+// expired, and returns how many it wrote.
+func Import(tx Tx, lim Limits, entries []Entry, mode ImportMode) (int, error) {
+	live := entries[:0:0]
+	limited := lim.MaxTotalKeys > 0
+	policies := map[string]Policy{}
 	for _, e := range entries {
 		if e.ExpiresAt != 0 && e.ExpiresAt <= tx.Now() {
 			continue
@@ -429,17 +450,31 @@ func Import(tx Tx, lim Limits, entries []Entry, skipExisting, replace bool) (int
 		if err := lim.CheckValue(len(e.Value)); err != nil {
 			return 0, fmt.Errorf("key %q: %w", e.Key, err)
 		}
+		if _, ok := policies[e.Bucket]; !ok {
+			p, err := tx.Policy(e.Bucket)
+			if err != nil {
+				return 0, err
+			}
+			policies[e.Bucket] = p
+			limited = limited || p.MaxKeys > 0
+		}
+		live = append(live, e)
+	}
+	if bl, ok := tx.(BulkLoader); ok && !limited {
+		return bl.LoadMany(live, mode)
+	}
+	n := 0
+	for _, e := range live {
 		_, had, err := tx.Get(e.Bucket, e.Key)
 		if err != nil {
 			return 0, err
 		}
-		if had && skipExisting {
+		switch {
+		case had && mode == SkipExisting:
 			continue
-		}
-		if had && !replace {
-			return 0, fmt.Errorf("%w: %q in bucket %q (use --replace or --skip-existing)", ErrKeyExists, e.Key, e.Bucket)
-		}
-		if !had {
+		case had && mode == FailOnExisting:
+			return 0, existsErr(e)
+		case !had && limited:
 			if err := makeRoom(tx, lim, e.Bucket); err != nil {
 				return 0, err
 			}
@@ -450,6 +485,10 @@ func Import(tx Tx, lim Limits, entries []Entry, skipExisting, replace bool) (int
 		n++
 	}
 	return n, nil
+}
+
+func existsErr(e Entry) error {
+	return fmt.Errorf("%w: %q in bucket %q", ErrKeyExists, e.Key, e.Bucket)
 }
 
 // LazyReapBatch is how many expired entries a command reaps when it opens a
