@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test livedict has, on a fresh machine as on a developer's:
+# formatting and vet, the unit, conformance and end-to-end (testscript)
+# suites with the race detector, the many-process and kill -9 tests, and a
+# short run of every fuzz target. Needs only Go; installs nothing else yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-8s}
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" $unformatted >&2
+  exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 ./...
+
+echo "== fuzz (${FUZZTIME} each)"
+for target in $(grep -rho --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' pkg | sed 's/^func //' | sort -u); do
+  pkg=$(dirname "$(grep -rl --include='*_test.go' "^func $target(" pkg | head -n1)")
+  echo "-- $target ($pkg)"
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "./$pkg" >/tmp/livedict-fuzz.log 2>&1 || {
+    cat /tmp/livedict-fuzz.log >&2
+    exit 1
+  }
+done
+
+echo "== all tests passed"
