@@ -29,6 +29,7 @@ type App struct {
 
 	Config *Config
 	store  store.Store
+	ctx    context.Context
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
@@ -44,7 +45,7 @@ func Main() int {
 // error as one line (and maybe a hint) on stderr.
 func (a *App) Run(args []string) int {
 	root := NewRootCmd(a)
-	root.SetArgs(args)
+	root.SetArgs(protectNegativeNumbers(args))
 	err := root.Execute()
 	if a.store != nil {
 		a.store.Close()
@@ -80,9 +81,8 @@ func (a *App) printError(err error, code int, hint string) {
 	}
 }
 
-// Store opens the configured store on first use and reaps a bounded batch
-// of expired entries, so a store that sat idle never stalls one command.
-func (a *App) Store(ctx context.Context) (store.Store, error) {
+// Store opens the configured store on first use.
+func (a *App) Store() (store.Store, error) {
 	if a.store != nil {
 		return a.store, nil
 	}
@@ -95,9 +95,6 @@ func (a *App) Store(ctx context.Context) (store.Store, error) {
 		return nil, err
 	}
 	a.store = s
-	if _, err := store.LazyReap(ctx, s, store.LazyReapBatch); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -108,29 +105,55 @@ func (a *App) Limits() store.Limits {
 
 // Context returns a context cancelled by SIGINT or SIGTERM, so a long
 // command (an import, a wait for a busy store) rolls back and exits 130.
+// It is made when a command first touches the store: reading stdin before
+// that, ^C still ends the process at once.
 func (a *App) Context() context.Context {
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	return ctx
+	if a.ctx == nil {
+		a.ctx, _ = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	}
+	return a.ctx
 }
 
-// Update opens the store and runs fn in a read-write transaction.
+// Update opens the store and runs fn in a read-write transaction, after
+// reaping a bounded batch of expired entries in the same transaction, so a
+// store that sat idle never stalls one command.
 func (a *App) Update(fn func(store.Tx) error) error {
 	ctx := a.Context()
-	s, err := a.Store(ctx)
+	s, err := a.Store()
 	if err != nil {
 		return err
 	}
-	return interrupted(ctx, s.Update(ctx, fn))
+	return interrupted(ctx, s.Update(ctx, func(tx store.Tx) error {
+		if due, err := tx.HasExpired(); err != nil || due {
+			if _, err := tx.Reap(store.LazyReapBatch, nil); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	}))
 }
 
-// View opens the store and runs fn in a read-only transaction.
+// View opens the store and runs fn in a read-only transaction. When that
+// transaction saw expired entries, a bounded batch is reaped after it; the
+// common case, nothing expired, takes no write lock.
 func (a *App) View(fn func(store.Tx) error) error {
 	ctx := a.Context()
-	s, err := a.Store(ctx)
+	s, err := a.Store()
 	if err != nil {
 		return err
 	}
-	return interrupted(ctx, s.View(ctx, fn))
+	due := false
+	err = s.View(ctx, func(tx store.Tx) error {
+		var err error
+		if due, err = tx.HasExpired(); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil && due {
+		_, err = store.LazyReap(ctx, s, store.LazyReapBatch)
+	}
+	return interrupted(ctx, err)
 }
 
 func interrupted(ctx context.Context, err error) error {

@@ -57,7 +57,7 @@ func completeKeys(a *App, n int) cobra.CompletionFunc {
 		a.Config = cfg
 		var keys []string
 		ctx := context.Background()
-		s, err := a.Store(ctx)
+		s, err := a.Store()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -59,7 +59,11 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			}
 			entries, err := readImport(in, defBucket, a.Limits(), progress)
 			if err != nil {
-				return usageErr(fmt.Errorf("import %s: %w", name, err), "nothing was imported")
+				err = fmt.Errorf("import %s: %w", name, err)
+				if errors.Is(err, store.ErrValueTooLarge) {
+					return &exitError{code: ExitPolicy, err: err, hint: "nothing was imported"}
+				}
+				return usageErr(err, "nothing was imported")
 			}
 			mode := store.FailOnExisting
 			switch {

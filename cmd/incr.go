@@ -19,7 +19,7 @@ func newIncrCmd(a *App, name string) *cobra.Command {
 		Long: verb + ` the integer stored at KEY, atomically, and print the new
 value. A missing key counts as 0; the key's TTL is kept. A value that is not a
 64-bit decimal integer, or a result that would overflow, is an error (exit 2).
-A negative N goes after --: livedict incr KEY -- -5.`,
+A negative N works as in redis-cli: livedict incr KEY -5.`,
 		Example:           "  livedict incr hits\n  livedict incr quota 10 -b api",
 		Args:              args(1, 2),
 		ValidArgsFunction: completeKeys(a, 1),

@@ -13,12 +13,18 @@ func newReapCmd(a *App) *cobra.Command {
 visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Straight to the store: App.Update's own bounded reap would
+			// take its batch out of the count.
+			s, err := a.Store()
+			if err != nil {
+				return err
+			}
 			var n int
-			if err := a.Update(func(tx store.Tx) error {
-				var err error
+			ctx := a.Context()
+			if err := interrupted(ctx, s.Update(ctx, func(tx store.Tx) error {
 				n, err = tx.Reap(0, nil)
 				return err
-			}); err != nil {
+			})); err != nil {
 				return err
 			}
 			a.printCount(n)

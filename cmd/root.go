@@ -65,7 +65,53 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a),
 		newExitCodesTopic(),
 	)
+	restoreNegativeNumbers(root)
 	return root
+}
+
+// negMark prefixes an argument that looks like a negative number so the
+// flag parser takes it as an argument, not a shorthand flag: `set n -5`,
+// `incr n -3`, `expire k -1` work as in redis-cli. No argument can contain
+// a NUL byte, so the mark never meets real input.
+const negMark = "\x00neg"
+
+// protectNegativeNumbers marks "-5", "-1.5", "-10s" and the like, except
+// where the previous word is a flag that may be waiting for its value.
+func protectNegativeNumbers(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, arg := range out {
+		if arg == "--" {
+			break
+		}
+		if len(arg) < 2 || arg[0] != '-' || arg[1] < '0' || arg[1] > '9' || arg == "-0" { // -0 is keys' NUL flag
+			continue
+		}
+		if i > 0 {
+			prev := out[i-1]
+			if strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") {
+				continue
+			}
+		}
+		out[i] = negMark + arg
+	}
+	return out
+}
+
+// restoreNegativeNumbers wraps every command so its RunE sees the
+// arguments as typed.
+func restoreNegativeNumbers(c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			for i, arg := range args {
+				args[i] = strings.TrimPrefix(arg, negMark)
+			}
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		restoreNegativeNumbers(sub)
+	}
 }
 
 // newExitCodesTopic is the `livedict help exit-codes` help topic.

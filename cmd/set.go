@@ -75,7 +75,7 @@ when --nx and the key exists, or --xx and it does not.`,
 			if err != nil {
 				return err
 			}
-			if o.get && res.HadOld {
+			if o.get && res.HadOld && res.Stored { // exit 1 prints nothing
 				if err := a.writeValue(res.Old, now); err != nil {
 					return err
 				}

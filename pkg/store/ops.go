@@ -309,6 +309,9 @@ func IncrByFloat(tx Tx, lim Limits, bucket, key string, f float64) (string, erro
 }
 
 func putNumber(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byte) error {
+	if err := lim.CheckValue(len(v)); err != nil {
+		return err
+	}
 	if !had {
 		exp, err := defaultDeadline(tx, bucket)
 		if err != nil {
