@@ -97,14 +97,14 @@ func createFile(path string) error {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return fmt.Errorf("cannot create store: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil // another process created it first
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot create store: %w", err)
 	}
 	return f.Close()
 }
