@@ -119,12 +119,10 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 	if appID == sqliteAppID && version == len(sqliteSchema) {
 		return nil
 	}
-	if err := s.checkSchema(appID, version, ctx); err != nil {
-		return err
-	}
 	return s.Update(ctx, func(Tx) error {
-		// Re-read under the write lock: another process may have
-		// migrated the store meanwhile.
+		// Read again under the write lock, all in one transaction:
+		// another process may be creating or migrating the store right
+		// now, and reads outside a transaction could see half of it.
 		appID, version, err := s.schemaVersion(ctx)
 		if err != nil {
 			return err

@@ -1,0 +1,342 @@
+//go:build unix
+
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+)
+
+// The redo journal makes a transaction with several writes all or nothing.
+// The committing writer streams every write into DIR/.journal.tmp, fsyncs
+// it and renames it to DIR/.journal: that rename is the commit point. It
+// then applies the writes to the bucket folders and removes the journal.
+// Every later transaction first replays a journal it finds (a writer was
+// killed while applying); every write in it is idempotent (a whole file
+// written, a file or folder removed), so replaying twice is harmless.
+//
+// Format:
+//
+//	magic "LDJL", version byte 1
+//	ops, each: kind byte, uvarint len + bucket, then by kind
+//	  'D' drop bucket      (nothing more)
+//	  'P' put              uvarint len + record bytes (the key is inside)
+//	  'X' delete           uvarint len + key
+//	  'Y' policy           uvarint len + JSON; length 0 removes the policy
+//	  'H' expiry hint      8 bytes int64 big-endian (bucket empty)
+//	'E', uvarint number of ops before it
+//	CRC-32C of everything before it, 4 bytes big-endian
+//
+// A journal whose checksum does not match was never committed (it can only
+// come from a crash or a disk that lost the fsynced data) and is discarded.
+// One whose checksum matches but that does not parse is ErrCorrupt and left
+// in place for a human to look at.
+
+const (
+	fileJournalMagic   = "LDJL"
+	fileJournalVersion = 1
+)
+
+// The kinds of journal operation.
+const (
+	fileOpDrop   = 'D'
+	fileOpPut    = 'P'
+	fileOpDel    = 'X'
+	fileOpPolicy = 'Y'
+	fileOpHint   = 'H'
+	fileOpEnd    = 'E'
+)
+
+// fileOp is one write of a committed transaction.
+type fileOp struct {
+	kind   byte
+	bucket string
+	key    string // put and delete
+	data   []byte // put: the record; policy: JSON, nil to remove
+	hint   int64
+}
+
+// fileOpSource calls yield with each op in order, stopping at its first
+// error. Commit builds one from the transaction, replay from the journal, so
+// both apply the writes with the same code.
+type fileOpSource func(yield func(fileOp) error) error
+
+// writeJournal streams ops into DIR/.journal and makes it durable.
+func (s *fileStore) writeJournal(src fileOpSource) error {
+	tmp := s.path(fileJournalName + ".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	defer f.Close()
+	crc := crc32.New(fileCRCTable())
+	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
+	w.WriteString(fileJournalMagic)
+	w.WriteByte(fileJournalVersion)
+	var n uint64
+	var num [binary.MaxVarintLen64]byte
+	putBytes := func(b []byte) {
+		w.Write(num[:binary.PutUvarint(num[:], uint64(len(b)))])
+		w.Write(b)
+	}
+	err = src(func(op fileOp) error {
+		n++
+		w.WriteByte(op.kind)
+		putBytes([]byte(op.bucket))
+		switch op.kind {
+		case fileOpPut, fileOpPolicy:
+			putBytes(op.data)
+		case fileOpDel:
+			putBytes([]byte(op.key))
+		case fileOpHint:
+			w.Write(binary.BigEndian.AppendUint64(nil, uint64(op.hint)))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteByte(fileOpEnd)
+	w.Write(num[:binary.PutUvarint(num[:], n)])
+	if err := w.Flush(); err != nil { // bufio keeps the first write error
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if _, err := f.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32())); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if err := os.Rename(tmp, s.path(fileJournalName)); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	// Make the commit point itself durable before any bucket file changes,
+	// so a power loss cannot leave half the writes without their journal.
+	return fileSyncDir(s.dir)
+}
+
+// recoverJournal replays a committed journal left by a writer that died
+// while applying it, and discards a torn one. It runs under the exclusive
+// lock before a transaction reads anything.
+func (s *fileStore) recoverJournal() error {
+	// A stale temporary journal is an uncommitted transaction; it can be
+	// large (an import), so do not leave it around.
+	if err := os.Remove(s.path(fileJournalName + ".tmp")); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("remove stale journal: %w", err)
+	}
+	path := s.path(fileJournalName)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	size := fi.Size()
+	intact, err := fileJournalCheck(f, size)
+	if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNewerStore) {
+		return fmt.Errorf("read journal %s: %w", path, err)
+	}
+	if !intact {
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("discard torn journal: %w", err)
+		}
+		return fileSyncDir(s.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	jr := &fileJournalReader{r: bufio.NewReaderSize(f, 256<<10), left: size - 4}
+	src := func(yield func(fileOp) error) error {
+		if err := jr.read(yield); err != nil {
+			return fmt.Errorf("replay journal %s: %w", path, err)
+		}
+		return nil
+	}
+	// The journal may be huge; syncfs is cheaper than an fsync per file.
+	return s.applyJournaled(src, false)
+}
+
+// fileJournalCheck reads the whole journal once, checking its checksum and
+// parsing every op without applying any, so a journal is applied either
+// completely or not at all. intact is false for a torn journal (checksum
+// mismatch); a journal that is intact but does not parse gives an error
+// wrapping ErrCorrupt.
+func fileJournalCheck(f *os.File, size int64) (intact bool, err error) {
+	if size < int64(len(fileJournalMagic))+1+2+4 {
+		return false, nil
+	}
+	crc := crc32.New(fileCRCTable())
+	body := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, size-4), crc), 256<<10)
+	jr := &fileJournalReader{r: body, left: size - 4}
+	parseErr := jr.read(func(fileOp) error { return nil })
+	// Checksum the rest too, whatever the parser made of it.
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return false, err
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(f, sum[:]); err != nil {
+		return false, err
+	}
+	if binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
+		return false, nil
+	}
+	return true, parseErr
+}
+
+// fileJournalReader parses a journal whose checksum matched. left is the
+// number of bytes before the checksum; no length may reach past it, so a
+// damaged length cannot cause a huge allocation.
+type fileJournalReader struct {
+	r    *bufio.Reader
+	left int64
+}
+
+var errFileJournalShort = fmt.Errorf("%w: journal ends early", ErrCorrupt)
+
+func (j *fileJournalReader) byte() (byte, error) {
+	if j.left < 1 {
+		return 0, errFileJournalShort
+	}
+	j.left--
+	b, err := j.r.ReadByte()
+	if err != nil {
+		return 0, errFileJournalShort
+	}
+	return b, nil
+}
+
+func (j *fileJournalReader) uvarint() (uint64, error) {
+	var x uint64
+	for shift := 0; shift < 64; shift += 7 {
+		b, err := j.byte()
+		if err != nil {
+			return 0, err
+		}
+		x |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return x, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: journal length overflows", ErrCorrupt)
+}
+
+func (j *fileJournalReader) bytes(n uint64) ([]byte, error) {
+	if n > uint64(j.left) {
+		return nil, errFileJournalShort
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(j.r, buf); err != nil {
+		return nil, errFileJournalShort
+	}
+	j.left -= int64(n)
+	return buf, nil
+}
+
+func (j *fileJournalReader) lenBytes() ([]byte, error) {
+	n, err := j.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	return j.bytes(n)
+}
+
+// read parses the ops and yields each one.
+func (j *fileJournalReader) read(yield func(fileOp) error) error {
+	head, err := j.bytes(uint64(len(fileJournalMagic)) + 1)
+	if err != nil {
+		return err
+	}
+	if string(head[:len(fileJournalMagic)]) != fileJournalMagic {
+		return fmt.Errorf("%w: not a livedict journal", ErrCorrupt)
+	}
+	if v := head[len(fileJournalMagic)]; v != fileJournalVersion {
+		return fmt.Errorf("%w: journal version %d", ErrNewerStore, v)
+	}
+	var n uint64
+	for {
+		kind, err := j.byte()
+		if err != nil {
+			return err
+		}
+		if kind == fileOpEnd {
+			count, err := j.uvarint()
+			if err != nil {
+				return err
+			}
+			if count != n || j.left != 0 {
+				return fmt.Errorf("%w: journal op count does not match", ErrCorrupt)
+			}
+			return nil
+		}
+		bucket, err := j.lenBytes()
+		if err != nil {
+			return err
+		}
+		op := fileOp{kind: kind, bucket: string(bucket)}
+		if kind != fileOpHint {
+			if err := ValidateBucket(op.bucket); err != nil {
+				return fmt.Errorf("%w: journal names a bad bucket", ErrCorrupt)
+			}
+		}
+		switch kind {
+		case fileOpDrop:
+		case fileOpPut:
+			if op.data, err = j.lenBytes(); err != nil {
+				return err
+			}
+			rec, err := fileRecordDecode(op.data)
+			if err != nil {
+				return err
+			}
+			op.key = rec.Key
+		case fileOpDel:
+			key, err := j.lenBytes()
+			if err != nil {
+				return err
+			}
+			op.key = string(key)
+			if ValidateKey(op.key) != nil {
+				return fmt.Errorf("%w: journal holds a bad key", ErrCorrupt)
+			}
+		case fileOpPolicy:
+			if op.data, err = j.lenBytes(); err != nil {
+				return err
+			}
+			if len(op.data) == 0 {
+				op.data = nil
+			} else if _, err := filePolicyDecode(op.data); err != nil {
+				return err
+			}
+		case fileOpHint:
+			b, err := j.bytes(8)
+			if err != nil {
+				return err
+			}
+			op.hint = int64(binary.BigEndian.Uint64(b))
+		default:
+			return fmt.Errorf("%w: unknown journal op %q", ErrCorrupt, kind)
+		}
+		n++
+		if err := yield(op); err != nil {
+			return err
+		}
+	}
+}
