@@ -172,14 +172,30 @@ func (a *App) Bucket() (string, error) {
 	return b, nil
 }
 
-// validKeys checks every key argument before anything is touched.
-func validKeys(keys ...string) error {
+// target checks key arguments before anything is touched and returns the
+// bucket they live in.
+func (a *App) target(keys ...string) (string, error) {
 	for _, k := range keys {
 		if err := store.ValidateKey(k); err != nil {
-			return usageErr(err, "")
+			return "", usageErr(err, "")
 		}
 	}
-	return nil
+	return a.Bucket()
+}
+
+// updateOK runs fn in a read-write transaction; fn reporting false (key
+// missing, condition not met) is exit 1.
+func (a *App) updateOK(fn func(tx store.Tx) (bool, error)) error {
+	var ok bool
+	err := a.Update(func(tx store.Tx) error {
+		var err error
+		ok, err = fn(tx)
+		return err
+	})
+	if err == nil && !ok {
+		return errNotFound
+	}
+	return err
 }
 
 // --- output ---------------------------------------------------------------

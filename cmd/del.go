@@ -13,10 +13,7 @@ func newDelCmd(a *App) *cobra.Command {
 		Args:              args(1, -1),
 		ValidArgsFunction: completeKeys(a, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args...); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args...)
 			if err != nil {
 				return err
 			}

@@ -29,10 +29,7 @@ is missing or the condition is not met.`,
 			if err := exclusive(cmd.Flags(), "nx", "xx", "gt", "lt"); err != nil {
 				return err
 			}
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}
@@ -65,17 +62,9 @@ is missing or the condition is not met.`,
 			case lt:
 				cond = store.IfLess
 			}
-			var ok bool
-			if err := a.Update(func(tx store.Tx) error {
-				ok, err = store.Expire(tx, bucket, args[0], d.at(tx.Now()), cond)
-				return err
-			}); err != nil {
-				return err
-			}
-			if !ok {
-				return errNotFound
-			}
-			return nil
+			return a.updateOK(func(tx store.Tx) (bool, error) {
+				return store.Expire(tx, bucket, args[0], d.at(tx.Now()), cond)
+			})
 		},
 	}
 	f := c.Flags()

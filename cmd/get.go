@@ -21,10 +21,7 @@ is given.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}

@@ -20,10 +20,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 			if err := exclusive(cmd.Flags(), "ttl", "at", "persist"); err != nil {
 				return err
 			}
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}

@@ -24,10 +24,7 @@ A negative N works as in redis-cli: livedict incr KEY -5.`,
 		Args:              args(1, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}
@@ -70,10 +67,7 @@ the TTL is kept.`,
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}

@@ -12,24 +12,13 @@ func newPersistCmd(a *App) *cobra.Command {
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args[0]); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args[0])
 			if err != nil {
 				return err
 			}
-			var ok bool
-			if err := a.Update(func(tx store.Tx) error {
-				ok, err = store.Persist(tx, bucket, args[0])
-				return err
-			}); err != nil {
-				return err
-			}
-			if !ok {
-				return errNotFound
-			}
-			return nil
+			return a.updateOK(func(tx store.Tx) (bool, error) {
+				return store.Persist(tx, bucket, args[0])
+			})
 		},
 	}
 }

@@ -14,24 +14,13 @@ func newRenameCmd(a *App) *cobra.Command {
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validKeys(args...); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(args...)
 			if err != nil {
 				return err
 			}
-			var ok bool
-			if err := a.Update(func(tx store.Tx) error {
-				ok, err = store.Rename(tx, bucket, args[0], args[1], nx)
-				return err
-			}); err != nil {
-				return err
-			}
-			if !ok {
-				return errNotFound
-			}
-			return nil
+			return a.updateOK(func(tx store.Tx) (bool, error) {
+				return store.Rename(tx, bucket, args[0], args[1], nx)
+			})
 		},
 	}
 	c.Flags().BoolVar(&nx, "nx", false, "only if DST does not exist")

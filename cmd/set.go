@@ -39,10 +39,7 @@ when --nx and the key exists, or --xx and it does not.`,
 				return err
 			}
 			key := args[0]
-			if err := validKeys(key); err != nil {
-				return err
-			}
-			bucket, err := a.Bucket()
+			bucket, err := a.target(key)
 			if err != nil {
 				return err
 			}
