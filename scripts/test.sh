@@ -2,9 +2,19 @@
 # Runs every test livedict has, on a fresh machine as on a developer's:
 # formatting and vet, the unit, conformance and end-to-end (testscript)
 # suites with the race detector, the many-process and kill -9 tests, and a
-# short run of every fuzz target. Needs only Go; installs nothing else yet.
+# short run of every fuzz target. Needs Go; installs the sqlite3 CLI (some
+# scripts hold a store's lock with it) when it is missing and apt-get can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing sqlite3 (for the busy-store and reap scripts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null
+  else
+    echo "note: sqlite3 not found; the scripts that need it will skip" >&2
+  fi
+fi
 
 FUZZTIME=${FUZZTIME:-8s}
 
