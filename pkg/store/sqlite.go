@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -110,13 +112,9 @@ func createFile(path string) error {
 }
 
 // migrate brings the schema up to date. The common case, an up-to-date
-// store, costs one query.
+// store, costs one small read of the file header and no SQL.
 func (s *sqliteStore) migrate(ctx context.Context) error {
-	appID, version, err := s.schemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if appID == sqliteAppID && version == len(sqliteSchema) {
+	if headerUpToDate(s.path) {
 		return nil
 	}
 	return s.Update(ctx, func(Tx) error {
@@ -138,6 +136,31 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 		_, err = s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", sqliteAppID, len(sqliteSchema)))
 		return s.wrap(err)
 	})
+}
+
+// headerUpToDate reads the application id and schema version straight
+// from the database header (SQLite file format: user_version at byte 60,
+// application_id at byte 68, big-endian). Reading outside SQLite's lock is
+// safe here: versions only grow, so "up to date" cannot be wrong, and any
+// other answer is checked again under the write lock. A rollback journal
+// left by a crashed writer means the header may be about to be rolled
+// back, so that case takes the locked path too.
+func headerUpToDate(path string) bool {
+	if _, err := os.Lstat(path + "-journal"); err == nil {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [72]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:16]) != "SQLite format 3\x00" {
+		return false
+	}
+	version := binary.BigEndian.Uint32(h[60:64])
+	appID := binary.BigEndian.Uint32(h[68:72])
+	return appID == sqliteAppID && version == uint32(len(sqliteSchema))
 }
 
 func (s *sqliteStore) schemaVersion(ctx context.Context) (appID, version int, err error) {
