@@ -1,0 +1,77 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// readImport parses in parallel chunks; order and line numbers must come
+// out as if it read line by line (run under -race).
+func TestReadImportOrderAndErrors(t *testing.T) {
+	var in bytes.Buffer
+	const n = 10000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, `{"bucket":"b%d","key":"k%05d","value":"v%d","expires_at_ms":null}`+"\n", i%3, i, i)
+		if i%1000 == 0 {
+			in.WriteString("\n") // blank lines are skipped but counted
+		}
+	}
+	entries, err := readImport(bytes.NewReader(in.Bytes()), "main", store.Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != n {
+		t.Fatalf("%d entries, want %d", len(entries), n)
+	}
+	for i, e := range entries {
+		if e.Key != fmt.Sprintf("k%05d", i) || e.Bucket != fmt.Sprintf("b%d", i%3) || string(e.Value) != fmt.Sprint("v", i) {
+			t.Fatalf("entry %d = %+v", i, e)
+		}
+	}
+
+	bad := in.String() + "{\"key\":\"x\",\"value\":\"v\",\"extra\":1}\n"
+	_, err = readImport(strings.NewReader(bad), "main", store.Limits{}, nil)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d:", n+n/1000+1)) {
+		t.Fatalf("error = %v, want one naming line %d", err, n+n/1000+1)
+	}
+
+	_, err = readImport(strings.NewReader(`{"key":"k","value":"12345"}`), "main", store.Limits{MaxValueBytes: 4}, nil)
+	if !errors.Is(err, store.ErrValueTooLarge) {
+		t.Fatalf("over max_value_bytes: %v", err)
+	}
+}
+
+// FuzzParseImportLine: any line either fails cleanly or yields an entry
+// with a valid bucket and key; an exported entry always parses back to
+// itself.
+func FuzzParseImportLine(f *testing.F) {
+	f.Add([]byte(`{"bucket":"main","key":"k","value_b64":"dg==","expires_at_ms":null}`), "k", []byte("v"))
+	f.Add([]byte(`{"key_b64":"/w==","value":"x","expires_at_ms":5}`), "\xff", []byte{0, 1})
+	f.Add([]byte(`{"key":"a"}{"key":"b"}`), "a b", []byte(""))
+	f.Fuzz(func(t *testing.T, line []byte, key string, value []byte) {
+		if e, err := parseImportLine(line, "main"); err == nil {
+			if store.ValidateBucket(e.Bucket) != nil || store.ValidateKey(e.Key) != nil || e.ExpiresAt < 0 || e.Value == nil {
+				t.Fatalf("accepted %q as %+v", line, e)
+			}
+		}
+		if store.ValidateKey(key) != nil {
+			return
+		}
+		o := keyFields("main", key)
+		o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(value)}, field{"expires_at_ms", nil})
+		exported, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := parseImportLine(exported, "other")
+		if err != nil || e.Key != key || e.Bucket != "main" || !bytes.Equal(e.Value, value) || e.ExpiresAt != 0 {
+			t.Fatalf("export %s parsed back as %+v, %v", exported, e, err)
+		}
+	})
+}
