@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -117,11 +117,29 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 	parse := func(c *chunk) {
 		defer close(c.done)
 		c.entries = make([]store.Entry, 0, len(c.lines))
+		// One decoder reads the whole chunk: a decoder per line costs
+		// more than the decoding. Any problem is reported by parsing
+		// that line alone, which gives the exact message.
+		buf := bytes.Join(c.lines, nil)
+		dec := json.NewDecoder(bytes.NewReader(buf))
+		dec.DisallowUnknownFields()
+		end := 0
 		for i, line := range c.lines {
+			start := end
+			end += len(line)
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			e, err := parseImportLine(line, defBucket)
+			var l importLine
+			err := dec.Decode(&l)
+			var e store.Entry
+			if off := int(dec.InputOffset()); err != nil || off < start || off > end || len(bytes.TrimSpace(buf[off:end])) > 0 {
+				if e, err = parseImportLine(line, defBucket); err == nil {
+					err = errors.New("not one JSON object on the line")
+				}
+			} else {
+				e, err = l.entry(defBucket)
+			}
 			if err == nil {
 				err = lim.CheckValue(len(e.Value))
 			}
@@ -200,6 +218,11 @@ func parseImportLine(line []byte, defBucket string) (store.Entry, error) {
 	if dec.More() {
 		return store.Entry{}, errors.New("more than one JSON value on the line")
 	}
+	return l.entry(defBucket)
+}
+
+// entry checks a decoded line and makes it an entry.
+func (l importLine) entry(defBucket string) (store.Entry, error) {
 	e := store.Entry{Bucket: defBucket}
 	if l.Bucket != nil {
 		e.Bucket = *l.Bucket
