@@ -443,7 +443,7 @@ type BulkLoader interface {
 // Import writes entries in one transaction, skipping those already
 // expired, and returns how many it wrote.
 func Import(tx Tx, lim Limits, entries []Entry, mode ImportMode) (int, error) {
-	live := entries[:0:0]
+	live := make([]Entry, 0, len(entries))
 	limited := lim.MaxTotalKeys > 0
 	policies := map[string]Policy{}
 	for _, e := range entries {
