@@ -5,6 +5,12 @@ import (
 	"os"
 
 	"github.com/livedict/livedict/cmd"
+	"github.com/livedict/livedict/pkg/sandbox"
 )
 
-func main() { os.Exit(cmd.Main()) }
+func main() {
+	// A hook's sandbox is set up by livedict's own binary, re-executed in
+	// a hidden helper mode; in every other run this returns at once.
+	sandbox.MaybeRunChild()
+	os.Exit(cmd.Main())
+}

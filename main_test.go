@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livedict/livedict/cmd"
+	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -21,6 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"livedict": func() {
+			sandbox.MaybeRunChild() // as main does
 			app := &cmd.App{IO: cmd.SystemIO(), Clock: ttl.System}
 			if f := os.Getenv("LIVEDICT_TEST_CLOCK_FILE"); f != "" {
 				if _, err := os.Stat(f); err == nil {
@@ -28,6 +30,11 @@ func TestMain(m *testing.M) {
 				}
 			}
 			os.Exit(app.Run(os.Args[1:]))
+		},
+		// The hook sandbox re-executes the binary with this argv[0].
+		"livedict-sandbox": func() {
+			sandbox.MaybeRunChild()
+			os.Exit(2)
 		},
 	})
 }

@@ -62,7 +62,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newRenameCmd(a), newKeysCmd(a), newListCmd(a),
 		newBucketsCmd(a), newBucketCmd(a), newStatsCmd(a), newReapCmd(a),
 		newExportCmd(a), newImportCmd(a),
-		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a),
+		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a),
 		newExitCodesTopic(),
 	)
 	restoreNegativeNumbers(root)

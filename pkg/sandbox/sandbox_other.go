@@ -1,0 +1,24 @@
+//go:build !linux
+
+package sandbox
+
+import "context"
+
+// MaybeRunChild returns at once: there is no helper mode off Linux.
+func MaybeRunChild() {}
+
+// Run fails with ErrUnsupported: the sandbox's guarantees (process-group
+// and namespace kills, Landlock, seccomp) are Linux-specific, and a hook
+// must not run with fewer than `hook sandbox` promises.
+func Run(ctx context.Context, s Spec) (Result, error) {
+	return Result{}, ErrUnsupported
+}
+
+// Probe reports every layer off on systems other than Linux.
+func Probe() []Layer {
+	var out []Layer
+	for _, name := range layerOrder() {
+		out = append(out, off(name, "hook sandbox is only implemented on Linux"))
+	}
+	return out
+}
