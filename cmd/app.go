@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -44,11 +46,16 @@ func Main() int {
 // Run executes one command line and returns its exit code, printing any
 // error as one line (and maybe a hint) on stderr.
 func (a *App) Run(args []string) int {
+	out := &checkedWriter{w: a.IO.Out}
+	a.IO.Out = out
 	root := NewRootCmd(a)
 	root.SetArgs(protectNegativeNumbers(args))
 	err := root.Execute()
 	if a.store != nil {
 		a.store.Close()
+	}
+	if err == nil && out.err != nil {
+		err = fmt.Errorf("writing output: %w", out.err)
 	}
 	if err == nil {
 		return ExitOK
@@ -151,7 +158,12 @@ func (a *App) View(fn func(store.Tx) error) error {
 		return fn(tx)
 	})
 	if err == nil && due {
-		_, err = store.LazyReap(ctx, s, store.LazyReapBatch)
+		// Best effort: the read already succeeded, so a store this user
+		// cannot write, or another writer holding the lock, must neither
+		// fail it nor make it wait. The next write reaps anyway.
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		store.LazyReap(rctx, s, store.LazyReapBatch)
+		cancel()
 	}
 	return interrupted(ctx, err)
 }
@@ -200,16 +212,36 @@ func (a *App) updateOK(fn func(tx store.Tx) (bool, error)) error {
 
 // --- output ---------------------------------------------------------------
 
+// checkedWriter remembers the first failed write to stdout, so a command
+// whose output was lost (a full disk, a closed pipe) cannot exit 0.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
 // printf writes to stdout.
 func (a *App) printf(format string, args ...any) { fmt.Fprintf(a.IO.Out, format, args...) }
 
-// jsonLine writes one JSON object per line to stdout.
-func (a *App) jsonLine(v any) {
+// jsonLine writes one JSON object per line to stdout. A failed write is
+// also remembered by the checkedWriter, so callers may ignore the error.
+func (a *App) jsonLine(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only our own types are marshalled
 	}
-	a.IO.Out.Write(append(b, '\n'))
+	_, err = a.IO.Out.Write(append(b, '\n'))
+	return err
 }
 
 // object is a JSON object that keeps its fields in the order they were added.

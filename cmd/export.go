@@ -35,7 +35,9 @@ is written as key_b64. 'livedict import' reads this back.`,
 				}
 				buckets = append(buckets, b)
 			}
-			out := bufio.NewWriterSize(a.IO.Out, 1<<16)
+			// Collect, then write after the transaction: a reader blocked
+			// on a full pipe must not hold the store.
+			var entries []store.Entry
 			err := a.View(func(tx store.Tx) error {
 				if all {
 					infos, err := tx.Buckets()
@@ -48,18 +50,8 @@ is written as key_b64. 'livedict import' reads this back.`,
 				}
 				for _, b := range buckets {
 					err := store.ScanGlob(tx, b, glob, true, func(e store.Entry) error {
-						var exp any
-						if e.ExpiresAt != 0 {
-							exp = e.ExpiresAt
-						}
-						o := keyFields(b, e.Key)
-						o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
-						line, err := o.MarshalJSON()
-						if err != nil {
-							return err
-						}
-						out.Write(line)
-						return out.WriteByte('\n')
+						entries = append(entries, e)
+						return nil
 					})
 					if err != nil {
 						return err
@@ -67,10 +59,24 @@ is written as key_b64. 'livedict import' reads this back.`,
 				}
 				return nil
 			})
-			if ferr := out.Flush(); err == nil {
-				err = ferr
+			if err != nil {
+				return err
 			}
-			return err
+			out := bufio.NewWriterSize(a.IO.Out, 1<<16)
+			for _, e := range entries {
+				var exp any
+				if e.ExpiresAt != 0 {
+					exp = e.ExpiresAt
+				}
+				o := keyFields(e.Bucket, e.Key)
+				o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
+				line, err := o.MarshalJSON()
+				if err != nil {
+					return err
+				}
+				out.Write(append(line, '\n'))
+			}
+			return out.Flush()
 		},
 	}
 	c.Flags().BoolVar(&all, "all-buckets", false, "export every bucket")

@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"errors"
+
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -25,26 +27,33 @@ is given.`,
 			if err != nil {
 				return err
 			}
-			var e store.Entry
-			var ok bool
-			var now int64
-			err = a.View(func(tx store.Tx) error {
-				now = tx.Now()
-				e, ok, err = tx.Get(bucket, args[0])
-				return err
-			})
-			if err != nil {
-				return err
+			err = a.printLive(bucket, args[0])
+			if errors.Is(err, errNotFound) && cmd.Flags().Changed("default") {
+				return a.writeValue(store.Entry{Bucket: bucket, Key: args[0], Value: []byte(def)}, 0)
 			}
-			if !ok {
-				if !cmd.Flags().Changed("default") {
-					return errNotFound
-				}
-				e = store.Entry{Bucket: bucket, Key: args[0], Value: []byte(def)}
-			}
-			return a.writeValue(e, now)
+			return err
 		},
 	}
 	c.Flags().StringVar(&def, "default", "", "print `V` and exit 0 when the key is missing")
 	return c
+}
+
+// printLive prints a live value, or returns errNotFound.
+func (a *App) printLive(bucket, key string) error {
+	var e store.Entry
+	var ok bool
+	var now int64
+	err := a.View(func(tx store.Tx) error {
+		var err error
+		now = tx.Now()
+		e, ok, err = tx.Get(bucket, key)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotFound
+	}
+	return a.writeValue(e, now)
 }

@@ -24,11 +24,13 @@ func newGetDelCmd(a *App) *cobra.Command {
 				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
 					return err
 				}
-				if err := a.checkPrintable(e.Value); err != nil {
+				if _, err := tx.Delete(bucket, args[0]); err != nil {
 					return err
 				}
-				_, err = tx.Delete(bucket, args[0])
-				return err
+				// Written before the commit: if the value cannot be
+				// delivered (a full disk, a closed pipe) it is not deleted.
+				e.ExpiresAt = 0
+				return a.writeValue(e, now)
 			})
 			if err != nil {
 				return err
@@ -36,8 +38,7 @@ func newGetDelCmd(a *App) *cobra.Command {
 			if !ok {
 				return errNotFound
 			}
-			e.ExpiresAt = 0
-			return a.writeValue(e, now)
+			return nil
 		},
 	}
 }

@@ -28,34 +28,33 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 			if err != nil {
 				return err
 			}
-			var e store.Entry
-			var ok bool
-			var now int64
+			if !d.isSet() && !persist {
+				return a.printLive(bucket, args[0]) // a plain read takes no write lock
+			}
+			ok := false
 			err = a.Update(func(tx store.Tx) error {
-				now = tx.Now()
-				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
+				e, found, err := tx.Get(bucket, args[0])
+				if err != nil || !found {
 					return err
 				}
 				if err := a.checkPrintable(e.Value); err != nil {
 					return err
 				}
-				switch {
-				case d.isSet():
-					e, ok, err = store.GetEx(tx, bucket, args[0], d.at(now))
-				case persist:
-					e, ok, err = store.GetEx(tx, bucket, args[0], 0)
-				default:
-					e, ok, err = tx.Get(bucket, args[0])
+				at := int64(0) // --persist
+				if d.isSet() {
+					at = d.at(tx.Now())
 				}
-				return err
+				if e, ok, err = store.GetEx(tx, bucket, args[0], at); err != nil {
+					return err
+				}
+				// Before the commit: a value that cannot be delivered
+				// keeps its old TTL.
+				return a.writeValue(e, tx.Now())
 			})
-			if err != nil {
-				return err
-			}
-			if !ok {
+			if err == nil && !ok {
 				return errNotFound
 			}
-			return a.writeValue(e, now)
+			return err
 		},
 	}
 	f := c.Flags()

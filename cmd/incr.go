@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -40,19 +41,13 @@ A negative N works as in redis-cli: livedict incr KEY -5.`,
 				}
 				n = -n
 			}
-			var v int64
-			if err := a.Update(func(tx store.Tx) error {
-				v, err = store.IncrBy(tx, a.Limits(), bucket, args[0], n)
-				return err
-			}); err != nil {
-				return err
-			}
-			if a.JSON {
-				a.jsonLine(append(keyFields(bucket, args[0]), field{"value", v}))
-			} else {
-				a.printf("%s\n", strconv.FormatInt(v, 10))
-			}
-			return nil
+			return a.Update(func(tx store.Tx) error {
+				v, err := store.IncrBy(tx, a.Limits(), bucket, args[0], n)
+				if err != nil {
+					return err
+				}
+				return a.printResult(bucket, args[0], v, strconv.FormatInt(v, 10))
+			})
 		},
 	}
 }
@@ -75,19 +70,24 @@ the TTL is kept.`,
 			if err != nil {
 				return usageErr(err, "")
 			}
-			var v string
-			if err := a.Update(func(tx store.Tx) error {
-				v, err = store.IncrByFloat(tx, a.Limits(), bucket, args[0], f)
-				return err
-			}); err != nil {
-				return err
-			}
-			if a.JSON {
-				a.jsonLine(append(keyFields(bucket, args[0]), field{"value", v}))
-			} else {
-				a.printf("%s\n", v)
-			}
-			return nil
+			return a.Update(func(tx store.Tx) error {
+				v, err := store.IncrByFloat(tx, a.Limits(), bucket, args[0], f)
+				if err != nil {
+					return err
+				}
+				return a.printResult(bucket, args[0], v, v)
+			})
 		},
 	}
+}
+
+// printResult prints an arithmetic result inside its transaction: if the
+// new value cannot be delivered (a full disk, a closed pipe), the change
+// is rolled back rather than made blind.
+func (a *App) printResult(bucket, key string, jsonValue any, text string) error {
+	if a.JSON {
+		return a.jsonLine(append(keyFields(bucket, key), field{"value", jsonValue}))
+	}
+	_, err := fmt.Fprintf(a.IO.Out, "%s\n", text)
+	return err
 }

@@ -28,30 +28,34 @@ GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.
 			if len(args) == 1 {
 				glob = args[0]
 			}
-			out := bufio.NewWriter(a.IO.Out)
-			err = a.View(func(tx store.Tx) error {
-				return store.ScanGlob(tx, bucket, glob, false, func(e store.Entry) error {
-					switch {
-					case a.JSON:
-						a.jsonLine(keyFields(bucket, e.Key))
-					case a.IO.OutTTY:
-						out.WriteString(terminalSafe(e.Key, false))
-						out.WriteByte('\n')
-					default:
-						out.WriteString(e.Key)
-						if nul {
-							out.WriteByte(0)
-						} else {
-							out.WriteByte('\n')
-						}
-					}
-					return nil
-				})
-			})
-			if ferr := out.Flush(); err == nil {
-				err = ferr
+			// Print after the transaction: a reader blocked on a full
+			// pipe (keys | xargs livedict del) must not hold the store.
+			var keys []string
+			if err := a.View(func(tx store.Tx) error {
+				keys, err = store.Keys(tx, bucket, glob)
+				return err
+			}); err != nil {
+				return err
 			}
-			return err
+			out := bufio.NewWriter(a.IO.Out)
+			for _, k := range keys {
+				switch {
+				case a.JSON:
+					line, _ := keyFields(bucket, k).MarshalJSON()
+					out.Write(append(line, '\n'))
+				case a.IO.OutTTY:
+					out.WriteString(terminalSafe(k, false))
+					out.WriteByte('\n')
+				default:
+					out.WriteString(k)
+					if nul {
+						out.WriteByte(0)
+					} else {
+						out.WriteByte('\n')
+					}
+				}
+			}
+			return out.Flush()
 		},
 	}
 	c.Flags().BoolVarP(&nul, "null", "0", false, "end each key with a NUL byte instead of a newline")

@@ -32,33 +32,39 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
 				glob = args[0]
 			}
 			withValues := a.JSON || a.IO.OutTTY
-			var rows [][]string
-			out := bufio.NewWriter(a.IO.Out)
+			var entries []store.Entry
 			var now int64
-			err = a.View(func(tx store.Tx) error {
+			// Print after the transaction: a reader blocked on a full
+			// pipe must not hold the store.
+			if err := a.View(func(tx store.Tx) error {
 				now = tx.Now()
 				return store.ScanGlob(tx, bucket, glob, withValues, func(e store.Entry) error {
-					ttlMs, expiresAt := ttlFields(e, now)
-					switch {
-					case a.JSON:
-						o := bytesField(keyFields(bucket, e.Key), "value", e.Value)
-						a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}))
-					case a.IO.OutTTY:
-						human := "-"
-						if ttlMs >= 0 {
-							human = ttl.FormatMs(ttlMs)
-						}
-						rows = append(rows, []string{terminalSafe(e.Key, false), human, humanBytes(e.Size), preview(e.Value)})
-					default:
-						fmt.Fprintf(out, "%s\t%d\t%d\n", plainKey(e.Key), ttlMs, e.Size)
-					}
+					entries = append(entries, e)
 					return nil
 				})
-			})
-			if ferr := out.Flush(); err == nil {
-				err = ferr
+			}); err != nil {
+				return err
 			}
-			if err != nil || !a.IO.OutTTY || a.JSON {
+			var rows [][]string
+			out := bufio.NewWriter(a.IO.Out)
+			for _, e := range entries {
+				ttlMs, expiresAt := ttlFields(e, now)
+				switch {
+				case a.JSON:
+					o := bytesField(keyFields(bucket, e.Key), "value", e.Value)
+					line, _ := append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}).MarshalJSON()
+					out.Write(append(line, '\n'))
+				case a.IO.OutTTY:
+					human := "-"
+					if ttlMs >= 0 {
+						human = ttl.FormatMs(ttlMs)
+					}
+					rows = append(rows, []string{terminalSafe(e.Key, false), human, humanBytes(e.Size), preview(e.Value)})
+				default:
+					fmt.Fprintf(out, "%s\t%d\t%d\n", plainKey(e.Key), ttlMs, e.Size)
+				}
+			}
+			if err := out.Flush(); err != nil || !a.IO.OutTTY || a.JSON {
 				return err
 			}
 			if len(rows) == 0 {

@@ -64,18 +64,15 @@ when --nx and the key exists, or --xx and it does not.`,
 					Bucket: bucket, Key: key, Value: value,
 					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
 				})
-				if err == nil && o.get && res.HadOld {
-					err = a.checkPrintable(res.Old.Value)
+				if err == nil && o.get && res.HadOld && res.Stored { // exit 1 prints nothing
+					// Before the commit: an old value that cannot be
+					// delivered is not overwritten.
+					err = a.writeValue(res.Old, now)
 				}
 				return err
 			})
 			if err != nil {
 				return err
-			}
-			if o.get && res.HadOld && res.Stored { // exit 1 prints nothing
-				if err := a.writeValue(res.Old, now); err != nil {
-					return err
-				}
 			}
 			if !res.Stored {
 				return errNotFound

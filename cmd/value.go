@@ -15,8 +15,7 @@ func (a *App) writeValue(e store.Entry, now int64) error {
 		o := keyFields(e.Bucket, e.Key)
 		o = bytesField(o, "value", e.Value)
 		ttlMs, expiresAt := ttlFields(e, now)
-		a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}))
-		return nil
+		return a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}))
 	}
 	if !a.IO.OutTTY {
 		_, err := a.IO.Out.Write(e.Value)

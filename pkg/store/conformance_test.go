@@ -306,8 +306,14 @@ func TestConformanceArithmetic(t *testing.T) {
 			if _, err := IncrBy(tx, Limits{}, "main", "text", 1); !errors.Is(err, ErrNotInteger) {
 				t.Errorf("text: %v", err)
 			}
-			if v, err := IncrByFloat(tx, Limits{}, "main", "f", 0.1); v != "10.6" || err != nil {
-				t.Errorf("incrbyfloat = %s %v", v, err)
+			for _, c := range []struct{ key, by, want string }{
+				{"f", "0.1", "10.6"}, {"g", "0.1", "0.1"}, {"g", "0.2", "0.3"},
+				{"h", "1.1", "1.1"}, {"h", "2.2", "3.3"}, {"i", "5.0e3", "5000"}, {"i", "-5000", "0"},
+			} {
+				by, _ := ParseRedisFloat([]byte(c.by))
+				if v, err := IncrByFloat(tx, Limits{}, "main", c.key, by); v != c.want || err != nil {
+					t.Errorf("incrbyfloat %s %s = %s %v, want %s (as Redis)", c.key, c.by, v, err, c.want)
+				}
 			}
 			return nil
 		})

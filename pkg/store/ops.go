@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
+	"strings"
 )
 
 // Limits are the store-wide limits from the configuration.
@@ -287,26 +289,39 @@ func IncrBy(tx Tx, lim Limits, bucket, key string, n int64) (int64, error) {
 }
 
 // IncrByFloat adds f to the number stored at key (a missing key counts as
-// 0) and keeps its TTL. The result is written without exponent and without
-// trailing zeros, as Redis writes it.
-func IncrByFloat(tx Tx, lim Limits, bucket, key string, f float64) (string, error) {
+// 0) and keeps its TTL. Like Redis it computes with a 64-bit mantissa (C's
+// long double on x86) and writes the result with 17 decimals, trailing
+// zeros trimmed, so 0.1 + 0.2 is stored as "0.3".
+func IncrByFloat(tx Tx, lim Limits, bucket, key string, f *big.Float) (string, error) {
 	e, ok, err := tx.Get(bucket, key)
 	if err != nil {
 		return "", err
 	}
-	var cur float64
+	cur := new(big.Float).SetPrec(longDoublePrec)
 	if ok {
 		if cur, err = ParseRedisFloat(e.Value); err != nil {
 			return "", err
 		}
 	}
-	cur += f
-	if math.IsNaN(cur) || math.IsInf(cur, 0) {
-		return "", ErrNaN
+	cur.Add(cur, f)
+	if exp := cur.MantExp(nil); exp > longDoubleMaxExp {
+		return "", ErrNaN // beyond long double: Redis reports infinity
 	}
-	s := strconv.FormatFloat(cur, 'f', -1, 64)
+	s := cur.Text('f', 17)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
 	return s, putNumber(tx, lim, e, ok, bucket, key, []byte(s))
 }
+
+// The x87 long double Redis computes INCRBYFLOAT in.
+const (
+	longDoublePrec   = 64
+	longDoubleMaxExp = 16384
+)
 
 func putNumber(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byte) error {
 	if err := lim.CheckValue(len(v)); err != nil {
@@ -352,21 +367,25 @@ func ParseRedisInt(b []byte) (int64, error) {
 	return n, nil
 }
 
-// ParseRedisFloat parses a value the way Redis's INCRBYFLOAT does: a finite
-// decimal float with no surrounding spaces.
-func ParseRedisFloat(b []byte) (float64, error) {
+// ParseRedisFloat parses a value the way Redis's INCRBYFLOAT does: a
+// finite decimal number with no surrounding spaces, read with a 64-bit
+// mantissa.
+func ParseRedisFloat(b []byte) (*big.Float, error) {
 	s := string(b)
-	if s == "" || len(s) > 5000 || s[0] == ' ' || s[len(s)-1] == ' ' {
-		return 0, ErrNotFloat
+	if s == "" || len(s) > 5000 {
+		return nil, ErrNotFloat
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
-			return 0, ErrNotFloat // no "inf", "nan", hex floats or '_'
+			return nil, ErrNotFloat // no spaces, "inf", "nan", hex floats or '_'
 		}
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, ErrNotFloat
+	f, _, err := big.ParseFloat(s, 10, longDoublePrec, big.ToNearestEven)
+	if err != nil || f.IsInf() {
+		return nil, ErrNotFloat
+	}
+	if exp := f.MantExp(nil); exp > longDoubleMaxExp {
+		return nil, ErrNotFloat
 	}
 	return f, nil
 }
