@@ -49,7 +49,7 @@ func (a *App) Run(args []string) int {
 	out := &checkedWriter{w: a.IO.Out}
 	a.IO.Out = out
 	root := NewRootCmd(a)
-	root.SetArgs(protectNegativeNumbers(args))
+	root.SetArgs(protectNegativeNumbers(root, args))
 	err := root.Execute()
 	if a.store != nil {
 		a.store.Close()
@@ -72,7 +72,9 @@ func (a *App) Run(args []string) int {
 }
 
 func (a *App) printError(err error, code int, hint string) {
-	msg := oneLine(err.Error())
+	// The negative-number mark may appear raw or quoted (%q) in messages.
+	msg := strings.NewReplacer(negMark, "", `\x00neg`, "").Replace(err.Error())
+	msg = terminalSafe(oneLine(msg), true)
 	if a.JSON {
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`
@@ -92,6 +94,10 @@ func (a *App) printError(err error, code int, hint string) {
 func (a *App) Store() (store.Store, error) {
 	if a.store != nil {
 		return a.store, nil
+	}
+	if strings.HasPrefix(a.Config.Store, "memory:") {
+		// Nothing written there would outlive this one command.
+		return nil, usageErr(fmt.Errorf("store %q lives only inside one process", a.Config.Store), "memory: is for the Go API and tests; use sqlite:PATH or file:DIR")
 	}
 	s, err := store.Open(a.Config.Store, store.Options{
 		Clock:       a.Clock,

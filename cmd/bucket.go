@@ -49,12 +49,12 @@ Policies live in the store, so every user of the store sees the same ones.`,
 				return usageErr(errors.New("--max-keys must be ≥ 0"), "")
 			}
 			var ttlMs int64
-			if fs.Changed("default-ttl") && defaultTTL != "0" {
+			if fs.Changed("default-ttl") {
 				d, err := ttl.ParseDuration(defaultTTL)
 				if err != nil {
 					return usageErr(err, "")
 				}
-				if ttlMs = d.Milliseconds(); ttlMs <= 0 {
+				if ttlMs = d.Milliseconds(); ttlMs < 0 {
 					return usageErr(fmt.Errorf("--default-ttl must be positive, or 0 for none"), "")
 				}
 			}

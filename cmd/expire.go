@@ -42,14 +42,8 @@ is missing or the condition is not met.`,
 				if d.ttlMs = dur.Milliseconds(); d.ttlMs <= 0 {
 					d = deadline{atMs: 1} // in the past: delete
 				}
-			} else {
-				t, err := ttl.ParseTime(args[1])
-				if err != nil {
-					return usageErr(err, "")
-				}
-				if d.atMs = t.UnixMilli(); d.atMs <= 0 {
-					d.atMs = 1
-				}
+			} else if d.atMs, err = parseAt(args[1]); err != nil {
+				return err
 			}
 			cond := store.Always
 			switch {

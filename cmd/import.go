@@ -60,6 +60,7 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			var progress *progressBar
 			if a.IO.ErrTTY && !a.JSON {
 				progress = &progressBar{w: a.IO.Err, total: size}
+				defer progress.clear() // an error line must not land on the bar
 			}
 			entries, err := readImport(in, defBucket, a.Limits(), progress)
 			if err != nil {
@@ -178,7 +179,11 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 			if len(c.lines) == chunkLines || err != nil {
 				pending <- c
 				work <- c
-				progress.update(read, lineNo)
+				lines := lineNo
+				if len(line) == 0 {
+					lines-- // the read that met end of file had no line
+				}
+				progress.update(read, lines)
 				c = &chunk{firstLine: lineNo + 1, done: make(chan struct{})}
 			}
 			if err == io.EOF {
@@ -298,4 +303,13 @@ func (p *progressBar) done(n int) {
 		return
 	}
 	fmt.Fprintf(p.w, "\r\033[Kimported %d keys\n", n)
+	p.last = time.Time{}
+}
+
+// clear erases a bar that is still drawn.
+func (p *progressBar) clear() {
+	if p != nil && !p.last.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.last = time.Time{}
+	}
 }

@@ -76,22 +76,37 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 const negMark = "\x00neg"
 
 // protectNegativeNumbers marks "-5", "-1.5", "-10s" and the like, except
-// where the previous word is a flag that may be waiting for its value.
-func protectNegativeNumbers(args []string) []string {
+// a word that is one of the command's own shorthand flags (keys -0) or the
+// value of the flag before it.
+func protectNegativeNumbers(root *cobra.Command, args []string) []string {
+	flags := root.PersistentFlags()
+	if c, _, err := root.Find(args); err == nil {
+		flags = c.Flags() // includes the persistent flags it inherits
+	}
+	takesValue := func(word string) bool {
+		name, hasValue := strings.TrimLeft(word, "-"), strings.Contains(word, "=")
+		var f *pflag.Flag
+		if strings.HasPrefix(word, "--") {
+			f = flags.Lookup(name)
+		} else if len(name) == 1 {
+			f = flags.ShorthandLookup(name)
+		}
+		return f != nil && !hasValue && f.NoOptDefVal == ""
+	}
 	out := make([]string, len(args))
 	copy(out, args)
 	for i, arg := range out {
 		if arg == "--" {
 			break
 		}
-		if len(arg) < 2 || arg[0] != '-' || arg[1] < '0' || arg[1] > '9' || arg == "-0" { // -0 is keys' NUL flag
+		if len(arg) < 2 || arg[0] != '-' || arg[1] < '0' || arg[1] > '9' {
 			continue
 		}
-		if i > 0 {
-			prev := out[i-1]
-			if strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") {
-				continue
-			}
+		if len(arg) == 2 && flags.ShorthandLookup(arg[1:]) != nil {
+			continue
+		}
+		if i > 0 && takesValue(out[i-1]) {
+			continue
 		}
 		out[i] = negMark + arg
 	}

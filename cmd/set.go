@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
@@ -120,17 +121,24 @@ func deadlineFlags(fs *pflag.FlagSet, ttlFlag, atFlag string) (deadline, error) 
 		}
 		return deadline{ttlMs: d.Milliseconds()}, nil
 	case fs.Changed("at"):
-		t, err := ttl.ParseTime(atFlag)
-		if err != nil {
-			return deadline{}, usageErr(err, "")
-		}
-		ms := t.UnixMilli()
-		if ms <= 0 {
-			ms = 1 // still in the past, but never "no expiry"
-		}
-		return deadline{atMs: ms}, nil
+		ms, err := parseAt(atFlag)
+		return deadline{atMs: ms}, err
 	}
 	return deadline{}, nil
+}
+
+// parseAt reads an absolute deadline: not more than ttl.MaxDuration ahead
+// (the limit a TTL has), and a time in the past stays in the past, never 0,
+// which would mean "no expiry".
+func parseAt(s string) (int64, error) {
+	t, err := ttl.ParseTime(s)
+	if err != nil {
+		return 0, usageErr(err, "")
+	}
+	if time.Until(t) > ttl.MaxDuration {
+		return 0, usageErr(fmt.Errorf("%w %q: more than 100 years away", ttl.ErrTime, s), "")
+	}
+	return max(t.UnixMilli(), 1), nil
 }
 
 // readValue reads a value from stdin to EOF, refusing more than
@@ -147,6 +155,9 @@ func (a *App) readValue() ([]byte, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("reading stdin: %w", err), "")
+	}
+	if limit > 0 && int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes on stdin, max_value_bytes is %d", store.ErrValueTooLarge, limit, limit)
 	}
 	if b == nil {
 		b = []byte{}

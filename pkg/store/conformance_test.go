@@ -565,3 +565,22 @@ func TestConformanceConcurrentIncr(t *testing.T) {
 		})
 	}
 }
+
+// An import that stops on an existing key names that key, not one the
+// same import wrote earlier (the bulk path loads in batches).
+func TestConformanceImportNamesTheConflict(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		set(t, s, "main", "k0999", "existing", 0)
+		var entries []Entry
+		for i := 0; i < 1000; i++ {
+			entries = append(entries, Entry{Bucket: "main", Key: fmt.Sprintf("k%04d", i), Value: []byte("v")})
+		}
+		err := s.Update(context.Background(), func(tx Tx) error {
+			_, err := Import(tx, Limits{}, entries, FailOnExisting)
+			return err
+		})
+		if !errors.Is(err, ErrKeyExists) || !strings.Contains(err.Error(), `"k0999"`) {
+			t.Fatalf("error = %v, want one naming k0999", err)
+		}
+	})
+}

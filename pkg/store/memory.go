@@ -31,7 +31,7 @@ func (m *memory) Update(ctx context.Context, fn func(Tx) error) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tx := &memTx{m: m, now: m.opts.Clock.Now().UnixMilli(), writable: true}
+	tx := &memTx{m: m, now: m.opts.Clock.Now().UnixMilli()}
 	if err := fn(tx); err != nil {
 		tx.rollback()
 		return err
@@ -64,10 +64,9 @@ func (m *memory) Close() error { return nil }
 
 // memTx records how to undo each change so a failed Update leaves nothing.
 type memTx struct {
-	m        *memory
-	now      int64
-	writable bool
-	undo     []func()
+	m    *memory
+	now  int64
+	undo []func()
 }
 
 func (t *memTx) rollback() {

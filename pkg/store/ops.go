@@ -73,7 +73,7 @@ func Set(tx Tx, lim Limits, a SetArgs) (SetResult, error) {
 		switch {
 		case a.KeepTTL && had:
 			exp = old.ExpiresAt
-		case !a.KeepTTL || !had:
+		default:
 			if exp, err = defaultDeadline(tx, a.Bucket); err != nil {
 				return res, err
 			}

@@ -6,12 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -149,18 +150,26 @@ func headerUpToDate(path string) bool {
 	if _, err := os.Lstat(path + "-journal"); err == nil {
 		return false
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var h [72]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:16]) != "SQLite format 3\x00" {
+	h, ok := sqliteHeader(path)
+	if !ok {
 		return false
 	}
 	version := binary.BigEndian.Uint32(h[60:64])
 	appID := binary.BigEndian.Uint32(h[68:72])
 	return appID == sqliteAppID && version == uint32(len(sqliteSchema))
+}
+
+// sqliteHeader reads the first 72 bytes of a SQLite file and reports
+// whether they start with SQLite's magic string. It uses plain system calls:
+// an *os.File would start Go's network poller, a cost every command paid.
+func sqliteHeader(path string) (h [72]byte, ok bool) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return h, false
+	}
+	defer syscall.Close(fd)
+	n, err := syscall.Pread(fd, h[:], 0)
+	return h, err == nil && n == len(h) && string(h[:16]) == "SQLite format 3\x00"
 }
 
 func (s *sqliteStore) schemaVersion(ctx context.Context) (appID, version int, err error) {
@@ -196,7 +205,13 @@ func (s *sqliteStore) wrap(err error) error {
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %s: another process held it for more than %v", ErrBusy, s.path, s.opts.BusyTimeout)
-	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+	case sqlite3.SQLITE_NOTADB:
+		if _, ok := sqliteHeader(s.path); !ok {
+			// Not damaged: some other file was named as the store.
+			return fmt.Errorf("%w: %s is not a SQLite database", ErrNotStore, s.path)
+		}
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
+	case sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
 		return fmt.Errorf("%s: %w", s.path, fs.ErrPermission)
@@ -597,7 +612,7 @@ func (t *sqliteTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 		added, err := t.exec(q, args...)
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
-			return 0, t.firstExisting(entries)
+			return 0, t.conflict(entries[:start], batch)
 		}
 		if err != nil {
 			return 0, err
@@ -612,18 +627,23 @@ func (t *sqliteTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 	return n, nil
 }
 
-// firstExisting names the key that stopped a FailOnExisting load. It runs
+// conflict names the key that stopped a FailOnExisting load in batch. Only
+// that batch was rolled back by its failed statement, so a key of it that
+// exists now either existed before the load or came earlier in it. It runs
 // only on that error path; the transaction is rolled back after it.
-func (t *sqliteTx) firstExisting(entries []Entry) error {
-	seen := map[[2]string]bool{}
-	for _, e := range entries {
-		id := [2]string{e.Bucket, e.Key}
-		if _, ok, err := t.Get(e.Bucket, e.Key); err == nil && ok && !seen[id] {
-			// Rows this load inserted are visible too; only a key
-			// named before in the same import is one of ours.
+func (t *sqliteTx) conflict(earlier, batch []Entry) error {
+	for i, e := range batch {
+		same := func(x Entry) bool { return x.Bucket == e.Bucket && x.Key == e.Key }
+		if slices.ContainsFunc(batch[:i], same) {
+			return fmt.Errorf("%w: %q in bucket %q (it appears twice in the import)", ErrKeyExists, e.Key, e.Bucket)
+		}
+		if _, ok, err := t.Get(e.Bucket, e.Key); err != nil {
+			return err
+		} else if ok && slices.ContainsFunc(earlier, same) {
+			return fmt.Errorf("%w: %q in bucket %q (it appears twice in the import)", ErrKeyExists, e.Key, e.Bucket)
+		} else if ok {
 			return existsErr(e)
 		}
-		seen[id] = true
 	}
-	return fmt.Errorf("%w: a key appears twice in the import", ErrKeyExists)
+	return fmt.Errorf("%w: a key of the import already exists", ErrKeyExists)
 }

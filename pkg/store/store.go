@@ -33,9 +33,6 @@ type Entry struct {
 	Size int64
 }
 
-// HasTTL reports whether the entry has a deadline.
-func (e Entry) HasTTL() bool { return e.ExpiresAt != 0 }
-
 // OnFull says what a full bucket does with a write that would add a key.
 type OnFull string
 

@@ -204,15 +204,15 @@ func FormatMs(ms int64) string {
 	if ms < 1000 {
 		return strconv.FormatInt(ms, 10) + "ms"
 	}
-	d := time.Duration(ms) * time.Millisecond
+	// Integer milliseconds: a time.Duration would overflow past 292 years.
 	var b strings.Builder
 	for _, u := range []struct {
-		s string
-		d time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
-		if d >= u.d {
-			fmt.Fprintf(&b, "%d%s", d/u.d, u.s)
-			d %= u.d
+		s  string
+		ms int64
+	}{{"d", 86_400_000}, {"h", 3_600_000}, {"m", 60_000}, {"s", 1000}} {
+		if ms >= u.ms {
+			fmt.Fprintf(&b, "%d%s", ms/u.ms, u.s)
+			ms %= u.ms
 		}
 	}
 	return b.String()
