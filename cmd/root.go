@@ -65,8 +65,25 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a),
 		newExitCodesTopic(),
 	)
+	root.SetHelpCommand(newHelpCmd())
 	restoreNegativeNumbers(root)
 	return root
+}
+
+// newHelpCmd replaces cobra's help command, which answers an unknown topic
+// on stdout with exit 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command or topic (try: help exit-codes)",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageErr(fmt.Errorf("unknown help topic %q", strings.Join(args, " ")), "run 'livedict help' for the commands and topics")
+			}
+			return target.Help()
+		},
+	}
 }
 
 // negMark prefixes an argument that looks like a negative number so the
