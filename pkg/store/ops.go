@@ -104,38 +104,59 @@ func defaultDeadline(tx Tx, bucket string) (int64, error) {
 // bucket's policy says so.
 func makeRoom(tx Tx, lim Limits, bucket string) error {
 	if lim.MaxTotalKeys > 0 {
-		n, err := tx.CountAll()
+		n, err := countUpTo(tx, "", lim.MaxTotalKeys)
 		if err != nil {
 			return err
 		}
 		if n >= lim.MaxTotalKeys {
-			return fmt.Errorf("%w: it holds %d keys, max_total_keys is %d", ErrStoreFull, n, lim.MaxTotalKeys)
+			return fmt.Errorf("%w: it is at max_total_keys (%d)", ErrStoreFull, lim.MaxTotalKeys)
 		}
 	}
 	p, err := tx.Policy(bucket)
 	if err != nil || p.MaxKeys == 0 {
 		return err
 	}
-	n, err := tx.Count(bucket)
+	n, err := countUpTo(tx, bucket, p.MaxKeys)
 	if err != nil {
 		return err
 	}
 	for ; n >= p.MaxKeys; n-- {
 		if p.OnFull != EvictSoonest {
-			return fmt.Errorf("%w: bucket %q holds %d keys, its max-keys is %d", ErrBucketFull, bucket, n, p.MaxKeys)
+			return fmt.Errorf("%w: bucket %q is at its max-keys (%d)", ErrBucketFull, bucket, p.MaxKeys)
 		}
 		victim, ok, err := tx.Soonest(bucket)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: bucket %q holds %d keys and none has a TTL to evict", ErrBucketFull, bucket, n)
+			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and no key has a TTL to evict", ErrBucketFull, bucket, p.MaxKeys)
 		}
 		if _, err := tx.Delete(bucket, victim.Key); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// BoundedCounter is implemented by transactions that can count live keys
+// without reading past a limit: a write that adds a key only needs to know
+// whether a limit is reached, not how far past it a large store is.
+type BoundedCounter interface {
+	// CountUpTo counts the live keys of bucket ("" for the whole store),
+	// stopping at limit.
+	CountUpTo(bucket string, limit int64) (int64, error)
+}
+
+// countUpTo counts live keys, exactly up to limit (more may be reported
+// by backends without BoundedCounter).
+func countUpTo(tx Tx, bucket string, limit int64) (int64, error) {
+	if bc, ok := tx.(BoundedCounter); ok {
+		return bc.CountUpTo(bucket, limit)
+	}
+	if bucket == "" {
+		return tx.CountAll()
+	}
+	return tx.Count(bucket)
 }
 
 // GetDel reads and deletes a key.

@@ -439,6 +439,17 @@ func (t *sqliteTx) Count(bucket string) (n int64, err error) {
 	return n, err
 }
 
+// CountUpTo reads at most limit index entries, so a key limit costs the
+// same on a store of a million keys as on a small one.
+func (t *sqliteTx) CountUpTo(bucket string, limit int64) (n int64, err error) {
+	if bucket == "" {
+		err = t.queryRow("SELECT count(*) FROM (SELECT 1 FROM entries WHERE "+liveCond+" LIMIT ?)", t.now, limit).Scan(&n)
+	} else {
+		err = t.queryRow("SELECT count(*) FROM (SELECT 1 FROM entries WHERE bucket = ? AND "+liveCond+" LIMIT ?)", bucket, t.now, limit).Scan(&n)
+	}
+	return n, err
+}
+
 func (t *sqliteTx) CountAll() (n int64, err error) {
 	err = t.s.conn.QueryRowContext(t.ctx, "SELECT count(*) FROM entries WHERE "+liveCond, t.now).Scan(&n)
 	return n, err
