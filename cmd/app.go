@@ -31,7 +31,6 @@ type App struct {
 
 	Config *Config
 	store  store.Store
-	ctx    context.Context
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
@@ -116,22 +115,20 @@ func (a *App) Limits() store.Limits {
 	return store.Limits{MaxValueBytes: a.Config.MaxValueBytes, MaxTotalKeys: a.Config.MaxTotalKeys}
 }
 
-// Context returns a context cancelled by SIGINT or SIGTERM, so a long
-// command (an import, a wait for a busy store) rolls back and exits 130.
-// It is made when a command first touches the store: reading stdin before
-// that, ^C still ends the process at once.
-func (a *App) Context() context.Context {
-	if a.ctx == nil {
-		a.ctx, _ = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	}
-	return a.ctx
+// txContext returns a context cancelled by SIGINT or SIGTERM, for one
+// transaction: a long one (an import, a wait for a busy store) rolls back
+// and exits 130. Call stop when the transaction ends, so that outside
+// transactions (reading stdin, a prompt) ^C ends the process at once.
+func txContext() (ctx context.Context, stop func()) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // Update opens the store and runs fn in a read-write transaction, after
 // reaping a bounded batch of expired entries in the same transaction, so a
 // store that sat idle never stalls one command.
 func (a *App) Update(fn func(store.Tx) error) error {
-	ctx := a.Context()
+	ctx, stop := txContext()
+	defer stop()
 	s, err := a.Store()
 	if err != nil {
 		return err
@@ -150,7 +147,8 @@ func (a *App) Update(fn func(store.Tx) error) error {
 // transaction saw expired entries, a bounded batch is reaped after it; the
 // common case, nothing expired, takes no write lock.
 func (a *App) View(fn func(store.Tx) error) error {
-	ctx := a.Context()
+	ctx, stop := txContext()
+	defer stop()
 	s, err := a.Store()
 	if err != nil {
 		return err
