@@ -584,3 +584,22 @@ func TestConformanceImportNamesTheConflict(t *testing.T) {
 		}
 	})
 }
+
+// durability=full must reach SQLite as synchronous=FULL (fsync per
+// commit); normal is OFF (kill -9 safe, no fsync).
+func TestSQLiteDurabilityPragma(t *testing.T) {
+	for d, want := range map[Durability]int{Normal: 0, Full: 2} {
+		s, err := Open("sqlite:"+filepath.Join(t.TempDir(), "d.db"), Options{Durability: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := s.(*sqliteStore).conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if got != want {
+			t.Errorf("durability %q: synchronous = %d, want %d", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package cmd
+
+import (
+	"reflect"
+	"testing"
+)
+
+// terminalSafe is what keeps keys and values from rewriting a user's
+// screen: no ESC, no other C0/C1 control, no invalid UTF-8, no bidi
+// override may reach a terminal raw.
+func TestTerminalSafe(t *testing.T) {
+	cases := []struct {
+		in         string
+		keepLayout bool
+		want       string
+	}{
+		{"plain ключ", false, "plain ключ"},
+		{"a\x1b[31mred", false, `a\x1b[31mred`},
+		{"tab\there\nnl", false, `tab\there\nnl`},
+		{"tab\there\nnl", true, "tab\there\nnl"},
+		{"cr\rx", true, `cr\rx`},
+		{"bad\xffutf8", false, `bad\xffutf8`},
+		{"c1\u009bx", false, `c1\x9bx`},
+		{"bidi\u202eevil", false, `bidi\u202eevil`},
+		{"back\\slash", false, `back\\slash`},
+		{"del\x7f", false, `del\x7f`},
+	}
+	for _, c := range cases {
+		if got := terminalSafe(c.in, c.keepLayout); got != c.want {
+			t.Errorf("terminalSafe(%q, %v) = %q, want %q", c.in, c.keepLayout, got, c.want)
+		}
+	}
+}
+
+// plainKey keeps each piped list line one record.
+func TestPlainKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"user:1":   "user:1",
+		"a\tb":     `a\tb`,
+		"a\nb":     `a\nb`,
+		`a\b`:      `a\\b`,
+		"\x01\x7f": `\x01\x7f`,
+		"ключ":     "ключ",
+	} {
+		if got := plainKey(in); got != want {
+			t.Errorf("plainKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestProtectNegativeNumbers(t *testing.T) {
+	root := NewRootCmd(&App{IO: &IOStreams{}})
+	cases := []struct{ in, want []string }{
+		{[]string{"set", "n", "-5"}, []string{"set", "n", negMark + "-5"}},
+		{[]string{"set", "k", "--nx", "-5"}, []string{"set", "k", "--nx", negMark + "-5"}},
+		{[]string{"set", "k", "v", "--ttl", "-5"}, []string{"set", "k", "v", "--ttl", "-5"}},
+		{[]string{"set", "k", "v", "--ttl=1s", "-5"}, []string{"set", "k", "v", "--ttl=1s", negMark + "-5"}},
+		{[]string{"-b", "x", "incr", "n", "-3"}, []string{"-b", "x", "incr", "n", negMark + "-3"}},
+		{[]string{"keys", "-0", "k*"}, []string{"keys", "-0", "k*"}},
+		{[]string{"set", "z", "-0"}, []string{"set", "z", negMark + "-0"}},
+		{[]string{"decr", "n", "--", "-1"}, []string{"decr", "n", "--", "-1"}},
+		{[]string{"set", "k", "-x"}, []string{"set", "k", "-x"}},
+	}
+	for _, c := range cases {
+		if got := protectNegativeNumbers(root, c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("protectNegativeNumbers(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
