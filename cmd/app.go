@@ -49,7 +49,10 @@ func (a *App) Run(args []string) int {
 	a.IO.Out = out
 	root := NewRootCmd(a)
 	root.SetArgs(protectNegativeNumbers(root, args))
-	err := root.Execute()
+	err := unknownLeadingFlag(root, args)
+	if err == nil {
+		err = root.Execute()
+	}
 	if a.store != nil {
 		a.store.Close()
 	}

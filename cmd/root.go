@@ -130,6 +130,36 @@ func protectNegativeNumbers(root *cobra.Command, args []string) []string {
 	return out
 }
 
+// unknownLeadingFlag reports an unknown flag before the command name.
+// Cobra takes such a flag to have a value, swallows the command name, and
+// then complains about the wrong word ("unknown command k" for
+// `livedict --bogus get k`).
+func unknownLeadingFlag(root *cobra.Command, args []string) error {
+	flags := root.PersistentFlags()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" || !strings.HasPrefix(arg, "-") || len(arg) < 2 {
+			return nil // the command name (or the end of flags) is reached
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		var f *pflag.Flag
+		if strings.HasPrefix(arg, "--") {
+			f = flags.Lookup(name)
+		} else if len(name) == 1 {
+			f = flags.ShorthandLookup(name)
+		} else {
+			return nil // combined shorthands: left to the flag parser
+		}
+		if f == nil && name != "help" && name != "h" {
+			return usageErr(fmt.Errorf("unknown flag: %s", arg), "run 'livedict --help' for usage")
+		}
+		if f != nil && !hasValue && f.NoOptDefVal == "" {
+			i++ // its value
+		}
+	}
+	return nil
+}
+
 // restoreNegativeNumbers wraps every command so its RunE sees the
 // arguments as typed.
 func restoreNegativeNumbers(c *cobra.Command) {
