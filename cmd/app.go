@@ -31,6 +31,9 @@ type App struct {
 
 	Config *Config
 	store  store.Store
+	// longRunning commands (import, reap) catch SIGINT and SIGTERM to
+	// roll back and exit 130 themselves; see txContext.
+	longRunning bool
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
@@ -118,11 +121,16 @@ func (a *App) Limits() store.Limits {
 	return store.Limits{MaxValueBytes: a.Config.MaxValueBytes, MaxTotalKeys: a.Config.MaxTotalKeys}
 }
 
-// txContext returns a context cancelled by SIGINT or SIGTERM, for one
-// transaction: a long one (an import, a wait for a busy store) rolls back
-// and exits 130. Call stop when the transaction ends, so that outside
-// transactions (reading stdin, a prompt) ^C ends the process at once.
-func txContext() (ctx context.Context, stop func()) {
+// txContext returns the context of one transaction. A long-running
+// command's is cancelled by SIGINT or SIGTERM, so it rolls back and exits
+// 130. Other commands leave the signals alone: a ^C ends them at once (the
+// shell sees 130), which loses nothing, since both backends survive a
+// process dying mid-transaction, and catching signals costs every command
+// a signal goroutine and about three extra threads at start-up.
+func (a *App) txContext() (ctx context.Context, stop func()) {
+	if !a.longRunning {
+		return context.Background(), func() {}
+	}
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -130,7 +138,7 @@ func txContext() (ctx context.Context, stop func()) {
 // reaping a bounded batch of expired entries in the same transaction, so a
 // store that sat idle never stalls one command.
 func (a *App) Update(fn func(store.Tx) error) error {
-	ctx, stop := txContext()
+	ctx, stop := a.txContext()
 	defer stop()
 	s, err := a.Store()
 	if err != nil {
@@ -150,7 +158,7 @@ func (a *App) Update(fn func(store.Tx) error) error {
 // transaction saw expired entries, a bounded batch is reaped after it; the
 // common case, nothing expired, takes no write lock.
 func (a *App) View(fn func(store.Tx) error) error {
-	ctx, stop := txContext()
+	ctx, stop := a.txContext()
 	defer stop()
 	s, err := a.Store()
 	if err != nil {

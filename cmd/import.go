@@ -41,6 +41,7 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			if err != nil {
 				return err
 			}
+			a.longRunning = true
 			// Every entry is held until the one transaction commits;
 			// collecting less often trades memory for a third of the
 			// time a million-line import spent in the collector.

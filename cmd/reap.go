@@ -20,7 +20,8 @@ visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 				return err
 			}
 			var n int
-			ctx, stop := txContext()
+			a.longRunning = true // reaping a million rows takes seconds
+			ctx, stop := a.txContext()
 			defer stop()
 			if err := interrupted(ctx, s.Update(ctx, func(tx store.Tx) error {
 				n, err = tx.Reap(0, nil)
