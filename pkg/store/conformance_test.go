@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -602,4 +605,482 @@ func TestSQLiteDurabilityPragma(t *testing.T) {
 			t.Errorf("durability %q: synchronous = %d, want %d", d, got, want)
 		}
 	}
+}
+
+// Internal buckets take Get, Put, Delete, Scan and ScanAfter, never
+// expire, and are invisible to everything that shows or counts the user's
+// data.
+func TestConformanceInternalBuckets(t *testing.T) {
+	for name, want := range map[string]bool{"!hooks": true, "!": true, "hooks": false, "": false, "main!": false} {
+		if IsInternal(name) != want {
+			t.Errorf("IsInternal(%q) = %v", name, !want)
+		}
+	}
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		set(t, s, "main", "k", "v", ms(time.Minute))
+		set(t, s, "main", "p", "v", 0)
+		update(t, s, func(tx Tx) error {
+			for i := range 20 {
+				if err := tx.Put(Entry{Bucket: "!outbox", Key: fmt.Sprintf("%08d", i), Value: []byte(fmt.Sprint("event", i))}); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(Entry{Bucket: "!hooks", Key: "main", Value: []byte(`{"on":"set"}`)}); err != nil {
+				return err
+			}
+			// Same key as a user entry, in another world.
+			return tx.Put(Entry{Bucket: "!meta", Key: "k", Value: []byte("internal")})
+		})
+		view(t, s, func(tx Tx) error {
+			e, ok, err := tx.Get("!hooks", "main")
+			if !ok || string(e.Value) != `{"on":"set"}` || e.Bucket != "!hooks" || e.Key != "main" || e.ExpiresAt != 0 || e.Size != 12 {
+				t.Errorf("get internal = %+v %v %v", e, ok, err)
+			}
+			if e, _, _ := tx.Get("main", "k"); string(e.Value) != "v" {
+				t.Errorf("user k = %q", e.Value)
+			}
+			if e, _, _ := tx.Get("!meta", "k"); string(e.Value) != "internal" {
+				t.Errorf("internal k = %q", e.Value)
+			}
+			if _, ok, _ := tx.Get("!other", "main"); ok {
+				t.Error("internal buckets are not separate")
+			}
+			var keys []string
+			if err := tx.Scan("!outbox", "0000001", true, func(e Entry) error {
+				if e.Value == nil || e.Size != int64(len(e.Value)) {
+					t.Errorf("scan entry %+v", e)
+				}
+				keys = append(keys, e.Key)
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+			if fmt.Sprint(keys) != "[00000010 00000011 00000012 00000013 00000014 00000015 00000016 00000017 00000018 00000019]" {
+				t.Errorf("scan internal = %v", keys)
+			}
+			// Nothing user-facing sees them.
+			bs, _ := tx.Buckets()
+			all, _ := tx.CountAll()
+			n, _ := tx.Count("main")
+			st, _ := tx.Stats()
+			if fmt.Sprint(bs) != "[{main 2}]" || all != 2 || n != 2 || st != (Stats{Keys: 2, Buckets: 1, KeysWithTTL: 1, NextExpiry: ms(time.Minute)}) {
+				t.Errorf("buckets %v, countAll %d, count %d, stats %+v", bs, all, n, st)
+			}
+			keys, _ = Keys(tx, "main", "*")
+			if fmt.Sprint(keys) != "[k p]" {
+				t.Errorf("keys = %v", keys)
+			}
+			ds, err := tx.(DeadlineLister).Deadlines(ttl.Due{At: math.MinInt64}, 100)
+			if len(ds) != 1 || ds[0].At != ms(time.Minute) {
+				t.Errorf("deadlines = %v, %v", ds, err)
+			}
+			// User-only calls refuse internal names rather than show them.
+			if _, err := tx.Count("!outbox"); !errors.Is(err, ErrInvalidBucket) {
+				t.Errorf("count internal: %v", err)
+			}
+			if _, _, err := tx.Soonest("!outbox"); !errors.Is(err, ErrInvalidBucket) {
+				t.Errorf("soonest internal: %v", err)
+			}
+			if _, err := tx.Policy("!outbox"); !errors.Is(err, ErrInvalidBucket) {
+				t.Errorf("policy internal: %v", err)
+			}
+			return nil
+		})
+		// Bad internal names and TTLs are refused, and fail the transaction.
+		for _, e := range []Entry{
+			{Bucket: "!outbox", Key: "ttl", Value: []byte("v"), ExpiresAt: ms(time.Hour)},
+			{Bucket: "!", Key: "k"},
+			{Bucket: "!Hooks", Key: "k"},
+			{Bucket: "!hooks2", Key: "k"},
+			{Bucket: "!" + strings.Repeat("a", 33), Key: "k"},
+			{Bucket: "!hooks", Key: ""},
+			{Bucket: "!hooks", Key: "nul\x00"},
+		} {
+			if err := s.Update(context.Background(), func(tx Tx) error { return tx.Put(e) }); err == nil {
+				t.Errorf("put %+v succeeded", e)
+			}
+		}
+		if err := s.Update(context.Background(), func(tx Tx) error { return tx.Put(Entry{Bucket: "!" + strings.Repeat("a", 32), Key: "k"}) }); err != nil {
+			t.Errorf("32-letter internal name: %v", err)
+		}
+		for _, fn := range []func(Tx) error{
+			func(tx Tx) error { _, err := tx.DropBucket("!outbox"); return err },
+			func(tx Tx) error { return tx.SetPolicy("!outbox", Policy{MaxKeys: 1}) },
+			func(tx Tx) error { _, _, err := tx.Get("!Bad", "k"); return err },
+			func(tx Tx) error { _, err := tx.Delete("!", "k"); return err },
+			func(tx Tx) error { return tx.Scan("!x y", "", false, func(Entry) error { return nil }) },
+			func(tx Tx) error {
+				_, err := Import(tx, Limits{}, []Entry{{Bucket: "!hooks", Key: "x", Value: []byte("v")}}, ReplaceExisting)
+				return err
+			},
+		} {
+			if err := s.Update(context.Background(), fn); !errors.Is(err, ErrInvalidBucket) {
+				t.Errorf("user-only call on an internal bucket: %v", err)
+			}
+		}
+		// max_total_keys counts user keys only: 2 user keys, a limit of 3.
+		update(t, s, func(tx Tx) error {
+			_, err := Set(tx, Limits{MaxTotalKeys: 3}, SetArgs{Bucket: "main", Key: "third", Value: []byte("v")})
+			return err
+		})
+		// Dropping, reaping and importing leave them alone. SQLite takes
+		// its bulk path, which rebuilds the expiry index, from 10,000 keys.
+		imported := 100
+		if _, ok := s.(*sqliteStore); ok {
+			imported = 10_001
+		}
+		clock.Advance(24 * time.Hour)
+		update(t, s, func(tx Tx) error {
+			if has, _ := tx.HasExpired(); !has {
+				t.Error("the user key's expiry went unseen")
+			}
+			if n, err := tx.Reap(0, nil); n != 1 || err != nil {
+				t.Errorf("reap = %d, %v", n, err)
+			}
+			if _, err := tx.DropBucket("main"); err != nil {
+				return err
+			}
+			var big []Entry
+			for i := range imported {
+				big = append(big, Entry{Bucket: "main", Key: fmt.Sprint("i", i), Value: []byte("v")})
+			}
+			_, err := Import(tx, Limits{}, big, FailOnExisting)
+			return err
+		})
+		view(t, s, func(tx Tx) error {
+			if has, _ := tx.HasExpired(); has {
+				t.Error("internal entries count as expired")
+			}
+			var n int
+			err := tx.Scan("!outbox", "", false, func(Entry) error { n++; return nil })
+			if _, ok, _ := tx.Get("!hooks", "main"); !ok || n != 20 {
+				t.Errorf("internal entries lost: hooks %v, outbox %d", ok, n)
+			}
+			if all, _ := tx.CountAll(); all != int64(imported) {
+				t.Errorf("countAll = %d", all)
+			}
+			return err
+		})
+		// Delete reports what it removed.
+		update(t, s, func(tx Tx) error {
+			if ok, err := tx.Delete("!hooks", "main"); !ok || err != nil {
+				t.Errorf("delete internal = %v, %v", ok, err)
+			}
+			if ok, _ := tx.Delete("!hooks", "main"); ok {
+				t.Error("second delete reported a key")
+			}
+			_, ok, err := tx.Get("!hooks", "main")
+			if ok {
+				t.Error("deleted internal key still there")
+			}
+			return err
+		})
+	})
+}
+
+// An outbox event and the change it reports land together or not at all.
+func TestConformanceInternalAtomic(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		boom := errors.New("boom")
+		err := s.Update(context.Background(), func(tx Tx) error {
+			tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")})
+			tx.Put(Entry{Bucket: "!outbox", Key: "1", Value: []byte("set k")})
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		view(t, s, func(tx Tx) error {
+			_, user, _ := tx.Get("main", "k")
+			_, event, err := tx.Get("!outbox", "1")
+			if user || event {
+				t.Errorf("after rollback: user %v, event %v", user, event)
+			}
+			return err
+		})
+		update(t, s, func(tx Tx) error {
+			if err := tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}); err != nil {
+				return err
+			}
+			return tx.Put(Entry{Bucket: "!outbox", Key: "1", Value: []byte("set k")})
+		})
+		view(t, s, func(tx Tx) error {
+			_, user, _ := tx.Get("main", "k")
+			_, event, err := tx.Get("!outbox", "1")
+			if !user || !event {
+				t.Errorf("after commit: user %v, event %v", user, event)
+			}
+			return err
+		})
+	})
+}
+
+func TestConformanceScanAfter(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		keys := []string{"a", "a\x01", "aa", "ab", "b", "\xff", "\xff\xff", "\x01", "B"}
+		for _, bucket := range []string{"main", "!outbox"} {
+			update(t, s, func(tx Tx) error {
+				for _, k := range keys {
+					if err := tx.Put(Entry{Bucket: bucket, Key: k, Value: []byte("v" + k)}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		set(t, s, "main", "ac", "expires", ms(time.Second))
+		set(t, s, "main", "ad", "expired", ms(time.Second))
+		set(t, s, "other", "ab2", "v", 0)
+		clock.Advance(time.Second)
+		sorted := append([]string(nil), keys...)
+		sort.Strings(sorted)
+		view(t, s, func(tx Tx) error {
+			for _, bucket := range []string{"main", "!outbox"} {
+				for _, after := range []string{"", "a", "a\x00", "ab", "ab1", "\xff", "\xff\xff", "zzz"} {
+					var got []string
+					err := tx.ScanAfter(bucket, after, true, func(e Entry) error {
+						if string(e.Value) != "v"+e.Key || e.Size != int64(len(e.Value)) || e.Bucket != bucket {
+							t.Errorf("entry %+v", e)
+						}
+						got = append(got, e.Key)
+						return nil
+					})
+					if err != nil {
+						return err
+					}
+					var want []string
+					for _, k := range sorted {
+						if k > after {
+							want = append(want, k)
+						}
+					}
+					if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+						t.Errorf("%s after %q = %q, want %q", bucket, after, got, want)
+					}
+				}
+			}
+			var got []string
+			err := tx.ScanAfter("main", "a", false, func(e Entry) error {
+				if e.Value != nil || e.Size != int64(len("v"+e.Key)) {
+					t.Errorf("without values: %+v", e)
+				}
+				got = append(got, e.Key)
+				if len(got) == 2 {
+					return ErrStopScan
+				}
+				return nil
+			})
+			if fmt.Sprintf("%q", got) != `["a\x01" "aa"]` {
+				t.Errorf("stopped scan = %q", got)
+			}
+			return err
+		})
+	})
+}
+
+// A cursor over more entries than one read holds (SQLite reads pages),
+// with fn writing as it goes, as the outbox dispatcher does.
+func TestConformanceScanAfterLongCursor(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		const n = 1000
+		update(t, s, func(tx Tx) error {
+			for i := range n {
+				if err := tx.Put(Entry{Bucket: "!outbox", Key: fmt.Sprintf("%016x", i), Value: []byte(fmt.Sprint(i))}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		// Resume in batches of 100 from where the last one stopped.
+		cursor, seen := "", 0
+		for {
+			batch := 0
+			view(t, s, func(tx Tx) error {
+				return tx.ScanAfter("!outbox", cursor, true, func(e Entry) error {
+					if e.Key != fmt.Sprintf("%016x", seen) || string(e.Value) != fmt.Sprint(seen) {
+						t.Fatalf("entry %d = %+v", seen, e)
+					}
+					cursor, seen, batch = e.Key, seen+1, batch+1
+					if batch == 100 {
+						return ErrStopScan
+					}
+					return nil
+				})
+			})
+			if batch < 100 {
+				break
+			}
+		}
+		if seen != n {
+			t.Fatalf("cursor saw %d of %d", seen, n)
+		}
+		// Deleting what it visits, in one transaction.
+		deleted := 0
+		update(t, s, func(tx Tx) error {
+			return tx.ScanAfter("!outbox", "", false, func(e Entry) error {
+				ok, err := tx.Delete("!outbox", e.Key)
+				if ok {
+					deleted++
+				}
+				return err
+			})
+		})
+		view(t, s, func(tx Tx) error {
+			left := 0
+			err := tx.ScanAfter("!outbox", "", false, func(Entry) error { left++; return nil })
+			if deleted != n || left != 0 {
+				t.Errorf("deleted %d, %d left", deleted, left)
+			}
+			return err
+		})
+	})
+}
+
+// Deadlines pages through every user deadline, expired or not, in
+// (At, ID) order, resuming strictly after where it stopped, as a
+// ttl.Schedule's Source must.
+func TestConformanceDeadlines(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		type kb struct{ bucket, key string }
+		want := map[kb]int64{}
+		update(t, s, func(tx Tx) error {
+			for i := range 60 {
+				// Groups of keys share a millisecond, to exercise ties.
+				e := Entry{Bucket: fmt.Sprint("b", i%3), Key: fmt.Sprint("k", i), Value: []byte("v"), ExpiresAt: ms(time.Duration(i/4+1) * time.Second)}
+				if err := tx.Put(e); err != nil {
+					return err
+				}
+				want[kb{e.Bucket, e.Key}] = e.ExpiresAt
+			}
+			for i := range 5 {
+				tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("forever", i), Value: []byte("v")})
+				tx.Put(Entry{Bucket: "!outbox", Key: fmt.Sprint(i), Value: []byte("v")})
+			}
+			return nil
+		})
+		clock.Advance(5 * time.Second) // some are expired: they are listed too
+		ctx := context.Background()
+		var got []ttl.Due
+		after := ttl.Due{At: math.MinInt64}
+		for {
+			page, err := NextDeadlines(ctx, s, after, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > 7 {
+				t.Fatalf("page of %d", len(page))
+			}
+			got = append(got, page...)
+			if len(page) < 7 {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if len(got) != len(want) {
+			t.Fatalf("listed %d deadlines, want %d", len(got), len(want))
+		}
+		ids := map[uint64]bool{}
+		for i, d := range got {
+			if i > 0 && compareDue(got[i-1], d) >= 0 {
+				t.Fatalf("deadlines out of order at %d: %v then %v", i, got[i-1], d)
+			}
+			ids[d.ID] = true
+		}
+		if len(ids) != len(want) {
+			t.Errorf("%d distinct IDs for %d keys", len(ids), len(want))
+		}
+		var ats, wantAts []int64
+		for _, d := range got {
+			ats = append(ats, d.At)
+		}
+		for _, at := range want {
+			wantAts = append(wantAts, at)
+		}
+		slices.Sort(wantAts)
+		if !slices.Equal(ats, wantAts) {
+			t.Errorf("deadlines %v, want %v", ats, wantAts)
+		}
+		// On the hashing backends the ID is FNV-1a of bucket NUL key.
+		if _, ok := s.(*sqliteStore); !ok {
+			for k, at := range want {
+				h := fnv.New64a()
+				h.Write([]byte(k.bucket + "\x00" + k.key))
+				if !slices.Contains(got, ttl.Due{At: at, ID: h.Sum64()}) {
+					t.Errorf("%v: no deadline with its FNV ID", k)
+				}
+			}
+		}
+		// Strictly after: a Due itself is not returned, and the greatest
+		// Due of a millisecond skips the rest of it.
+		mid := got[10]
+		if page, _ := NextDeadlines(ctx, s, mid, 1); len(page) != 1 || page[0] != got[11] {
+			t.Errorf("after %v = %v, want %v", mid, page, got[11])
+		}
+		if page, _ := NextDeadlines(ctx, s, ttl.Due{At: mid.At, ID: math.MaxUint64}, 1); len(page) != 1 || page[0].At <= mid.At {
+			t.Errorf("after the end of %d = %v", mid.At, page)
+		}
+		if page, _ := NextDeadlines(ctx, s, ttl.Due{At: mid.At - 1, ID: math.MaxUint64}, 100); len(page) != len(got)-slices.IndexFunc(got, func(d ttl.Due) bool { return d.At == mid.At }) {
+			t.Errorf("after the millisecond before %d: %d deadlines", mid.At, len(page))
+		}
+		if page, err := NextDeadlines(ctx, s, got[len(got)-1], 10); len(page) != 0 || err != nil {
+			t.Errorf("after the last = %v, %v", page, err)
+		}
+		if page, err := NextDeadlines(ctx, s, ttl.Due{At: math.MinInt64}, 0); len(page) != 0 || err != nil {
+			t.Errorf("limit 0 = %v, %v", page, err)
+		}
+		// A key that loses its TTL leaves the listing; one that gains it
+		// joins.
+		update(t, s, func(tx Tx) error {
+			if ok, err := Persist(tx, "b1", "k40"); !ok || err != nil { // due at 11s
+				t.Errorf("persist = %v, %v", ok, err)
+			}
+			_, err := Expire(tx, "main", "forever0", ms(time.Hour), Always)
+			return err
+		})
+		all, _ := NextDeadlines(ctx, s, ttl.Due{At: math.MinInt64}, 1000)
+		at11 := func(ds []ttl.Due) int {
+			return len(slices.DeleteFunc(slices.Clone(ds), func(d ttl.Due) bool { return d.At != ms(11*time.Second) }))
+		}
+		if len(all) != len(want) || all[len(all)-1].At != ms(time.Hour) || at11(all) != at11(got)-1 {
+			t.Errorf("after persist and expire: %d deadlines, last %v", len(all), all[len(all)-1])
+		}
+	})
+}
+
+// storeSource is the ttl.Source the daemon builds over a store.
+type storeSource struct{ s Store }
+
+func (src storeSource) Next(after ttl.Due, limit int) ([]ttl.Due, error) {
+	return NextDeadlines(context.Background(), src.s, after, limit)
+}
+
+// A ttl.Schedule with a small window over each backend finds every
+// deadline in order: the Schedule checks the Source contract itself.
+func TestConformanceDeadlinesFeedSchedule(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		update(t, s, func(tx Tx) error {
+			for i := range 100 {
+				if err := tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("k", i), Value: []byte("v"), ExpiresAt: ms(time.Duration(i%10+1) * time.Second)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		sched := ttl.NewSchedule(storeSource{s}, clock, 8)
+		clock.Advance(time.Minute)
+		var due []ttl.Due
+		for {
+			got, err := sched.Due(5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				break
+			}
+			due = append(due, got...)
+		}
+		if len(due) != 100 || !slices.IsSortedFunc(due, compareDue) {
+			t.Errorf("schedule returned %d deadlines (sorted: %v)", len(due), slices.IsSortedFunc(due, compareDue))
+		}
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/livedict/livedict/pkg/ttl"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +33,11 @@ import (
 //	DIR/b/<bucket>/        one folder per bucket, named by fileKeyEncode
 //	DIR/b/<bucket>/<key>   one record per key (filerecord.go)
 //	DIR/b/<bucket>/.policy the bucket's policy as JSON
+//	DIR/i/<bucket>/<key>   livedict's own buckets ("!hooks"...), made on first use
+//
+// Internal buckets live apart from b/ so nothing that lists buckets meets
+// them; their records, commits and journal are the same as a user bucket's,
+// so a transaction that writes both is still all or nothing.
 //
 // Every name the store itself uses starts with '.', which fileKeyEncode never
 // produces, so internal files cannot clash with keys.
@@ -49,6 +55,7 @@ const (
 	filePolicyName  = ".policy"
 	fileTempName    = ".tmp"
 	fileBucketsDir  = "b"
+	fileInternalDir = "i"
 
 	fileFormat  = "livedict-file"
 	fileVersion = 1
@@ -116,6 +123,9 @@ func (s *fileStore) path(name string) string { return filepath.Join(s.dir, name)
 
 // bucketDir is the folder of a (valid) bucket.
 func (s *fileStore) bucketDir(bucket string) string {
+	if IsInternal(bucket) {
+		return filepath.Join(s.dir, fileInternalDir, fileKeyEncode(bucket))
+	}
 	return filepath.Join(s.dir, fileBucketsDir, fileKeyEncode(bucket))
 }
 
@@ -443,12 +453,24 @@ func (tx *fileTx) bucket(name string) (*fileTxBucket, error) {
 	if tb := tx.buckets[name]; tb != nil {
 		return tb, nil
 	}
-	if err := ValidateBucket(name); err != nil {
+	check := ValidateBucket
+	if IsInternal(name) {
+		check = validateInternal
+	}
+	if err := check(name); err != nil {
 		return nil, err
 	}
 	tb := &fileTxBucket{name: name, dir: tx.s.bucketDir(name), ops: map[string]fileKeyOp{}}
 	tx.buckets[name] = tb
 	return tb, nil
+}
+
+// userBucket is bucket for the calls internal buckets do not take.
+func (tx *fileTx) userBucket(name string) (*fileTxBucket, error) {
+	if err := checkUserBucket(name); err != nil {
+		return nil, err
+	}
+	return tx.bucket(name)
 }
 
 // fileReadBufs holds the buffers records are first read into. Most records
@@ -745,6 +767,11 @@ func (tx *fileTx) Put(e Entry) error {
 	if err := ValidateKey(e.Key); err != nil {
 		return err
 	}
+	if IsInternal(e.Bucket) {
+		if err := checkInternalPut(e); err != nil {
+			return err
+		}
+	}
 	if tb.loaded {
 		if exp, ok, _ := tx.peek(tb, e.Key); ok && tx.live(exp) {
 			tb.live--
@@ -795,6 +822,17 @@ func (tx *fileTx) Delete(bucket, key string) (bool, error) {
 // are listed when the scan starts; fn may write, and an entry it deletes or
 // expires before the scan reaches it is skipped.
 func (tx *fileTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error {
+	return tx.scan(bucket, func(key string) bool { return strings.HasPrefix(key, prefix) }, withValues, fn)
+}
+
+// ScanAfter is Scan over the keys after after. The folder is listed whole
+// either way: a directory has no order to resume from.
+func (tx *fileTx) ScanAfter(bucket, after string, withValues bool, fn func(Entry) error) error {
+	return tx.scan(bucket, func(key string) bool { return key > after }, withValues, fn)
+}
+
+// scan visits the live entries whose keys pass want, in key order.
+func (tx *fileTx) scan(bucket string, want func(string) bool, withValues bool, fn func(Entry) error) error {
 	if err := tx.check(false); err != nil {
 		return err
 	}
@@ -807,7 +845,7 @@ func (tx *fileTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) er
 	}
 	var keys []string
 	tx.forEach(tb, func(key string, exp, _ int64) {
-		if tx.live(exp) && strings.HasPrefix(key, prefix) {
+		if tx.live(exp) && want(key) {
 			keys = append(keys, key)
 		}
 	})
@@ -851,7 +889,7 @@ func (tx *fileTx) Count(bucket string) (int64, error) {
 	if err := tx.check(false); err != nil {
 		return 0, err
 	}
-	tb, err := tx.bucket(bucket)
+	tb, err := tx.userBucket(bucket)
 	if err != nil {
 		return 0, err
 	}
@@ -876,7 +914,7 @@ func (tx *fileTx) bucketNames() ([]string, error) {
 		}
 	}
 	for b := range tx.buckets {
-		if !seen[b] {
+		if !seen[b] && !IsInternal(b) {
 			seen[b] = true
 			out = append(out, b)
 		}
@@ -914,7 +952,7 @@ func (tx *fileTx) Soonest(bucket string) (Entry, bool, error) {
 	if err := tx.check(false); err != nil {
 		return Entry{}, false, err
 	}
-	tb, err := tx.bucket(bucket)
+	tb, err := tx.userBucket(bucket)
 	if err != nil {
 		return Entry{}, false, err
 	}
@@ -1011,7 +1049,7 @@ func (tx *fileTx) Policy(bucket string) (Policy, error) {
 	if err := tx.check(false); err != nil {
 		return Policy{}, err
 	}
-	tb, err := tx.bucket(bucket)
+	tb, err := tx.userBucket(bucket)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -1023,7 +1061,7 @@ func (tx *fileTx) SetPolicy(bucket string, p Policy) error {
 	if err := tx.check(true); err != nil {
 		return err
 	}
-	tb, err := tx.bucket(bucket)
+	tb, err := tx.userBucket(bucket)
 	if err != nil {
 		return err
 	}
@@ -1039,7 +1077,7 @@ func (tx *fileTx) DropBucket(bucket string) (bool, error) {
 	if err := tx.check(true); err != nil {
 		return false, err
 	}
-	tb, err := tx.bucket(bucket)
+	tb, err := tx.userBucket(bucket)
 	if err != nil {
 		return false, err
 	}
@@ -1267,6 +1305,29 @@ func (tx *fileTx) Stats() (Stats, error) {
 	return st, nil
 }
 
+// Deadlines lists user deadlines, expired or not, by walking every bucket:
+// folders have no order to resume from, so each call reads all records'
+// headers and sorts. The hint cannot help, as it only bounds the earliest.
+func (tx *fileTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	var all []ttl.Due
+	_, err := tx.walk(func(tb *fileTxBucket, key string, exp int64) bool {
+		if exp != 0 {
+			all = append(all, ttl.Due{At: exp, ID: deadlineID(tb.name, key)})
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	return deadlinesAfter(all, after, limit), nil
+}
+
 // ops lists the buffered writes; with withHint, a changed hint comes last.
 func (tx *fileTx) ops(withHint bool) fileOpSource {
 	return func(yield func(fileOp) error) error {
@@ -1314,9 +1375,10 @@ func (tx *fileTx) hintChanged() bool { return tx.hintLoaded && tx.hint != tx.dis
 // or unlink is atomic by itself. Several (or a bucket drop, which removes
 // many files) go through the journal.
 func (tx *fileTx) commit() error {
-	n, writes, journal := 0, 0, false
-	for _, tb := range tx.buckets {
+	n, writes, journal, internal := 0, 0, false, false
+	for name, tb := range tx.buckets {
 		n += len(tb.ops)
+		internal = internal || IsInternal(name) && len(tb.ops) > 0
 		for _, op := range tb.ops {
 			if !op.del {
 				writes++
@@ -1330,7 +1392,11 @@ func (tx *fileTx) commit() error {
 	}
 	s := tx.s
 	if journal || n > 1 {
-		if err := s.writeJournal(tx.ops(true)); err != nil {
+		version := byte(fileJournalVersion)
+		if internal {
+			version = fileJournalVersionInternal
+		}
+		if err := s.writeJournal(tx.ops(true), version); err != nil {
 			return err
 		}
 		if s.crashAfterJournal {
@@ -1378,12 +1444,17 @@ func (s *fileStore) applyOne(op fileOp, full bool) error {
 		if op.data == nil {
 			return removeFile(filepath.Join(dir, name), full)
 		}
-		created, err := ensureDir(dir)
+		created, parentCreated, err := ensureDir(dir)
 		if err != nil {
 			return err
 		}
 		if err := writeFileAtomic(dir, name, fileTempName, op.data, true, full); err != nil {
 			return err
+		}
+		if parentCreated && full {
+			if err := fileSyncDir(s.dir); err != nil {
+				return err
+			}
 		}
 		if created && full {
 			return fileSyncDir(filepath.Dir(dir))
@@ -1406,12 +1477,15 @@ func (s *fileStore) applyJournaled(src fileOpSource, small bool) error {
 		if made[dir] {
 			return nil
 		}
-		created, err := ensureDir(dir)
+		created, parentCreated, err := ensureDir(dir)
 		if err != nil {
 			return err
 		}
 		if created {
-			touched[bdir] = true
+			touched[filepath.Dir(dir)] = true // DIR/b or DIR/i
+		}
+		if parentCreated {
+			touched[s.dir] = true // DIR/i, on its first use
 		}
 		made[dir] = true
 		return nil
@@ -1482,19 +1556,22 @@ func (s *fileStore) applyJournaled(src fileOpSource, small bool) error {
 	return fileSyncDir(s.dir)
 }
 
-// ensureDir creates a bucket folder (and DIR/b) when missing.
-func ensureDir(dir string) (created bool, err error) {
+// ensureDir creates a bucket folder (and DIR/b or DIR/i) when missing.
+// parentCreated says the folder above it had to be made too, so the
+// store's own folder changed.
+func ensureDir(dir string) (created, parentCreated bool, err error) {
 	err = os.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrNotExist) {
+		parentCreated = true
 		err = os.MkdirAll(dir, 0o700)
 	}
 	if err == nil {
-		return true, nil
+		return true, parentCreated, nil
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return false, nil
+		return false, false, nil
 	}
-	return false, fmt.Errorf("create bucket folder: %w", err)
+	return false, false, fmt.Errorf("create bucket folder: %w", err)
 }
 
 // writeFileAtomic replaces dir/name by the temporary file tmpName renamed

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -589,7 +590,7 @@ func TestFileCorruptJournalKept(t *testing.T) {
 	// write: refuse to go on and leave it for a human.
 	err := s.writeJournal(func(yield func(fileOp) error) error {
 		return yield(fileOp{kind: fileOpDel, bucket: "bad/bucket", key: "k"})
-	})
+	}, fileJournalVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,6 +739,119 @@ func TestFileFullDurability(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Internal buckets live under i/, where nothing that lists b/ looks, in
+// the same records as user keys.
+func TestFileInternalLayout(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openTestFile(t, dir, Options{})
+	mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "!hooks", Key: "on-set", Value: []byte("def")}) })
+	for path, want := range map[string]os.FileMode{
+		filepath.Join(dir, "i"):                       0o700,
+		filepath.Join(dir, "i", "%21hooks"):           0o700,
+		filepath.Join(dir, "i", "%21hooks", "on-set"): 0o600,
+	} {
+		if got := mode(t, path); got != want {
+			t.Errorf("%s: mode %o, want %o", path, got, want)
+		}
+	}
+	if names, _ := readDirNames(filepath.Join(dir, "b")); len(names) != 0 {
+		t.Errorf("b/ holds %v", names)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "i", "%21hooks", "on-set"))
+	if rec, err := fileRecordDecode(data); err != nil || rec.Key != "on-set" || string(rec.Value) != "def" {
+		t.Errorf("record = %+v, %v", rec, err)
+	}
+	// A full-durability store creates i/ on first use too.
+	full := openTestFile(t, filepath.Join(t.TempDir(), "full"), Options{Durability: Full})
+	mustUpdate(t, full, func(tx Tx) error { return tx.Put(Entry{Bucket: "!outbox", Key: "1", Value: []byte("e")}) })
+	if v, ok := getValue(t, full, "!outbox", "1"); !ok || v != "e" {
+		t.Errorf("full durability: %q %v", v, ok)
+	}
+}
+
+// A commit writing an internal and a user record goes through the journal
+// as one: after a crash at the commit point both are replayed, neither
+// before. Only such a journal carries version 2.
+func TestFileJournalInternal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openTestFile(t, dir, Options{})
+	jpath := filepath.Join(dir, fileJournalName)
+	s.crashAfterJournal = true
+	err := s.Update(context.Background(), func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("1")})
+		return tx.Put(Entry{Bucket: "main", Key: "b", Value: []byte("2")})
+	})
+	if data, _ := os.ReadFile(jpath); !errors.Is(err, errFileTestCrash) || len(data) < 5 || data[4] != fileJournalVersion {
+		t.Fatalf("user-only journal: %v, %q", err, data[:min(len(data), 5)])
+	}
+	s.crashAfterJournal = false
+	mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "!outbox", Key: "0", Value: []byte("old")}) })
+	s.crashAfterJournal = true
+	err = s.Update(context.Background(), func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")})
+		tx.Delete("!outbox", "0")
+		return tx.Put(Entry{Bucket: "!outbox", Key: "1", Value: []byte("set k")})
+	})
+	if !errors.Is(err, errFileTestCrash) {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(jpath); len(data) < 5 || data[4] != fileJournalVersionInternal {
+		t.Fatalf("journal with internal records: %q", data[:min(len(data), 5)])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "i", "%21outbox", "1")); err == nil {
+		t.Fatal("internal write applied before the commit point")
+	}
+	s2 := openTestFile(t, dir, Options{})
+	mustView(t, s2, func(tx Tx) error {
+		_, user, _ := tx.Get("main", "k")
+		_, old, _ := tx.Get("!outbox", "0")
+		e, event, err := tx.Get("!outbox", "1")
+		if !user || old || !event || string(e.Value) != "set k" {
+			t.Errorf("after replay: user %v, old event %v, event %v %q", user, old, event, e.Value)
+		}
+		return err
+	})
+	if _, err := os.Stat(jpath); !os.IsNotExist(err) {
+		t.Errorf("journal left after replay: %v", err)
+	}
+}
+
+// The journal parser takes internal buckets only where a version 2 journal
+// may hold them: puts and deletes.
+func TestFileJournalInternalNames(t *testing.T) {
+	rec := fileRecordEncode(0, "k", []byte("v"))
+	journal := func(version, kind byte, bucket string, body []byte) []byte {
+		j := append([]byte(fileJournalMagic), version, kind, byte(len(bucket)))
+		j = append(j, bucket...)
+		if body != nil {
+			j = append(j, byte(len(body)))
+			j = append(j, body...)
+		}
+		return append(j, fileOpEnd, 1)
+	}
+	for _, c := range []struct {
+		journal []byte
+		ok      bool
+	}{
+		{journal(2, fileOpPut, "!outbox", rec), true},
+		{journal(2, fileOpDel, "!outbox", []byte("k")), true},
+		{journal(2, fileOpPut, "main", rec), true},
+		{journal(1, fileOpPut, "!outbox", rec), false},
+		{journal(2, fileOpDrop, "!outbox", nil), false},
+		{journal(2, fileOpPolicy, "!outbox", []byte(`{"max_keys":1,"default_ttl_ms":0}`)), false},
+		{journal(2, fileOpPut, "!Outbox", rec), false},
+		{journal(2, fileOpPut, "!", rec), false},
+		{journal(3, fileOpPut, "main", rec), false},
+	} {
+		jr := &fileJournalReader{r: bufio.NewReader(bytes.NewReader(c.journal)), left: int64(len(c.journal))}
+		if err := jr.read(func(fileOp) error { return nil }); (err == nil) != c.ok {
+			t.Errorf("%q: err = %v, want ok %v", c.journal, err, c.ok)
+		}
+	}
 }
 
 func TestFileErrors(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 //
 // Format:
 //
-//	magic "LDJL", version byte 1
+//	magic "LDJL", version byte: 1, or 2 when it writes internal buckets
 //	ops, each: kind byte, uvarint len + bucket, then by kind
 //	  'D' drop bucket      (nothing more)
 //	  'P' put              uvarint len + record bytes (the key is inside)
@@ -36,10 +36,15 @@ import (
 // come from a crash or a disk that lost the fsynced data) and is discarded.
 // One whose checksum matches but that does not parse is ErrCorrupt and left
 // in place for a human to look at.
+//
+// Version 2 differs only in allowing puts and deletes in internal buckets
+// ("!outbox"). A commit writes it only when it touches one, so a livedict
+// that predates them reports a newer store rather than a corrupt one.
 
 const (
-	fileJournalMagic   = "LDJL"
-	fileJournalVersion = 1
+	fileJournalMagic           = "LDJL"
+	fileJournalVersion         = 1
+	fileJournalVersionInternal = 2
 )
 
 // The kinds of journal operation.
@@ -67,7 +72,7 @@ type fileOp struct {
 type fileOpSource func(yield func(fileOp) error) error
 
 // writeJournal streams ops into DIR/.journal and makes it durable.
-func (s *fileStore) writeJournal(src fileOpSource) error {
+func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	tmp := s.path(fileJournalName + ".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -77,7 +82,7 @@ func (s *fileStore) writeJournal(src fileOpSource) error {
 	crc := crc32.New(fileCRCTable())
 	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
 	w.WriteString(fileJournalMagic)
-	w.WriteByte(fileJournalVersion)
+	w.WriteByte(version)
 	var n uint64
 	var num [binary.MaxVarintLen64]byte
 	putBytes := func(b []byte) {
@@ -267,8 +272,9 @@ func (j *fileJournalReader) read(yield func(fileOp) error) error {
 	if string(head[:len(fileJournalMagic)]) != fileJournalMagic {
 		return fmt.Errorf("%w: not a livedict journal", ErrCorrupt)
 	}
-	if v := head[len(fileJournalMagic)]; v != fileJournalVersion {
-		return fmt.Errorf("%w: journal version %d", ErrNewerStore, v)
+	version := head[len(fileJournalMagic)]
+	if version != fileJournalVersion && version != fileJournalVersionInternal {
+		return fmt.Errorf("%w: journal version %d", ErrNewerStore, version)
 	}
 	var n uint64
 	for {
@@ -291,8 +297,11 @@ func (j *fileJournalReader) read(yield func(fileOp) error) error {
 			return err
 		}
 		op := fileOp{kind: kind, bucket: string(bucket)}
-		if kind != fileOpHint {
-			if err := ValidateBucket(op.bucket); err != nil {
+		if kind != fileOpHint && ValidateBucket(op.bucket) != nil {
+			// Internal buckets are only ever written key by key: a drop
+			// or policy naming one is no journal of ours.
+			internalOK := version >= fileJournalVersionInternal && (kind == fileOpPut || kind == fileOpDel)
+			if !internalOK || validateInternal(op.bucket) != nil {
 				return fmt.Errorf("%w: journal names a bad bucket", ErrCorrupt)
 			}
 		}

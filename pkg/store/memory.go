@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // memory is the in-process backend: for the Go API and tests. It holds the
@@ -13,6 +15,7 @@ type memory struct {
 	mu       sync.RWMutex
 	opts     Options
 	buckets  map[string]map[string]Entry
+	internal map[string]map[string]Entry // kept apart so no listing meets them
 	policies map[string]Policy
 }
 
@@ -21,6 +24,7 @@ func NewMemory(opts Options) Store {
 	return &memory{
 		opts:     opts.withDefaults(),
 		buckets:  map[string]map[string]Entry{},
+		internal: map[string]map[string]Entry{},
 		policies: map[string]Policy{},
 	}
 }
@@ -52,9 +56,11 @@ func (m *memory) Info() (Info, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var size int64
-	for _, b := range m.buckets {
-		for k, e := range b {
-			size += int64(len(k) + len(e.Value))
+	for _, space := range []map[string]map[string]Entry{m.buckets, m.internal} {
+		for _, b := range space {
+			for k, e := range b {
+				size += int64(len(k) + len(e.Value))
+			}
 		}
 	}
 	return Info{Backend: "memory", SizeBytes: size}, nil
@@ -79,8 +85,20 @@ func (t *memTx) live(e Entry) bool { return e.ExpiresAt == 0 || e.ExpiresAt > t.
 
 func (t *memTx) Now() int64 { return t.now }
 
+// space is the map that holds bucket: user buckets and internal ones are
+// kept apart.
+func (t *memTx) space(bucket string) map[string]map[string]Entry {
+	if IsInternal(bucket) {
+		return t.m.internal
+	}
+	return t.m.buckets
+}
+
 func (t *memTx) Get(bucket, key string) (Entry, bool, error) {
-	e, ok := t.m.buckets[bucket][key]
+	if err := checkInternalName(bucket); err != nil {
+		return Entry{}, false, err
+	}
+	e, ok := t.space(bucket)[bucket][key]
 	if !ok || !t.live(e) {
 		return Entry{}, false, nil
 	}
@@ -90,29 +108,36 @@ func (t *memTx) Get(bucket, key string) (Entry, bool, error) {
 
 // restore puts back bucket/key as it was before a change.
 func (t *memTx) restore(bucket, key string) func() {
-	old, had := t.m.buckets[bucket][key]
+	space := t.space(bucket)
+	old, had := space[bucket][key]
 	return func() {
 		if had {
 			t.bucket(bucket)[key] = old
-		} else if b := t.m.buckets[bucket]; b != nil {
+		} else if b := space[bucket]; b != nil {
 			delete(b, key)
 			if len(b) == 0 {
-				delete(t.m.buckets, bucket)
+				delete(space, bucket)
 			}
 		}
 	}
 }
 
 func (t *memTx) bucket(name string) map[string]Entry {
-	b := t.m.buckets[name]
+	space := t.space(name)
+	b := space[name]
 	if b == nil {
 		b = map[string]Entry{}
-		t.m.buckets[name] = b
+		space[name] = b
 	}
 	return b
 }
 
 func (t *memTx) Put(e Entry) error {
+	if IsInternal(e.Bucket) {
+		if err := checkInternalPut(e); err != nil {
+			return err
+		}
+	}
 	t.undo = append(t.undo, t.restore(e.Bucket, e.Key))
 	e.Value = append([]byte{}, e.Value...)
 	t.bucket(e.Bucket)[e.Key] = e
@@ -120,29 +145,47 @@ func (t *memTx) Put(e Entry) error {
 }
 
 func (t *memTx) Delete(bucket, key string) (bool, error) {
-	e, ok := t.m.buckets[bucket][key]
+	if err := checkInternalName(bucket); err != nil {
+		return false, err
+	}
+	space := t.space(bucket)
+	e, ok := space[bucket][key]
 	if !ok {
 		return false, nil
 	}
 	t.undo = append(t.undo, t.restore(bucket, key))
-	b := t.m.buckets[bucket]
+	b := space[bucket]
 	delete(b, key)
 	if len(b) == 0 {
-		delete(t.m.buckets, bucket)
+		delete(space, bucket)
 	}
 	return t.live(e), nil
 }
 
 func (t *memTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error {
+	return t.scan(bucket, func(k string) bool { return strings.HasPrefix(k, prefix) }, withValues, fn)
+}
+
+func (t *memTx) ScanAfter(bucket, after string, withValues bool, fn func(Entry) error) error {
+	return t.scan(bucket, func(k string) bool { return k > after }, withValues, fn)
+}
+
+// scan visits the live entries of bucket whose keys pass want, in key
+// order. Keys are listed first so fn may write.
+func (t *memTx) scan(bucket string, want func(string) bool, withValues bool, fn func(Entry) error) error {
+	if err := checkInternalName(bucket); err != nil {
+		return err
+	}
+	space := t.space(bucket)
 	var keys []string
-	for k, e := range t.m.buckets[bucket] {
-		if strings.HasPrefix(k, prefix) && t.live(e) {
+	for k, e := range space[bucket] {
+		if want(k) && t.live(e) {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		e, ok := t.m.buckets[bucket][k]
+		e, ok := space[bucket][k]
 		if !ok || !t.live(e) {
 			continue // fn deleted it
 		}
@@ -160,6 +203,9 @@ func (t *memTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) erro
 }
 
 func (t *memTx) Count(bucket string) (int64, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return 0, err
+	}
 	var n int64
 	for _, e := range t.m.buckets[bucket] {
 		if t.live(e) {
@@ -179,6 +225,9 @@ func (t *memTx) CountAll() (int64, error) {
 }
 
 func (t *memTx) Soonest(bucket string) (Entry, bool, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return Entry{}, false, err
+	}
 	var best Entry
 	found := false
 	for _, e := range t.m.buckets[bucket] {
@@ -211,9 +260,17 @@ func (t *memTx) Buckets() ([]BucketInfo, error) {
 	return out, nil
 }
 
-func (t *memTx) Policy(bucket string) (Policy, error) { return t.m.policies[bucket], nil }
+func (t *memTx) Policy(bucket string) (Policy, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return Policy{}, err
+	}
+	return t.m.policies[bucket], nil
+}
 
 func (t *memTx) SetPolicy(bucket string, p Policy) error {
+	if err := checkUserBucket(bucket); err != nil {
+		return err
+	}
 	old, had := t.m.policies[bucket]
 	t.undo = append(t.undo, func() {
 		if had {
@@ -231,6 +288,9 @@ func (t *memTx) SetPolicy(bucket string, p Policy) error {
 }
 
 func (t *memTx) DropBucket(bucket string) (bool, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return false, err
+	}
 	n, _ := t.Count(bucket)
 	had := n > 0 || !t.m.policies[bucket].IsZero()
 	for k := range t.m.buckets[bucket] {
@@ -312,4 +372,21 @@ func (t *memTx) Stats() (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// Deadlines lists user deadlines by reading them all: memory stores are
+// small, and the daemon does not run on them.
+func (t *memTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var all []ttl.Due
+	for name, b := range t.m.buckets {
+		for k, e := range b {
+			if e.ExpiresAt != 0 {
+				all = append(all, ttl.Due{At: e.ExpiresAt, ID: deadlineID(name, k)})
+			}
+		}
+	}
+	return deadlinesAfter(all, after, limit), nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/livedict/livedict/pkg/ttl"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -40,6 +42,10 @@ var sqliteSchema = []string{
 		default_ttl_ms INTEGER NOT NULL,
 		on_full        TEXT NOT NULL
 	);`,
+	// 2: livedict's own buckets (hooks, outbox, run log), apart from the
+	// user's entries so no user-facing query, count or index sees them.
+	// They never expire, so they need no deadline column.
+	`CREATE TABLE internal (bucket TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (bucket, key)) WITHOUT ROWID;`,
 }
 
 type sqliteStore struct {
@@ -338,8 +344,16 @@ func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) e
 func (t *sqliteTx) Get(bucket, key string) (Entry, bool, error) {
 	var e Entry
 	var exp sql.NullInt64
-	err := t.queryRow("SELECT value, expires_at FROM entries WHERE bucket = ? AND key = ? AND "+liveCond,
-		bucket, []byte(key), t.now).Scan(&e.Value, &exp)
+	var err error
+	if IsInternal(bucket) {
+		if err := validateInternal(bucket); err != nil {
+			return Entry{}, false, err
+		}
+		err = t.queryRow("SELECT value FROM internal WHERE bucket = ? AND key = ?", bucket, []byte(key)).Scan(&e.Value)
+	} else {
+		err = t.queryRow("SELECT value, expires_at FROM entries WHERE bucket = ? AND key = ? AND "+liveCond,
+			bucket, []byte(key), t.now).Scan(&e.Value, &exp)
+	}
 	if err == sql.ErrNoRows {
 		return Entry{}, false, nil
 	}
@@ -365,12 +379,27 @@ func (t *sqliteTx) Put(e Entry) error {
 	if v == nil {
 		v = []byte{} // NOT NULL: an empty value is a zero-length blob
 	}
+	if IsInternal(e.Bucket) {
+		if err := checkInternalPut(e); err != nil {
+			return err
+		}
+		_, err := t.exec("INSERT INTO internal (bucket, key, value) VALUES (?, ?, ?) ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+			e.Bucket, []byte(e.Key), v)
+		return err
+	}
 	_, err := t.exec("INSERT INTO entries (bucket, key, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
 		e.Bucket, []byte(e.Key), v, nullable(e.ExpiresAt))
 	return err
 }
 
 func (t *sqliteTx) Delete(bucket, key string) (bool, error) {
+	if IsInternal(bucket) {
+		if err := validateInternal(bucket); err != nil {
+			return false, err
+		}
+		n, err := t.exec("DELETE FROM internal WHERE bucket = ? AND key = ?", bucket, []byte(key))
+		return n > 0, err
+	}
 	var exp sql.NullInt64
 	err := t.queryRow("DELETE FROM entries WHERE bucket = ? AND key = ? RETURNING expires_at", bucket, []byte(key)).Scan(&exp)
 	if err == sql.ErrNoRows {
@@ -396,13 +425,28 @@ func prefixEnd(prefix string) string {
 	return string(b)
 }
 
-func (t *sqliteTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error {
-	cols := "bucket, key, expires_at, length(value)"
+// scanFrom starts a query over bucket's live entries, giving the columns
+// scanEntries reads: internal buckets are read from their own table, where
+// every entry is live.
+func (t *sqliteTx) scanFrom(bucket string, withValues bool) (string, []any, error) {
+	value := ""
 	if withValues {
-		cols += ", value"
+		value = ", value"
 	}
-	q := "SELECT " + cols + " FROM entries WHERE bucket = ? AND " + liveCond
-	args := []any{bucket, t.now}
+	if IsInternal(bucket) {
+		if err := validateInternal(bucket); err != nil {
+			return "", nil, err
+		}
+		return "SELECT bucket, key, NULL, length(value)" + value + " FROM internal WHERE bucket = ?", []any{bucket}, nil
+	}
+	return "SELECT bucket, key, expires_at, length(value)" + value + " FROM entries WHERE bucket = ? AND " + liveCond, []any{bucket, t.now}, nil
+}
+
+func (t *sqliteTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error {
+	q, args, err := t.scanFrom(bucket, withValues)
+	if err != nil {
+		return err
+	}
 	if prefix != "" {
 		q += " AND key >= ?"
 		args = append(args, []byte(prefix))
@@ -434,7 +478,91 @@ func (t *sqliteTx) Scan(bucket, prefix string, withValues bool, fn func(Entry) e
 	return nil
 }
 
+// scanAfterPage is how many entries ScanAfter reads per query. It reads in
+// pages rather than collecting everything first, as Scan does, because its
+// callers (the outbox dispatcher) usually stop after a few.
+const scanAfterPage = 256
+
+// ScanAfter reads pages with "key > ?" on the primary key, so it costs
+// the same wherever it resumes, and no cursor is open while fn runs.
+func (t *sqliteTx) ScanAfter(bucket, after string, withValues bool, fn func(Entry) error) error {
+	q, args, err := t.scanFrom(bucket, withValues)
+	if err != nil {
+		return err
+	}
+	st, err := t.stmt(q + " AND key > ? ORDER BY key LIMIT ?")
+	if err != nil {
+		return err
+	}
+	n := len(args)
+	args = append(args, []byte(after), scanAfterPage)
+	for {
+		var page []Entry
+		rows, err := st.QueryContext(t.ctx, args...)
+		if err != nil {
+			return err
+		}
+		if err := t.scanEntries(rows, withValues, func(e Entry) error {
+			page = append(page, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err == ErrStopScan {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+		if len(page) < scanAfterPage {
+			return nil
+		}
+		args[n] = []byte(page[len(page)-1].Key)
+	}
+}
+
+// Deadlines reads the expiry index from a point: the index orders by
+// expires_at and then rowid, so "after (At, ID)" is one range read
+// whatever the store's size.
+func (t *sqliteTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	// Every rowid fits in int64, so a larger ID is past them all.
+	id := int64(min(after.ID, math.MaxInt64))
+	st, err := t.stmt(sqliteDeadlines)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(t.ctx, after.At, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]ttl.Due, 0, min(limit, 1024))
+	for rows.Next() {
+		var d ttl.Due
+		var rowid int64
+		if err := rows.Scan(&d.At, &rowid); err != nil {
+			return nil, err
+		}
+		d.ID = uint64(rowid)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// sqliteDeadlines is the query behind Deadlines. "expires_at >= ?1" bounds
+// the index range; the OR only filters within its first millisecond.
+const sqliteDeadlines = `SELECT expires_at, rowid FROM entries
+	WHERE expires_at IS NOT NULL AND expires_at >= ?1 AND (expires_at > ?1 OR rowid > ?2)
+	ORDER BY expires_at, rowid LIMIT ?3`
+
 func (t *sqliteTx) Count(bucket string) (n int64, err error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return 0, err
+	}
 	err = t.s.conn.QueryRowContext(t.ctx, "SELECT count(*) FROM entries WHERE bucket = ? AND "+liveCond, bucket, t.now).Scan(&n)
 	return n, err
 }
@@ -456,6 +584,9 @@ func (t *sqliteTx) CountAll() (n int64, err error) {
 }
 
 func (t *sqliteTx) Soonest(bucket string) (Entry, bool, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return Entry{}, false, err
+	}
 	rows, err := t.s.conn.QueryContext(t.ctx, "SELECT bucket, key, expires_at, length(value), value FROM entries WHERE bucket = ? AND expires_at > ? ORDER BY expires_at, key LIMIT 1", bucket, t.now)
 	if err != nil {
 		return Entry{}, false, err
@@ -488,6 +619,9 @@ func (t *sqliteTx) Buckets() ([]BucketInfo, error) {
 }
 
 func (t *sqliteTx) Policy(bucket string) (Policy, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return Policy{}, err
+	}
 	var p Policy
 	var onFull string
 	err := t.queryRow("SELECT max_keys, default_ttl_ms, on_full FROM policies WHERE bucket = ?", bucket).Scan(&p.MaxKeys, &p.DefaultTTL, &onFull)
@@ -499,6 +633,9 @@ func (t *sqliteTx) Policy(bucket string) (Policy, error) {
 }
 
 func (t *sqliteTx) SetPolicy(bucket string, p Policy) error {
+	if err := checkUserBucket(bucket); err != nil {
+		return err
+	}
 	if p.IsZero() {
 		_, err := t.exec("DELETE FROM policies WHERE bucket = ?", bucket)
 		return err
@@ -512,6 +649,9 @@ func (t *sqliteTx) SetPolicy(bucket string, p Policy) error {
 }
 
 func (t *sqliteTx) DropBucket(bucket string) (bool, error) {
+	if err := checkUserBucket(bucket); err != nil {
+		return false, err
+	}
 	live, err := t.Count(bucket)
 	if err != nil {
 		return false, err

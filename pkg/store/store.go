@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/livedict/livedict/pkg/ttl"
@@ -117,6 +118,11 @@ type Tx interface {
 	// prefix, in bytewise key order. Value is left nil unless withValues.
 	// fn returning ErrStopScan ends the scan without error.
 	Scan(bucket, prefix string, withValues bool, fn func(Entry) error) error
+	// ScanAfter is Scan over the keys strictly greater than after
+	// (bytewise), so a caller can resume where it stopped without reading
+	// again what it has seen. Keys fn adds or deletes ahead of the scan
+	// may or may not be visited.
+	ScanAfter(bucket, after string, withValues bool, fn func(Entry) error) error
 	// Count returns the number of live keys in bucket.
 	Count(bucket string) (int64, error)
 	// CountAll returns the number of live keys in the whole store.
@@ -140,6 +146,45 @@ type Tx interface {
 	Reap(limit int, fn func(Entry) error) (int, error)
 	// Stats summarises the live contents.
 	Stats() (Stats, error)
+}
+
+// Internal buckets hold livedict's own data (hook definitions, the event
+// outbox, run logs, counters), so it can change in the same transaction as
+// the user's keys. Their names start with '!', which ValidateBucket refuses,
+// so no user can name one. Only Get, Put, Delete, Scan and ScanAfter accept
+// them; their entries never expire and everything else (Buckets, Count,
+// CountAll, Stats, Soonest, HasExpired, Reap, DropBucket, policies, imports
+// and deadlines) neither sees nor touches them.
+
+// IsInternal reports whether bucket is one of livedict's own (name starts with '!').
+func IsInternal(bucket string) bool { return len(bucket) > 0 && bucket[0] == '!' }
+
+// DeadlineLister is implemented by transactions that can list TTL deadlines in order,
+// for the daemon's expiry schedule. IDs identify an entry's current incarnation.
+//
+// Deadlines returns up to limit deadlines of user entries, expired or not,
+// ordered strictly after after in (At, ID) order, as ttl.Source.Next does.
+// The ID is the row's rowid on SQLite, where the expiry index makes this a
+// range read; on the file and memory backends it is the FNV-1a 64 hash of
+// bucket+"\x00"+key and every call reads all deadlines and sorts them,
+// which is fine at the sizes those backends are meant for.
+type DeadlineLister interface {
+	Deadlines(after ttl.Due, limit int) ([]ttl.Due, error)
+}
+
+// NextDeadlines runs Deadlines in a read-only transaction of s.
+func NextDeadlines(ctx context.Context, s Store, after ttl.Due, limit int) ([]ttl.Due, error) {
+	var out []ttl.Due
+	err := s.View(ctx, func(tx Tx) error {
+		dl, ok := tx.(DeadlineLister)
+		if !ok {
+			return fmt.Errorf("store: %T cannot list deadlines", tx)
+		}
+		var err error
+		out, err = dl.Deadlines(after, limit)
+		return err
+	})
+	return out, err
 }
 
 // ErrStopScan ends a Scan early without an error.

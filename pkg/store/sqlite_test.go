@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// A store made by a livedict that knew only migration 1 opens, migrates
+// to the current schema and keeps its data.
+func TestSQLiteMigrateFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		sqliteSchema[0],
+		fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1", sqliteAppID),
+		"INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL), ('main', CAST('t' AS BLOB), CAST('w' AS BLOB), 4102444800000)",
+		"INSERT INTO policies VALUES ('main', 5, 0, 'reject')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if headerUpToDate(path) {
+		t.Fatal("a version 1 store counts as up to date")
+	}
+	s, err := Open("sqlite:"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !headerUpToDate(path) {
+		t.Error("not up to date after migrating")
+	}
+	h, _ := sqliteHeader(path)
+	if v := binary.BigEndian.Uint32(h[60:64]); v != 2 || len(sqliteSchema) != 2 {
+		t.Errorf("user_version = %d, schema has %d migrations", v, len(sqliteSchema))
+	}
+	update(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "!hooks", Key: "h", Value: []byte("x")}) })
+	view(t, s, func(tx Tx) error {
+		bs, _ := tx.Buckets()
+		p, _ := tx.Policy("main")
+		e, ok, err := tx.Get("!hooks", "h")
+		if fmt.Sprint(bs) != "[{main 2}]" || p.MaxKeys != 5 || !ok || string(e.Value) != "x" {
+			t.Errorf("after migration: buckets %v, policy %+v, internal %v", bs, p, ok)
+		}
+		ds, _ := tx.(DeadlineLister).Deadlines(ttl.Due{At: math.MinInt64}, 10)
+		if len(ds) != 1 || ds[0].At != 4102444800000 {
+			t.Errorf("deadlines = %v", ds)
+		}
+		return err
+	})
+	// Opening again takes the header fast path and finds everything.
+	s2, err := Open("sqlite:"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if e, ok := get(t, s2, "!hooks", "h"); !ok || string(e.Value) != "x" {
+		t.Errorf("reopened: %q %v", e.Value, ok)
+	}
+}
+
+// queryPlan returns EXPLAIN QUERY PLAN's details for q, one per line.
+func queryPlan(t *testing.T, s *sqliteStore, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.conn.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// The deadline and cursor queries must be range reads of an index: a full
+// scan or a sort would make the daemon's refills cost the store's size.
+func TestSQLiteQueryPlans(t *testing.T) {
+	s, err := Open("sqlite:"+filepath.Join(t.TempDir(), "p.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ss := s.(*sqliteStore)
+	// Some rows and statistics, so the planner is not choosing for an
+	// empty table.
+	update(t, s, func(tx Tx) error {
+		for i := range 2000 {
+			exp := int64(0)
+			if i%2 == 0 {
+				exp = 4102444800000 + int64(i)
+			}
+			tx.Put(Entry{Bucket: fmt.Sprint("b", i%5), Key: fmt.Sprint("k", i), Value: []byte("v"), ExpiresAt: exp})
+			tx.Put(Entry{Bucket: "!outbox", Key: fmt.Sprint("k", i), Value: []byte("v")})
+		}
+		return nil
+	})
+	for _, analyze := range []bool{false, true} {
+		if analyze {
+			if _, err := ss.conn.ExecContext(context.Background(), "ANALYZE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plan := queryPlan(t, ss, sqliteDeadlines, int64(1), int64(2), 100)
+		if !strings.Contains(plan, "INDEX entries_expiry (expires_at>?)") || strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("analyze %v: Deadlines plan:\n%s", analyze, plan)
+		}
+		q, args, _ := (&sqliteTx{s: ss, ctx: context.Background()}).scanFrom("!outbox", true)
+		plan = queryPlan(t, ss, q+" AND key > ? ORDER BY key LIMIT ?", append(args, []byte("k"), 10)...)
+		if !strings.Contains(plan, "SEARCH internal USING PRIMARY KEY (bucket=? AND key>?)") || strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("analyze %v: internal ScanAfter plan:\n%s", analyze, plan)
+		}
+		q, args, _ = (&sqliteTx{s: ss, ctx: context.Background()}).scanFrom("b1", true)
+		plan = queryPlan(t, ss, q+" AND key > ? ORDER BY key LIMIT ?", append(args, []byte("k"), 10)...)
+		if !strings.Contains(plan, "(bucket=? AND key>?)") || strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("analyze %v: user ScanAfter plan:\n%s", analyze, plan)
+		}
+	}
+}
+
+// loadTTLKeys fills a SQLite store with n keys with TTLs, many sharing a
+// millisecond, through the bulk loader.
+func loadTTLKeys(tb testing.TB, path string, n int) Store {
+	s, err := Open("sqlite:"+path, Options{Clock: ttl.NewFake(t0)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	entries := make([]Entry, n)
+	for i := range entries {
+		entries[i] = Entry{Bucket: fmt.Sprint("b", i%7), Key: fmt.Sprintf("key:%08d", i), Value: []byte("v"), ExpiresAt: ms(time.Hour) + int64(i/3)}
+	}
+	if err := s.Update(context.Background(), func(tx Tx) error {
+		_, err := tx.(BulkLoader).LoadMany(entries, FailOnExisting)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkSQLiteDeadlines1M reads deadlines from the middle of 1M keys
+// with TTLs: a window of 1000, as the daemon's refill does, and the single
+// next one. Both are index range reads, so neither grows with the store.
+//
+//	go test -run=NONE -bench=SQLiteDeadlines1M ./pkg/store/
+func BenchmarkSQLiteDeadlines1M(b *testing.B) {
+	const n = 1_000_000
+	path := filepath.Join(b.TempDir(), "d.db")
+	s := loadTTLKeys(b, path, n)
+	defer s.Close()
+	ctx := context.Background()
+	start := time.Now()
+	var all []ttl.Due
+	after := ttl.Due{At: math.MinInt64}
+	for {
+		page, err := NextDeadlines(ctx, s, after, 100_000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < 100_000 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if len(all) != n {
+		b.Fatalf("listed %d deadlines", len(all))
+	}
+	if fi, err := os.Stat(path); err == nil {
+		b.Logf("store: %d keys, %d MB; listing every deadline took %v", n, fi.Size()>>20, time.Since(start).Round(time.Millisecond))
+	}
+	for _, limit := range []int{1000, 1} {
+		b.Run(fmt.Sprint("limit=", limit), func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				from := all[(i*7919)%(n-limit)]
+				page, err := NextDeadlines(ctx, s, from, limit)
+				if err != nil || len(page) != limit {
+					b.Fatalf("%d deadlines, %v", len(page), err)
+				}
+			}
+		})
+	}
+}
