@@ -14,8 +14,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/pflag"
 )
 
 // App is what every command shares: streams, clock, global flags, the
@@ -25,9 +27,11 @@ type App struct {
 	Clock ttl.Clock
 
 	// Global flags.
-	JSON    bool
-	Verbose bool
-	Quiet   bool
+	JSON      bool
+	Verbose   bool
+	Quiet     bool
+	NoHooks   bool
+	WaitHooks bool
 
 	Config *Config
 	store  store.Store
@@ -37,6 +41,10 @@ type App struct {
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
+	// flagSet is the running command's flags, for reloading the
+	// configuration (daemon, on SIGHUP).
+	flagSet *pflag.FlagSet
+	hooks   hookState
 }
 
 // Main runs livedict with the process's arguments and returns its exit code.
@@ -57,6 +65,7 @@ func (a *App) Run(args []string) int {
 		err = root.Execute()
 	}
 	if a.store != nil {
+		a.afterCommands() // whatever the outcome: committed events must go out
 		a.store.Close()
 	}
 	if err == nil && out.err != nil {
@@ -136,7 +145,8 @@ func (a *App) txContext() (ctx context.Context, stop func()) {
 
 // Update opens the store and runs fn in a read-write transaction, after
 // reaping a bounded batch of expired entries in the same transaction, so a
-// store that sat idle never stalls one command.
+// store that sat idle never stalls one command. The transaction fn gets
+// records the events enabled hooks want (see hooks.Tx).
 func (a *App) Update(fn func(store.Tx) error) error {
 	ctx, stop := a.txContext()
 	defer stop()
@@ -144,7 +154,7 @@ func (a *App) Update(fn func(store.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return interrupted(ctx, s.Update(ctx, func(tx store.Tx) error {
+	return interrupted(ctx, a.update(ctx, s, func(tx store.Tx) error {
 		if due, err := tx.HasExpired(); err != nil || due {
 			if _, err := tx.Reap(store.LazyReapBatch, nil); err != nil {
 				return err
@@ -152,6 +162,23 @@ func (a *App) Update(fn func(store.Tx) error) error {
 		}
 		return fn(tx)
 	}))
+}
+
+// update runs fn in a write transaction wrapped for hooks, and notes what
+// it recorded once it committed.
+func (a *App) update(ctx context.Context, s store.Store, fn func(store.Tx) error) error {
+	var htx *hooks.Tx
+	err := s.Update(ctx, func(raw store.Tx) error {
+		var err error
+		if htx, err = a.hookTx(raw); err != nil {
+			return err
+		}
+		return fn(htx)
+	})
+	if err == nil && htx != nil {
+		a.committed(htx)
+	}
+	return err
 }
 
 // View opens the store and runs fn in a read-only transaction. When that
@@ -170,6 +197,11 @@ func (a *App) View(fn func(store.Tx) error) error {
 		if due, err = tx.HasExpired(); err != nil {
 			return err
 		}
+		if !a.NoHooks {
+			if a.hooks.viewRec, err = hooks.NewRecorder(tx, 0); err != nil {
+				return err
+			}
+		}
 		return fn(tx)
 	})
 	if err == nil && due {
@@ -177,7 +209,10 @@ func (a *App) View(fn func(store.Tx) error) error {
 		// cannot write, or another writer holding the lock, must neither
 		// fail it nor make it wait. The next write reaps anyway.
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		store.LazyReap(rctx, s, store.LazyReapBatch)
+		a.update(rctx, s, func(tx store.Tx) error {
+			_, err := tx.Reap(store.LazyReapBatch, nil)
+			return err
+		})
 		cancel()
 	}
 	return interrupted(ctx, err)

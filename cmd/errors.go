@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 )
@@ -69,6 +70,10 @@ func classify(err error) (code int, hint string) {
 		errors.Is(err, store.ErrNotInteger), errors.Is(err, store.ErrNotFloat),
 		errors.Is(err, store.ErrOverflow), errors.Is(err, store.ErrNaN),
 		errors.Is(err, store.ErrBadURL):
+		return ExitUsage, ""
+	case errors.Is(err, hooks.ErrUnsafe):
+		return ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"
+	case errors.Is(err, hooks.ErrEvents):
 		return ExitUsage, ""
 	case errors.Is(err, store.ErrKeyExists):
 		return ExitUsage, "use --replace to overwrite existing keys or --skip-existing to keep them"

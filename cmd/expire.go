@@ -56,6 +56,7 @@ is missing or the condition is not met.`,
 			case lt:
 				cond = store.IfLess
 			}
+			a.hooks.ttlOnly = true
 			return a.updateOK(func(tx store.Tx) (bool, error) {
 				return store.Expire(tx, bucket, args[0], d.at(tx.Now()), cond)
 			})

@@ -55,5 +55,22 @@ func (a *App) printLive(bucket, key string) error {
 	if !ok {
 		return errNotFound
 	}
+	if a.wantsGet(bucket, key) {
+		// A hook wants this read: read again in a write transaction that
+		// records the event, so the value printed is the one recorded.
+		err = a.Update(func(tx store.Tx) error {
+			now = tx.Now()
+			if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
+				return err
+			}
+			return recordGet(tx, e)
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotFound
+		}
+	}
 	return a.writeValue(e, now)
 }

@@ -24,6 +24,9 @@ func newGetDelCmd(a *App) *cobra.Command {
 				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
 					return err
 				}
+				if err := recordGet(tx, e); err != nil {
+					return err
+				}
 				if _, err := tx.Delete(bucket, args[0]); err != nil {
 					return err
 				}

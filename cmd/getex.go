@@ -32,6 +32,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 				return a.printLive(bucket, args[0]) // a plain read takes no write lock
 			}
 			ok := false
+			a.hooks.ttlOnly = true
 			err = a.Update(func(tx store.Tx) error {
 				e, found, err := tx.Get(bucket, args[0])
 				if err != nil || !found {
@@ -45,6 +46,9 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 					at = d.at(tx.Now())
 				}
 				if e, ok, err = store.GetEx(tx, bucket, args[0], at); err != nil {
+					return err
+				}
+				if err := recordGet(tx, e); err != nil {
 					return err
 				}
 				// Before the commit: a value that cannot be delivered

@@ -1,20 +1,33 @@
 package cmd
 
 import (
-	"github.com/livedict/livedict/pkg/sandbox"
+	"strings"
+
+	"github.com/google/shlex"
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/spf13/cobra"
 )
 
 func newHookCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "hook",
-		Short: "Hook commands (this version: what the hook sandbox can do here)",
-		Args:  args(1, -1),
+		Short: "Run commands, in a sandbox, when keys are set, read, deleted or expire",
+		Long: `Hooks run a command when a key matching them is set, read, deleted or expires.
+Each matching event is recorded in the store in the same transaction as the
+change, then delivered at least once, in order per key, by a detached
+livedict process (or the daemon), in a sandbox. The command that caused it
+does not wait (unless --wait-hooks) and its exit status never depends on it.
+
+The hook reads the event as one JSON object on stdin. See 'livedict hook add
+--help' and the README's Hooks section.`,
+		Args: args(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageErr(errUnknownHookCmd(args[0]), "this version has 'livedict hook sandbox'")
+			return usageErr(errUnknownHookCmd(args[0]), "run 'livedict hook --help' for the hook commands")
 		},
 	}
-	c.AddCommand(newHookSandboxCmd(a))
+	c.AddCommand(newHookAddCmd(a), newHookListCmd(a), newHookRmCmd(a),
+		newHookEnableCmd(a, true), newHookEnableCmd(a, false),
+		newHookTestCmd(a), newHookLogCmd(a), newHookSandboxCmd(a), newHookDeliverCmd(a))
 	return c
 }
 
@@ -22,34 +35,40 @@ type errUnknownHookCmd string
 
 func (e errUnknownHookCmd) Error() string { return "unknown hook command " + string(e) }
 
-func newHookSandboxCmd(a *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "sandbox",
-		Short: "Show which sandbox layers hooks get on this machine, and why any is off",
-		Long: `Show each layer of the sandbox hook commands run in, as this machine and
-kernel allow it: on, or off and why. Piped: name<TAB>on|off<TAB>why lines.
---json: one object per line.`,
-		Args: args(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var rows [][]string
-			for _, l := range sandbox.Probe() {
-				state := "off"
-				if l.On {
-					state = "on"
-				}
-				switch {
-				case a.JSON:
-					a.jsonLine(object{{"layer", l.Name}, {"on", l.On}, {"why", l.Why}})
-				case a.IO.OutTTY:
-					rows = append(rows, []string{l.Name, state, terminalSafe(l.Why, false)})
-				default:
-					a.printf("%s\t%s\t%s\n", l.Name, state, l.Why)
-				}
-			}
-			if rows != nil {
-				a.printf("%s\n", a.table([]string{"LAYER", "STATE", "WHY"}, rows))
-			}
-			return nil
-		},
+// hookID parses a hook id argument (exit 2 when malformed).
+func hookID(s string) (int64, error) {
+	id, err := hooks.ParseID(s)
+	if err != nil {
+		return 0, usageErr(err, "")
 	}
+	return id, nil
+}
+
+// shellJoin shows an argv as a shell would need it typed.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, w := range argv {
+		out[i] = shellQuote(w)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellQuote(w string) string {
+	if w != "" && !strings.ContainsFunc(w, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+}
+
+// splitRun splits a --run command line as a shell would, without running a
+// shell: quotes and backslashes work, but $VARS, globs, pipes and
+// redirections are plain characters.
+func splitRun(line string) ([]string, error) {
+	argv, err := shlex.Split(line)
+	if err != nil {
+		return nil, usageErr(err, "")
+	}
+	return argv, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -80,7 +81,20 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			}
 			var n int
 			if err := a.Update(func(tx store.Tx) error {
-				n, err = store.Import(tx, a.Limits(), entries, mode)
+				h := tx.(*hooks.Tx)
+				if h.Recording(hooks.Set) {
+					n, err = store.Import(tx, a.Limits(), entries, mode)
+					return err
+				}
+				// No hook wants set events: load in bulk, past the
+				// wrapper, and tell it what a daemon needs to know.
+				n, err = store.Import(h.Tx, a.Limits(), entries, mode)
+				h.Wrote = n > 0
+				for _, e := range entries {
+					if e.ExpiresAt != 0 && (h.MinDeadline == 0 || e.ExpiresAt < h.MinDeadline) {
+						h.MinDeadline = e.ExpiresAt
+					}
+				}
 				return err
 			}); err != nil {
 				return err

@@ -16,6 +16,7 @@ func newPersistCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.hooks.ttlOnly = true
 			return a.updateOK(func(tx store.Tx) (bool, error) {
 				return store.Persist(tx, bucket, args[0])
 			})

@@ -23,7 +23,7 @@ visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 			a.longRunning = true // reaping a million rows takes seconds
 			ctx, stop := a.txContext()
 			defer stop()
-			if err := interrupted(ctx, s.Update(ctx, func(tx store.Tx) error {
+			if err := interrupted(ctx, a.update(ctx, s, func(tx store.Tx) error {
 				n, err = tx.Reap(0, nil)
 				return err
 			})); err != nil {

@@ -33,6 +33,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 				return err
 			}
 			a.Config = cfg
+			a.flagSet = cmd.Flags()
 			a.started = true
 			return nil
 		},
@@ -52,6 +53,8 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 	pf.BoolVar(&a.JSON, "json", false, "print results (and errors, on stderr) as JSON, one object per line")
 	pf.BoolVarP(&a.Verbose, "verbose", "v", false, "print counts from action commands")
 	pf.BoolVarP(&a.Quiet, "quiet", "q", false, "do not print hints")
+	pf.BoolVar(&a.NoHooks, "no-hooks", false, "record no hook events for this command")
+	pf.BoolVar(&a.WaitHooks, "wait-hooks", false, "wait until the hooks this command triggered have run")
 
 	root.AddCommand(
 		newSetCmd(a), newGetCmd(a), newGetDelCmd(a), newGetExCmd(a),
@@ -62,7 +65,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newRenameCmd(a), newKeysCmd(a), newListCmd(a),
 		newBucketsCmd(a), newBucketCmd(a), newStatsCmd(a), newReapCmd(a),
 		newExportCmd(a), newImportCmd(a),
-		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a),
+		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a), newDaemonCmd(a),
 		newExitCodesTopic(),
 	)
 	root.SetHelpCommand(newHelpCmd())

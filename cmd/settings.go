@@ -62,6 +62,17 @@ var settings = []setting{
 	{key: "durability", def: "normal", check: oneOf("normal", "full"), doc: "full: fsync every commit (survives power loss)"},
 	{key: "max_value_bytes", def: "67108864", check: isCount, doc: "largest value accepted (0 = no limit)"},
 	{key: "max_total_keys", def: "0", check: isCount, doc: "most keys the store may hold (0 = no limit)"},
+	{key: "retries", def: "3", check: isCount, doc: "how often a failed hook run is retried before it is marked failed"},
+	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
+	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
+	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
+}
+
+func isPositive(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
+		return fmt.Errorf("must be a whole number ≥ 1")
+	}
+	return nil
 }
 
 // Config is the effective configuration of one command.
@@ -73,6 +84,11 @@ type Config struct {
 	Durability    store.Durability
 	MaxValueBytes int64
 	MaxTotalKeys  int64
+	// Hook delivery.
+	Retries            int
+	RetryBackoff       time.Duration
+	MaxEventValueBytes int
+	HookConcurrency    int
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -166,6 +182,10 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	cfg.Durability = store.Durability(cfg.values["durability"])
 	cfg.MaxValueBytes, _ = strconv.ParseInt(cfg.values["max_value_bytes"], 10, 64)
 	cfg.MaxTotalKeys, _ = strconv.ParseInt(cfg.values["max_total_keys"], 10, 64)
+	cfg.Retries, _ = strconv.Atoi(cfg.values["retries"])
+	cfg.RetryBackoff, _ = ttl.ParseDuration(cfg.values["retry_backoff"])
+	cfg.MaxEventValueBytes, _ = strconv.Atoi(cfg.values["max_event_value_bytes"])
+	cfg.HookConcurrency, _ = strconv.Atoi(cfg.values["hook_concurrency"])
 	return cfg, nil
 }
 

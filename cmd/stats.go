@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/livedict/livedict/pkg/store"
-	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
 )
 
@@ -32,18 +31,19 @@ name<TAB>value lines when piped; one object with --json.`,
 			if err != nil {
 				return err
 			}
-			var next any
-			nextText := "-"
-			if st.NextExpiry != 0 {
-				next = formatDeadline(st.NextExpiry)
-				nextText = next.(string) + " (in " + ttl.FormatMs(st.NextExpiry-now) + ")"
+			ds, err := a.daemonStatus()
+			if err != nil {
+				return err
 			}
+			next, nextText := nextDeadline(st.NextExpiry, now)
 			if a.JSON {
-				a.jsonLine(object{
+				o := object{
 					{"keys", st.Keys}, {"buckets", st.Buckets}, {"keys_with_ttl", st.KeysWithTTL},
 					{"next_expiry", next}, {"size_bytes", info.SizeBytes},
 					{"path", info.Location}, {"backend", info.Backend},
-				})
+				}
+				o = append(o, ds.object()...)
+				a.jsonLine(append(o, field{"events_pending", ds.pending}, field{"events_failed", ds.failed}))
 				return nil
 			}
 			rows := [][]string{
@@ -55,16 +55,10 @@ name<TAB>value lines when piped; one object with --json.`,
 				{"path", info.Location},
 				{"backend", info.Backend},
 			}
-			if a.IO.OutTTY {
-				for _, r := range rows {
-					r[1] = terminalSafe(r[1], false)
-				}
-				a.printf("%s\n", a.table([]string{"STAT", "VALUE"}, rows))
-				return nil
-			}
-			for _, r := range rows {
-				a.printf("%s\t%s\n", r[0], r[1])
-			}
+			rows = append(rows, ds.rows()...)
+			rows = append(rows, []string{"events_pending", strconv.FormatInt(ds.pending, 10)},
+				[]string{"events_failed", strconv.FormatInt(ds.failed, 10)})
+			a.printRows(rows)
 			return nil
 		},
 	}

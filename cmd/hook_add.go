@@ -1,0 +1,208 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
+)
+
+// maxHookTimeout bounds --timeout: a hook is a reaction to an event, not a
+// service, and the daemon waits for running hooks when it stops.
+const maxHookTimeout = time.Hour
+
+func newHookAddCmd(a *App) *cobra.Command {
+	var o struct {
+		on, key, timeout, name, run string
+		env, write                  []string
+		noNetwork                   bool
+		retries                     int
+	}
+	c := &cobra.Command{
+		Use:   "add --on EVENTS [flags] -- COMMAND [ARGS...]",
+		Short: "Add a hook and print its id",
+		Long: `Add a hook: run COMMAND when an event in EVENTS (a comma list of set, get,
+delete, expire, or all) happens to a key matching --key (a glob as in
+'keys'; default *) in the bucket given with -b/--bucket (default: every
+bucket).
+
+The command is given after -- as separate words, or with --run as one line
+split the way a shell splits words (quotes and backslashes work; it is never
+passed to a shell, so $VARS, globs, pipes and redirections are not
+expanded; use --run 'sh -c "..."' to get a shell). It must exist and be
+executable now; a bare name is looked up on PATH and stored as its full
+path, since hooks run with a fixed PATH.
+
+The hook reads the event as one JSON object on stdin and runs in a sandbox:
+a clean environment (add variables with --env NAME), a private work dir as
+HOME and TMPDIR, a read-only filesystem where Landlock works (add writable
+folders with --write DIR), resource limits, and --timeout (default 5s).`,
+		Example: `  livedict hook add --on expire --key 'session:*' -- logger -t livedict "session expired"
+  livedict hook add --on set -b config --run 'systemctl reload myapp'
+  livedict hook add --on set,delete --key 'cache:*' --write /var/cache/app --no-network -- /usr/local/bin/sync-cache`,
+		Args: args(0, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Flags()
+			if !fs.Changed("on") {
+				return usageErr(errors.New("--on EVENTS is required"), "e.g. --on set,delete or --on all")
+			}
+			events, err := hooks.ParseEvents(o.on)
+			if err != nil {
+				return usageErr(err, "")
+			}
+			argv := args
+			switch {
+			case fs.Changed("run") && len(args) > 0:
+				return usageErr(errors.New("give the command either after -- or with --run, not both"), "")
+			case fs.Changed("run"):
+				if argv, err = splitRun(o.run); err != nil {
+					return err
+				}
+			}
+			if len(argv) == 0 || argv[0] == "" {
+				return usageErr(errors.New("no hook command"), "give it after --: livedict hook add --on set -- COMMAND [ARGS...]")
+			}
+			if argv[0], err = resolveCommand(argv[0]); err != nil {
+				return usageErr(err, "")
+			}
+			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork}
+			if root := cmd.Root().PersistentFlags(); root.Changed("bucket") {
+				if h.Bucket, err = a.Bucket(); err != nil {
+					return err
+				}
+			}
+			if fs.Changed("timeout") {
+				d, err := ttl.ParseDuration(o.timeout)
+				if err != nil {
+					return usageErr(err, "")
+				}
+				if d <= 0 || d > maxHookTimeout {
+					return usageErr(fmt.Errorf("--timeout %q: must be more than 0 and at most %s", o.timeout, maxHookTimeout), "")
+				}
+				h.TimeoutMs = d.Milliseconds()
+			}
+			if fs.Changed("retries") {
+				if o.retries < 0 || o.retries > 100 {
+					return usageErr(fmt.Errorf("--retries %d: must be 0 to 100", o.retries), "")
+				}
+				h.Retries = &o.retries
+			}
+			for _, name := range o.env {
+				if !envName.MatchString(name) {
+					return usageErr(fmt.Errorf("--env %q: not a variable name", name), "give the name only; the value is read from the environment when the hook runs")
+				}
+			}
+			h.Env = o.env
+			for _, dir := range o.write {
+				abs, err := writableDir(dir)
+				if err != nil {
+					return usageErr(err, "")
+				}
+				h.Write = append(h.Write, abs)
+			}
+			s, err := a.Store()
+			if err != nil {
+				return err
+			}
+			info, err := s.Info()
+			if err != nil {
+				return err
+			}
+			if err := hooks.CheckSafe(info); err != nil {
+				return &exitError{code: ExitPolicy, err: err, hint: "make the store and its folder writable only by you (chmod go-w)"}
+			}
+			err = a.Update(func(tx store.Tx) error {
+				h, err = hooks.Add(tx, h)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if a.JSON {
+				return a.jsonLine(hookObject(h))
+			}
+			a.printf("%d\n", h.ID)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.on, "on", "", "events that run the hook: comma list of set, get, delete, expire, or all")
+	f.StringVar(&o.key, "key", "*", "run only for keys matching `GLOB`")
+	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
+	f.StringArrayVar(&o.env, "env", nil, "pass the environment variable `NAME` through (repeatable)")
+	f.StringArrayVar(&o.write, "write", nil, "let the hook write in `DIR` (repeatable)")
+	f.BoolVar(&o.noNetwork, "no-network", false, "run without network access (refused where it cannot be had)")
+	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
+	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")
+	f.IntVar(&o.retries, "retries", 0, "retries after a failed run (default: the retries setting, 3)")
+	return c
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// resolveCommand checks that the hook command exists and is executable, and
+// returns its absolute path: hooks run with a fixed PATH and another
+// working directory, so what was checked is what runs.
+func resolveCommand(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err
+		}
+		return "", fmt.Errorf("hook command %q: %v", name, err)
+	}
+	return filepath.Abs(p)
+}
+
+func writableDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("--write %s: %w", dir, unwrapPathErr(err))
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("--write %s: not a directory", dir)
+	}
+	return abs, nil
+}
+
+// hookObject is a hook as --json shows it.
+func hookObject(h hooks.Hook) object {
+	o := object{{"id", h.ID}, {"name", h.Name}, {"events", h.Events.String()}, {"bucket", h.Bucket},
+		{"key", h.Key}, {"argv", h.Argv}, {"enabled", h.Enabled}, {"timeout_ms", h.TimeoutMs},
+		{"env", nonNil(h.Env)}, {"write", nonNil(h.Write)}, {"no_network", h.NoNetwork}}
+	if h.Retries != nil {
+		o = append(o, field{"retries", *h.Retries})
+	}
+	return append(o, field{"created", formatDeadline(h.Created)})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// hookTimeout shows a hook's timeout.
+func hookTimeout(h hooks.Hook) string {
+	if h.TimeoutMs == 0 {
+		return "5s"
+	}
+	return ttl.FormatMs(h.TimeoutMs)
+}
+
+var _ = strconv.Itoa

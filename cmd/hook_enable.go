@@ -1,0 +1,49 @@
+package cmd
+
+import (
+	"errors"
+
+	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+// newHookEnableCmd builds 'hook enable' (on) or 'hook disable'.
+func newHookEnableCmd(a *App, on bool) *cobra.Command {
+	use, short := "enable ID", "Enable a hook (exit 1 when there is no such hook)"
+	if !on {
+		use, short = "disable ID", "Disable a hook: it records no events until enabled (exit 1 when there is no such hook)"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+A disabled hook records no new events; its events already waiting are
+dropped when their turn comes, and logged as skipped. Enabling or disabling
+a hook that already is is not an error. With -v, print 1 if the state
+changed and 0 if not.`,
+		Args: args(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := hookID(args[0])
+			if err != nil {
+				return err
+			}
+			changed := false
+			err = a.Update(func(tx store.Tx) error {
+				var err error
+				changed, err = hooks.SetEnabled(tx, id, on)
+				return err
+			})
+			if errors.Is(err, hooks.ErrNoHook) {
+				return errNotFound
+			}
+			if err == nil && changed {
+				a.printCount(1)
+			} else if err == nil {
+				a.printCount(0)
+			}
+			return err
+		},
+	}
+}

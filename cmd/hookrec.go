@@ -1,0 +1,202 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/sandbox"
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// hookState is what one command knows about hooks: the events it recorded
+// (committed), whether it changed anything a daemon should hear about, and
+// whether this store may run hooks at all.
+type hookState struct {
+	// ttlOnly marks commands that only change deadlines (expire, persist,
+	// getex): their writes are not set events.
+	ttlOnly bool
+	// viewRec holds the hooks the last read-only transaction saw, so a read
+	// can tell whether it must record a get event.
+	viewRec *hooks.Recorder
+
+	events      []uint64
+	wrote       bool
+	minDeadline int64
+	safety      error // checked once, when a hook first matters
+	safetyDone  bool
+}
+
+// hookTx wraps a transaction so changes record the events enabled hooks
+// want (none with --no-hooks, or when the store is unsafe for hooks).
+func (a *App) hookTx(raw store.Tx) (*hooks.Tx, error) {
+	var rec *hooks.Recorder
+	if !a.NoHooks {
+		var err error
+		if rec, err = hooks.NewRecorder(raw, a.Config.MaxEventValueBytes); err != nil {
+			return nil, err
+		}
+		if !rec.Empty() && a.hooksUnsafe() != nil {
+			rec = nil
+		}
+	}
+	tx := hooks.Wrap(raw, rec)
+	tx.TTLOnly = a.hooks.ttlOnly
+	return tx, nil
+}
+
+// hooksUnsafe checks once whether hooks may run from this store, and warns
+// on stderr when they may not.
+func (a *App) hooksUnsafe() error {
+	h := &a.hooks
+	if !h.safetyDone {
+		h.safetyDone = true
+		if info, err := a.store.Info(); err == nil {
+			h.safety = hooks.CheckSafe(info)
+		}
+		if h.safety != nil && !a.Quiet {
+			fmt.Fprintf(a.IO.Err, "livedict: warning: %s; no hook events are recorded\n", terminalSafe(oneLine(h.safety.Error()), true))
+		}
+	}
+	return h.safety
+}
+
+// committed takes note of a transaction that committed.
+func (a *App) committed(tx *hooks.Tx) {
+	h := &a.hooks
+	h.events = append(h.events, tx.Events...)
+	h.wrote = h.wrote || tx.Wrote
+	if tx.MinDeadline != 0 && (h.minDeadline == 0 || tx.MinDeadline < h.minDeadline) {
+		h.minDeadline = tx.MinDeadline
+	}
+}
+
+// wantsGet reports whether the last read saw a hook that wants a get event
+// for bucket/key.
+func (a *App) wantsGet(bucket, key string) bool {
+	return a.hooks.viewRec.Wants(hooks.Get, bucket, key)
+}
+
+// recordGet records a get event for e in tx, a transaction from Update.
+func recordGet(tx store.Tx, e store.Entry) error {
+	if h, ok := tx.(*hooks.Tx); ok {
+		return h.RecordGet(e)
+	}
+	return nil
+}
+
+// afterCommands runs once the command is done and its changes are
+// committed: it wakes or starts whoever delivers the recorded events, waits
+// for them with --wait-hooks, and tells a running daemon about changes.
+// Nothing here changes the command's exit status.
+func (a *App) afterCommands() {
+	h := &a.hooks
+	if a.store == nil || (!h.wrote && len(h.events) == 0) {
+		return
+	}
+	info, err := a.store.Info()
+	if err != nil {
+		return
+	}
+	dir := hooks.StateDir(info)
+	if h.wrote {
+		hooks.Notify(dir, hooks.DaemonSocket, []byte("changed "+strconv.FormatInt(h.minDeadline, 10)))
+	}
+	if len(h.events) == 0 {
+		return
+	}
+	if err := hooks.Kick(dir, a.spawnDispatcher); err != nil && !a.Quiet {
+		fmt.Fprintf(a.IO.Err, "livedict: warning: cannot start hook delivery: %s\n", oneLine(err.Error()))
+	}
+	if a.WaitHooks {
+		a.waitHooks(dir)
+	}
+}
+
+// spawnDispatcher starts a detached 'livedict hook deliver' for this store:
+// its own session (no terminal signals reach it), no stdio, the same
+// environment and configuration as this command.
+func (a *App) spawnDispatcher() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := []string{"livedict", "--store", a.Config.Store}
+	if a.Config.File != "" {
+		argv = append(argv, "--config", a.Config.File)
+	}
+	c := &exec.Cmd{
+		Path:        exe,
+		Args:        append(argv, "hook", "deliver"),
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Process.Release()
+}
+
+// waitHooks waits until every event this command recorded has left the
+// outbox (delivered, failed for good, or skipped). Every second it makes
+// sure someone is still delivering, so a crashed dispatcher cannot make it
+// wait forever.
+func (a *App) waitHooks(dir string) {
+	last := time.Now()
+	for {
+		var n int
+		err := a.store.View(context.Background(), func(tx store.Tx) error {
+			var err error
+			n, err = hooks.Pending(tx, a.hooks.events)
+			return err
+		})
+		if err != nil || n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+		if time.Since(last) > time.Second {
+			hooks.Kick(dir, a.spawnDispatcher)
+			last = time.Now()
+		}
+	}
+}
+
+// deliverer builds the event deliverer for this store, refusing a store
+// that others can write.
+func (a *App) deliverer(log *slog.Logger) (*hooks.Deliverer, string, error) {
+	s, err := a.Store()
+	if err != nil {
+		return nil, "", err
+	}
+	info, err := s.Info()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := hooks.CheckSafe(info); err != nil {
+		return nil, "", &exitError{code: ExitPolicy, err: err, hint: "make the store and its folder writable only by you (chmod go-w)"}
+	}
+	dir := hooks.StateDir(info)
+	work, err := hooks.WorkDirFor(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return &hooks.Deliverer{
+		Store:       s,
+		Run:         sandbox.Run,
+		Concurrency: a.Config.HookConcurrency,
+		Retries:     a.Config.Retries,
+		Backoff:     a.Config.RetryBackoff,
+		WorkDir:     work,
+		Getenv:      os.LookupEnv,
+		Log:         log,
+	}, dir, nil
+}
+
+// isUnsafe reports whether err is the refusal of an unsafe store.
+func isUnsafe(err error) bool { return errors.Is(err, hooks.ErrUnsafe) }

@@ -1,0 +1,393 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/livedict/livedict/pkg/sandbox"
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// Runner runs one hook command: sandbox.Run in livedict, a fake in tests.
+type Runner func(ctx context.Context, s sandbox.Spec) (sandbox.Result, error)
+
+// Delivery defaults.
+const (
+	DefaultConcurrency = 4
+	DefaultRetries     = 3
+	// DefaultBackoff is the wait before the first retry; it doubles for
+	// each one after, so three retries wait 1+2+4 = 7 s in all.
+	DefaultBackoff = time.Second
+	// maxPending bounds how many outbox events are held in memory at once.
+	maxPending = 4096
+)
+
+// Deliverer delivers the outbox's events to their hooks: at least once
+// (an event leaves the outbox only in the transaction that logs its
+// successful, or last, run), in order per hook and key (a key's next event
+// waits until the one before it is done, retries included), at most
+// Concurrency runs at a time.
+type Deliverer struct {
+	Store store.Store
+	Run   Runner
+	// Concurrency is how many hooks may run at once (DefaultConcurrency
+	// if zero).
+	Concurrency int
+	// Retries is how many times a failed run is retried.
+	Retries int
+	// Backoff is the wait before the first retry (DefaultBackoff if zero).
+	Backoff time.Duration
+	// WorkDir holds each hook's private work dir, named by its id.
+	WorkDir string
+	// Getenv looks up the variables hooks pass through with --env.
+	Getenv func(string) (string, bool)
+	// Helper is the binary the sandbox re-executes (see sandbox.Spec).
+	Helper string
+	// Log receives one line per run; nil discards.
+	Log *slog.Logger
+	// Now is the wall clock retries are scheduled by (time.Now if nil).
+	Now func() time.Time
+	// NoWait makes an untilIdle Deliver also return when what is left
+	// waits for a retry time (daemon --once delivers what is due now).
+	NoWait bool
+}
+
+// item is one outbox event held in memory.
+type item struct {
+	seq     uint64
+	rec     *record
+	key     string // orderKey
+	running bool
+}
+
+type outcome struct {
+	it      *item
+	hook    Hook
+	skipped string // why the event is dropped without a run
+	res     sandbox.Result
+	err     error // the sandbox could not run the hook
+	start   time.Time
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deliverer) logger() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Deliver delivers events until ctx is done or, when untilIdle, until the
+// outbox is empty and nothing runs. A receive on wake means new events may
+// have been recorded. When ctx is done, no new run starts; those running
+// finish (each within its timeout) and are recorded before Deliver
+// returns. An error from the store ends delivery (after the running hooks
+// finish); events not yet recorded as delivered stay in the outbox.
+func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle bool) error {
+	conc := d.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	var (
+		pending []*item
+		cursor  string
+		running int
+		done    = make(chan outcome, conc)
+		stopErr error
+	)
+	load := func() error {
+		if len(pending) >= maxPending {
+			return nil
+		}
+		return d.Store.View(ctx, func(tx store.Tx) error {
+			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
+				seq, err := parseSeqKey(e.Key)
+				if err != nil {
+					return fmt.Errorf("%w: outbox key %q", store.ErrCorrupt, e.Key)
+				}
+				r, err := decodeRecord(e)
+				if err != nil {
+					return err
+				}
+				pending = append(pending, &item{seq: seq, rec: r, key: r.orderKey()})
+				cursor = e.Key
+				if len(pending) >= maxPending {
+					return store.ErrStopScan
+				}
+				return nil
+			})
+		})
+	}
+	stopping := false
+	if err := load(); err != nil {
+		return err
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if !stopping && ctx.Err() != nil {
+			stopping = true
+		}
+		if stopping && running == 0 {
+			return stopErr
+		}
+		// Start what may start: the oldest event of each order key, once
+		// its retry time has come.
+		var next time.Time
+		if !stopping {
+			now := d.now()
+			seen := make(map[string]bool, len(pending))
+			for _, it := range pending {
+				if running >= conc {
+					break
+				}
+				if seen[it.key] {
+					continue
+				}
+				seen[it.key] = true
+				if it.running {
+					continue
+				}
+				if at := time.UnixMilli(it.rec.NextAt); it.rec.NextAt > 0 && at.After(now) {
+					if next.IsZero() || at.Before(next) {
+						next = at
+					}
+					continue
+				}
+				it.running = true
+				running++
+				go func() { done <- d.attempt(it) }()
+			}
+		}
+		if running == 0 && untilIdle {
+			if len(pending) > 0 && d.NoWait && !stopping {
+				return nil // everything left waits for its retry time
+			}
+			if len(pending) == 0 {
+				if err := load(); err != nil || len(pending) == 0 {
+					return err
+				}
+				continue
+			}
+		}
+		var timerC <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			timerC = timer.C
+		}
+		select {
+		case o := <-done:
+			running--
+			o.it.running = false
+			if stopErr != nil {
+				continue // the store failed: leave the event for next time
+			}
+			drop, err := d.finish(o)
+			if err != nil {
+				stopErr, stopping = err, true
+				continue
+			}
+			if drop {
+				pending = remove(pending, o.it)
+			}
+			if len(pending) < maxPending/2 {
+				if err := load(); err != nil {
+					stopErr, stopping = err, true
+				}
+			}
+		case <-wake:
+			if err := load(); err != nil {
+				stopErr, stopping = err, true
+			}
+		case <-timerC:
+		case <-ctx.Done():
+			stopping = true
+		}
+		if timerC != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func remove(items []*item, it *item) []*item {
+	for i, x := range items {
+		if x == it {
+			return append(items[:i], items[i+1:]...)
+		}
+	}
+	return items
+}
+
+// attempt runs it's hook once. It runs outside any transaction: a hook may
+// take seconds and the store must not wait for it.
+func (d *Deliverer) attempt(it *item) outcome {
+	o := outcome{it: it, start: d.now()}
+	err := d.Store.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		o.hook, err = Lookup(tx, it.rec.HookID)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNoHook):
+		o.skipped = "hook removed"
+		return o
+	case err != nil:
+		o.err = err
+		return o
+	case !o.hook.Enabled:
+		o.skipped = "hook disabled"
+		return o
+	}
+	o.res, o.err = d.Run(context.Background(), d.Spec(o.hook, it.rec))
+	return o
+}
+
+// Spec is the sandbox run of hook h for event r.
+func (d *Deliverer) Spec(h Hook, r *record) sandbox.Spec {
+	env := r.env()
+	for _, name := range h.Env {
+		if d.Getenv == nil {
+			break
+		}
+		if v, ok := d.Getenv(name); ok {
+			env[name] = v
+		}
+	}
+	return sandbox.Spec{
+		Argv:      h.Argv,
+		Env:       env,
+		Stdin:     r.payload(),
+		Timeout:   h.Timeout(),
+		WorkDir:   filepath.Join(d.WorkDir, strconv.FormatInt(h.ID, 10)),
+		WriteDirs: h.Write,
+		NoNetwork: h.NoNetwork,
+		Helper:    d.Helper,
+	}
+}
+
+// Succeeded reports whether a run delivered its event.
+func Succeeded(res sandbox.Result, err error) bool {
+	return err == nil && !res.TimedOut && res.ExitCode == 0 && res.Signal == ""
+}
+
+// finish records o in the store: the event leaves the outbox when its run
+// succeeded, was the last allowed, or cannot happen; otherwise its next
+// attempt is scheduled. It reports whether the event left the outbox.
+func (d *Deliverer) finish(o outcome) (drop bool, err error) {
+	r := o.it.rec
+	run := &Run{
+		Time: o.start.UnixMilli(), HookID: r.HookID, HookName: o.hook.Name,
+		Event: r.Event, Bucket: r.Bucket, Key: r.Key, Attempt: r.Attempts + 1,
+		ExitCode: -1,
+	}
+	retries := d.Retries
+	if o.hook.Retries != nil {
+		retries = *o.hook.Retries
+	}
+	switch {
+	case o.skipped != "":
+		run.Status, run.Error, run.Attempt = StatusSkipped, o.skipped, r.Attempts
+		drop = true
+	default:
+		run.ExitCode, run.Signal, run.TimedOut = o.res.ExitCode, o.res.Signal, o.res.TimedOut
+		run.DurationMs = o.res.Duration.Milliseconds()
+		run.Output, run.OutputCut = o.res.Output, o.res.CutBytes
+		if o.err != nil {
+			run.Error = o.err.Error()
+		}
+		switch {
+		case Succeeded(o.res, o.err):
+			run.Status, drop = StatusOK, true
+		case r.Attempts >= retries:
+			run.Status, drop = StatusFailed, true
+		default:
+			run.Status = StatusRetry
+		}
+	}
+	next := *r
+	if !drop {
+		next.Attempts++
+		next.NextAt = d.now().Add(d.backoff(next.Attempts)).UnixMilli()
+	}
+	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
+		if _, ok, err := tx.Get(outboxBucket, seqKey(o.it.seq)); err != nil || !ok {
+			return err // gone already: nothing to record
+		}
+		var err error
+		if drop {
+			_, err = tx.Delete(outboxBucket, seqKey(o.it.seq))
+		} else {
+			err = putRecord(tx, o.it.seq, &next)
+		}
+		if err != nil {
+			return err
+		}
+		return appendRun(tx, run)
+	})
+	if err != nil {
+		return false, err
+	}
+	*o.it.rec = next
+	d.logRun(run)
+	return drop, nil
+}
+
+// backoff is the wait before retry n (1-based): Backoff, doubling.
+func (d *Deliverer) backoff(n int) time.Duration {
+	b := d.Backoff
+	if b <= 0 {
+		b = DefaultBackoff
+	}
+	return b << min(n-1, 20)
+}
+
+func (d *Deliverer) logRun(r *Run) {
+	attrs := []any{"hook", r.HookID, "event", r.Event.String(), "bucket", r.Bucket,
+		"key", string(r.Key), "attempt", r.Attempt, "status", r.Status}
+	if r.Status != StatusSkipped {
+		attrs = append(attrs, "exit", r.ExitCode, "duration_ms", r.DurationMs)
+	}
+	if r.Signal != "" {
+		attrs = append(attrs, "signal", r.Signal)
+	}
+	if r.TimedOut {
+		attrs = append(attrs, "timed_out", true)
+	}
+	if r.Error != "" {
+		attrs = append(attrs, "error", r.Error)
+	}
+	level := slog.LevelInfo
+	if r.Status != StatusOK {
+		level = slog.LevelWarn
+	}
+	d.logger().Log(context.Background(), level, "hook run", attrs...)
+}
+
+// WorkDirFor returns the folder holding hooks' private work dirs for a
+// store whose state dir is stateDir, creating it private.
+func WorkDirFor(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "work")
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// Test runs hook h once, now, for a made-up event ev on e, as 'hook test'
+// does. Nothing is recorded: the run is not from the outbox.
+func (d *Deliverer) Test(ctx context.Context, h Hook, ev Event, e store.Entry, now int64) (sandbox.Result, error) {
+	r := &record{HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key), Value: e.Value, ExpiresAt: e.ExpiresAt, Time: now}
+	return d.Run(ctx, d.Spec(h, r))
+}

@@ -1,0 +1,103 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// Notification messages. Any other datagram is a plain wake-up.
+var (
+	// msgTakeover asks a detached dispatcher to finish its running hooks
+	// and exit, because the daemon is taking delivery over.
+	msgTakeover = []byte("takeover")
+	// MsgEvents says events were recorded.
+	MsgEvents = []byte("events")
+)
+
+// Dispatch is the detached dispatcher's whole life: take the delivery lock
+// (or leave at once if someone has it, or a daemon runs), deliver until the
+// outbox is empty, then let go. After letting go it looks at the outbox
+// once more: a writer that committed an event while the lock was still held
+// did not start a dispatcher, trusting this one to see the event; the
+// second look does.
+func Dispatch(ctx context.Context, d *Deliverer, stateDir string) error {
+	for {
+		if pid, err := Holder(stateDir, DaemonLock); err != nil || pid != 0 {
+			return err // the daemon delivers
+		}
+		lock, err := TryLock(stateDir, DeliverLock)
+		if errors.Is(err, ErrLocked) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = deliverLocked(ctx, d, stateDir)
+		lock.Release()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		more, err := HasPending(ctx, d.Store)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// deliverLocked delivers while holding the lock, until idle or until a
+// daemon asks to take over.
+func deliverLocked(ctx context.Context, d *Deliverer, stateDir string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := make(chan struct{}, 1)
+	if l, err := Listen(stateDir, DeliverSocket); err == nil {
+		defer l.Close()
+		go func() {
+			for msg := range l.C {
+				if string(msg) == string(msgTakeover) {
+					cancel()
+					return
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	return d.Deliver(ctx, wake, true)
+}
+
+// HasPending reports whether any event waits in the outbox.
+func HasPending(ctx context.Context, s store.Store) (bool, error) {
+	found := false
+	err := s.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(outboxBucket, "", false, func(store.Entry) error {
+			found = true
+			return store.ErrStopScan
+		})
+	})
+	return found, err
+}
+
+// Kick makes sure someone delivers the events just committed: it wakes the
+// daemon or the dispatcher that holds the delivery lock, and otherwise
+// calls spawn to start a detached dispatcher. It must be called after the
+// commit (see Dispatch for why that order makes it safe).
+func Kick(stateDir string, spawn func() error) error {
+	if pid, _ := Holder(stateDir, DaemonLock); pid != 0 {
+		Notify(stateDir, DaemonSocket, MsgEvents)
+		Notify(stateDir, DeliverSocket, MsgEvents)
+		return nil
+	}
+	if pid, _ := Holder(stateDir, DeliverLock); pid != 0 {
+		Notify(stateDir, DeliverSocket, MsgEvents)
+		return nil
+	}
+	return spawn()
+}
+
+// Takeover asks a running detached dispatcher to stand aside.
+func Takeover(stateDir string) { Notify(stateDir, DeliverSocket, msgTakeover) }

@@ -1,0 +1,234 @@
+// Package hooks owns livedict's hooks: their definitions, which events
+// match them, the outbox that records matching events in the same
+// transaction as the change that caused them, their delivery (at least
+// once, in order per key, retried with backoff) and the log of past runs.
+// Running one hook command safely is package sandbox's job.
+//
+// Everything lives in the store, in internal buckets that users never see:
+// "!hooks" (definitions), "!outbox" (events waiting for delivery), "!runs"
+// (the run log) and "!meta" (sequence counters). So every backend gets
+// hooks, and an event is exactly as durable as the change it describes.
+package hooks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// Internal buckets.
+const (
+	hooksBucket  = "!hooks"
+	outboxBucket = "!outbox"
+	runsBucket   = "!runs"
+	metaBucket   = "!meta"
+)
+
+// Event is a set of event kinds, as a bit mask.
+type Event uint8
+
+// The event kinds a hook can ask for.
+const (
+	Set Event = 1 << iota
+	Get
+	Delete
+	Expire
+
+	All = Set | Get | Delete | Expire
+)
+
+func eventNames() []string { return []string{"set", "get", "delete", "expire"} }
+
+// ErrEvents is wrapped by ParseEvents errors.
+var ErrEvents = errors.New("invalid event list")
+
+// ParseEvents parses a comma list of set, get, delete, expire, or "all".
+func ParseEvents(s string) (Event, error) {
+	var ev Event
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "all" {
+			ev |= All
+			continue
+		}
+		i := 0
+		for i < len(eventNames()) && eventNames()[i] != name {
+			i++
+		}
+		if i == len(eventNames()) {
+			return 0, fmt.Errorf("%w %q: events are set, get, delete, expire or all", ErrEvents, s)
+		}
+		ev |= 1 << i
+	}
+	return ev, nil
+}
+
+// String lists the kinds in e as ParseEvents reads them.
+func (e Event) String() string {
+	var names []string
+	for i, n := range eventNames() {
+		if e&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// MarshalJSON writes e as its comma list.
+func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.String()) }
+
+// UnmarshalJSON reads a comma list.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseEvents(s)
+	*e = v
+	return err
+}
+
+// Hook is one hook definition.
+type Hook struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Events Event  `json:"events"`
+	// Key is a Redis-style glob over keys.
+	Key string `json:"key"`
+	// Bucket limits the hook to one bucket; empty means every bucket.
+	Bucket string   `json:"bucket,omitempty"`
+	Argv   []string `json:"argv"`
+	// TimeoutMs is how long one run may take; 0 means the sandbox default.
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
+	// Env names variables passed through from the delivering process's
+	// environment. Values are looked up at delivery, never stored.
+	Env       []string `json:"env,omitempty"`
+	Write     []string `json:"write,omitempty"`
+	NoNetwork bool     `json:"no_network,omitempty"`
+	// Retries overrides the configured number of retries when not nil.
+	Retries *int  `json:"retries,omitempty"`
+	Enabled bool  `json:"enabled"`
+	Created int64 `json:"created_ms"`
+}
+
+// Timeout returns the hook's run timeout.
+func (h Hook) Timeout() time.Duration { return time.Duration(h.TimeoutMs) * time.Millisecond }
+
+// Matches reports whether the hook wants event ev on bucket/key.
+func (h Hook) Matches(ev Event, bucket, key string) bool {
+	return h.Enabled && h.Events&ev != 0 &&
+		(h.Bucket == "" || h.Bucket == bucket) &&
+		store.Match(h.Key, key)
+}
+
+// ErrNoHook is returned for a hook id that does not exist.
+var ErrNoHook = errors.New("no such hook")
+
+// seqKey formats a sequence number as a key that sorts in numeric order.
+func seqKey(n uint64) string { return fmt.Sprintf("%016x", n) }
+
+func parseSeqKey(k string) (uint64, error) { return strconv.ParseUint(k, 16, 64) }
+
+// nextSeq returns the next value of the named counter in "!meta", starting
+// at 1. Counters never go back, so ids are never reused.
+func nextSeq(tx store.Tx, name string) (uint64, error) {
+	e, ok, err := tx.Get(metaBucket, name)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if ok {
+		if n, err = strconv.ParseUint(string(e.Value), 10, 64); err != nil {
+			return 0, fmt.Errorf("%w: hook counter %s: %q", store.ErrCorrupt, name, e.Value)
+		}
+	}
+	n++
+	return n, tx.Put(store.Entry{Bucket: metaBucket, Key: name, Value: []byte(strconv.FormatUint(n, 10))})
+}
+
+// Add stores a new hook, enabled, and returns it with its id.
+func Add(tx store.Tx, h Hook) (Hook, error) {
+	id, err := nextSeq(tx, "hook")
+	if err != nil {
+		return h, err
+	}
+	h.ID = int64(id)
+	h.Enabled = true
+	h.Created = tx.Now()
+	if h.Key == "" {
+		h.Key = "*"
+	}
+	return h, put(tx, h)
+}
+
+func put(tx store.Tx, h Hook) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Entry{Bucket: hooksBucket, Key: seqKey(uint64(h.ID)), Value: b})
+}
+
+// List returns every hook, by id.
+func List(tx store.Tx) ([]Hook, error) {
+	var hs []Hook
+	err := tx.Scan(hooksBucket, "", true, func(e store.Entry) error {
+		var h Hook
+		if err := json.Unmarshal(e.Value, &h); err != nil {
+			return fmt.Errorf("%w: hook %s: %v", store.ErrCorrupt, e.Key, err)
+		}
+		hs = append(hs, h)
+		return nil
+	})
+	return hs, err
+}
+
+// Lookup returns the hook with id.
+func Lookup(tx store.Tx, id int64) (Hook, error) {
+	var h Hook
+	e, ok, err := tx.Get(hooksBucket, seqKey(uint64(id)))
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		return h, fmt.Errorf("%w: %d", ErrNoHook, id)
+	}
+	if err := json.Unmarshal(e.Value, &h); err != nil {
+		return h, fmt.Errorf("%w: hook %d: %v", store.ErrCorrupt, id, err)
+	}
+	return h, nil
+}
+
+// Remove deletes hook id. Its events still in the outbox are dropped when
+// their turn comes (and logged as skipped).
+func Remove(tx store.Tx, id int64) error {
+	ok, err := tx.Delete(hooksBucket, seqKey(uint64(id)))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %d", ErrNoHook, id)
+	}
+	return err
+}
+
+// SetEnabled enables or disables hook id and reports whether it changed.
+func SetEnabled(tx store.Tx, id int64, on bool) (bool, error) {
+	h, err := Lookup(tx, id)
+	if err != nil || h.Enabled == on {
+		return false, err
+	}
+	h.Enabled = on
+	return true, put(tx, h)
+}
+
+// ParseID reads a hook id as the user typed it.
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 1 {
+		return 0, fmt.Errorf("invalid hook id %q: ids are positive integers (see 'livedict hook list')", s)
+	}
+	return id, nil
+}

@@ -1,0 +1,23 @@
+//go:build !linux
+
+package hooks
+
+// Without abstract Unix sockets there are no notifications: the daemon
+// finds changes by its slow poll and writers always start a deliverer
+// (which exits at once when one already runs).
+const (
+	DeliverSocket = "deliver"
+	DaemonSocket  = "daemon"
+)
+
+// Notify does nothing here and reports that nobody listens.
+func Notify(stateDir, role string, msg []byte) bool { return false }
+
+// Listener receives notifications; here it never does.
+type Listener struct{ C <-chan []byte }
+
+// Listen returns a listener that never receives.
+func Listen(stateDir, role string) (*Listener, error) { return &Listener{}, nil }
+
+// Close does nothing.
+func (l *Listener) Close() error { return nil }

@@ -1,0 +1,183 @@
+package hooks
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// DefaultMaxEventValue is how much of a value an event carries by default.
+const DefaultMaxEventValue = 64 << 10
+
+// record is one event waiting in the outbox for one hook. Keys are []byte
+// so JSON keeps non-UTF-8 keys exactly (as base64).
+type record struct {
+	HookID    int64  `json:"hook"`
+	Event     Event  `json:"event"`
+	Bucket    string `json:"bucket"`
+	Key       []byte `json:"key"`
+	Value     []byte `json:"value"`
+	Truncated bool   `json:"truncated,omitempty"`
+	// ExpiresAt is the key's deadline (Unix ms) when the event happened,
+	// 0 for none.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
+	// Time is when the event happened (Unix ms, the store's clock).
+	Time int64 `json:"time"`
+	// Attempts counts failed runs so far; NextAt (Unix ms, wall clock)
+	// is when the next may start.
+	Attempts int   `json:"attempts,omitempty"`
+	NextAt   int64 `json:"next_at,omitempty"`
+}
+
+// orderKey is what per-key ordering is kept over: one hook's events for
+// one key run one at a time, oldest first.
+func (r *record) orderKey() string {
+	return fmt.Sprintf("%d\x00%s\x00%s", r.HookID, r.Bucket, r.Key)
+}
+
+func decodeRecord(e store.Entry) (*record, error) {
+	var r record
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return nil, fmt.Errorf("%w: outbox event %s: %v", store.ErrCorrupt, e.Key, err)
+	}
+	return &r, nil
+}
+
+func putRecord(tx store.Tx, seq uint64, r *record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.Entry{Bucket: outboxBucket, Key: seqKey(seq), Value: b})
+}
+
+// Recorder writes events that match enabled hooks to the outbox.
+type Recorder struct {
+	hooks    []Hook
+	maxValue int
+}
+
+// NewRecorder loads the enabled hooks for recording events in tx's store.
+// maxValue caps the value bytes an event carries (0: the default).
+func NewRecorder(tx store.Tx, maxValue int) (*Recorder, error) {
+	all, err := List(tx)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{maxValue: maxValue}
+	if r.maxValue <= 0 {
+		r.maxValue = DefaultMaxEventValue
+	}
+	for _, h := range all {
+		if h.Enabled {
+			r.hooks = append(r.hooks, h)
+		}
+	}
+	return r, nil
+}
+
+// Empty reports whether no hook is enabled, so nothing is ever recorded.
+func (r *Recorder) Empty() bool { return r == nil || len(r.hooks) == 0 }
+
+// Wants reports whether some enabled hook matches ev on bucket/key.
+func (r *Recorder) Wants(ev Event, bucket, key string) bool {
+	if r == nil {
+		return false
+	}
+	for _, h := range r.hooks {
+		if h.Matches(ev, bucket, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// WantsAny reports whether some enabled hook asks for ev at all.
+func (r *Recorder) WantsAny(ev Event) bool {
+	if r == nil {
+		return false
+	}
+	for _, h := range r.hooks {
+		if h.Events&ev != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// WantsBucket reports whether some enabled hook could match ev on some key
+// of bucket.
+func (r *Recorder) WantsBucket(ev Event, bucket string) bool {
+	if r == nil {
+		return false
+	}
+	for _, h := range r.hooks {
+		if h.Enabled && h.Events&ev != 0 && (h.Bucket == "" || h.Bucket == bucket) {
+			return true
+		}
+	}
+	return false
+}
+
+// Record writes one outbox event per enabled hook matching ev on e, and
+// returns their sequence numbers.
+func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error) {
+	if r == nil {
+		return nil, nil
+	}
+	var seqs []uint64
+	for _, h := range r.hooks {
+		if !h.Matches(ev, e.Bucket, e.Key) {
+			continue
+		}
+		rec := &record{
+			HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key),
+			Value: e.Value, ExpiresAt: e.ExpiresAt, Time: tx.Now(),
+		}
+		if len(rec.Value) > r.maxValue {
+			rec.Value, rec.Truncated = rec.Value[:r.maxValue], true
+		}
+		seq, err := nextSeq(tx, "event")
+		if err != nil {
+			return seqs, err
+		}
+		if err := putRecord(tx, seq, rec); err != nil {
+			return seqs, err
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, nil
+}
+
+// Pending reports how many of seqs are still in the outbox.
+func Pending(tx store.Tx, seqs []uint64) (int, error) {
+	n := 0
+	for _, s := range seqs {
+		_, ok, err := tx.Get(outboxBucket, seqKey(s))
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Counts returns how many events wait in the outbox and how many of the
+// logged runs failed for good.
+func Counts(tx store.Tx) (pending, failed int64, err error) {
+	err = tx.Scan(outboxBucket, "", false, func(store.Entry) error { pending++; return nil })
+	if err != nil {
+		return
+	}
+	err = tx.Scan(runsBucket, "", true, func(e store.Entry) error {
+		var r Run
+		if json.Unmarshal(e.Value, &r) == nil && r.Status == StatusFailed {
+			failed++
+		}
+		return nil
+	})
+	return
+}

@@ -1,0 +1,140 @@
+package hooks
+
+import "github.com/livedict/livedict/pkg/store"
+
+// Tx wraps a store transaction so that every change made through it
+// records the events enabled hooks ask for, in the same transaction: Put
+// records set, Delete and DropBucket record delete (with the value that
+// went), Reap records expire. Reads record nothing; a command that reads a
+// value on the user's behalf records get itself with RecordGet.
+//
+// Tx also notes the earliest deadline written, which a daemon wants to hear
+// about.
+type Tx struct {
+	store.Tx
+	rec *Recorder
+	// TTLOnly says the command changes only deadlines (expire, persist,
+	// getex), so its Puts are not set events.
+	TTLOnly bool
+
+	// Events holds the outbox sequence numbers recorded so far.
+	Events []uint64
+	// MinDeadline is the earliest non-zero deadline Put wrote; 0 if none.
+	MinDeadline int64
+	// Wrote reports whether any user entry was changed.
+	Wrote bool
+}
+
+// Wrap returns tx recording events for rec's hooks. rec may be nil.
+func Wrap(tx store.Tx, rec *Recorder) *Tx {
+	return &Tx{Tx: tx, rec: rec}
+}
+
+func (t *Tx) record(ev Event, e store.Entry) error {
+	seqs, err := t.rec.Record(t.Tx, ev, e)
+	t.Events = append(t.Events, seqs...)
+	return err
+}
+
+// Put writes e and records a set event unless TTLOnly.
+func (t *Tx) Put(e store.Entry) error {
+	if err := t.Tx.Put(e); err != nil {
+		return err
+	}
+	t.Wrote = true
+	if e.ExpiresAt != 0 && (t.MinDeadline == 0 || e.ExpiresAt < t.MinDeadline) {
+		t.MinDeadline = e.ExpiresAt
+	}
+	if t.TTLOnly || !t.rec.Wants(Set, e.Bucket, e.Key) {
+		return nil
+	}
+	return t.record(Set, e)
+}
+
+// Delete removes bucket/key and records a delete event if a live entry went.
+func (t *Tx) Delete(bucket, key string) (bool, error) {
+	if !t.rec.Wants(Delete, bucket, key) {
+		ok, err := t.Tx.Delete(bucket, key)
+		t.Wrote = t.Wrote || ok
+		return ok, err
+	}
+	e, live, err := t.Tx.Get(bucket, key)
+	if err != nil {
+		return false, err
+	}
+	ok, err := t.Tx.Delete(bucket, key)
+	if err != nil || !ok {
+		return ok, err
+	}
+	t.Wrote = true
+	if live {
+		err = t.record(Delete, e)
+	}
+	return ok, err
+}
+
+// DropBucket drops bucket, recording a delete event for each live key a
+// hook wants.
+func (t *Tx) DropBucket(bucket string) (bool, error) {
+	if t.rec.WantsBucket(Delete, bucket) {
+		err := t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
+			if !t.rec.Wants(Delete, e.Bucket, e.Key) {
+				return nil
+			}
+			return t.record(Delete, e)
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	ok, err := t.Tx.DropBucket(bucket)
+	t.Wrote = t.Wrote || ok
+	return ok, err
+}
+
+// Reap deletes expired entries, recording one expire event for each that a
+// hook wants. Reaping happens inside a write transaction, so however many
+// processes reap at once, each entry is reaped, and recorded, once.
+func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
+	wrapped := fn
+	if t.rec.WantsAny(Expire) {
+		wrapped = func(e store.Entry) error {
+			if fn != nil {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+			if !t.rec.Wants(Expire, e.Bucket, e.Key) {
+				return nil
+			}
+			return t.record(Expire, e)
+		}
+	}
+	n, err := t.Tx.Reap(limit, wrapped)
+	t.Wrote = t.Wrote || n > 0
+	return n, err
+}
+
+// Recording reports whether any enabled hook asks for ev, so a command
+// may take a faster path that records nothing when none does.
+func (t *Tx) Recording(ev Event) bool { return t.rec.WantsAny(ev) }
+
+// RecordGet records a get event for e, which the command just read.
+func (t *Tx) RecordGet(e store.Entry) error {
+	if !t.rec.Wants(Get, e.Bucket, e.Key) {
+		return nil
+	}
+	return t.record(Get, e)
+}
+
+// CountUpTo keeps the backend's bounded count available through the
+// wrapper (see store.BoundedCounter).
+func (t *Tx) CountUpTo(bucket string, limit int64) (int64, error) {
+	if bc, ok := t.Tx.(store.BoundedCounter); ok {
+		return bc.CountUpTo(bucket, limit)
+	}
+	if bucket == "" {
+		return t.Tx.CountAll()
+	}
+	return t.Tx.Count(bucket)
+}
