@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -367,20 +365,18 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 	}
 }
 
-// heard handles one notification: "changed <ms>" (a write, with the
-// earliest deadline it set, 0 for none) or "events".
+// heard handles one notification: a write (with the earliest deadline it
+// set) or recorded events.
 func (d *daemon) heard(sched *ttl.Schedule, msg []byte) {
-	word, arg, _ := strings.Cut(string(msg), " ")
-	switch word {
-	case "changed":
-		if at, err := strconv.ParseInt(arg, 10, 64); err == nil && at > 0 {
-			// An id of its own, above any rowid: the deadline may be
-			// a key's new one, and reaping at it is what matters.
-			d.synthID++
-			sched.Note(ttl.Due{At: at, ID: 1<<63 | d.synthID})
-		}
-	case "events":
+	events, at := hooks.ParseMessage(msg)
+	if events {
 		d.wakeDelivery()
+	}
+	if at > 0 {
+		// An id of its own, above any rowid: the deadline may be a key's
+		// new one, and reaping at it is what matters.
+		d.synthID++
+		sched.Note(ttl.Due{At: at, ID: 1<<63 | d.synthID})
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -107,7 +106,7 @@ func (a *App) afterCommands() {
 	}
 	dir := hooks.StateDir(info)
 	if h.wrote {
-		hooks.Notify(dir, hooks.DaemonSocket, []byte("changed "+strconv.FormatInt(h.minDeadline, 10)))
+		hooks.Notify(dir, hooks.DaemonSocket, hooks.ChangedMessage(h.minDeadline))
 	}
 	if len(h.events) == 0 {
 		return

@@ -3,6 +3,8 @@ package hooks
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -15,6 +17,29 @@ var (
 	// MsgEvents says events were recorded.
 	MsgEvents = []byte("events")
 )
+
+// ChangedMessage tells the daemon that a command changed the store and
+// that the earliest deadline it wrote is minDeadline (Unix ms, 0: none).
+func ChangedMessage(minDeadline int64) []byte {
+	return []byte("changed " + strconv.FormatInt(minDeadline, 10))
+}
+
+// ParseMessage reads a notification: events reports MsgEvents; deadline is
+// the deadline a ChangedMessage carries (0 when none, or for anything
+// else). Datagrams come from any local process, so anything unexpected is
+// just a wake-up.
+func ParseMessage(msg []byte) (events bool, deadline int64) {
+	word, arg, _ := strings.Cut(string(msg), " ")
+	switch word {
+	case string(MsgEvents):
+		return true, 0
+	case "changed":
+		if at, err := strconv.ParseInt(arg, 10, 64); err == nil && at > 0 {
+			return false, at
+		}
+	}
+	return false, 0
+}
 
 // Dispatch is the detached dispatcher's whole life: take the delivery lock
 // (or leave at once if someone has it, or a daemon runs), deliver until the
