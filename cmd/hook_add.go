@@ -7,10 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -59,6 +59,9 @@ folders with --write DIR), resource limits, and --timeout (default 5s).`,
 			if err != nil {
 				return usageErr(err, "")
 			}
+			if o.key == "" {
+				return usageErr(errors.New("--key: empty glob"), "to match every key, leave --key out or give --key '*'")
+			}
 			argv := args
 			switch {
 			case fs.Changed("run") && len(args) > 0:
@@ -75,7 +78,7 @@ folders with --write DIR), resource limits, and --timeout (default 5s).`,
 				return usageErr(err, "")
 			}
 			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork}
-			if root := cmd.Root().PersistentFlags(); root.Changed("bucket") {
+			if cmd.Flags().Changed("bucket") {
 				if h.Bucket, err = a.Bucket(); err != nil {
 					return err
 				}
@@ -197,12 +200,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// hookTimeout shows a hook's timeout.
+// hookTimeout shows a hook's timeout ("5s", "1.5s").
 func hookTimeout(h hooks.Hook) string {
 	if h.TimeoutMs == 0 {
-		return "5s"
+		return sandbox.DefaultTimeout.String()
 	}
-	return ttl.FormatMs(h.TimeoutMs)
+	return h.Timeout().String()
 }
 
-var _ = strconv.Itoa

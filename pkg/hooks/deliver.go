@@ -202,12 +202,15 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if drop {
 				pending = remove(pending, o.it)
 			}
-			if len(pending) < maxPending/2 {
+			if len(pending) < maxPending/2 && !stopping {
 				if err := load(); err != nil {
 					stopErr, stopping = err, true
 				}
 			}
 		case <-wake:
+			if stopping {
+				continue
+			}
 			if err := load(); err != nil {
 				stopErr, stopping = err, true
 			}
@@ -307,8 +310,8 @@ func (d *Deliverer) finish(o outcome) (drop bool, err error) {
 		run.ExitCode, run.Signal, run.TimedOut = o.res.ExitCode, o.res.Signal, o.res.TimedOut
 		run.DurationMs = o.res.Duration.Milliseconds()
 		run.Output, run.OutputCut = o.res.Output, o.res.CutBytes
-		if o.err != nil {
-			run.Error = o.err.Error()
+		if o.err != nil { // the hook never ran
+			run.Error, run.ExitCode = o.err.Error(), -1
 		}
 		switch {
 		case Succeeded(o.res, o.err):

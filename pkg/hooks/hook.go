@@ -119,9 +119,10 @@ type Hook struct {
 // Timeout returns the hook's run timeout.
 func (h Hook) Timeout() time.Duration { return time.Duration(h.TimeoutMs) * time.Millisecond }
 
-// Matches reports whether the hook wants event ev on bucket/key.
+// Matches reports whether the hook wants event ev on bucket/key. livedict's
+// own buckets (hook definitions, the outbox) never match.
 func (h Hook) Matches(ev Event, bucket, key string) bool {
-	return h.Enabled && h.Events&ev != 0 &&
+	return h.Enabled && h.Events&ev != 0 && !store.IsInternal(bucket) &&
 		(h.Bucket == "" || h.Bucket == bucket) &&
 		store.Match(h.Key, key)
 }

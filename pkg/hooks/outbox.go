@@ -3,6 +3,7 @@ package hooks
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -136,7 +137,7 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 			Value: e.Value, ExpiresAt: e.ExpiresAt, Time: tx.Now(),
 		}
 		if len(rec.Value) > r.maxValue {
-			rec.Value, rec.Truncated = rec.Value[:r.maxValue], true
+			rec.Value, rec.Truncated = truncate(rec.Value, r.maxValue), true
 		}
 		seq, err := nextSeq(tx, "event")
 		if err != nil {
@@ -148,6 +149,18 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 		seqs = append(seqs, seq)
 	}
 	return seqs, nil
+}
+
+// truncate cuts v to at most n bytes; text is cut at a character boundary
+// so that it stays text (the event's "value", not "value_b64").
+func truncate(v []byte, n int) []byte {
+	cut := v[:n]
+	if utf8.Valid(v) {
+		for len(cut) > 0 && !utf8.Valid(cut) {
+			cut = cut[:len(cut)-1]
+		}
+	}
+	return cut
 }
 
 // Pending reports how many of seqs are still in the outbox.

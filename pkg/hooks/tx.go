@@ -38,7 +38,7 @@ func (t *Tx) record(ev Event, e store.Entry) error {
 
 // Put writes e and records a set event unless TTLOnly.
 func (t *Tx) Put(e store.Entry) error {
-	if err := t.Tx.Put(e); err != nil {
+	if err := t.Tx.Put(e); err != nil || store.IsInternal(e.Bucket) {
 		return err
 	}
 	t.Wrote = true
@@ -55,7 +55,7 @@ func (t *Tx) Put(e store.Entry) error {
 func (t *Tx) Delete(bucket, key string) (bool, error) {
 	if !t.rec.Wants(Delete, bucket, key) {
 		ok, err := t.Tx.Delete(bucket, key)
-		t.Wrote = t.Wrote || ok
+		t.Wrote = t.Wrote || ok && !store.IsInternal(bucket)
 		return ok, err
 	}
 	e, live, err := t.Tx.Get(bucket, key)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/livedict/livedict/pkg/ttl"
@@ -49,6 +50,9 @@ var sqliteSchema = []string{
 }
 
 type sqliteStore struct {
+	// mu serialises transactions: they share one connection, and a daemon
+	// or deliverer uses the store from several goroutines.
+	mu    sync.Mutex
 	path  string
 	opts  Options
 	db    *sql.DB
@@ -226,6 +230,8 @@ func (s *sqliteStore) wrap(err error) error {
 }
 
 func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
 		return s.wrap(err)
 	}

@@ -84,8 +84,10 @@ type Info struct {
 	SizeBytes int64
 }
 
-// Store is an opened livedict store. It is safe for use by one goroutine at
-// a time per transaction; any number of processes may open the same store.
+// Store is an opened livedict store. It is safe for concurrent use by
+// several goroutines (their transactions run one at a time; a transaction
+// must not start another), and any number of processes may open the same
+// store.
 type Store interface {
 	// Update runs fn in a read-write transaction. All of fn's writes land
 	// together or, if fn returns an error, none do. Concurrent writers (in
