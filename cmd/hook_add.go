@@ -207,4 +207,3 @@ func hookTimeout(h hooks.Hook) string {
 	}
 	return h.Timeout().String()
 }
-
