@@ -184,8 +184,12 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		}
 		var timerC <-chan time.Time
 		if !next.IsZero() {
-			timer.Reset(time.Until(next))
+			timer.Reset(next.Sub(d.now()))
 			timerC = timer.C
+		}
+		ctxDone := ctx.Done()
+		if stopping {
+			ctxDone = nil // stays ready once done: waiting on it would spin
 		}
 		select {
 		case o := <-done:
@@ -215,7 +219,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				stopErr, stopping = err, true
 			}
 		case <-timerC:
-		case <-ctx.Done():
+		case <-ctxDone:
 			stopping = true
 		}
 		if timerC != nil && !timer.Stop() {
