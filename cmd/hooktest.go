@@ -50,7 +50,7 @@ Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
 				}
 			}
 			e := store.Entry{Bucket: h.Bucket, Key: o.key, Value: []byte(o.value)}
-			if cmd.Root().PersistentFlags().Changed("bucket") || e.Bucket == "" {
+			if cmd.Flags().Changed("bucket") || e.Bucket == "" {
 				if e.Bucket, err = a.Bucket(); err != nil {
 					return err
 				}
