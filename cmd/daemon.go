@@ -146,11 +146,14 @@ func (d *daemon) run(parent context.Context) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	if err := hooks.CheckSafe(info); err != nil {
+	err = hooks.CheckSafe(info)
+	if err != nil {
 		d.log.Error("hooks are not run", "reason", err.Error())
 	} else {
 		d.safe = true
 	}
+	// The log says so: no plain warning line when a reap records nothing.
+	a.hooks.safety, a.hooks.safetyDone = err, true
 	d.log.Info("daemon started", "pid", os.Getpid(), "store", info.Location, "backend", info.Backend, "once", d.once)
 
 	if d.once {
@@ -292,7 +295,6 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 	src := deadlineSource{ctx: ctx, s: d.s}
 	sched := ttl.NewSchedule(src, d.a.Clock, scheduleWindow)
 	lastMod := d.storeModTime()
-	heard := false // a notification came since the last poll
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastReap time.Time
@@ -345,16 +347,16 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 				notes = nil
 				continue
 			}
-			heard = true
 			d.heard(sched, msg)
 		case <-timer.C:
-			if mod := d.storeModTime(); !heard && !mod.Equal(lastMod) {
+			mod := d.storeModTime()
+			if !mod.Equal(lastMod) {
 				// Changed behind our back (a writer that could not
 				// notify): start the schedule again from the store.
 				sched = ttl.NewSchedule(src, d.a.Clock, scheduleWindow)
 				d.wakeDelivery()
 			}
-			lastMod, heard = d.storeModTime(), false
+			lastMod = mod
 		}
 		if !timer.Stop() {
 			select {

@@ -131,6 +131,14 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		})
 	}
 	stopping := false
+	// A load that fails because ctx ended is no store failure: the runs
+	// still going must be recorded.
+	loadFailed := func(err error) {
+		stopping = true
+		if ctx.Err() == nil {
+			stopErr = err
+		}
+	}
 	if err := load(); err != nil {
 		return err
 	}
@@ -208,7 +216,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			}
 			if len(pending) < maxPending/2 && !stopping {
 				if err := load(); err != nil {
-					stopErr, stopping = err, true
+					loadFailed(err)
 				}
 			}
 		case <-wake:
@@ -216,7 +224,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				continue
 			}
 			if err := load(); err != nil {
-				stopErr, stopping = err, true
+				loadFailed(err)
 			}
 		case <-timerC:
 		case <-ctxDone:
