@@ -82,21 +82,7 @@ func (s *dpStore) command(args ...string) *exec.Cmd {
 // run runs livedict to the end and returns stdout, stderr and the exit code.
 func (s *dpStore) run(args ...string) (string, string, int) {
 	s.t.Helper()
-	return dpRunCmd(s.t, s.command(args...))
-}
-
-func dpRunCmd(t *testing.T, c *exec.Cmd) (string, string, int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return runCmd(s.t, s.command(args...))
 }
 
 func (s *dpStore) mustRun(args ...string) string {
@@ -285,38 +271,7 @@ func dpPoll(t *testing.T, timeout time.Duration, what string, cond func() bool) 
 	}
 }
 
-// dpEvent is one event a hook wrote with 'cat >> events'.
-type dpEvent struct {
-	Event     string `json:"event"`
-	Key       string `json:"key"`
-	Value     string `json:"value"`
-	ExpiresAt string `json:"expires_at"`
-	Time      string `json:"time"`
-}
-
-// dpEvents reads the events hooks appended to file, in order. A half
-// written last one is left for the next read.
-func dpEvents(t *testing.T, file string) []dpEvent {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []dpEvent
-	dec := json.NewDecoder(bytes.NewReader(b))
-	for {
-		var e dpEvent
-		if err := dec.Decode(&e); err != nil {
-			return evs
-		}
-		evs = append(evs, e)
-	}
-}
-
-func dpCountKeys(evs []dpEvent) map[string]int {
+func dpCountKeys(evs []hookEvent) map[string]int {
 	n := map[string]int{}
 	for _, e := range evs {
 		n[e.Key]++
@@ -437,11 +392,11 @@ func TestDaemonOnce(t *testing.T) {
 				t.Errorf("daemon --once log lacks 'reaped keys=3':\n%s", log)
 			}
 			// The expire hook ran once for each key, before --once exited.
-			n := dpCountKeys(dpEvents(t, filepath.Join(out, "events")))
+			n := dpCountKeys(readEvents(t, filepath.Join(out, "events")))
 			if len(n) != 3 || n["a"] != 1 || n["b"] != 1 || n["c"] != 1 {
 				t.Errorf("expire hook runs per key = %v, want a, b and c once each", n)
 			}
-			for _, e := range dpEvents(t, filepath.Join(out, "events")) {
+			for _, e := range readEvents(t, filepath.Join(out, "events")) {
 				if e.Event != "expire" || e.Value != "v-"+e.Key {
 					t.Errorf("event %+v", e)
 				}
@@ -627,16 +582,16 @@ func TestDaemonPickup(t *testing.T) {
 			s.mustRun("persist", "kept")
 			firstDeadline := begin.Add(300 * time.Millisecond)
 
-			dpPoll(t, 3*time.Second, "k's expire event", func() bool { return d.running() && len(dpEvents(t, events)) > 0 })
+			dpPoll(t, 3*time.Second, "k's expire event", func() bool { return d.running() && len(readEvents(t, events)) > 0 })
 			if late := time.Since(firstDeadline); late > time.Second {
 				t.Errorf("k's expire event came %v after its deadline", late)
 			}
-			if ev := dpEvents(t, events)[0]; ev.Key != "k" || ev.Event != "expire" {
+			if ev := readEvents(t, events)[0]; ev.Key != "k" || ev.Event != "expire" {
 				t.Errorf("first event = %+v, want k's expire", ev)
 			}
 			// Well past the first deadline, the other two are still there.
 			time.Sleep(time.Until(firstDeadline.Add(500 * time.Millisecond)))
-			if n := dpCountKeys(dpEvents(t, events)); len(n) != 1 {
+			if n := dpCountKeys(readEvents(t, events)); len(n) != 1 {
 				t.Errorf("events 500ms after the first deadline: %v, want only k's", n)
 			}
 			if v, _, code := s.run("--no-hooks", "get", "longer"); code != 0 || v != "v2" {
@@ -647,15 +602,15 @@ func TestDaemonPickup(t *testing.T) {
 			}
 			// longer goes at its new deadline.
 			dpPoll(t, 3*time.Second, "longer's expire event", func() bool {
-				return d.running() && dpCountKeys(dpEvents(t, events))["longer"] > 0
+				return d.running() && dpCountKeys(readEvents(t, events))["longer"] > 0
 			})
-			if ev := dpEvents(t, events)[1]; ev.Key != "longer" || ev.Value != "v2" {
+			if ev := readEvents(t, events)[1]; ev.Key != "longer" || ev.Value != "v2" {
 				t.Errorf("second event = %+v, want longer's, value v2", ev)
 			}
 			if got := s.mustRun("--no-hooks", "keys"); got != "kept\n" {
 				t.Errorf("keys = %q, want kept", got)
 			}
-			if n := dpCountKeys(dpEvents(t, events)); len(n) != 2 || n["k"] != 1 || n["longer"] != 1 {
+			if n := dpCountKeys(readEvents(t, events)); len(n) != 2 || n["k"] != 1 || n["longer"] != 1 {
 				t.Errorf("expire events per key = %v", n)
 			}
 			if d.exited() {
@@ -677,10 +632,10 @@ func TestDaemonPromptness(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // idle
 		key := fmt.Sprintf("k%d", i)
 		s.mustRun("set", key, "v", "--ttl", "100ms")
-		var ev dpEvent
+		var ev hookEvent
 		dpPoll(t, 3*time.Second, key+"'s expire event", func() bool {
 			d.running()
-			evs := dpEvents(t, events)
+			evs := readEvents(t, events)
 			if len(evs) > i {
 				ev = evs[i]
 				return true
@@ -725,7 +680,7 @@ func TestDaemonUnnotifiedWriter(t *testing.T) {
 				begin := time.Now()
 				c := exec.Command(unshare, "-rn", livedictBinary(t), "--store", s.url, "set", key, "v", "--ttl", "300ms")
 				c.Env = s.env
-				if o, e, code := dpRunCmd(t, c); code != 0 {
+				if o, e, code := runCmd(t, c); code != 0 {
 					t.Fatalf("unshare -rn livedict set: exit %d\n%s%s", code, o, e)
 				}
 				return begin.Add(300 * time.Millisecond)
@@ -733,7 +688,7 @@ func TestDaemonUnnotifiedWriter(t *testing.T) {
 			check := func(key string, deadline time.Time) {
 				t.Helper()
 				dpPoll(t, 3*time.Second, key+"'s expire event", func() bool {
-					return d.running() && dpCountKeys(dpEvents(t, events))[key] > 0
+					return d.running() && dpCountKeys(readEvents(t, events))[key] > 0
 				})
 				late := time.Since(deadline)
 				t.Logf("%s reaped and delivered %v after its deadline", key, late)
@@ -767,11 +722,11 @@ func TestDaemonConcurrentDelivery(t *testing.T) {
 			for i := 0; i < keys; i++ {
 				s.mustRun("set", fmt.Sprintf("k%02d", i), "v", "--ttl", "500ms")
 			}
-			dpPoll(t, 10*time.Second, "every set and expire event", func() bool { return d.running() && len(dpEvents(t, events)) >= 2*keys })
+			dpPoll(t, 10*time.Second, "every set and expire event", func() bool { return d.running() && len(readEvents(t, events)) >= 2*keys })
 			dpPoll(t, 5*time.Second, "events_pending 0", func() bool { return d.running() && s.status()["events_pending"] == "0" })
 			time.Sleep(100 * time.Millisecond) // a duplicate would come now
 			perKey := map[string]int{}
-			for _, e := range dpEvents(t, events) {
+			for _, e := range readEvents(t, events) {
 				perKey[e.Event+" "+e.Key]++
 			}
 			for i := 0; i < keys; i++ {
@@ -803,10 +758,10 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 		keys[i] = fmt.Sprintf("k%02d", i)
 		s.mustRun("set", keys[i], "v", "--at", at)
 	}
-	dpPoll(t, 4*time.Second, "the first expire event", func() bool { return len(dpEvents(t, events)) > 0 })
+	dpPoll(t, 4*time.Second, "the first expire event", func() bool { return len(readEvents(t, events)) > 0 })
 	d.signal(syscall.SIGKILL)
 	d.wait(5 * time.Second)
-	before := dpCountKeys(dpEvents(t, events))
+	before := dpCountKeys(readEvents(t, events))
 	if len(before) == len(keys) {
 		t.Logf("every hook had started before kill -9; the test proves less")
 	}
@@ -816,7 +771,7 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 
 	d2 := s.startDaemon()
 	dpPoll(t, 8*time.Second, "events_pending 0", func() bool { return d2.running() && s.status()["events_pending"] == "0" })
-	n := dpCountKeys(dpEvents(t, events))
+	n := dpCountKeys(readEvents(t, events))
 	for _, k := range keys {
 		if n[k] < 1 {
 			t.Errorf("no expire event for %s (events per key: %v)", k, n)

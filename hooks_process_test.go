@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -23,24 +21,6 @@ import (
 
 // These tests run real livedict processes with real hooks: the detached
 // dispatcher each writer starts, the sandbox, the outbox across crashes.
-
-// runEnv is run with extra environment variables.
-func runEnv(t *testing.T, store string, env []string, stdin []byte, args ...string) (string, string, int) {
-	t.Helper()
-	c := exec.Command(livedictBinary(t), append([]string{"--store", store}, args...)...)
-	c.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "LIVEDICT_BUSY_TIMEOUT=60s"), env...)
-	c.Stdin = bytes.NewReader(stdin)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
-}
 
 // mustRun runs livedict and fails the test unless it exits 0.
 func mustRun(t *testing.T, store string, args ...string) string {
@@ -62,14 +42,17 @@ func stateDirOf(url string) string {
 
 // hookEvent is the part of the event JSON these tests look at.
 type hookEvent struct {
-	Event  string `json:"event"`
-	Bucket string `json:"bucket"`
-	Key    string `json:"key"`
-	Value  string `json:"value"`
-	HookID int64  `json:"hook_id"`
+	Event     string `json:"event"`
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	ExpiresAt string `json:"expires_at"`
+	Time      string `json:"time"`
+	HookID    int64  `json:"hook_id"`
 }
 
-// readEvents reads the JSON lines hooks appended to file.
+// readEvents reads the events hooks appended to file, in order. A half
+// written last one (a hook still writing) is left for the next read.
 func readEvents(t *testing.T, file string) []hookEvent {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -80,15 +63,14 @@ func readEvents(t *testing.T, file string) []hookEvent {
 		t.Fatal(err)
 	}
 	var evs []hookEvent
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
 		var e hookEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("events file line %q: %v", sc.Text(), err)
+		if err := dec.Decode(&e); err != nil {
+			return evs
 		}
 		evs = append(evs, e)
 	}
-	return evs
 }
 
 // pendingEvents is what 'stats --json' says waits in the outbox.

@@ -54,11 +54,23 @@ func storeURLs(t *testing.T) map[string]string {
 // run runs livedict and returns stdout, stderr and the exit code.
 func run(t *testing.T, store string, stdin []byte, args ...string) (string, string, int) {
 	t.Helper()
+	return runEnv(t, store, nil, stdin, args...)
+}
+
+// runEnv is run with extra environment variables.
+func runEnv(t *testing.T, store string, env []string, stdin []byte, args ...string) (string, string, int) {
+	t.Helper()
 	c := exec.Command(livedictBinary(t), append([]string{"--store", store}, args...)...)
 	// A loaded CI machine can starve one of 32 waiting writers for more
 	// than the default 5 s; these tests are about correctness, not latency.
-	c.Env = append(os.Environ(), "HOME="+t.TempDir(), "LIVEDICT_BUSY_TIMEOUT=60s")
+	c.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "LIVEDICT_BUSY_TIMEOUT=60s"), env...)
 	c.Stdin = bytes.NewReader(stdin)
+	return runCmd(t, c)
+}
+
+// runCmd runs c and returns its stdout, stderr and exit code.
+func runCmd(t *testing.T, c *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
