@@ -302,8 +302,16 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 		due := false
 		for {
 			ds, err := sched.Due(4096)
+			if err != nil && ctx.Err() != nil {
+				return nil
+			}
 			if err != nil {
-				return err
+				// A store error (busy past the timeout, I/O) is no
+				// reason to stop: reap anyway, and read the schedule
+				// afresh at the next poll.
+				d.log.Error("reading deadlines", "error", err.Error())
+				sched, due = ttl.NewSchedule(src, d.a.Clock, scheduleWindow), true
+				break
 			}
 			due = due || len(ds) > 0
 			if len(ds) < 4096 {
@@ -324,8 +332,12 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 		}
 		wait := safetyPoll
 		next, ok, err := sched.NextAt()
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
-			return err
+			d.log.Error("reading deadlines", "error", err.Error())
+			sched, ok = ttl.NewSchedule(src, d.a.Clock, scheduleWindow), false
 		}
 		if ok {
 			wait = min(wait, time.Duration(next-ttl.NowMs(d.a.Clock))*time.Millisecond)

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -103,15 +102,26 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	var (
 		pending []*item
 		cursor  string
+		// defs is the hook definitions as of the last load: reading
+		// them with the outbox saves a transaction per run.
+		defs    map[int64]Hook
 		running int
 		done    = make(chan outcome, conc)
 		stopErr error
 	)
 	load := func() error {
-		if len(pending) >= maxPending {
+		if len(pending) >= maxPending && defs != nil {
 			return nil
 		}
 		return d.Store.View(ctx, func(tx store.Tx) error {
+			hs, err := List(tx)
+			if err != nil {
+				return err
+			}
+			defs = make(map[int64]Hook, len(hs))
+			for _, h := range hs {
+				defs[h.ID] = h
+			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				seq, err := parseSeqKey(e.Key)
 				if err != nil {
@@ -176,7 +186,8 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				}
 				it.running = true
 				running++
-				go func() { done <- d.attempt(it) }()
+				h, ok := defs[it.rec.HookID]
+				go func() { done <- d.attempt(it, h, ok) }()
 			}
 		}
 		if running == 0 && untilIdle {
@@ -250,21 +261,13 @@ func remove(items []*item, it *item) []*item {
 
 // attempt runs it's hook once. It runs outside any transaction: a hook may
 // take seconds and the store must not wait for it.
-func (d *Deliverer) attempt(it *item) outcome {
-	o := outcome{it: it, start: d.now()}
-	err := d.Store.View(context.Background(), func(tx store.Tx) error {
-		var err error
-		o.hook, err = Lookup(tx, it.rec.HookID)
-		return err
-	})
+func (d *Deliverer) attempt(it *item, h Hook, found bool) outcome {
+	o := outcome{it: it, hook: h, start: d.now()}
 	switch {
-	case errors.Is(err, ErrNoHook):
+	case !found:
 		o.skipped = "hook removed"
 		return o
-	case err != nil:
-		o.err = err
-		return o
-	case !o.hook.Enabled:
+	case !h.Enabled:
 		o.skipped = "hook disabled"
 		return o
 	}
