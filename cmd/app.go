@@ -125,6 +125,16 @@ func (a *App) Store() (store.Store, error) {
 	return s, nil
 }
 
+// StoreInfo opens the store and says where it lives.
+func (a *App) StoreInfo() (store.Store, store.Info, error) {
+	s, err := a.Store()
+	if err != nil {
+		return nil, store.Info{}, err
+	}
+	info, err := s.Info()
+	return s, info, err
+}
+
 // Limits returns the store-wide limits from the configuration.
 func (a *App) Limits() store.Limits {
 	return store.Limits{MaxValueBytes: a.Config.MaxValueBytes, MaxTotalKeys: a.Config.MaxTotalKeys}

@@ -112,11 +112,7 @@ type daemon struct {
 
 func (d *daemon) run(parent context.Context) error {
 	a := d.a
-	s, err := a.Store()
-	if err != nil {
-		return err
-	}
-	info, err := s.Info()
+	s, info, err := a.StoreInfo()
 	if err != nil {
 		return err
 	}

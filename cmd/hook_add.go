@@ -112,16 +112,12 @@ folders with --write DIR), resource limits, and --timeout (default 5s).`,
 				}
 				h.Write = append(h.Write, abs)
 			}
-			s, err := a.Store()
-			if err != nil {
-				return err
-			}
-			info, err := s.Info()
+			_, info, err := a.StoreInfo()
 			if err != nil {
 				return err
 			}
 			if err := hooks.CheckSafe(info); err != nil {
-				return &exitError{code: ExitPolicy, err: err, hint: "make the store and its folder writable only by you (chmod go-w)"}
+				return err // exit 4, see classify
 			}
 			err = a.Update(func(tx store.Tx) error {
 				h, err = hooks.Add(tx, h)

@@ -38,10 +38,12 @@ changed and 0 if not.`,
 			if errors.Is(err, hooks.ErrNoHook) {
 				return errNotFound
 			}
-			if err == nil && changed {
-				a.printCount(1)
-			} else if err == nil {
-				a.printCount(0)
+			if err == nil {
+				n := 0
+				if changed {
+					n = 1
+				}
+				a.printCount(n)
 			}
 			return err
 		},

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -169,16 +168,12 @@ func (a *App) waitHooks(dir string) {
 // deliverer builds the event deliverer for this store, refusing a store
 // that others can write.
 func (a *App) deliverer(log *slog.Logger) (*hooks.Deliverer, string, error) {
-	s, err := a.Store()
-	if err != nil {
-		return nil, "", err
-	}
-	info, err := s.Info()
+	s, info, err := a.StoreInfo()
 	if err != nil {
 		return nil, "", err
 	}
 	if err := hooks.CheckSafe(info); err != nil {
-		return nil, "", &exitError{code: ExitPolicy, err: err, hint: "make the store and its folder writable only by you (chmod go-w)"}
+		return nil, "", err // exit 4, see classify
 	}
 	dir := hooks.StateDir(info)
 	work, err := hooks.WorkDirFor(dir)
@@ -196,6 +191,3 @@ func (a *App) deliverer(log *slog.Logger) (*hooks.Deliverer, string, error) {
 		Log:         log,
 	}, dir, nil
 }
-
-// isUnsafe reports whether err is the refusal of an unsafe store.
-func isUnsafe(err error) bool { return errors.Is(err, hooks.ErrUnsafe) }

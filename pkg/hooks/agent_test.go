@@ -428,34 +428,22 @@ func TestDispatch(t *testing.T) {
 		}
 		ln.Close()
 	})
-	t.Run("another dispatcher runs", func(t *testing.T) {
-		s, _ := memStore(t)
-		addHook(t, s, Hook{Events: Set})
-		set(t, s, "main", "k", "v")
-		dir := filepath.Join(t.TempDir(), "s.d")
-		holdLock(t, dir, DeliverLock)
-		f := newFakeRunner(t)
-		if err := Dispatch(context.Background(), newDeliverer(t, s, f), dir); err != nil {
-			t.Fatal(err)
-		}
-		if len(f.snapshot()) != 0 || len(outbox(t, s)) != 1 {
-			t.Fatal("delivered while another process held the lock")
-		}
-	})
-	t.Run("the daemon runs", func(t *testing.T) {
-		s, _ := memStore(t)
-		addHook(t, s, Hook{Events: Set})
-		set(t, s, "main", "k", "v")
-		dir := filepath.Join(t.TempDir(), "s.d")
-		holdLock(t, dir, DaemonLock)
-		f := newFakeRunner(t)
-		if err := Dispatch(context.Background(), newDeliverer(t, s, f), dir); err != nil {
-			t.Fatal(err)
-		}
-		if len(f.snapshot()) != 0 || len(outbox(t, s)) != 1 {
-			t.Fatal("delivered while the daemon runs")
-		}
-	})
+	for _, holder := range []struct{ lock, who string }{{DeliverLock, "another dispatcher"}, {DaemonLock, "the daemon"}} {
+		t.Run(holder.who+" runs", func(t *testing.T) {
+			s, _ := memStore(t)
+			addHook(t, s, Hook{Events: Set})
+			set(t, s, "main", "k", "v")
+			dir := filepath.Join(t.TempDir(), "s.d")
+			holdLock(t, dir, holder.lock)
+			f := newFakeRunner(t)
+			if err := Dispatch(context.Background(), newDeliverer(t, s, f), dir); err != nil {
+				t.Fatal(err)
+			}
+			if len(f.snapshot()) != 0 || len(outbox(t, s)) != 1 {
+				t.Fatalf("delivered while %s holds %s", holder.who, holder.lock)
+			}
+		})
+	}
 	t.Run("wake-up while delivering", func(t *testing.T) {
 		s, _ := memStore(t)
 		addHook(t, s, Hook{Events: Set})
