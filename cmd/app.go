@@ -207,11 +207,6 @@ func (a *App) View(fn func(store.Tx) error) error {
 		if due, err = tx.HasExpired(); err != nil {
 			return err
 		}
-		if !a.NoHooks {
-			if a.hooks.viewRec, err = hooks.NewRecorder(tx, 0); err != nil {
-				return err
-			}
-		}
 		return fn(tx)
 	})
 	if err == nil && due {

@@ -41,12 +41,15 @@ is given.`,
 // printLive prints a live value, or returns errNotFound.
 func (a *App) printLive(bucket, key string) error {
 	var e store.Entry
-	var ok bool
+	var ok, hooked bool
 	var now int64
 	err := a.View(func(tx store.Tx) error {
 		var err error
 		now = tx.Now()
-		e, ok, err = tx.Get(bucket, key)
+		if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
+			return err
+		}
+		hooked, err = a.wantsGet(tx, bucket, key)
 		return err
 	})
 	if err != nil {
@@ -55,7 +58,7 @@ func (a *App) printLive(bucket, key string) error {
 	if !ok {
 		return errNotFound
 	}
-	if a.wantsGet(bucket, key) {
+	if hooked {
 		// A hook wants this read: read again in a write transaction that
 		// records the event, so the value printed is the one recorded.
 		err = a.Update(func(tx store.Tx) error {

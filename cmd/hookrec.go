@@ -21,9 +21,6 @@ type hookState struct {
 	// ttlOnly marks commands that only change deadlines (expire, persist,
 	// getex): their writes are not set events.
 	ttlOnly bool
-	// viewRec holds the hooks the last read-only transaction saw, so a read
-	// can tell whether it must record a get event.
-	viewRec *hooks.Recorder
 
 	events      []uint64
 	wrote       bool
@@ -76,10 +73,14 @@ func (a *App) committed(tx *hooks.Tx) {
 	}
 }
 
-// wantsGet reports whether the last read saw a hook that wants a get event
-// for bucket/key.
-func (a *App) wantsGet(bucket, key string) bool {
-	return a.hooks.viewRec.Wants(hooks.Get, bucket, key)
+// wantsGet reports whether, in tx, a hook wants a get event for
+// bucket/key.
+func (a *App) wantsGet(tx store.Tx, bucket, key string) (bool, error) {
+	if a.NoHooks {
+		return false, nil
+	}
+	rec, err := hooks.NewRecorder(tx, 0)
+	return rec.Wants(hooks.Get, bucket, key), err
 }
 
 // recordGet records a get event for e in tx, a transaction from Update.
