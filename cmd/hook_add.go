@@ -119,7 +119,7 @@ folders with --write DIR), resource limits, and --timeout (default 5s).`,
 			if err := hooks.CheckSafe(info); err != nil {
 				return err // exit 4, see classify
 			}
-			err = a.Update(func(tx store.Tx) error {
+			err = a.updateHooks(func(tx store.Tx) error {
 				h, err = hooks.Add(tx, h)
 				return err
 			})

@@ -30,7 +30,7 @@ changed and 0 if not.`,
 				return err
 			}
 			changed := false
-			err = a.Update(func(tx store.Tx) error {
+			err = a.updateHooks(func(tx store.Tx) error {
 				var err error
 				changed, err = hooks.SetEnabled(tx, id, on)
 				return err

@@ -46,6 +46,10 @@ with the output's tabs, newlines and control bytes backslash-escaped.
 				} else if r.Status == hooks.StatusSkipped || r.Error != "" && r.ExitCode == -1 {
 					exit = "-"
 				}
+				event := r.Event.String()
+				if event == "" {
+					event = "-"
+				}
 				out := string(r.Output)
 				if r.Error != "" {
 					out = r.Error
@@ -53,7 +57,7 @@ with the output's tabs, newlines and control bytes backslash-escaped.
 				switch {
 				case a.JSON:
 					o := object{{"id", r.ID}, {"time", formatDeadline(r.Time)}, {"hook", r.HookID}, {"hook_name", r.HookName},
-						{"event", r.Event.String()}}
+						{"event", event}}
 					o = append(keyFields(r.Bucket, string(r.Key)), o...)
 					o = append(o, field{"attempt", r.Attempt}, field{"status", r.Status}, field{"exit_code", r.ExitCode},
 						field{"signal", r.Signal}, field{"timed_out", r.TimedOut}, field{"duration_ms", r.DurationMs})
@@ -61,11 +65,11 @@ with the output's tabs, newlines and control bytes backslash-escaped.
 					o = append(o, field{"output_cut", r.OutputCut}, field{"error", r.Error})
 					a.jsonLine(o)
 				case a.IO.OutTTY:
-					rows = append(rows, []string{formatDeadline(r.Time), strconv.FormatInt(r.HookID, 10), r.Event.String(),
+					rows = append(rows, []string{formatDeadline(r.Time), strconv.FormatInt(r.HookID, 10), event,
 						r.Bucket, terminalSafe(string(r.Key), false), r.Status, exit, strconv.FormatInt(r.DurationMs, 10) + "ms",
 						yesNo(r.TimedOut), terminalSafe(lastLine(out, 60), false)})
 				default:
-					a.printf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%t\t%s\n", formatDeadline(r.Time), r.HookID, r.Event,
+					a.printf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%t\t%s\n", formatDeadline(r.Time), r.HookID, event,
 						r.Bucket, plainKey(string(r.Key)), r.Status, exit, r.DurationMs, r.TimedOut, plainKey(out))
 				}
 			}

@@ -21,7 +21,7 @@ no hook ID.`,
 			if err != nil {
 				return err
 			}
-			err = a.Update(func(tx store.Tx) error { return hooks.Remove(tx, id) })
+			err = a.updateHooks(func(tx store.Tx) error { return hooks.Remove(tx, id) })
 			if errors.Is(err, hooks.ErrNoHook) {
 				return errNotFound
 			}

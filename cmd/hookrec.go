@@ -63,6 +63,17 @@ func (a *App) hooksUnsafe() error {
 	return h.safety
 }
 
+// updateHooks changes hook definitions in a plain write transaction: no
+// events to record (livedict's own buckets never match a hook) and no lazy
+// reap, so a damaged definition that stops recording can still be removed.
+func (a *App) updateHooks(fn func(store.Tx) error) error {
+	s, err := a.Store()
+	if err != nil {
+		return err
+	}
+	return s.Update(context.Background(), fn)
+}
+
 // committed takes note of a transaction that committed.
 func (a *App) committed(tx *hooks.Tx) {
 	h := &a.hooks

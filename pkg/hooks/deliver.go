@@ -113,7 +113,8 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		if len(pending) >= maxPending && defs != nil {
 			return nil
 		}
-		return d.Store.View(ctx, func(tx store.Tx) error {
+		var damaged []store.Entry
+		err := d.Store.View(ctx, func(tx store.Tx) error {
 			hs, err := List(tx)
 			if err != nil {
 				return err
@@ -123,22 +124,24 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				defs[h.ID] = h
 			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
+				cursor = e.Key
 				seq, err := parseSeqKey(e.Key)
-				if err != nil {
-					return fmt.Errorf("%w: outbox key %q", store.ErrCorrupt, e.Key)
-				}
-				r, err := decodeRecord(e)
-				if err != nil {
-					return err
+				r, rerr := decodeRecord(e)
+				if err != nil || rerr != nil {
+					damaged = append(damaged, e)
+					return nil
 				}
 				pending = append(pending, &item{seq: seq, rec: r, key: r.orderKey()})
-				cursor = e.Key
 				if len(pending) >= maxPending {
 					return store.ErrStopScan
 				}
 				return nil
 			})
 		})
+		if err == nil {
+			err = d.dropDamaged(damaged)
+		}
+		return err
 	}
 	stopping := false
 	// A load that fails because ctx ended is no store failure: the runs
@@ -248,6 +251,27 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			}
 		}
 	}
+}
+
+// dropDamaged takes outbox entries livedict cannot read (a damaged store)
+// out of the way, logging each as failed, so they do not stop the delivery
+// of every event after them.
+func (d *Deliverer) dropDamaged(entries []store.Entry) error {
+	for _, e := range entries {
+		run := &Run{Time: d.now().UnixMilli(), Status: StatusFailed, ExitCode: -1,
+			Error: fmt.Sprintf("damaged event %s dropped: %.200q", e.Key, e.Value)}
+		err := d.Store.Update(context.Background(), func(tx store.Tx) error {
+			if _, err := tx.Delete(outboxBucket, e.Key); err != nil {
+				return err
+			}
+			return appendRun(tx, run)
+		})
+		if err != nil {
+			return err
+		}
+		d.logRun(run)
+	}
+	return nil
 }
 
 func remove(items []*item, it *item) []*item {

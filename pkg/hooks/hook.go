@@ -82,10 +82,12 @@ func (e Event) String() string {
 // MarshalJSON writes e as its comma list.
 func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.String()) }
 
-// UnmarshalJSON reads a comma list.
+// UnmarshalJSON reads a comma list; "" is no event (a log entry for an
+// event that could not be read).
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil || s == "" {
+		*e = 0
 		return err
 	}
 	v, err := ParseEvents(s)
