@@ -155,10 +155,11 @@ func (a *App) spawnDispatcher() error {
 
 // waitHooks waits until every event this command recorded has left the
 // outbox (delivered, failed for good, or skipped). Every second it makes
-// sure someone is still delivering, so a crashed dispatcher cannot make it
-// wait forever.
+// sure someone is still delivering; when three deliverers in a row came and
+// went without delivering anything (a store they cannot use), it gives up
+// with a warning rather than hang the script.
 func (a *App) waitHooks(dir string) {
-	last := time.Now()
+	last, lastN, strikes := time.Now(), -1, 0
 	for {
 		var n int
 		err := a.store.View(context.Background(), func(tx store.Tx) error {
@@ -170,10 +171,21 @@ func (a *App) waitHooks(dir string) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
-		if time.Since(last) > time.Second {
-			hooks.Kick(dir, a.spawnDispatcher)
-			last = time.Now()
+		if time.Since(last) < time.Second {
+			continue
 		}
+		if d, _ := hooks.Holder(dir, hooks.DeliverLock); d == 0 && n == lastN {
+			if strikes++; strikes == 3 {
+				if !a.Quiet {
+					fmt.Fprintf(a.IO.Err, "livedict: warning: --wait-hooks: %d event(s) not delivered; see 'livedict hook log' and 'livedict daemon status'\n", n)
+				}
+				return
+			}
+		} else if n != lastN {
+			strikes = 0
+		}
+		hooks.Kick(dir, a.spawnDispatcher)
+		last, lastN = time.Now(), n
 	}
 }
 

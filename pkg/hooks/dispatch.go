@@ -95,11 +95,13 @@ func deliverLocked(ctx context.Context, d *Deliverer, stateDir string) error {
 	return d.Deliver(ctx, wake, true)
 }
 
-// HasPending reports whether any event waits in the outbox.
+// HasPending reports whether any event waits in the outbox. It reads the
+// outbox exactly as Deliver does (ScanAfter from the start), so the two can
+// never disagree and make Dispatch go round without delivering.
 func HasPending(ctx context.Context, s store.Store) (bool, error) {
 	found := false
 	err := s.View(ctx, func(tx store.Tx) error {
-		return tx.Scan(outboxBucket, "", false, func(store.Entry) error {
+		return tx.ScanAfter(outboxBucket, "", false, func(store.Entry) error {
 			found = true
 			return store.ErrStopScan
 		})
