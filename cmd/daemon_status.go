@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -22,17 +21,7 @@ were given up. A table on a terminal; name<TAB>value lines when piped; one
 object with --json. Exit 0 whether or not a daemon runs.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var st store.Stats
-			var now int64
-			if err := a.View(func(tx store.Tx) error {
-				var err error
-				now = tx.Now()
-				st, err = tx.Stats()
-				return err
-			}); err != nil {
-				return err
-			}
-			ds, err := a.daemonStatus()
+			st, now, ds, err := a.storeStatus()
 			if err != nil {
 				return err
 			}
@@ -59,28 +48,33 @@ type daemonInfo struct {
 	pending, failed int64
 }
 
-func (a *App) daemonStatus() (daemonInfo, error) {
-	var ds daemonInfo
-	info, err := a.store.Info()
-	if err != nil {
-		return ds, err
-	}
-	dir := hooks.StateDir(info)
-	if ds.pid, err = hooks.Holder(dir, hooks.DaemonLock); err != nil {
-		return ds, err
-	}
-	if ds.pid != 0 {
-		// The daemon wrote "pid start_ms" into its lock file.
-		if f := strings.Fields(hooks.ReadInfo(dir, hooks.DaemonLock)); len(f) == 2 && f[0] == strconv.Itoa(ds.pid) {
-			ds.started, _ = strconv.ParseInt(f[1], 10, 64)
+// storeStatus reads, in one transaction, what the store holds and what
+// waits in its outbox, and asks the daemon lock who holds it.
+func (a *App) storeStatus() (st store.Stats, now int64, ds daemonInfo, err error) {
+	err = a.View(func(tx store.Tx) error {
+		now = tx.Now()
+		if st, err = tx.Stats(); err != nil {
+			return err
 		}
-	}
-	err = a.store.View(context.Background(), func(tx store.Tx) error {
-		var err error
 		ds.pending, ds.failed, err = hooks.Counts(tx)
 		return err
 	})
-	return ds, err
+	if err != nil {
+		return
+	}
+	info, err := a.store.Info()
+	if err != nil {
+		return
+	}
+	dir := hooks.StateDir(info)
+	if ds.pid, err = hooks.Holder(dir, hooks.DaemonLock); err != nil || ds.pid == 0 {
+		return
+	}
+	// The daemon wrote "pid start_ms" into its lock file.
+	if f := strings.Fields(hooks.ReadInfo(dir, hooks.DaemonLock)); len(f) == 2 && f[0] == strconv.Itoa(ds.pid) {
+		ds.started, _ = strconv.ParseInt(f[1], 10, 64)
+	}
+	return
 }
 
 func (ds daemonInfo) uptime() string {

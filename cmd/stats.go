@@ -3,7 +3,6 @@ package cmd
 import (
 	"strconv"
 
-	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -16,22 +15,11 @@ and the store's size, location and backend. A table on a terminal;
 name<TAB>value lines when piped; one object with --json.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var st store.Stats
-			var now int64
-			err := a.View(func(tx store.Tx) error {
-				var err error
-				now = tx.Now()
-				st, err = tx.Stats()
-				return err
-			})
+			st, now, ds, err := a.storeStatus()
 			if err != nil {
 				return err
 			}
 			info, err := a.store.Info()
-			if err != nil {
-				return err
-			}
-			ds, err := a.daemonStatus()
 			if err != nil {
 				return err
 			}
