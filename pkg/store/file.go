@@ -253,8 +253,8 @@ func readDirNames(dir string) ([]string, error) {
 }
 
 // lock takes the store's flock (unix.LOCK_SH or unix.LOCK_EX) on a fresh
-// open file, polling so that it can give up after the busy timeout and
-// notice ctx. Closing the returned file releases the lock.
+// open file, waiting in the kernel for up to the busy timeout (flockWait
+// says why it does not poll). Closing the returned file releases the lock.
 func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -268,34 +268,18 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	deadline := time.Now().Add(s.opts.BusyTimeout)
-	wait := 500 * time.Microsecond
-	for {
-		err := fileFlock(f, how|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			f.Close()
-			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %v", ErrBusy, s.dir, s.opts.BusyTimeout)
-		}
-		t := time.NewTimer(min(wait, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		wait = min(wait*2, 20*time.Millisecond)
+	err = flockWait(ctx, int(f.Fd()), how, s.opts.BusyTimeout)
+	if err == nil {
+		return f, nil
+	}
+	f.Close()
+	switch {
+	case errors.Is(err, errLockTimeout):
+		return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %v", ErrBusy, s.dir, s.opts.BusyTimeout)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 }
 
@@ -1629,17 +1613,4 @@ func fileSyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// fileFlock applies flock(2) to f.
-func fileFlock(f *os.File, how int) error {
-	conn, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := conn.Control(func(fd uintptr) { ferr = unix.Flock(int(fd), how) }); err != nil {
-		return err
-	}
-	return ferr
 }

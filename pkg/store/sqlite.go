@@ -229,9 +229,21 @@ func (s *sqliteStore) wrap(err error) error {
 	return fmt.Errorf("%s: %s", s.path, strings.TrimSpace(se.Error()))
 }
 
+// beginWrite starts a write transaction: it takes SQLite's RESERVED lock at
+// once, so two read-modify-writes cannot both read and then deadlock.
+const beginWrite = "BEGIN IMMEDIATE"
+
 func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if begin == beginWrite {
+		release, err := s.writeGate(ctx)
+		if err != nil {
+			return err
+		}
+		// Deferred first, so it runs after the COMMIT or ROLLBACK below.
+		defer release()
+	}
 	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
 		return s.wrap(err)
 	}
@@ -248,7 +260,7 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 }
 
 func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
-	return s.run(ctx, "BEGIN IMMEDIATE", fn)
+	return s.run(ctx, beginWrite, fn)
 }
 
 func (s *sqliteStore) View(ctx context.Context, fn func(Tx) error) error {
