@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -77,6 +79,7 @@ func scriptParams(dir string) testscript.Params {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"clock": cmdClock,
+			"exits": cmdExits,
 		},
 	}
 }
@@ -110,4 +113,31 @@ func cmdClock(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("clock: unknown verb %q", args[0])
 	}
 	ts.Check(os.WriteFile(file, []byte(fmt.Sprint(ms)), 0o600))
+}
+
+// cmdExits runs a command as exec does (its stdout and stderr are what the
+// next stdout and stderr lines match) and passes only when it exits with
+// exactly status N; `! exec` would accept any failure.
+//
+//	exits 3 livedict --store bad.db get k
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: status %q is not a number", args[0])
+	}
+	got := 0
+	var ee *exec.ExitError
+	switch err := ts.Exec(args[1], args[2:]...); {
+	case err == nil:
+	case errors.As(err, &ee):
+		got = ee.ExitCode() // -1 when a signal killed it
+	default:
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
 }
