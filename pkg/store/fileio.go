@@ -1,0 +1,216 @@
+//go:build unix
+
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Raw file I/O of the file store: record reads without Go's poller, and
+// atomic and durable writes (syncfs lives in filesync_*.go).
+
+// fileReadBufs holds the buffers records are first read into. Most records
+// are small; reading into a pooled buffer needs no fstat and no allocation
+// beyond the value itself.
+var fileReadBufs = sync.Pool{New: func() any { b := make([]byte, fileSmallRecord+1); return &b }}
+
+// readRecord reads a record file; ok is false when it does not exist. With
+// wantValue false a large record is read only up to its header.
+//
+// It uses raw system calls: os.Open costs two more per file (for the
+// poller), which shows in a scan over many keys. O_NONBLOCK keeps a FIFO
+// planted in a bucket folder from hanging the reader.
+func readRecord(path string, wantValue bool) (rec fileRecord, ok bool, err error) {
+	fd, err := fileOpen(path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return fileRecord{}, false, nil
+	}
+	if err != nil {
+		return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	bp := fileReadBufs.Get().(*[]byte)
+	defer fileReadBufs.Put(bp)
+	buf := *bp
+	n, err := fileReadFull(fd, buf)
+	if err != nil {
+		return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "read", Path: path, Err: err})
+	}
+	if n <= fileSmallRecord {
+		// The whole file: decode and checksum it, then copy the value out
+		// of the shared buffer.
+		rec, err = fileRecordDecode(buf[:n])
+		if err == nil {
+			if wantValue {
+				rec.Value = bytes.Clone(rec.Value)
+			} else {
+				rec.Value = nil
+			}
+		}
+	} else {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if !wantValue {
+			rec, _, err = fileRecordDecodeHeader(buf[:min(n, fileRecordHeaderMax)], st.Size)
+		} else {
+			// The size comes from the filesystem, not from the record, so
+			// a damaged length field cannot make this allocation huge.
+			data := make([]byte, st.Size)
+			copy(data, buf[:n])
+			m, rerr := fileReadFull(fd, data[n:])
+			if rerr != nil {
+				return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "read", Path: path, Err: rerr})
+			}
+			rec, err = fileRecordDecode(data[:n+m])
+		}
+	}
+	if err != nil {
+		return fileRecord{}, false, fmt.Errorf("%s: %w", path, err)
+	}
+	return rec, true, nil
+}
+
+// fileOpen is open(2) with O_CLOEXEC, retried on EINTR.
+func fileOpen(path string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, perm)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// fileReadFull reads into buf until it is full or the file ends.
+func fileReadFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// fileWriteAll writes data to a new or truncated file, fsyncing it when
+// asked, with raw system calls for the same reason as readRecord.
+func fileWriteAll(path string, data []byte, sync bool) error {
+	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	for len(data) > 0 && err == nil {
+		var m int
+		m, err = unix.Write(fd, data)
+		switch {
+		case err == unix.EINTR:
+			err = nil
+		case err == nil && m == 0:
+			err = io.ErrShortWrite
+		}
+		data = data[max(m, 0):]
+	}
+	if err == nil && sync {
+		err = unix.Fsync(fd)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &fs.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// ensureDir creates a bucket folder (and DIR/b or DIR/i) when missing.
+// parentCreated says the folder above it had to be made too, so the
+// store's own folder changed.
+func ensureDir(dir string) (created, parentCreated bool, err error) {
+	err = os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		parentCreated = true
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err == nil {
+		return true, parentCreated, nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return false, false, nil
+	}
+	return false, false, fmt.Errorf("create bucket folder: %w", err)
+}
+
+// writeFileAtomic replaces dir/name by the temporary file tmpName renamed
+// over it. Writers hold the exclusive lock, so they use one fixed temporary
+// name per folder and a crash leaves at most one stray file behind.
+func writeFileAtomic(dir, name, tmpName string, data []byte, syncFile, syncDir bool) error {
+	tmp := filepath.Join(dir, tmpName)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	_, err = f.Write(data)
+	if err == nil && syncFile {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	if syncDir {
+		return fileSyncDir(dir)
+	}
+	return nil
+}
+
+// removeFile unlinks path; a missing file is already removed.
+func removeFile(path string, syncDir bool) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	if syncDir {
+		return fileSyncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// fileSyncDir fsyncs a folder so renames and unlinks in it are durable.
+func fileSyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTSUP) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
