@@ -27,37 +27,18 @@ is written as key_b64. 'livedict import' reads this back.`,
 			if len(args) == 1 {
 				glob = args[0]
 			}
-			buckets := []string{}
-			if !all {
-				b, err := a.Bucket()
-				if err != nil {
-					return err
-				}
-				buckets = append(buckets, b)
+			buckets, err := a.buckets(all)
+			if err != nil {
+				return err
 			}
 			// Collect, then write after the transaction: a reader blocked
 			// on a full pipe must not hold the store.
 			var entries []store.Entry
-			err := a.View(func(tx store.Tx) error {
-				if all {
-					infos, err := tx.Buckets()
-					if err != nil {
-						return err
-					}
-					for _, b := range infos {
-						buckets = append(buckets, b.Name)
-					}
-				}
-				for _, b := range buckets {
-					err := store.ScanGlob(tx, b, glob, true, func(e store.Entry) error {
-						entries = append(entries, e)
-						return nil
-					})
-					if err != nil {
-						return err
-					}
-				}
-				return nil
+			err = a.View(func(tx store.Tx) error {
+				return scanBuckets(tx, buckets, glob, true, func(e store.Entry) error {
+					entries = append(entries, e)
+					return nil
+				})
 			})
 			if err != nil {
 				return err
@@ -81,4 +62,37 @@ is written as key_b64. 'livedict import' reads this back.`,
 	}
 	c.Flags().BoolVar(&all, "all-buckets", false, "export every bucket")
 	return c
+}
+
+// buckets is the command's bucket, or nil for --all-buckets (every bucket,
+// as scanBuckets reads them in its transaction).
+func (a *App) buckets(all bool) ([]string, error) {
+	if all {
+		return nil, nil
+	}
+	b, err := a.Bucket()
+	if err != nil {
+		return nil, err
+	}
+	return []string{b}, nil
+}
+
+// scanBuckets calls fn for the live entries matching glob in each of
+// buckets in turn (nil: every bucket of the store, in name order).
+func scanBuckets(tx store.Tx, buckets []string, glob string, withValues bool, fn func(store.Entry) error) error {
+	if buckets == nil {
+		infos, err := tx.Buckets()
+		if err != nil {
+			return err
+		}
+		for _, b := range infos {
+			buckets = append(buckets, b.Name)
+		}
+	}
+	for _, b := range buckets {
+		if err := store.ScanGlob(tx, b, glob, withValues, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }

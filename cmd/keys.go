@@ -8,7 +8,7 @@ import (
 )
 
 func newKeysCmd(a *App) *cobra.Command {
-	var nul bool
+	var nul, all bool
 	c := &cobra.Command{
 		Use:   "keys [GLOB]",
 		Short: "Print the keys matching a glob, bytewise sorted",
@@ -16,11 +16,14 @@ func newKeysCmd(a *App) *cobra.Command {
 sorted, each followed by a newline, or with -0 by a NUL byte. Keys are
 printed byte for byte: use -0 when keys may hold newlines.
 
-GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.`,
+GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.
+
+--all-buckets: the matching keys of every bucket, bucket by bucket in name
+order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
 		Example: "  livedict keys 'user:*'\n  livedict keys -0 | xargs -0 -n1 livedict get",
 		Args:    args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, err := a.Bucket()
+			buckets, err := a.buckets(all)
 			if err != nil {
 				return err
 			}
@@ -30,18 +33,25 @@ GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.
 			}
 			// Print after the transaction: a reader blocked on a full
 			// pipe (keys | xargs livedict del) must not hold the store.
-			var keys []string
+			var keys []store.Entry
 			if err := a.View(func(tx store.Tx) error {
-				keys, err = store.Keys(tx, bucket, glob)
-				return err
+				return scanBuckets(tx, buckets, glob, false, func(e store.Entry) error {
+					keys = append(keys, store.Entry{Bucket: e.Bucket, Key: e.Key})
+					return nil
+				})
 			}); err != nil {
 				return err
 			}
 			out := bufio.NewWriter(a.IO.Out)
-			for _, k := range keys {
+			for _, e := range keys {
+				k := e.Key
+				if all && !a.JSON {
+					out.WriteString(e.Bucket)
+					out.WriteByte('\t')
+				}
 				switch {
 				case a.JSON:
-					line, _ := keyFields(bucket, k).MarshalJSON()
+					line, _ := keyFields(e.Bucket, k).MarshalJSON()
 					out.Write(append(line, '\n'))
 				case a.IO.OutTTY:
 					out.WriteString(terminalSafe(k, false))
@@ -59,5 +69,6 @@ GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.
 		},
 	}
 	c.Flags().BoolVarP(&nul, "null", "0", false, "end each key with a NUL byte instead of a newline")
+	c.Flags().BoolVar(&all, "all-buckets", false, "list the keys of every bucket, as BUCKET<TAB>KEY")
 	return c
 }

@@ -12,7 +12,8 @@ import (
 )
 
 func newListCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	c := &cobra.Command{
 		Use:   "list [GLOB]",
 		Short: "Show keys with their TTL, size and a preview of the value",
 		Long: `Show the bucket's live keys matching GLOB with their TTL, size and value.
@@ -20,10 +21,13 @@ func newListCmd(a *App) *cobra.Command {
 On a terminal: a table. Piped: one line per key, key<TAB>ttl_ms<TAB>bytes,
 where ttl_ms is -1 for no TTL and a key's tabs, newlines, backslashes and
 control bytes are backslash-escaped. --json: one object per line with bucket,
-key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
+key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.
+
+--all-buckets: every bucket's keys, bucket by bucket in name order; piped
+lines then start with the bucket and a tab, and the table gets a BUCKET column.`,
 		Args: args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, err := a.Bucket()
+			buckets, err := a.buckets(all)
 			if err != nil {
 				return err
 			}
@@ -38,7 +42,7 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
 			// pipe must not hold the store.
 			if err := a.View(func(tx store.Tx) error {
 				now = tx.Now()
-				return store.ScanGlob(tx, bucket, glob, withValues, func(e store.Entry) error {
+				return scanBuckets(tx, buckets, glob, withValues, func(e store.Entry) error {
 					entries = append(entries, e)
 					return nil
 				})
@@ -51,7 +55,7 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
 				ttlMs, expiresAt := ttlFields(e, now)
 				switch {
 				case a.JSON:
-					o := bytesField(keyFields(bucket, e.Key), "value", e.Value)
+					o := bytesField(keyFields(e.Bucket, e.Key), "value", e.Value)
 					line, _ := append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}).MarshalJSON()
 					out.Write(append(line, '\n'))
 				case a.IO.OutTTY:
@@ -59,8 +63,15 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
 					if ttlMs >= 0 {
 						human = ttl.FormatMs(ttlMs)
 					}
-					rows = append(rows, []string{terminalSafe(e.Key, false), human, humanBytes(e.Size), preview(e.Value)})
+					row := []string{terminalSafe(e.Key, false), human, humanBytes(e.Size), preview(e.Value)}
+					if all {
+						row = append([]string{e.Bucket}, row...)
+					}
+					rows = append(rows, row)
 				default:
+					if all {
+						fmt.Fprintf(out, "%s\t", e.Bucket)
+					}
 					fmt.Fprintf(out, "%s\t%d\t%d\n", plainKey(e.Key), ttlMs, e.Size)
 				}
 			}
@@ -71,10 +82,16 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.`,
 				fmt.Fprintln(a.IO.Err, "(no keys)")
 				return nil
 			}
-			a.printf("%s\n", a.table([]string{"KEY", "TTL", "SIZE", "VALUE"}, rows))
+			headers := []string{"KEY", "TTL", "SIZE", "VALUE"}
+			if all {
+				headers = append([]string{"BUCKET"}, headers...)
+			}
+			a.printf("%s\n", a.table(headers, rows))
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&all, "all-buckets", false, "list the keys of every bucket")
+	return c
 }
 
 // preview shows the start of a value on one terminal line.

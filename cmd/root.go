@@ -58,6 +58,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 
 	root.AddCommand(
 		newSetCmd(a), newGetCmd(a), newGetDelCmd(a), newGetExCmd(a),
+		newMSetCmd(a), newMGetCmd(a), newAppendCmd(a), newStrlenCmd(a),
 		newDelCmd(a), newExistsCmd(a),
 		newTTLCmd(a, "ttl"), newTTLCmd(a, "pttl"),
 		newExpireCmd(a, "expire"), newExpireCmd(a, "expireat"), newPersistCmd(a),

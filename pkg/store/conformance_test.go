@@ -1084,3 +1084,72 @@ func TestConformanceDeadlinesFeedSchedule(t *testing.T) {
 		}
 	})
 }
+
+func TestConformanceAppendAndMSet(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		var n int
+		update(t, s, func(tx Tx) (err error) { n, err = Append(tx, Limits{}, "main", "log", []byte("a\x00")); return err })
+		if e, _ := get(t, s, "main", "log"); n != 2 || string(e.Value) != "a\x00" || e.ExpiresAt != 0 {
+			t.Errorf("append to missing: %d %+v", n, e)
+		}
+		// APPEND keeps the TTL.
+		set(t, s, "main", "t", "x", ms(time.Hour))
+		update(t, s, func(tx Tx) (err error) { n, err = Append(tx, Limits{}, "main", "t", []byte("yz")); return err })
+		if e, _ := get(t, s, "main", "t"); n != 3 || string(e.Value) != "xyz" || e.ExpiresAt != ms(time.Hour) {
+			t.Errorf("append kept TTL? %d %+v", n, e)
+		}
+		// The result is held to max_value_bytes, and nothing changes.
+		err := s.Update(context.Background(), func(tx Tx) error {
+			_, err := Append(tx, Limits{MaxValueBytes: 4}, "main", "t", []byte("ab"))
+			return err
+		})
+		if !errors.Is(err, ErrValueTooLarge) {
+			t.Errorf("append over the limit: %v", err)
+		}
+		if e, _ := get(t, s, "main", "t"); string(e.Value) != "xyz" {
+			t.Errorf("after refused append: %q", e.Value)
+		}
+		// An expired key starts again empty.
+		clock.Advance(2 * time.Hour)
+		update(t, s, func(tx Tx) (err error) { n, err = Append(tx, Limits{}, "main", "t", []byte("new")); return err })
+		if e, _ := get(t, s, "main", "t"); n != 3 || string(e.Value) != "new" || e.ExpiresAt != 0 {
+			t.Errorf("append to expired: %d %+v", n, e)
+		}
+
+		// MSET clears TTLs and a key named twice keeps its last value.
+		set(t, s, "main", "a", "old", clock.Now().Add(time.Hour).UnixMilli())
+		var ok bool
+		update(t, s, func(tx Tx) (err error) {
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"a", []byte("1")}, {"b", []byte("2")}, {"a", []byte("3")}}, false)
+			return err
+		})
+		ea, _ := get(t, s, "main", "a")
+		eb, _ := get(t, s, "main", "b")
+		if !ok || string(ea.Value) != "3" || ea.ExpiresAt != 0 || string(eb.Value) != "2" {
+			t.Errorf("mset: %v %+v %+v", ok, ea, eb)
+		}
+		// MSETNX stores nothing when any key exists.
+		update(t, s, func(tx Tx) (err error) {
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"b", []byte("x")}}, true)
+			return err
+		})
+		if _, had := get(t, s, "main", "c"); ok || had {
+			t.Errorf("msetnx with an existing key stored something: %v %v", ok, had)
+		}
+		update(t, s, func(tx Tx) (err error) {
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"d", []byte("2")}}, true)
+			return err
+		})
+		if _, had := get(t, s, "main", "d"); !ok || !had {
+			t.Errorf("msetnx of new keys: %v %v", ok, had)
+		}
+		// One value over the limit refuses the whole MSET.
+		err = s.Update(context.Background(), func(tx Tx) error {
+			_, err := MSet(tx, Limits{MaxValueBytes: 2}, "main", []KeyValue{{"e", []byte("1")}, {"f", []byte("123")}}, false)
+			return err
+		})
+		if _, had := get(t, s, "main", "e"); !errors.Is(err, ErrValueTooLarge) || had {
+			t.Errorf("mset over the limit: %v, e stored: %v", err, had)
+		}
+	})
+}

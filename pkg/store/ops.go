@@ -306,7 +306,7 @@ func IncrBy(tx Tx, lim Limits, bucket, key string, n int64) (int64, error) {
 		return 0, ErrOverflow
 	}
 	cur += n
-	return cur, putNumber(tx, lim, e, ok, bucket, key, []byte(strconv.FormatInt(cur, 10)))
+	return cur, putValue(tx, lim, e, ok, bucket, key, []byte(strconv.FormatInt(cur, 10)))
 }
 
 // IncrByFloat adds f to the number stored at key (a missing key counts as
@@ -335,7 +335,7 @@ func IncrByFloat(tx Tx, lim Limits, bucket, key string, f *big.Float) (string, e
 	if s == "-0" {
 		s = "0"
 	}
-	return s, putNumber(tx, lim, e, ok, bucket, key, []byte(s))
+	return s, putValue(tx, lim, e, ok, bucket, key, []byte(s))
 }
 
 // The x87 long double Redis computes INCRBYFLOAT in.
@@ -344,7 +344,9 @@ const (
 	longDoubleMaxExp = 16384
 )
 
-func putNumber(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byte) error {
+// putValue replaces the value of e (had: e is live) and keeps its TTL; a new
+// key gets the bucket's default TTL and must find room under its limits.
+func putValue(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byte) error {
 	if err := lim.CheckValue(len(v)); err != nil {
 		return err
 	}
@@ -360,6 +362,49 @@ func putNumber(tx Tx, lim Limits, e Entry, had bool, bucket, key string, v []byt
 	}
 	e.Value = v
 	return tx.Put(e)
+}
+
+// Append adds v to the end of the value at key and keeps its TTL, as
+// Redis's APPEND; a missing key starts empty. It returns the new length.
+func Append(tx Tx, lim Limits, bucket, key string, v []byte) (int, error) {
+	e, ok, err := tx.Get(bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	nv := make([]byte, 0, len(e.Value)+len(v))
+	nv = append(append(nv, e.Value...), v...)
+	return len(nv), putValue(tx, lim, e, ok, bucket, key, nv)
+}
+
+// MSet stores every pair with SET semantics (any TTL cleared, the bucket's
+// default TTL applied), all in the caller's transaction. Pairs are applied
+// in order, so a key named twice keeps its last value, as in Redis. With
+// nx nothing is stored when any of the keys exists (Redis's MSETNX), and
+// MSet reports false.
+func MSet(tx Tx, lim Limits, bucket string, pairs []KeyValue, nx bool) (bool, error) {
+	for _, p := range pairs {
+		if err := lim.CheckValue(len(p.Value)); err != nil {
+			return false, err
+		}
+		if !nx {
+			continue
+		}
+		if _, had, err := tx.Get(bucket, p.Key); err != nil || had {
+			return false, err
+		}
+	}
+	for _, p := range pairs {
+		if _, err := Set(tx, lim, SetArgs{Bucket: bucket, Key: p.Key, Value: p.Value}); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// KeyValue is one pair of an MSet.
+type KeyValue struct {
+	Key   string
+	Value []byte
 }
 
 // ParseRedisInt parses a value the way Redis's INCR does: an optional '-'

@@ -1,0 +1,83 @@
+package cmd
+
+import (
+	"strconv"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newAppendCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "append KEY [VALUE|-]",
+		Short: "Add bytes to the end of a value and print its new length",
+		Long: `Add VALUE (or stdin, when VALUE is omitted or -) to the end of the key's value
+and print the new length in bytes, as Redis's APPEND. A missing key starts
+empty (and gets the bucket's default TTL); an existing key keeps its TTL.`,
+		Example: `  livedict append log "$(date +%s) started
+"
+  dmesg | livedict append boot-log`,
+		Args:              args(1, 2),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, err := a.target(args[0])
+			if err != nil {
+				return err
+			}
+			var value []byte
+			if len(args) == 2 && args[1] != "-" {
+				value = []byte(args[1])
+			} else if value, err = a.readValue(); err != nil {
+				return err
+			}
+			var n int
+			if err := a.Update(func(tx store.Tx) error {
+				n, err = store.Append(tx, a.Limits(), bucket, args[0], value)
+				return err
+			}); err != nil {
+				return err
+			}
+			return a.printLength(bucket, args[0], n)
+		},
+	}
+}
+
+func newStrlenCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "strlen KEY",
+		Short: "Print the length of a value in bytes (exit 1 when missing)",
+		Long: `Print the length of the key's value in bytes. Exit 1, printing nothing, when
+the key is missing (Redis answers 0; livedict keeps its rule that a missing
+key is exit 1, so scripts can tell an empty value from no value).`,
+		Example:           `  [ "$(livedict strlen page)" -gt 0 ] && livedict get page > page.html`,
+		Args:              args(1, 1),
+		ValidArgsFunction: completeKeys(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, err := a.target(args[0])
+			if err != nil {
+				return err
+			}
+			var e store.Entry
+			var ok bool
+			if err := a.View(func(tx store.Tx) error {
+				e, ok, err = tx.Get(bucket, args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if !ok {
+				return errNotFound
+			}
+			return a.printLength(bucket, args[0], len(e.Value))
+		},
+	}
+}
+
+// printLength prints a value's length; --json: {"bucket","key","length"}.
+func (a *App) printLength(bucket, key string, n int) error {
+	if a.JSON {
+		return a.jsonLine(append(keyFields(bucket, key), field{"length", n}))
+	}
+	a.printf("%s\n", strconv.Itoa(n))
+	return nil
+}
