@@ -24,8 +24,14 @@ import (
 // TestMain hands the helper mode to MaybeRunChild before any test runs.
 func TestMain(m *testing.M) {
 	MaybeRunChild()
+	// The hostile hooks of descriptors_linux_test.go and
+	// network_linux_test.go.
 	if target := os.Getenv(attackEnv); target != "" {
 		stealDescriptors(target)
+		os.Exit(0)
+	}
+	if socks := os.Getenv(unixAttackEnv); socks != "" {
+		reachUnixSockets(socks)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
