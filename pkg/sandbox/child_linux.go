@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -64,34 +63,12 @@ func MaybeRunChild() {
 	// whoever started livedict (a shell's `9>file`, the write end of a
 	// `| cat`) must not stay open in a process the hook can outlive or
 	// reach.
-	inherited := closeInherited()
+	// The report pipe, fd 3, is Run's own.
+	inherited := CloseInherited(reportFD + 1)
 	// syscall.Exit rather than os.Exit: the helper has nothing to flush,
 	// and in a -race build os.Exit waits a second for race reports while
 	// the hook's namespace, whose end is the hook's end, lives on.
 	syscall.Exit(runChild(os.Args[2], inherited))
-}
-
-// closeInherited closes every descriptor above the report pipe that the
-// helper inherited. Those are exactly the ones without close-on-exec:
-// exec closed every other, and everything Go opened since (the runtime
-// keeps cgroup files open from before main) has close-on-exec, so only
-// these may be closed under the runtime's feet. A close_range(4, ~0)
-// would close the runtime's files as well.
-func closeInherited() error {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= reportFD {
-			continue
-		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
-			_ = unix.Close(fd)
-		}
-	}
-	return nil
 }
 
 // unreachable keeps the hook from getting at the helper, which waits for
@@ -255,9 +232,9 @@ drain:
 }
 
 // closeStrayDescriptors marks every descriptor above stderr close-on-exec:
-// after closeInherited that is only the report pipe, and on a system
-// without /proc, where closeInherited could not list them, everything the
-// helper inherited.
+// after CloseInherited that is only the report pipe and Go's own files,
+// and on a system without /proc, where CloseInherited could not list them,
+// everything the helper inherited.
 func closeStrayDescriptors(inherited error) Layer {
 	why := "only stdin, stdout and stderr (pipes) are open in the hook; the helper closed the descriptors it inherited " +
 		"and cannot be ptraced, pidfd_getfd'd or read through /proc/PID/fd by the hook (not dumpable, no CAP_SYS_PTRACE)"
@@ -266,20 +243,8 @@ func closeStrayDescriptors(inherited error) Layer {
 			"(close-on-exec) because it could not list /proc/self/fd (" + inherited.Error() + ") but cannot be " +
 			"ptraced, pidfd_getfd'd or read through /proc/PID/fd by the hook (not dumpable, no CAP_SYS_PTRACE)"
 	}
-	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err == nil {
-		return on(layerDescriptors, why)
-	}
-	// Kernels before 5.11: walk /proc/self/fd instead.
-	entries, rerr := os.ReadDir("/proc/self/fd")
-	if rerr != nil {
-		return off(layerDescriptors, "close_range: "+err.Error()+"; /proc/self/fd: "+rerr.Error())
-	}
-	for _, e := range entries {
-		fd, convErr := strconv.Atoi(e.Name())
-		if convErr == nil && fd > 2 {
-			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-		}
+	if err := MarkCloseOnExec(3); err != nil {
+		return off(layerDescriptors, "close_range and /proc/self/fd: "+err.Error())
 	}
 	return on(layerDescriptors, why)
 }

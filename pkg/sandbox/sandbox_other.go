@@ -22,3 +22,9 @@ func Probe(noNetwork bool) []Layer {
 	}
 	return out
 }
+
+// CloseInherited does nothing off Linux.
+func CloseInherited(from int) error { return nil }
+
+// MarkCloseOnExec does nothing off Linux.
+func MarkCloseOnExec(from int) error { return nil }
