@@ -141,7 +141,7 @@ func runChild(config string, inherited error) int {
 	layers = append(layers, nw)
 	if cfg.NoNetwork && !nw.On && !cfg.Probe {
 		// Fail closed, as Run does without a network namespace.
-		rep.fail(ErrNoNetwork.Error() + ": " + nw.Why)
+		rep.fail("--no-network cannot be had: " + nw.Why)
 		return 127
 	}
 
