@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -102,6 +103,19 @@ func stealDescriptors(targets string) {
 	fmt.Println("DONE")
 }
 
+// runAttack runs a hostile hook that ends its output with DONE, and
+// returns that output.
+func runAttack(t *testing.T, what string, s Spec) string {
+	t.Helper()
+	res := runHook(t, s)
+	out := string(res.Output)
+	t.Logf("%s output:\n%s", what, out)
+	if !strings.Contains(out, "DONE") {
+		t.Fatalf("the attack did not run to its end: exit %d", res.ExitCode)
+	}
+	return out
+}
+
 // TestHookCannotTakeCallersDescriptors is the attack of issue 8 (hole 3):
 // whoever runs livedict holds a file and a pipe open without
 // close-on-exec (a shell's `9>file`, `| cat`), and a hook tries to write
@@ -150,17 +164,12 @@ func TestHookCannotTakeCallersDescriptors(t *testing.T) {
 				}
 				pipe := fmt.Sprintf("pipe:[%d]", st.Ino)
 
-				res := runHook(t, Spec{
+				out := runAttack(t, "hook", Spec{
 					Argv:         []string{self},
 					Env:          map[string]string{attackEnv: target + "|" + pipe},
 					NoNetwork:    noNet,
 					noNamespaces: noNS,
 				})
-				out := string(res.Output)
-				t.Logf("hook output:\n%s", out)
-				if !strings.Contains(out, "DONE") {
-					t.Fatalf("the attack did not run to its end: exit %d", res.ExitCode)
-				}
 				if strings.Contains(out, "REACHED") {
 					t.Errorf("the hook could follow its parent's /proc/PID/fd links:\n%s", out)
 				}
@@ -177,4 +186,63 @@ func TestHookCannotTakeCallersDescriptors(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestEveryHelperThreadRestricted: the helper waits for the hook as its
+// PID 1, a Go process with several threads. Issue 8 found only the thread
+// that started the hook with no_new_privs and seccomp; every thread must
+// have both while the hook runs.
+func TestEveryHelperThreadRestricted(t *testing.T) {
+	t.Parallel()
+	needLayer(t, layerSeccomp)
+	needLayer(t, layerPIDNS)
+	wd := t.TempDir()
+	m := marker()
+	done := make(chan Result, 1)
+	go func() {
+		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(wd, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The helper: livedict-sandbox with this run's marker in its config.
+	var helper int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(b, []byte("livedict-sandbox\x00"+childArg+"\x00")) && bytes.Contains(b, []byte(m)) {
+			helper, _ = strconv.Atoi(e.Name())
+		}
+	}
+	if helper == 0 {
+		t.Fatal("no helper process found")
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", helper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", helper, task.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := string(b)
+		if !strings.Contains(status, "\nNoNewPrivs:\t1\n") || !strings.Contains(status, "\nSeccomp:\t2\n") {
+			t.Errorf("helper thread %s lacks no_new_privs or seccomp:\n%s", task.Name(), status)
+		}
+	}
+	if len(tasks) < 2 {
+		t.Logf("the helper has %d thread(s)", len(tasks))
+	}
+	for _, pid := range procsWith("sleep", m) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	<-done
 }

@@ -116,12 +116,7 @@ func TestNoNetworkBlocksUnixSockets(t *testing.T) {
 	}()
 	arg := stream + "|" + abstract + "|" + dgram
 
-	res := runHook(t, Spec{Argv: []string{self}, Env: map[string]string{unixAttackEnv: arg}, NoNetwork: true})
-	out := string(res.Output)
-	t.Logf("--no-network hook:\n%s", out)
-	if !strings.Contains(out, "DONE") {
-		t.Fatalf("the attack did not run to its end: exit %d", res.ExitCode)
-	}
+	out := runAttack(t, "--no-network hook", Spec{Argv: []string{self}, Env: map[string]string{unixAttackEnv: arg}, NoNetwork: true})
 	if strings.Contains(out, "REACHED") {
 		t.Errorf("a --no-network hook reached a Unix socket outside its sandbox:\n%s", out)
 	}
@@ -135,9 +130,7 @@ func TestNoNetworkBlocksUnixSockets(t *testing.T) {
 
 	// The control, and what the README promises of a plain hook: socket
 	// files are reachable without --no-network.
-	res = runHook(t, Spec{Argv: []string{self}, Env: map[string]string{unixAttackEnv: arg}})
-	out = string(res.Output)
-	t.Logf("plain hook:\n%s", out)
+	out = runAttack(t, "plain hook", Spec{Argv: []string{self}, Env: map[string]string{unixAttackEnv: arg}})
 	for _, want := range []string{"REACHED path\n", "REACHED datagram-path\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("a plain hook should reach the socket file (%q missing):\n%s", want, out)
