@@ -45,7 +45,18 @@ path, since hooks run with a fixed PATH.
 The hook reads the event as one JSON object on stdin and runs in a sandbox:
 a clean environment (add variables with --env NAME), a private work dir as
 HOME and TMPDIR, a read-only filesystem where Landlock works (add writable
-folders with --write DIR), resource limits, and --timeout (default 5s).`,
+folders with --write DIR), resource limits, and --timeout (default 5s).
+
+Without --no-network a hook can use the network as you can: TCP and UDP
+(loopback included), netlink, and Unix sockets by path (a local database or
+daemon socket, /dev/log); abstract Unix sockets too, unless Landlock (ABI 6
+or later) confines them to the sandbox. --no-network blocks all of those: the hook gets
+its own network namespace (no interface but a loopback that is down, so no
+TCP, UDP, netlink or abstract Unix socket outside it) and seccomp denies
+socket(2), so no socket file can be connected to either. It does not block
+socketpair(2) stream pairs, pipes, or files the hook may read or write. A
+hook with --no-network is not run where the kernel cannot give both; see
+'livedict hook sandbox --no-network'.`,
 		Example: `  livedict hook add --on expire --key 'session:*' -- logger -t livedict "session expired"
   livedict hook add --on set -b config --run 'systemctl reload myapp'
   livedict hook add --on set,delete --key 'cache:*' --write /var/cache/app --no-network -- /usr/local/bin/sync-cache`,
@@ -139,7 +150,7 @@ folders with --write DIR), resource limits, and --timeout (default 5s).`,
 	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
 	f.StringArrayVar(&o.env, "env", nil, "pass the environment variable `NAME` through (repeatable)")
 	f.StringArrayVar(&o.write, "write", nil, "let the hook write in `DIR` (repeatable)")
-	f.BoolVar(&o.noNetwork, "no-network", false, "run without network access (refused where it cannot be had)")
+	f.BoolVar(&o.noNetwork, "no-network", false, "no TCP, UDP, netlink or Unix sockets, by path or abstract name (refused where it cannot be had)")
 	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")
 	f.IntVar(&o.retries, "retries", 0, "retries after a failed run (default: the retries setting, 3)")

@@ -19,6 +19,7 @@ func newHookDeliverCmd(a *App) *cobra.Command {
 		Hidden: true,
 		Args:   args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			_ = hooks.Detach() // nothing of the command that started it stays open
 			d, dir, err := a.deliverer(nil)
 			if err != nil {
 				return err

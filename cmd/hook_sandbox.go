@@ -6,16 +6,19 @@ import (
 )
 
 func newHookSandboxCmd(a *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "sandbox",
+	var noNetwork bool
+	c := &cobra.Command{
+		Use:   "sandbox [--no-network]",
 		Short: "Show which sandbox layers hooks get on this machine, and why any is off",
 		Long: `Show each layer of the sandbox hook commands run in, as this machine and
-kernel allow it: on, or off and why. Piped: name<TAB>on|off<TAB>why lines.
---json: one object per line.`,
+kernel allow it for a hook with exactly the flags given (--no-network or
+not): on, or off and why. The last line, network, says what the hook can
+reach over sockets. Piped: name<TAB>on|off<TAB>why lines. --json: one
+object per line.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rows [][]string
-			for _, l := range sandbox.Probe() {
+			for _, l := range sandbox.Probe(noNetwork) {
 				state := "off"
 				if l.On {
 					state = "on"
@@ -35,4 +38,6 @@ kernel allow it: on, or off and why. Piped: name<TAB>on|off<TAB>why lines.
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&noNetwork, "no-network", false, "show what a hook added with --no-network gets")
+	return c
 }

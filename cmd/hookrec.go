@@ -147,6 +147,7 @@ func (a *App) spawnDispatcher() error {
 		Args:        append(argv, "hook", "deliver"),
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
+	_ = hooks.PrepareSpawn() // the caller's descriptors stay with the caller
 	if err := c.Start(); err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -59,13 +59,38 @@ func MaybeRunChild() {
 	if len(os.Args) < 3 || os.Args[1] != childArg {
 		return
 	}
+	// Before anything else the helper does: whatever it inherited from
+	// whoever started livedict (a shell's `9>file`, the write end of a
+	// `| cat`) must not stay open in a process the hook can outlive or
+	// reach.
+	// The report pipe, fd 3, is Run's own.
+	inherited := CloseInherited(reportFD + 1)
 	// syscall.Exit rather than os.Exit: the helper has nothing to flush,
 	// and in a -race build os.Exit waits a second for race reports while
 	// the hook's namespace, whose end is the hook's end, lives on.
-	syscall.Exit(runChild(os.Args[2]))
+	syscall.Exit(runChild(os.Args[2], inherited))
 }
 
-func runChild(config string) int {
+// unreachable keeps the hook from getting at the helper, which waits for
+// it as PID 1 of its namespace with Go runtime threads that lack Landlock:
+// a process that is not dumpable can be ptraced, pidfd_getfd'd and read
+// through /proc/PID/fd and /proc/PID/mem only with CAP_SYS_PTRACE in its
+// user namespace, and the hook runs without it. A hook that is root in
+// its namespace would otherwise have it, so it is dropped from the
+// bounding set of this thread, the one that starts the hook. Without a
+// user namespace that drop fails for other users, who never have the
+// capability anyway.
+func unreachable() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
+	if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_SYS_PTRACE, 0, 0, 0); err != nil && os.Getuid() == 0 {
+		return fmt.Errorf("prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE): %w", err)
+	}
+	return nil
+}
+
+func runChild(config string, inherited error) int {
 	// no_new_privs, Landlock and seccomp are per thread here: they are set
 	// on this locked thread, which is the one that execs (or forks) the
 	// hook, and it is never unlocked so the runtime cannot hand it to
@@ -81,7 +106,12 @@ func runChild(config string) int {
 
 	var layers []Layer
 	// Descriptors first, so nothing opened below can leak either.
-	layers = append(layers, closeStrayDescriptors())
+	fds := closeStrayDescriptors(inherited)
+	if err := unreachable(); err != nil {
+		rep.fail(err.Error())
+		return 127
+	}
+	layers = append(layers, fds)
 
 	rl, pl, err := applyRlimits(cfg)
 	if err != nil {
@@ -96,7 +126,7 @@ func runChild(config string) int {
 	}
 	layers = append(layers, nnp)
 
-	ll, err := applyLandlock(cfg)
+	ll, abstractScoped, err := applyLandlock(cfg)
 	if err != nil {
 		rep.fail(err.Error())
 		return 127
@@ -105,7 +135,15 @@ func runChild(config string) int {
 
 	// seccomp last: it is the layer most likely to get in the way of the
 	// set-up calls above.
-	layers = append(layers, applySeccomp(cfg))
+	sc := applySeccomp(cfg)
+	layers = append(layers, sc)
+	nw := networkLayer(cfg, abstractScoped, sc.On)
+	layers = append(layers, nw)
+	if cfg.NoNetwork && !nw.On && !cfg.Probe {
+		// Fail closed, as Run does without a network namespace.
+		rep.fail("--no-network cannot be had: " + nw.Why)
+		return 127
+	}
 
 	var sigs chan os.Signal
 	if cfg.Init && !cfg.Probe {
@@ -193,27 +231,52 @@ drain:
 	}
 }
 
-// closeStrayDescriptors marks every descriptor above stderr close-on-exec.
-// Go opens its own files close-on-exec already; this catches descriptors
-// livedict itself inherited without the flag.
-func closeStrayDescriptors() Layer {
-	const why = "only stdin, stdout and stderr (pipes) are open in the hook"
-	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err == nil {
-		return on(layerDescriptors, why)
+// closeStrayDescriptors marks every descriptor above stderr close-on-exec:
+// after CloseInherited that is only the report pipe and Go's own files,
+// and on a system without /proc, where CloseInherited could not list them,
+// everything the helper inherited.
+func closeStrayDescriptors(inherited error) Layer {
+	why := "only stdin, stdout and stderr (pipes) are open in the hook; the helper closed the descriptors it inherited " +
+		"and cannot be ptraced, pidfd_getfd'd or read through /proc/PID/fd by the hook (not dumpable, no CAP_SYS_PTRACE)"
+	if inherited != nil {
+		why = "only stdin, stdout and stderr (pipes) are open in the hook; the helper kept what it inherited " +
+			"(close-on-exec) because it could not list /proc/self/fd (" + inherited.Error() + ") but cannot be " +
+			"ptraced, pidfd_getfd'd or read through /proc/PID/fd by the hook (not dumpable, no CAP_SYS_PTRACE)"
 	}
-	// Kernels before 5.11: walk /proc/self/fd instead.
-	entries, rerr := os.ReadDir("/proc/self/fd")
-	if rerr != nil {
-		return off(layerDescriptors, "close_range: "+err.Error()+"; /proc/self/fd: "+rerr.Error())
-	}
-	for _, e := range entries {
-		fd, convErr := strconv.Atoi(e.Name())
-		if convErr == nil && fd > 2 {
-			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-		}
+	if err := MarkCloseOnExec(3); err != nil {
+		return off(layerDescriptors, "close_range and /proc/self/fd: "+err.Error())
 	}
 	return on(layerDescriptors, why)
+}
+
+// networkLayer says what a hook can reach over sockets, given the layers
+// the helper got: with --no-network nothing outside the sandbox, which
+// takes both the network namespace (TCP, UDP, netlink, abstract Unix
+// names, which are per network namespace) and seccomp (Unix sockets by
+// path, which no namespace hides and Landlock cannot yet restrict).
+func networkLayer(cfg childConfig, abstractScoped, seccompOn bool) Layer {
+	if !cfg.NoNetwork {
+		why := "not requested (--no-network not set): the hook can reach loopback and remote TCP and UDP, netlink, and Unix sockets by path"
+		if abstractScoped {
+			why += "; abstract Unix sockets outside the sandbox are blocked by Landlock"
+		} else {
+			why += " and by abstract name"
+		}
+		return off(layerNetwork, why)
+	}
+	var missing []string
+	if !cfg.UserNS {
+		missing = append(missing, "no network namespace")
+	}
+	if !seccompOn {
+		missing = append(missing, "no seccomp to deny socket(2) for Unix sockets by path")
+	}
+	if len(missing) > 0 {
+		return off(layerNetwork, strings.Join(missing, ", ")+": hooks with --no-network are not run")
+	}
+	return on(layerNetwork, "--no-network: nothing outside the sandbox: no TCP, UDP or netlink (network namespace), "+
+		"no Unix sockets by path (seccomp denies socket(2)) or by abstract name (per network namespace); "+
+		"socketpair(2) for stream and seqpacket pairs still works")
 }
 
 // applyRlimits sets the limits with syscall.Setrlimit, not prlimit: the Go

@@ -19,15 +19,16 @@ import (
 //
 // An error means Landlock is available but could not be set up as asked;
 // the hook must not run then. A kernel without Landlock gives an "off"
-// layer instead.
-func applyLandlock(cfg childConfig) (Layer, error) {
+// layer instead. abstractScoped reports that the hook cannot reach
+// abstract Unix sockets made outside its sandbox.
+func applyLandlock(cfg childConfig) (l Layer, abstractScoped bool, err error) {
 	abi, err := ll.LandlockGetABIVersion()
 	if err != nil {
 		why := "not supported by this kernel: " + err.Error()
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			why = "disabled in this kernel (boot with lsm=...,landlock to enable it)"
 		}
-		return off(layerLandlock, why), nil
+		return off(layerLandlock, why), false, nil
 	}
 
 	// The rights each ABI version knows; handling all of them means
@@ -47,7 +48,10 @@ func applyLandlock(cfg childConfig) (Layer, error) {
 		handled |= ll.AccessFSIoctlDev
 	}
 	attr := ll.RulesetAttr{HandledAccessFS: handled}
-	var extras []string
+	// Every ABI: a process in a Landlock domain may not ptrace one outside
+	// it, which also keeps pidfd_getfd, /proc/PID/fd and /proc/PID/mem of
+	// livedict itself out of the hook's reach.
+	extras := []string{"no ptrace, pidfd_getfd or /proc/PID/fd access to processes outside the sandbox"}
 	if abi >= 6 {
 		// The hook may not signal processes outside its sandbox, nor reach
 		// abstract Unix sockets (which a network namespace does not hide).
@@ -58,12 +62,12 @@ func applyLandlock(cfg childConfig) (Layer, error) {
 		// Belt and braces for --no-network: TCP bind and connect are
 		// handled and never granted.
 		attr.HandledAccessNet = ll.AccessNetBindTCP | ll.AccessNetConnectTCP
-		extras = append(extras, "no TCP")
+		extras = append(extras, "no TCP bind or connect")
 	}
 
 	ruleset, err := ll.LandlockCreateRuleset(&attr, 0)
 	if err != nil {
-		return Layer{}, fmt.Errorf("landlock_create_ruleset: %w", err)
+		return Layer{}, false, fmt.Errorf("landlock_create_ruleset: %w", err)
 	}
 	defer unix.Close(ruleset)
 
@@ -86,11 +90,11 @@ func applyLandlock(cfg childConfig) (Layer, error) {
 	}
 	for _, r := range rules {
 		if err := addPathRule(ruleset, r.path, r.access); err != nil {
-			return Layer{}, err
+			return Layer{}, false, err
 		}
 	}
 	if err := ll.LandlockRestrictSelf(ruleset, 0); err != nil {
-		return Layer{}, fmt.Errorf("landlock_restrict_self: %w", err)
+		return Layer{}, false, fmt.Errorf("landlock_restrict_self: %w", err)
 	}
 
 	why := fmt.Sprintf("ABI %d: read-only filesystem except the work dir", abi)
@@ -100,7 +104,7 @@ func applyLandlock(cfg childConfig) (Layer, error) {
 	for _, e := range extras {
 		why += "; " + e
 	}
-	return on(layerLandlock, why), nil
+	return on(layerLandlock, why), abi >= 6, nil
 }
 
 func addPathRule(ruleset int, path string, access uint64) error {

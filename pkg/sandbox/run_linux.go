@@ -31,14 +31,15 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	return run(ctx, s, false)
 }
 
-// Probe reports which layers a hook run with --no-network gets on this
-// machine, each on, or off and why, by starting the helper in a mode that
-// sets everything up and then exits without running anything. Unlike Run
-// it falls back to no namespaces when they are refused, to report that.
-// The layers are environment, descriptors, process-group, rlimits,
-// process-limit, no_new_privs, landlock, seccomp, user-namespace,
-// pid-namespace and network-namespace.
-func Probe() []Layer {
+// Probe reports which layers a hook run with (or without) --no-network
+// gets on this machine, each on, or off and why, by starting the helper in
+// a mode that sets everything up and then exits without running anything.
+// Unlike Run it falls back to no namespaces when they are refused, to
+// report that. The layers are environment, descriptors, process-group,
+// rlimits, process-limit, no_new_privs, landlock, seccomp, user-namespace,
+// pid-namespace, network-namespace and network (what the hook can reach
+// over sockets).
+func Probe(noNetwork bool) []Layer {
 	dir, err := os.MkdirTemp("", "livedict-sandbox-probe-")
 	if err != nil {
 		return allOff("cannot create a work dir to probe with: " + err.Error())
@@ -46,7 +47,7 @@ func Probe() []Layer {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := run(ctx, Spec{WorkDir: dir, NoNetwork: true}, true)
+	res, err := run(ctx, Spec{WorkDir: dir, NoNetwork: noNetwork}, true)
 	if err != nil {
 		return allOff("the sandbox helper failed: " + err.Error())
 	}
@@ -214,8 +215,6 @@ func startHelper(s Spec, cfg childConfig, p *hookPipes, probe bool) (*exec.Cmd, 
 			on(layerPIDNS, "the hook's whole tree dies with it, setsid escapees included"),
 		}
 		switch {
-		case probe:
-			layers = append(layers, on(layerNetNS, "for --no-network: no interfaces but a loopback that is down"))
 		case s.NoNetwork:
 			layers = append(layers, on(layerNetNS, "no interfaces but a loopback that is down"))
 		default:

@@ -58,6 +58,7 @@ const (
 	layerUserNS       = "user-namespace"
 	layerPIDNS        = "pid-namespace"
 	layerNetNS        = "network-namespace"
+	layerNetwork      = "network"
 )
 
 // layerOrder lists every layer; a function rather than a package-level
@@ -66,7 +67,7 @@ func layerOrder() []string {
 	return []string{
 		layerEnvironment, layerDescriptors, layerProcessGroup, layerRlimits,
 		layerProcessLimit, layerNoNewPrivs, layerLandlock, layerSeccomp,
-		layerUserNS, layerPIDNS, layerNetNS,
+		layerUserNS, layerPIDNS, layerNetNS, layerNetwork,
 	}
 }
 

@@ -24,6 +24,16 @@ import (
 // TestMain hands the helper mode to MaybeRunChild before any test runs.
 func TestMain(m *testing.M) {
 	MaybeRunChild()
+	// The hostile hooks of descriptors_linux_test.go and
+	// network_linux_test.go.
+	if target := os.Getenv(attackEnv); target != "" {
+		stealDescriptors(target)
+		os.Exit(0)
+	}
+	if socks := os.Getenv(unixAttackEnv); socks != "" {
+		reachUnixSockets(socks)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -31,7 +41,7 @@ func TestMain(m *testing.M) {
 // TestForkBombContained runs as nobody when the tests run as root.
 const unprivilegedEnv = "LIVEDICT_SANDBOX_TEST_UNPRIVILEGED"
 
-var probeOnce = sync.OnceValue(Probe)
+var probeOnce = sync.OnceValue(func() []Layer { return Probe(true) })
 
 func layer(t *testing.T, layers []Layer, name string) Layer {
 	t.Helper()

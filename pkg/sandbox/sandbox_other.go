@@ -15,10 +15,16 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 }
 
 // Probe reports every layer off on systems other than Linux.
-func Probe() []Layer {
+func Probe(noNetwork bool) []Layer {
 	var out []Layer
 	for _, name := range layerOrder() {
 		out = append(out, off(name, "hook sandbox is only implemented on Linux"))
 	}
 	return out
 }
+
+// CloseInherited does nothing off Linux.
+func CloseInherited(from int) error { return nil }
+
+// MarkCloseOnExec does nothing off Linux.
+func MarkCloseOnExec(from int) error { return nil }

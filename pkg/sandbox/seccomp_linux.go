@@ -15,6 +15,7 @@ const (
 	seccompNrOffset   = 0
 	seccompArchOffset = 4
 	seccompArg0Offset = 16
+	seccompArg1Offset = 24
 )
 
 // Namespace flags a hook may not use: a new user namespace is the usual
@@ -43,6 +44,8 @@ func deniedSyscalls() []uint32 {
 		unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY,
 		unix.SYS_SWAPON, unix.SYS_SWAPOFF, unix.SYS_ACCT, unix.SYS_SYSLOG,
 		unix.SYS_QUOTACTL, unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_SETNS,
+		// Another process's descriptors: the hook's own are all it gets.
+		unix.SYS_PIDFD_GETFD,
 		// io_uring performs file and socket operations that seccomp
 		// cannot see, which would bypass every rule here.
 		unix.SYS_IO_URING_SETUP, unix.SYS_IO_URING_ENTER, unix.SYS_IO_URING_REGISTER,
@@ -106,33 +109,67 @@ func seccompProgram(noNetwork bool) []unix.SockFilter {
 		)
 	}
 	if noNetwork {
-		// Only Unix sockets; the network namespace already leaves nothing
-		// to reach, this is the second lock on the same door.
+		// No socket(2) at all. For the internet families the network
+		// namespace already leaves nothing to reach and this is a second
+		// lock on the same door; for Unix sockets by path it is the only
+		// one: no namespace hides the filesystem, and Landlock (up to ABI
+		// 7) does not restrict connect(2). A connected pair from
+		// socketpair(2) reaches no one else, except a datagram one
+		// (SOCK_RAW is a datagram socket in AF_UNIX), which can sendto(2)
+		// any datagram socket by path: only stream and seqpacket pairs.
 		p = append(p,
-			jump(jeq, unix.SYS_SOCKET, 0, 4),
-			stmt(ld, seccompArg0Offset),
-			jump(jeq, unix.AF_UNIX, 0, 1),
-			stmt(ret, allow),
+			jump(jeq, unix.SYS_SOCKET, 0, 1),
 			stmt(ret, eperm),
+			jump(jeq, unix.SYS_SOCKETPAIR, 0, 8),
+			stmt(ld, seccompArg0Offset),
+			jump(jeq, unix.AF_UNIX, 0, 4),
+			stmt(ld, seccompArg1Offset),
+			stmt(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, sockTypeMask),
+			jump(jeq, unix.SOCK_STREAM, 2, 0),
+			jump(jeq, unix.SOCK_SEQPACKET, 1, 0),
+			stmt(ret, eperm),
+			stmt(ret, allow),
 		)
 	}
 	return append(p, stmt(ret, allow))
 }
 
-// applySeccomp installs the filter on the current thread only (no TSYNC):
-// this is the thread that execs or forks the hook.
+// sockTypeMask is SOCK_TYPE_MASK: the socket type without the
+// SOCK_NONBLOCK and SOCK_CLOEXEC flags.
+const sockTypeMask = 0xf
+
+// applySeccomp installs the filter on every thread of the helper (TSYNC),
+// which also gives each no_new_privs when this thread has it: the thread
+// that execs or forks the hook needs it, and the Go runtime's other
+// threads live on beside the hook while the helper waits as its init.
 func applySeccomp(cfg childConfig) Layer {
 	if seccompAuditArch == 0 {
 		return off(layerSeccomp, "no filter for this CPU architecture")
 	}
 	prog := seccompProgram(cfg.NoNetwork)
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&fprog)), 0, 0); err != nil {
-		return off(layerSeccomp, "prctl(PR_SET_SECCOMP): "+err.Error())
+	threads := "every thread of the helper"
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	switch {
+	case errno == 0 && r == 0:
+	case errno == unix.ENOSYS || errno == unix.EINVAL:
+		// Kernels before 3.17: this thread only. The helper is not
+		// dumpable, so the hook cannot get at its other threads.
+		if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&fprog)), 0, 0); err != nil {
+			return off(layerSeccomp, "prctl(PR_SET_SECCOMP): "+err.Error())
+		}
+		threads = "the helper thread that starts the hook"
+	case errno != 0:
+		return off(layerSeccomp, "seccomp(SECCOMP_SET_MODE_FILTER): "+errno.Error())
+	default:
+		return off(layerSeccomp, fmt.Sprintf("seccomp(SECCOMP_FILTER_FLAG_TSYNC): thread %d has another filter", r))
 	}
-	why := fmt.Sprintf("deny-list of %d system calls, namespace flags of clone and unshare, clone3", len(deniedSyscalls()))
+	why := fmt.Sprintf("deny-list of %d system calls (ptrace, pidfd_getfd, mount, bpf, io_uring, ...), namespace flags of clone and unshare, clone3; on %s",
+		len(deniedSyscalls()), threads)
 	if cfg.NoNetwork {
-		why += ", non-Unix sockets"
+		why += "; --no-network: socket(2) for every family, Unix included, and socketpair(2) but for Unix stream and seqpacket pairs"
+	} else {
+		why += "; sockets allowed (--no-network not set)"
 	}
 	return on(layerSeccomp, why)
 }

@@ -40,12 +40,22 @@ func referencePolicy(t *testing.T, info *arch.Info, noNetwork bool) []bpf.Instru
 		}, Action: seccomp.ActionErrno},
 	}
 	if noNetwork {
-		groups = append(groups, seccomp.SyscallGroup{
-			NamesWithCondtions: []seccomp.NameWithConditions{{Name: "socket", Conditions: seccomp.ArgumentConditions{
-				{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX},
-			}}},
-			Action: seccomp.ActionErrno,
-		})
+		// socketpair is allowed for AF_UNIX when the type (its low four
+		// bits) is SOCK_STREAM (1) or SOCK_SEQPACKET (5): bit 0 set, bits
+		// 1 and 3 clear.
+		cond := func(arg uint32, op seccomp.Operation, v uint64) seccomp.NameWithConditions {
+			return seccomp.NameWithConditions{Name: "socketpair", Conditions: seccomp.ArgumentConditions{
+				{Argument: arg, Operation: op, Value: v},
+			}}
+		}
+		groups = append(groups,
+			seccomp.SyscallGroup{Names: []string{"socket"}, Action: seccomp.ActionErrno},
+			seccomp.SyscallGroup{NamesWithCondtions: []seccomp.NameWithConditions{
+				cond(0, seccomp.NotEqual, unix.AF_UNIX),
+				cond(1, seccomp.BitsNotSet, 1),
+				cond(1, seccomp.BitsSet, 0xa),
+			}, Action: seccomp.ActionErrno},
+		)
 	}
 	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups}
 	prog, err := policy.Assemble()
@@ -58,12 +68,16 @@ func referencePolicy(t *testing.T, info *arch.Info, noNetwork bool) []bpf.Instru
 // seccompData lays out a struct seccomp_data for x/net/bpf's VM, which
 // loads words big-endian: each word goes where the filters read it (low
 // half of an argument first, as on the little-endian machines we filter).
-func seccompData(nr, auditArch uint32, arg0 uint64) []byte {
+func seccompData(nr, auditArch uint32, arg0 uint64, arg1 ...uint64) []byte {
 	b := make([]byte, 64)
 	binary.BigEndian.PutUint32(b[seccompNrOffset:], nr)
 	binary.BigEndian.PutUint32(b[seccompArchOffset:], auditArch)
 	binary.BigEndian.PutUint32(b[seccompArg0Offset:], uint32(arg0))
 	binary.BigEndian.PutUint32(b[seccompArg0Offset+4:], uint32(arg0>>32))
+	for _, a := range arg1 {
+		binary.BigEndian.PutUint32(b[seccompArg1Offset:], uint32(a))
+		binary.BigEndian.PutUint32(b[seccompArg1Offset+4:], uint32(a>>32))
+	}
 	return b
 }
 
@@ -105,18 +119,29 @@ func TestSeccompProgramMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check := func(nr uint32, arg uint64) {
-			in := seccompData(nr, seccompAuditArch, arg)
+		check := func(nr uint32, arg uint64, arg1 ...uint64) {
+			in := seccompData(nr, seccompAuditArch, arg, arg1...)
 			got, err1 := mine.Run(in)
 			want, err2 := ref.Run(in)
 			if err1 != nil || err2 != nil || got != want {
-				t.Errorf("noNetwork=%v nr %d (%s) arg %#x: action %#x (%v), reference %#x (%v)",
-					noNetwork, nr, info.SyscallNumbers[int(nr)], arg, got, err1, want, err2)
+				t.Errorf("noNetwork=%v nr %d (%s) args %#x %#x: action %#x (%v), reference %#x (%v)",
+					noNetwork, nr, info.SyscallNumbers[int(nr)], arg, arg1, got, err1, want, err2)
 			}
 		}
 		for nr := uint32(0); nr < 1024; nr++ {
 			for _, a := range args {
 				check(nr, a)
+			}
+		}
+		// The socket type, with and without flags, for socket and
+		// socketpair.
+		for _, nr := range []uint32{unix.SYS_SOCKET, unix.SYS_SOCKETPAIR} {
+			for _, family := range []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_NETLINK} {
+				for _, typ := range []uint64{0, unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_RAW, unix.SOCK_SEQPACKET,
+					unix.SOCK_STREAM | unix.SOCK_CLOEXEC, unix.SOCK_SEQPACKET | unix.SOCK_NONBLOCK,
+					unix.SOCK_DGRAM | unix.SOCK_CLOEXEC, 0xf, 0xd} {
+					check(nr, family, typ)
+				}
 			}
 		}
 		if runtime.GOARCH == "amd64" {
@@ -153,7 +178,7 @@ func TestSeccompDeniesTheDangerousCalls(t *testing.T) {
 		"init_module", "finit_module", "delete_module", "bpf", "perf_event_open",
 		"keyctl", "add_key", "request_key", "reboot", "swapon", "swapoff", "setns",
 		"process_vm_readv", "process_vm_writev", "open_by_handle_at", "userfaultfd",
-		"io_uring_setup", "fsopen", "move_mount",
+		"io_uring_setup", "fsopen", "move_mount", "pidfd_getfd",
 	} {
 		nr, ok := info.SyscallNames[name]
 		if !ok {
