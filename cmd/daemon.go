@@ -336,7 +336,7 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 			sched, ok = ttl.NewSchedule(src, d.a.Clock, scheduleWindow), false
 		}
 		if ok {
-			wait = min(wait, time.Duration(next-ttl.NowMs(d.a.Clock))*time.Millisecond)
+			wait = min(wait, ttl.Until(ttl.NowMs(d.a.Clock), next)) // saturates centuries out
 		}
 		timer.Reset(max(wait, 0))
 		select {

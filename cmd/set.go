@@ -127,18 +127,22 @@ func deadlineFlags(fs *pflag.FlagSet, ttlFlag, atFlag string) (deadline, error) 
 	return deadline{}, nil
 }
 
-// parseAt reads an absolute deadline: not more than ttl.MaxDuration ahead
-// (the limit a TTL has), and a time in the past stays in the past, never 0,
-// which would mean "no expiry".
+// parseAt reads an absolute deadline: after the Unix epoch (Redis refuses
+// EXAT 0, and 0 means "no expiry" here) and not more than ttl.MaxDuration
+// ahead (the limit a TTL has). Any other time in the past is kept: it
+// deletes the key, as in Redis.
 func parseAt(s string) (int64, error) {
 	t, err := ttl.ParseTime(s)
 	if err != nil {
 		return 0, usageErr(err, "")
 	}
+	if t.UnixMilli() <= 0 {
+		return 0, usageErr(fmt.Errorf("%w %q: must be after the Unix epoch (1970-01-01T00:00:00Z), as in Redis", ttl.ErrTime, s), "to delete a key use 'livedict del KEY'")
+	}
 	if time.Until(t) > ttl.MaxDuration {
 		return 0, usageErr(fmt.Errorf("%w %q: more than 100 years away", ttl.ErrTime, s), "")
 	}
-	return max(t.UnixMilli(), 1), nil
+	return t.UnixMilli(), nil
 }
 
 // readValue reads a value from stdin to EOF, refusing more than

@@ -1,10 +1,10 @@
 package cmd
 
 import (
-	"time"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // writeValue prints an entry's value the way get does: the exact bytes
@@ -51,6 +51,4 @@ func ttlFields(e store.Entry, now int64) (int64, any) {
 	return e.ExpiresAt - now, formatDeadline(e.ExpiresAt)
 }
 
-func formatDeadline(ms int64) string {
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
-}
+func formatDeadline(ms int64) string { return ttl.FormatDeadline(ms) }

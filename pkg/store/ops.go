@@ -248,6 +248,8 @@ const (
 	IfHasTTL
 	IfGreater
 	IfLess
+	IfHasTTLGreater // XX GT
+	IfHasTTLLess    // XX LT
 )
 
 // Expire sets key's deadline (Unix ms) if cond holds and reports whether
@@ -267,6 +269,10 @@ func Expire(tx Tx, bucket, key string, expiresAt int64, cond ExpireCond) (bool, 
 		ok = e.ExpiresAt != 0 && expiresAt > e.ExpiresAt
 	case IfLess:
 		ok = e.ExpiresAt == 0 || expiresAt < e.ExpiresAt
+	case IfHasTTLGreater:
+		ok = e.ExpiresAt != 0 && expiresAt > e.ExpiresAt
+	case IfHasTTLLess:
+		ok = e.ExpiresAt != 0 && expiresAt < e.ExpiresAt
 	}
 	if !ok {
 		return false, nil
