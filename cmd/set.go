@@ -25,7 +25,9 @@ to end of file, every byte kept (a trailing newline included).
 
 As in Redis, set clears any TTL the key had unless --keep-ttl is given; a
 bucket's default TTL applies when no TTL is given. Exit 1 (nothing stored)
-when --nx and the key exists, or --xx and it does not.`,
+when --nx and the key exists, or --xx and it does not. With --get the old
+value is printed, also by --nx --get when the key exists (exit 1), as in
+Redis 7.`,
 		Example: `  livedict set token "$t" --ttl 55m
   curl -s https://example.com/data | livedict set page --ttl 1h
   livedict set lock "$$" --nx --ttl 30s || echo "someone else holds it"`,
@@ -65,9 +67,11 @@ when --nx and the key exists, or --xx and it does not.`,
 					Bucket: bucket, Key: key, Value: value,
 					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
 				})
-				if err == nil && o.get && res.HadOld && res.Stored { // exit 1 prints nothing
-					// Before the commit: an old value that cannot be
-					// delivered is not overwritten.
+				// Redis 7: --nx --get on an existing key prints the old
+				// value though nothing is stored (exit 1, SPEC's one
+				// exception besides ttl). Before the commit: an old value
+				// that cannot be delivered is not overwritten.
+				if err == nil && o.get && res.HadOld && (res.Stored || o.nx) {
 					err = a.writeValue(res.Old, now)
 				}
 				return err
