@@ -68,7 +68,7 @@ Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
 			if err != nil {
 				return err
 			}
-			res, runErr := d.Test(cmd.Context(), h, ev, e, now)
+			res, runErr := d.Test(cmd.Context(), h, ev, e, now, a.Config.MaxEventValueBytes)
 			ok := hooks.Succeeded(res, runErr)
 			a.printRun(res, runErr, ok)
 			if !ok {
