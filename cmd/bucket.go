@@ -126,7 +126,7 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 				}); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %d keys? [y/N] ", name, n)
+				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %s? [y/N] ", name, plural(n, "key"))
 				line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
 				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
 					fmt.Fprintln(a.IO.Err, "livedict: nothing dropped")

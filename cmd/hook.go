@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/google/shlex"
@@ -68,7 +69,10 @@ func shellQuote(w string) string {
 func splitRun(line string) ([]string, error) {
 	argv, err := shlex.Split(line)
 	if err != nil {
-		return nil, usageErr(err, "")
+		// shlex says only "EOF found when expecting closing quote".
+		return nil, usageErr(fmt.Errorf("--run %q: cannot split it into words: %v", line, err),
+			`quote as a shell would, or give the command after --: hook add --on set -- CMD ARGS...`)
 	}
+
 	return argv, nil
 }

@@ -38,7 +38,7 @@ Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
 				return err
 			})
 			if errors.Is(err, hooks.ErrNoHook) {
-				return usageErr(err, "see 'livedict hook list'")
+				return errNotFound // as hook rm: exit 1, quietly
 			}
 			if err != nil {
 				return err

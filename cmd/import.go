@@ -339,7 +339,7 @@ func (p *progressBar) done(n int) {
 	if p == nil || p.last.IsZero() {
 		return
 	}
-	fmt.Fprintf(p.w, "\r\033[Kimported %d keys\n", n)
+	fmt.Fprintf(p.w, "\r\033[Kimported %s\n", plural(int64(n), "key"))
 	p.last = time.Time{}
 }
 

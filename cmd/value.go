@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -52,3 +53,11 @@ func ttlFields(e store.Entry, now int64) (int64, any) {
 }
 
 func formatDeadline(ms int64) string { return ttl.FormatDeadline(ms) }
+
+// plural writes a count with its noun: "1 key", "2 keys", "0 keys".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -129,7 +129,7 @@ func makeRoom(tx Tx, lim Limits, bucket string) error {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and no key has a TTL to evict", ErrBucketFull, bucket, p.MaxKeys)
+			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and %w", ErrBucketFull, bucket, p.MaxKeys, ErrNothingToEvict)
 		}
 		if _, err := tx.Delete(bucket, victim.Key); err != nil {
 			return err
