@@ -13,9 +13,10 @@ import (
 
 func newBucketCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "bucket",
-		Short: "Show or set a bucket's policy, or drop a bucket",
-		Args:  args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
+		Use:     "bucket",
+		Example: "  livedict bucket policy sessions --max-keys 10000 --default-ttl 1h\n  livedict bucket drop scratch --yes",
+		Short:   "Show or set a bucket's policy, or drop a bucket",
+		Args:    args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageErr(fmt.Errorf("unknown bucket command %q", args[0]), "use 'livedict bucket policy' or 'livedict bucket drop'")
 		},
@@ -104,8 +105,9 @@ Policies live in the store, so every user of the store sees the same ones.`,
 func newBucketDropCmd(a *App) *cobra.Command {
 	var yes bool
 	c := &cobra.Command{
-		Use:   "drop NAME",
-		Short: "Delete a bucket, its keys and its policy",
+		Use:     "drop NAME",
+		Example: "  livedict bucket drop scratch          # asks on a terminal\n  livedict bucket drop scratch --yes    # in a script",
+		Short:   "Delete a bucket, its keys and its policy",
 		Long: `Delete bucket NAME with all its keys and its policy. On a terminal it asks
 first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 		Args: args(1, 1),

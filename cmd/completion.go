@@ -10,8 +10,9 @@ import (
 
 func newCompletionCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "completion bash|zsh|fish|powershell",
-		Short: "Print a shell completion script",
+		Use:     "completion bash|zsh|fish|powershell",
+		Example: "  source <(livedict completion bash)\n  livedict completion fish > ~/.config/fish/completions/livedict.fish",
+		Short:   "Print a shell completion script",
 		Long: `Print a completion script for the shell. Key arguments complete from the store.
 
   bash:  source <(livedict completion bash)

@@ -40,8 +40,9 @@ func newDaemonCmd(a *App) *cobra.Command {
 		logFormat string
 	}
 	c := &cobra.Command{
-		Use:   "daemon [--once | --duration D]",
-		Short: "Expire keys on time and deliver hook events (one per store)",
+		Use:     "daemon [--once | --duration D]",
+		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
+		Short:   "Expire keys on time and deliver hook events (one per store)",
 		Long: `Run in the foreground: delete keys at their deadline, and deliver hook events
 (at most hook_concurrency hooks at once, default 4). It keeps the earliest
 deadlines in memory, sleeps until the next one, and hears about keys set by

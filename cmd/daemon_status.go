@@ -13,8 +13,9 @@ import (
 
 func newDaemonStatusCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
-		Short: "Show whether a daemon runs for this store, and what waits for it",
+		Use:     "status",
+		Example: "  livedict daemon status\n  livedict daemon status --json",
+		Short:   "Show whether a daemon runs for this store, and what waits for it",
 		Long: `Show whether a daemon runs for this store (pid, uptime), how many keys have a
 deadline and the next one, and how many hook events wait for delivery or
 were given up. A table on a terminal; name<TAB>value lines when piped; one

@@ -11,8 +11,9 @@ import (
 
 func newHookCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "hook",
-		Short: "Run commands, in a sandbox, when keys are set, read, deleted or expire",
+		Use:     "hook",
+		Example: "  livedict hook add --on set --key 'config:*' -- /usr/bin/systemctl reload myapp\n  livedict hook list\n  livedict hook log --failed",
+		Short:   "Run commands, in a sandbox, when keys are set, read, deleted or expire",
 		Long: `Hooks run a command when a key matching them is set, read, deleted or expires.
 Each matching event is recorded in the store in the same transaction as the
 change, then delivered at least once, in order per key, by a detached

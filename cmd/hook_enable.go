@@ -15,8 +15,9 @@ func newHookEnableCmd(a *App, on bool) *cobra.Command {
 		use, short = "disable ID", "Disable a hook: it records no events until enabled (exit 1 when there is no such hook)"
 	}
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
+		Use:     use,
+		Example: "  livedict hook " + use[:len(use)-3] + " 3",
+		Short:   short,
 		Long: short + `.
 
 A disabled hook records no new events; its events already waiting are

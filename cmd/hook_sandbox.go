@@ -7,8 +7,9 @@ import (
 
 func newHookSandboxCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "sandbox",
-		Short: "Show which sandbox layers hooks get on this machine, and why any is off",
+		Use:     "sandbox",
+		Example: "  livedict hook sandbox\n  livedict hook sandbox --no-network",
+		Short:   "Show which sandbox layers hooks get on this machine, and why any is off",
 		Long: `Show each layer of the sandbox hook commands run in, as this machine and
 kernel allow it: on, or off and why. Piped: name<TAB>on|off<TAB>why lines.
 --json: one object per line.`,

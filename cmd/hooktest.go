@@ -14,8 +14,9 @@ import (
 func newHookTestCmd(a *App) *cobra.Command {
 	var o struct{ key, value, event string }
 	c := &cobra.Command{
-		Use:   "test ID [--key K] [--value V] [--event E]",
-		Short: "Run a hook once now, in its sandbox, and show what happened",
+		Use:     "test ID [--key K] [--value V] [--event E]",
+		Example: "  livedict hook test 1\n  livedict hook test 1 --event delete --key config:db --value '{\"host\":\"db1\"}'",
+		Short:   "Run a hook once now, in its sandbox, and show what happened",
 		Long: `Run a hook once, now, with a made-up event, exactly as it would run for a real
 one (same sandbox, environment, timeout), and show its status, duration and
 output. The event is the hook's first event kind unless --event is given,
