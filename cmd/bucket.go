@@ -38,8 +38,9 @@ default TTL. When a write would add a key to a full bucket, reject refuses it
 refuses, exit 4, when no key has a TTL).
 
 Policies live in the store, so every user of the store sees the same ones.`,
-		Example: "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
-		Args:    args(1, 1),
+		Example:           "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
+		Args:              args(1, 1),
+		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {
@@ -110,7 +111,8 @@ func newBucketDropCmd(a *App) *cobra.Command {
 		Short:   "Delete a bucket, its keys and its policy",
 		Long: `Delete bucket NAME with all its keys and its policy. On a terminal it asks
 first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {

@@ -24,7 +24,8 @@ A disabled hook records no new events; its events already waiting are
 dropped when their turn comes, and logged as skipped. Enabling or disabling
 a hook that already is is not an error. With -v, print 1 if the state
 changed and 0 if not.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {

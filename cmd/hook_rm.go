@@ -16,7 +16,8 @@ func newHookRmCmd(a *App) *cobra.Command {
 		Long: `Remove a hook. Its events still waiting for delivery are dropped when their
 turn comes, and logged as skipped. Exit 1, printing nothing, when there is
 no hook ID.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {

@@ -25,7 +25,8 @@ on key K (default: the hook's key pattern when it has no wildcards, else
 with value V (default empty). Nothing is recorded in the store or the log.
 
 Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {
