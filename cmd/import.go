@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -66,11 +65,8 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 				}
 				in, name = f, args[0]
 			}
-			var progress *progressBar
-			if a.IO.ErrTTY && !a.JSON {
-				progress = &progressBar{w: a.IO.Err, total: size}
-				defer progress.clear() // an error line must not land on the bar
-			}
+			progress := a.newProgress("reading", "lines", size)
+			defer progress.clear() // an error line must not land on the bar
 			maxAt := ttl.NowMs(a.Clock) + ttl.MaxDuration.Milliseconds()
 			entries, err := readImport(ctx, in, defBucket, maxAt, a.Limits(), progress)
 			if err != nil && ctx.Err() != nil {
@@ -110,7 +106,7 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			}); err != nil {
 				return err
 			}
-			progress.done(n)
+			progress.done("imported", n)
 			a.printCount(n)
 			return nil
 		},
@@ -209,7 +205,7 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 				if len(line) == 0 {
 					lines-- // the read that met end of file had no line
 				}
-				progress.update(read, lines)
+				progress.update(read, int64(lines))
 				c = &chunk{firstLine: lineNo + 1, done: make(chan struct{})}
 			}
 			if err == io.EOF {
@@ -311,42 +307,4 @@ func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 		e.ExpiresAt = *l.ExpiresAtMs
 	}
 	return e, nil
-}
-
-// progressBar draws import progress on a terminal's stderr, at most ten
-// times a second. A nil *progressBar draws nothing.
-type progressBar struct {
-	w     io.Writer
-	total int64
-	last  time.Time
-}
-
-func (p *progressBar) update(read int64, lines int) {
-	if p == nil || time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	if p.total <= 0 {
-		fmt.Fprintf(p.w, "\rreading… %d lines", lines)
-		return
-	}
-	const width = 30
-	done := int(float64(width) * float64(read) / float64(p.total))
-	fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d lines", strings.Repeat("#", done), strings.Repeat(".", width-done), 100*read/p.total, lines)
-}
-
-func (p *progressBar) done(n int) {
-	if p == nil || p.last.IsZero() {
-		return
-	}
-	fmt.Fprintf(p.w, "\r\033[Kimported %s\n", plural(int64(n), "key"))
-	p.last = time.Time{}
-}
-
-// clear erases a bar that is still drawn.
-func (p *progressBar) clear() {
-	if p != nil && !p.last.IsZero() {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.last = time.Time{}
-	}
 }
