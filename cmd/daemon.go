@@ -40,9 +40,8 @@ func newDaemonCmd(a *App) *cobra.Command {
 		logFormat string
 	}
 	c := &cobra.Command{
-		Use:     "daemon [--once | --duration D]",
-		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
-		Short:   "Expire keys on time and deliver hook events (one per store)",
+		Use:   "daemon [--once | --duration D]",
+		Short: "Expire keys on time and deliver hook events (one per store)",
 		Long: `Run in the foreground: delete keys at their deadline, and deliver hook events
 (at most hook_concurrency hooks at once, default 4). It keeps the earliest
 deadlines in memory, sleeps until the next one, and hears about keys set by
@@ -59,7 +58,8 @@ that are due), and exits. --duration D runs for D, then exits cleanly.
 SIGTERM or SIGINT: start nothing new, let running hooks finish (within their
 timeouts), exit 0. SIGHUP: reload the configuration. Logs go to stderr, as
 text or (--log-format json) one JSON object per line.`,
-		Args: args(0, 0),
+		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
+		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.once && cmd.Flags().Changed("duration") {
 				return usageErr(errors.New("--once and --duration cannot be used together"), "")

@@ -13,14 +13,14 @@ import (
 
 func newDaemonStatusCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:     "status",
-		Example: "  livedict daemon status\n  livedict daemon status --json",
-		Short:   "Show whether a daemon runs for this store, and what waits for it",
+		Use:   "status",
+		Short: "Show whether a daemon runs for this store, and what waits for it",
 		Long: `Show whether a daemon runs for this store (pid, uptime), how many keys have a
 deadline and the next one, and how many hook events wait for delivery or
 were given up. A table on a terminal; name<TAB>value lines when piped; one
 object with --json. Exit 0 whether or not a daemon runs.`,
-		Args: args(0, 0),
+		Example: "  livedict daemon status\n  livedict daemon status --json",
+		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, now, ds, err := a.storeStatus()
 			if err != nil {

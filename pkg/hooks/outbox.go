@@ -149,8 +149,6 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 	return seqs, nil
 }
 
-// truncate cuts v to at most n bytes; text is cut at a character boundary
-// so that it stays text (the event's "value", not "value_b64").
 // cut keeps at most max bytes of the event's value (0: the default), as
 // every event an enabled hook gets, real or from 'hook test'.
 func (r *record) cut(max int) {
@@ -162,6 +160,8 @@ func (r *record) cut(max int) {
 	}
 }
 
+// truncate cuts v to at most n bytes; text is cut at a character boundary
+// so that it stays text (the event's "value", not "value_b64").
 func truncate(v []byte, n int) []byte {
 	cut := v[:n]
 	if utf8.Valid(v) {
