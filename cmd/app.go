@@ -68,6 +68,12 @@ func (a *App) Run(args []string) int {
 		a.afterCommands() // whatever the outcome: committed events must go out
 		a.store.Close()
 	}
+	if errors.Is(out.err, syscall.EPIPE) && (err == nil || errors.Is(err, syscall.EPIPE)) {
+		// The reader of stdout went away (livedict keys | head -1):
+		// not an error worth a line on stderr, as git and GNU tools
+		// agree, but not success either.
+		return ExitStore
+	}
 	if err == nil && out.err != nil {
 		err = fmt.Errorf("writing output: %w", out.err)
 	}

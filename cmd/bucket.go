@@ -13,9 +13,10 @@ import (
 
 func newBucketCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "bucket",
-		Short: "Show or set a bucket's policy, or drop a bucket",
-		Args:  args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
+		Use:     "bucket",
+		Example: "  livedict bucket policy sessions --max-keys 10000 --default-ttl 1h\n  livedict bucket drop scratch --yes",
+		Short:   "Show or set a bucket's policy, or drop a bucket",
+		Args:    args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageErr(fmt.Errorf("unknown bucket command %q", args[0]), "use 'livedict bucket policy' or 'livedict bucket drop'")
 		},
@@ -37,8 +38,9 @@ default TTL. When a write would add a key to a full bucket, reject refuses it
 refuses, exit 4, when no key has a TTL).
 
 Policies live in the store, so every user of the store sees the same ones.`,
-		Example: "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
-		Args:    args(1, 1),
+		Example:           "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
+		Args:              args(1, 1),
+		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {
@@ -104,11 +106,13 @@ Policies live in the store, so every user of the store sees the same ones.`,
 func newBucketDropCmd(a *App) *cobra.Command {
 	var yes bool
 	c := &cobra.Command{
-		Use:   "drop NAME",
-		Short: "Delete a bucket, its keys and its policy",
+		Use:     "drop NAME",
+		Example: "  livedict bucket drop scratch          # asks on a terminal\n  livedict bucket drop scratch --yes    # in a script",
+		Short:   "Delete a bucket, its keys and its policy",
 		Long: `Delete bucket NAME with all its keys and its policy. On a terminal it asks
 first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {
@@ -126,7 +130,7 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 				}); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %d keys? [y/N] ", name, n)
+				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %s? [y/N] ", name, plural(n, "key"))
 				line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
 				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
 					fmt.Fprintln(a.IO.Err, "livedict: nothing dropped")

@@ -11,8 +11,9 @@ import (
 
 func newBucketsCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "buckets",
-		Short: "List buckets with their key counts",
+		Use:     "buckets",
+		Example: "  livedict buckets\n  livedict buckets --json | jq -r 'select(.keys > 1000) | .name'",
+		Short:   "List buckets with their key counts",
 		Long: `List the buckets that hold keys or have a policy. On a terminal: a table with
 their policies. Piped: name<TAB>count lines. --json: one object per line.`,
 		Args: args(0, 0),

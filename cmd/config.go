@@ -8,8 +8,9 @@ import (
 
 func newConfigCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "config",
-		Short: "Show the effective configuration and where each value came from",
+		Use:     "config",
+		Example: "  livedict config\n  livedict config --json | jq -r 'select(.key == \"store\") | .value'",
+		Short:   "Show the effective configuration and where each value came from",
 		Long: `Show every setting, its effective value and where it came from: a flag, a
 LIVEDICT_* environment variable, the configuration file, or the default.
 Precedence: flags > environment > file > defaults.

@@ -58,7 +58,8 @@ that are due), and exits. --duration D runs for D, then exits cleanly.
 SIGTERM or SIGINT: start nothing new, let running hooks finish (within their
 timeouts), exit 0. SIGHUP: reload the configuration. Logs go to stderr, as
 text or (--log-format json) one JSON object per line.`,
-		Args: args(0, 0),
+		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
+		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.once && cmd.Flags().Changed("duration") {
 				return usageErr(errors.New("--once and --duration cannot be used together"), "")
@@ -336,7 +337,7 @@ func (d *daemon) expireLoop(ctx context.Context, notes <-chan []byte, sigs <-cha
 			sched, ok = ttl.NewSchedule(src, d.a.Clock, scheduleWindow), false
 		}
 		if ok {
-			wait = min(wait, time.Duration(next-ttl.NowMs(d.a.Clock))*time.Millisecond)
+			wait = min(wait, ttl.Until(ttl.NowMs(d.a.Clock), next)) // saturates centuries out
 		}
 		timer.Reset(max(wait, 0))
 		select {

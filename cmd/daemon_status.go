@@ -19,7 +19,8 @@ func newDaemonStatusCmd(a *App) *cobra.Command {
 deadline and the next one, and how many hook events wait for delivery or
 were given up. A table on a terminal; name<TAB>value lines when piped; one
 object with --json. Exit 0 whether or not a daemon runs.`,
-		Args: args(0, 0),
+		Example: "  livedict daemon status\n  livedict daemon status --json",
+		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, now, ds, err := a.storeStatus()
 			if err != nil {

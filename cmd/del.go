@@ -8,6 +8,7 @@ import (
 func newDelCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:               "del KEY...",
+		Example:           "  livedict del token\n  livedict del -v a b c     # prints how many existed",
 		Short:             "Delete keys (exit 1 when none existed)",
 		Long:              "Delete keys. With -v, print how many existed. Exit 1 when none of them existed.",
 		Args:              args(1, -1),

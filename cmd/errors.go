@@ -77,6 +77,8 @@ func classify(err error) (code int, hint string) {
 		return ExitUsage, ""
 	case errors.Is(err, store.ErrKeyExists):
 		return ExitUsage, "use --replace to overwrite existing keys or --skip-existing to keep them"
+	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on
+		return ExitPolicy, "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
 	case errors.Is(err, store.ErrBucketFull):
 		return ExitPolicy, "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
 	case errors.Is(err, store.ErrStoreFull), errors.Is(err, store.ErrValueTooLarge):

@@ -26,8 +26,12 @@ is missing or the condition is not met.`,
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := exclusive(cmd.Flags(), "nx", "xx", "gt", "lt"); err != nil {
-				return err
+			// Redis 7: NX excludes the others, GT excludes LT; XX goes
+			// with GT or LT ("has a TTL, and the new one is later").
+			for _, pair := range [][2]string{{"nx", "xx"}, {"nx", "gt"}, {"nx", "lt"}, {"gt", "lt"}} {
+				if err := exclusive(cmd.Flags(), pair[0], pair[1]); err != nil {
+					return err
+				}
 			}
 			bucket, err := a.target(args[0])
 			if err != nil {
@@ -49,6 +53,10 @@ is missing or the condition is not met.`,
 			switch {
 			case nx:
 				cond = store.IfNoTTL
+			case xx && gt:
+				cond = store.IfHasTTLGreater
+			case xx && lt:
+				cond = store.IfHasTTLLess
 			case xx:
 				cond = store.IfHasTTL
 			case gt:

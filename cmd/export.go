@@ -19,7 +19,8 @@ func newExportCmd(a *App) *cobra.Command {
   {"bucket":"main","key":"k","value_b64":"dg==","expires_at_ms":1767225599000}
 
 expires_at_ms is null for keys without a TTL. A key that is not valid UTF-8
-is written as key_b64. 'livedict import' reads this back.`,
+is written as key_b64. 'livedict import' reads this back. A progress bar is
+shown on stderr when it is a terminal.`,
 		Example: "  livedict export --all-buckets > backup.jsonl",
 		Args:    args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,8 +44,13 @@ is written as key_b64. 'livedict import' reads this back.`,
 			if err != nil {
 				return err
 			}
+			progress := a.newProgress("exporting", "keys", int64(len(entries)))
+			defer progress.clear() // an error line must not land on the bar
 			out := bufio.NewWriterSize(a.IO.Out, 1<<16)
-			for _, e := range entries {
+			for i, e := range entries {
+				if i%1024 == 0 {
+					progress.update(int64(i), int64(i))
+				}
 				var exp any
 				if e.ExpiresAt != 0 {
 					exp = e.ExpiresAt
@@ -57,7 +63,11 @@ is written as key_b64. 'livedict import' reads this back.`,
 				}
 				out.Write(append(line, '\n'))
 			}
-			return out.Flush()
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			progress.done("exported", len(entries))
+			return nil
 		},
 	}
 	c.Flags().BoolVar(&all, "all-buckets", false, "export every bucket")

@@ -8,6 +8,7 @@ import (
 func newGetDelCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:               "getdel KEY",
+		Example:           "  job=$(livedict getdel next-job) && run \"$job\"",
 		Short:             "Print a value and delete the key (exit 1 when missing)",
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/google/shlex"
@@ -10,8 +11,9 @@ import (
 
 func newHookCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "hook",
-		Short: "Run commands, in a sandbox, when keys are set, read, deleted or expire",
+		Use:     "hook",
+		Example: "  livedict hook add --on set --key 'config:*' -- /usr/bin/systemctl reload myapp\n  livedict hook list\n  livedict hook log --failed",
+		Short:   "Run commands, in a sandbox, when keys are set, read, deleted or expire",
 		Long: `Hooks run a command when a key matching them is set, read, deleted or expires.
 Each matching event is recorded in the store in the same transaction as the
 change, then delivered at least once, in order per key, by a detached
@@ -68,7 +70,10 @@ func shellQuote(w string) string {
 func splitRun(line string) ([]string, error) {
 	argv, err := shlex.Split(line)
 	if err != nil {
-		return nil, usageErr(err, "")
+		// shlex says only "EOF found when expecting closing quote".
+		return nil, usageErr(fmt.Errorf("--run %q: cannot split it into words: %v", line, err),
+			`quote as a shell would, or give the command after --: hook add --on set -- CMD ARGS...`)
 	}
+
 	return argv, nil
 }

@@ -146,6 +146,7 @@ hook with --no-network is not run where the kernel cannot give both; see
 	}
 	f := c.Flags()
 	f.StringVar(&o.on, "on", "", "events that run the hook: comma list of set, get, delete, expire, or all")
+	_ = c.RegisterFlagCompletionFunc("on", completeEvents)
 	f.StringVar(&o.key, "key", "*", "run only for keys matching `GLOB`")
 	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
 	f.StringArrayVar(&o.env, "env", nil, "pass the environment variable `NAME` through (repeatable)")

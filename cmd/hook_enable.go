@@ -15,15 +15,17 @@ func newHookEnableCmd(a *App, on bool) *cobra.Command {
 		use, short = "disable ID", "Disable a hook: it records no events until enabled (exit 1 when there is no such hook)"
 	}
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
+		Use:     use,
+		Example: "  livedict hook " + use[:len(use)-3] + " 3",
+		Short:   short,
 		Long: short + `.
 
 A disabled hook records no new events; its events already waiting are
 dropped when their turn comes, and logged as skipped. Enabling or disabling
 a hook that already is is not an error. With -v, print 1 if the state
 changed and 0 if not.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {

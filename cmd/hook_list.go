@@ -10,8 +10,9 @@ import (
 
 func newHookListCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List hooks",
+		Use:     "list",
+		Example: "  livedict hook list\n  livedict hook list --json | jq -r 'select(.enabled | not) | .id'",
+		Short:   "List hooks",
 		Long: `List every hook. On a terminal: a table. Piped: one line per hook,
 id<TAB>name<TAB>events<TAB>bucket<TAB>key<TAB>enabled|disabled<TAB>command,
 where bucket is * for every bucket and the command is shell-quoted.

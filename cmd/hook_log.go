@@ -13,8 +13,9 @@ func newHookLogCmd(a *App) *cobra.Command {
 	var n int
 	var failed bool
 	c := &cobra.Command{
-		Use:   "log [-n N] [--failed]",
-		Short: "Show past hook runs, oldest first",
+		Use:     "log [-n N] [--failed]",
+		Example: "  livedict hook log -n 20\n  livedict hook log --failed --json",
+		Short:   "Show past hook runs, oldest first",
 		Long: `Show the last N hook runs (default 20; 0 for all the log keeps, the last 1000),
 oldest first. --failed shows only events given up after their last retry.
 

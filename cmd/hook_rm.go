@@ -10,12 +10,14 @@ import (
 
 func newHookRmCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm ID",
-		Short: "Remove a hook (exit 1 when there is no such hook)",
+		Use:     "rm ID",
+		Example: "  livedict hook rm 3",
+		Short:   "Remove a hook (exit 1 when there is no such hook)",
 		Long: `Remove a hook. Its events still waiting for delivery are dropped when their
 turn comes, and logged as skipped. Exit 1, printing nothing, when there is
 no hook ID.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {

@@ -8,8 +8,9 @@ import (
 func newHookSandboxCmd(a *App) *cobra.Command {
 	var noNetwork bool
 	c := &cobra.Command{
-		Use:   "sandbox [--no-network]",
-		Short: "Show which sandbox layers hooks get on this machine, and why any is off",
+		Use:     "sandbox [--no-network]",
+		Example: "  livedict hook sandbox\n  livedict hook sandbox --no-network",
+		Short:   "Show which sandbox layers hooks get on this machine, and why any is off",
 		Long: `Show each layer of the sandbox hook commands run in, as this machine and
 kernel allow it for a hook with exactly the flags given (--no-network or
 not): on, or off and why. The last line, network, says what the hook can

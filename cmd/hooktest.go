@@ -14,8 +14,9 @@ import (
 func newHookTestCmd(a *App) *cobra.Command {
 	var o struct{ key, value, event string }
 	c := &cobra.Command{
-		Use:   "test ID [--key K] [--value V] [--event E]",
-		Short: "Run a hook once now, in its sandbox, and show what happened",
+		Use:     "test ID [--key K] [--value V] [--event E]",
+		Example: "  livedict hook test 1\n  livedict hook test 1 --event delete --key config:db --value '{\"host\":\"db1\"}'",
+		Short:   "Run a hook once now, in its sandbox, and show what happened",
 		Long: `Run a hook once, now, with a made-up event, exactly as it would run for a real
 one (same sandbox, environment, timeout), and show its status, duration and
 output. The event is the hook's first event kind unless --event is given,
@@ -24,7 +25,8 @@ on key K (default: the hook's key pattern when it has no wildcards, else
 with value V (default empty). Nothing is recorded in the store or the log.
 
 Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
-		Args: args(1, 1),
+		Args:              args(1, 1),
+		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := hookID(args[0])
 			if err != nil {
@@ -38,7 +40,7 @@ Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
 				return err
 			})
 			if errors.Is(err, hooks.ErrNoHook) {
-				return usageErr(err, "see 'livedict hook list'")
+				return errNotFound // as hook rm: exit 1, quietly
 			}
 			if err != nil {
 				return err
@@ -68,7 +70,7 @@ Exit 0 when the hook succeeded (exited 0 in time), 1 when it did not.`,
 			if err != nil {
 				return err
 			}
-			res, runErr := d.Test(cmd.Context(), h, ev, e, now)
+			res, runErr := d.Test(cmd.Context(), h, ev, e, now, a.Config.MaxEventValueBytes)
 			ok := hooks.Succeeded(res, runErr)
 			a.printRun(res, runErr, ok)
 			if !ok {

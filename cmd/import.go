@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,10 +13,10 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
 )
 
@@ -43,6 +44,11 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 				return err
 			}
 			a.longRunning = true
+			// Catch SIGINT and SIGTERM from the start: reading and
+			// parsing a large export takes longer than its transaction,
+			// and a signal then must exit 130 like one during the write.
+			ctx, stop := a.txContext()
+			defer stop()
 			// Every entry is held until the one transaction commits;
 			// collecting less often trades memory for a third of the
 			// time a million-line import spent in the collector.
@@ -59,12 +65,13 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 				}
 				in, name = f, args[0]
 			}
-			var progress *progressBar
-			if a.IO.ErrTTY && !a.JSON {
-				progress = &progressBar{w: a.IO.Err, total: size}
-				defer progress.clear() // an error line must not land on the bar
+			progress := a.newProgress("reading", "lines", size)
+			defer progress.clear() // an error line must not land on the bar
+			maxAt := ttl.NowMs(a.Clock) + ttl.MaxDuration.Milliseconds()
+			entries, err := readImport(ctx, in, defBucket, maxAt, a.Limits(), progress)
+			if err != nil && ctx.Err() != nil {
+				return context.Canceled
 			}
-			entries, err := readImport(in, defBucket, a.Limits(), progress)
 			if err != nil {
 				err = fmt.Errorf("import %s: %w", name, err)
 				if errors.Is(err, store.ErrValueTooLarge) {
@@ -99,7 +106,7 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			}); err != nil {
 				return err
 			}
-			progress.done(n)
+			progress.done("imported", n)
 			a.printCount(n)
 			return nil
 		},
@@ -123,7 +130,7 @@ type importLine struct {
 // readImport parses and checks every line before anything is written, so a
 // bad line anywhere means nothing is imported. Lines are parsed in chunks on
 // every core: JSON decoding, not the store, is most of an import's time.
-func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progressBar) ([]store.Entry, error) {
+func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64, lim store.Limits, progress *progressBar) ([]store.Entry, error) {
 	type chunk struct {
 		firstLine int
 		lines     [][]byte
@@ -151,11 +158,11 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 			err := dec.Decode(&l)
 			var e store.Entry
 			if off := int(dec.InputOffset()); err != nil || off < start || off > end || len(bytes.TrimSpace(buf[off:end])) > 0 {
-				if e, err = parseImportLine(line, defBucket); err == nil {
+				if e, err = parseImportLine(line, defBucket, maxAt); err == nil {
 					err = errors.New("not one JSON object on the line")
 				}
 			} else {
-				e, err = l.entry(defBucket)
+				e, err = l.entry(defBucket, maxAt)
 			}
 			if err == nil {
 				err = lim.CheckValue(len(e.Value))
@@ -198,7 +205,7 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 				if len(line) == 0 {
 					lines-- // the read that met end of file had no line
 				}
-				progress.update(read, lines)
+				progress.update(read, int64(lines))
 				c = &chunk{firstLine: lineNo + 1, done: make(chan struct{})}
 			}
 			if err == io.EOF {
@@ -214,7 +221,13 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 	var entries []store.Entry
 	var firstErr error
 	for c := range pending {
-		<-c.done
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			// The reader may be blocked on a pipe that never ends; the
+			// process is about to exit, which ends it.
+			return nil, ctx.Err()
+		}
 		if firstErr == nil {
 			firstErr = c.err
 		}
@@ -229,7 +242,7 @@ func readImport(r io.Reader, defBucket string, lim store.Limits, progress *progr
 	return entries, firstErr
 }
 
-func parseImportLine(line []byte, defBucket string) (store.Entry, error) {
+func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, error) {
 	var l importLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -239,11 +252,11 @@ func parseImportLine(line []byte, defBucket string) (store.Entry, error) {
 	if dec.More() {
 		return store.Entry{}, errors.New("more than one JSON value on the line")
 	}
-	return l.entry(defBucket)
+	return l.entry(defBucket, maxAt)
 }
 
 // entry checks a decoded line and makes it an entry.
-func (l importLine) entry(defBucket string) (store.Entry, error) {
+func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 	e := store.Entry{Bucket: defBucket}
 	if l.Bucket != nil {
 		e.Bucket = *l.Bucket
@@ -263,7 +276,7 @@ func (l importLine) entry(defBucket string) (store.Entry, error) {
 		}
 		e.Key = string(k)
 	default:
-		return e, errors.New("no key")
+		return e, errors.New(`no key: each line needs "key" (or "key_b64")`)
 	}
 	if err := store.ValidateKey(e.Key); err != nil {
 		return e, err
@@ -280,51 +293,18 @@ func (l importLine) entry(defBucket string) (store.Entry, error) {
 		}
 		e.Value = v
 	default:
-		return e, errors.New("no value_b64")
+		return e, errors.New(`no value: each line needs "value_b64" (or "value" for UTF-8 text)`)
 	}
 	if l.ExpiresAtMs != nil {
 		if *l.ExpiresAtMs <= 0 {
 			return e, fmt.Errorf("expires_at_ms %d: must be a positive Unix time in ms, or null", *l.ExpiresAtMs)
 		}
+		if *l.ExpiresAtMs > maxAt {
+			// The limit set --at has: a deadline centuries out is a
+			// typo or a corrupt export, not a TTL.
+			return e, fmt.Errorf("expires_at_ms %d: more than 100 years away", *l.ExpiresAtMs)
+		}
 		e.ExpiresAt = *l.ExpiresAtMs
 	}
 	return e, nil
-}
-
-// progressBar draws import progress on a terminal's stderr, at most ten
-// times a second. A nil *progressBar draws nothing.
-type progressBar struct {
-	w     io.Writer
-	total int64
-	last  time.Time
-}
-
-func (p *progressBar) update(read int64, lines int) {
-	if p == nil || time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	if p.total <= 0 {
-		fmt.Fprintf(p.w, "\rreading… %d lines", lines)
-		return
-	}
-	const width = 30
-	done := int(float64(width) * float64(read) / float64(p.total))
-	fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d lines", strings.Repeat("#", done), strings.Repeat(".", width-done), 100*read/p.total, lines)
-}
-
-func (p *progressBar) done(n int) {
-	if p == nil || p.last.IsZero() {
-		return
-	}
-	fmt.Fprintf(p.w, "\r\033[Kimported %d keys\n", n)
-	p.last = time.Time{}
-}
-
-// clear erases a bar that is still drawn.
-func (p *progressBar) clear() {
-	if p != nil && !p.last.IsZero() {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.last = time.Time{}
-	}
 }

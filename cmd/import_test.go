@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -22,7 +24,7 @@ func TestReadImportOrderAndErrors(t *testing.T) {
 			in.WriteString("\n") // blank lines are skipped but counted
 		}
 	}
-	entries, err := readImport(bytes.NewReader(in.Bytes()), "main", store.Limits{}, nil)
+	entries, err := readImport(context.Background(), bytes.NewReader(in.Bytes()), "main", math.MaxInt64, store.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +38,12 @@ func TestReadImportOrderAndErrors(t *testing.T) {
 	}
 
 	bad := in.String() + "{\"key\":\"x\",\"value\":\"v\",\"extra\":1}\n"
-	_, err = readImport(strings.NewReader(bad), "main", store.Limits{}, nil)
+	_, err = readImport(context.Background(), strings.NewReader(bad), "main", math.MaxInt64, store.Limits{}, nil)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d:", n+n/1000+1)) {
 		t.Fatalf("error = %v, want one naming line %d", err, n+n/1000+1)
 	}
 
-	_, err = readImport(strings.NewReader(`{"key":"k","value":"12345"}`), "main", store.Limits{MaxValueBytes: 4}, nil)
+	_, err = readImport(context.Background(), strings.NewReader(`{"key":"k","value":"12345"}`), "main", math.MaxInt64, store.Limits{MaxValueBytes: 4}, nil)
 	if !errors.Is(err, store.ErrValueTooLarge) {
 		t.Fatalf("over max_value_bytes: %v", err)
 	}
@@ -55,7 +57,7 @@ func FuzzParseImportLine(f *testing.F) {
 	f.Add([]byte(`{"key_b64":"/w==","value":"x","expires_at_ms":5}`), "\xff", []byte{0, 1})
 	f.Add([]byte(`{"key":"a"}{"key":"b"}`), "a b", []byte(""))
 	f.Fuzz(func(t *testing.T, line []byte, key string, value []byte) {
-		if e, err := parseImportLine(line, "main"); err == nil {
+		if e, err := parseImportLine(line, "main", math.MaxInt64); err == nil {
 			if store.ValidateBucket(e.Bucket) != nil || store.ValidateKey(e.Key) != nil || e.ExpiresAt < 0 || e.Value == nil {
 				t.Fatalf("accepted %q as %+v", line, e)
 			}
@@ -69,7 +71,7 @@ func FuzzParseImportLine(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := parseImportLine(exported, "other")
+		e, err := parseImportLine(exported, "other", math.MaxInt64)
 		if err != nil || e.Key != key || e.Bucket != "main" || !bytes.Equal(e.Value, value) || e.ExpiresAt != 0 {
 			t.Fatalf("export %s parsed back as %+v, %v", exported, e, err)
 		}

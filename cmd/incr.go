@@ -54,8 +54,9 @@ A negative N works as in redis-cli: livedict incr KEY -5.`,
 
 func newIncrByFloatCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "incrbyfloat KEY F",
-		Short: "Add a float to a numeric value and print the result",
+		Use:     "incrbyfloat KEY F",
+		Example: "  livedict incrbyfloat load 0.25\n  livedict incrbyfloat balance -- -1.5",
+		Short:   "Add a float to a numeric value and print the result",
 		Long: `Add F to the number stored at KEY, atomically, and print the new value (no
 exponent, no trailing zeros, as Redis writes it). A missing key counts as 0;
 the TTL is kept.`,

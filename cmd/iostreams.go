@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -25,11 +26,26 @@ type IOStreams struct {
 func SystemIO() *IOStreams {
 	isTTY := func(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 	io := &IOStreams{
-		In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+		In: os.Stdin, Out: noSIGPIPE(os.Stdout), Err: noSIGPIPE(os.Stderr),
 		InTTY: isTTY(os.Stdin), OutTTY: isTTY(os.Stdout), ErrTTY: isTTY(os.Stderr),
 	}
 	if os.Getenv("LIVEDICT_FORCE_TTY") == "1" {
 		io.OutTTY = true
 	}
 	return io
+}
+
+// noSIGPIPE returns a copy of the standard stream f whose writes to a pipe
+// with no reader fail with EPIPE instead of killing the process: Go raises
+// SIGPIPE for a broken stdout or stderr (the shell then reports 141), but
+// only on descriptors 1 and 2. With the error in hand livedict exits 3 as
+// documented, quietly (see App.Run). Catching SIGPIPE with signal.Notify
+// would do the same at the cost of a signal goroutine and its threads in
+// every one-shot command; ignoring it would be inherited by hook commands.
+func noSIGPIPE(f *os.File) io.Writer {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return f // closed or not a descriptor: write to it as it is
+	}
+	return os.NewFile(uintptr(fd), f.Name())
 }

@@ -14,8 +14,9 @@ import (
 func newListCmd(a *App) *cobra.Command {
 	var all bool
 	c := &cobra.Command{
-		Use:   "list [GLOB]",
-		Short: "Show keys with their TTL, size and a preview of the value",
+		Use:     "list [GLOB]",
+		Example: "  livedict list 'user:*'\n  livedict list --all-buckets --json | jq -r 'select(.ttl_ms == -1) | .key'",
+		Short:   "Show keys with their TTL, size and a preview of the value",
 		Long: `Show the bucket's live keys matching GLOB with their TTL, size and value.
 
 On a terminal: a table. Piped: one line per key, key<TAB>ttl_ms<TAB>bytes,

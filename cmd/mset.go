@@ -21,7 +21,7 @@ default TTL applies. A key named twice keeps its last value (Redis MSET).
   livedict mset --nx lock:a "$$" lock:b "$$" || echo "one is taken"`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || len(args)%2 != 0 {
-				return usageErr(fmt.Errorf("mset takes KEY VALUE pairs, got %d argument%s", len(args), plural(len(args))), "livedict mset KEY VALUE [KEY VALUE]...")
+				return usageErr(fmt.Errorf("mset takes KEY VALUE pairs, got %s", plural(int64(len(args)), "argument")), "livedict mset KEY VALUE [KEY VALUE]...")
 			}
 			return nil
 		},
@@ -43,12 +43,4 @@ default TTL applies. A key named twice keeps its last value (Redis MSET).
 	}
 	c.Flags().BoolVar(&nx, "nx", false, "store nothing when any key exists (exit 1)")
 	return c
-}
-
-// plural is "s" unless n is 1.
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

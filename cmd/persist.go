@@ -8,6 +8,7 @@ import (
 func newPersistCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:               "persist KEY",
+		Example:           "  livedict persist session   # keep it for good",
 		Short:             "Remove a key's TTL (exit 1 when missing or without TTL)",
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),

@@ -7,8 +7,9 @@ import (
 
 func newReapCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "reap",
-		Short: "Delete every expired entry now",
+		Use:     "reap",
+		Example: "  livedict reap -v     # from cron, when no daemon runs",
+		Short:   "Delete every expired entry now",
 		Long: `Delete every expired entry now, in all buckets. Expired entries are never
 visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 		Args: args(0, 0),

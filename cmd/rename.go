@@ -9,6 +9,7 @@ func newRenameCmd(a *App) *cobra.Command {
 	var nx bool
 	c := &cobra.Command{
 		Use:               "rename SRC DST",
+		Example:           "  livedict rename draft published\n  livedict rename tmp:report report --nx",
 		Short:             "Rename a key; its TTL moves with it",
 		Long:              "Rename a key, replacing DST unless --nx. Exit 1 when SRC is missing, or with --nx when DST exists.",
 		Args:              args(2, 2),

@@ -15,13 +15,11 @@ import (
 // NewRootCmd builds the whole command tree around app.
 func NewRootCmd(a *App) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "livedict",
-		Short: "A TTL key-value store for the shell",
+		Use:     "livedict",
+		Example: "  livedict set token \"$t\" --ttl 55m\n  livedict get token || refresh\n  livedict help exit-codes",
+		Short:   "A TTL key-value store for the shell",
 		Long: `livedict is a TTL key-value store for the shell: scripts cache values in it,
 people read and write it by hand, and every command exits in milliseconds.
-
-  livedict set token "$t" --ttl 55m
-  livedict get token || refresh
 
 Run 'livedict help exit-codes' for what each exit status means.`,
 		SilenceUsage:      true,
@@ -70,6 +68,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newExitCodesTopic(),
 	)
 	root.SetHelpCommand(newHelpCmd())
+	registerCompletions(a, root)
 	restoreNegativeNumbers(root)
 	return root
 }

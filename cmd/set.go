@@ -25,7 +25,9 @@ to end of file, every byte kept (a trailing newline included).
 
 As in Redis, set clears any TTL the key had unless --keep-ttl is given; a
 bucket's default TTL applies when no TTL is given. Exit 1 (nothing stored)
-when --nx and the key exists, or --xx and it does not.`,
+when --nx and the key exists, or --xx and it does not. With --get the old
+value is printed, also by --nx --get when the key exists (exit 1), as in
+Redis 7.`,
 		Example: `  livedict set token "$t" --ttl 55m
   curl -s https://example.com/data | livedict set page --ttl 1h
   livedict set lock "$$" --nx --ttl 30s || echo "someone else holds it"`,
@@ -65,9 +67,11 @@ when --nx and the key exists, or --xx and it does not.`,
 					Bucket: bucket, Key: key, Value: value,
 					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
 				})
-				if err == nil && o.get && res.HadOld && res.Stored { // exit 1 prints nothing
-					// Before the commit: an old value that cannot be
-					// delivered is not overwritten.
+				// Redis 7: --nx --get on an existing key prints the old
+				// value though nothing is stored (exit 1, SPEC's one
+				// exception besides ttl). Before the commit: an old value
+				// that cannot be delivered is not overwritten.
+				if err == nil && o.get && res.HadOld && (res.Stored || o.nx) {
 					err = a.writeValue(res.Old, now)
 				}
 				return err
@@ -127,18 +131,22 @@ func deadlineFlags(fs *pflag.FlagSet, ttlFlag, atFlag string) (deadline, error) 
 	return deadline{}, nil
 }
 
-// parseAt reads an absolute deadline: not more than ttl.MaxDuration ahead
-// (the limit a TTL has), and a time in the past stays in the past, never 0,
-// which would mean "no expiry".
+// parseAt reads an absolute deadline: after the Unix epoch (Redis refuses
+// EXAT 0, and 0 means "no expiry" here) and not more than ttl.MaxDuration
+// ahead (the limit a TTL has). Any other time in the past is kept: it
+// deletes the key, as in Redis.
 func parseAt(s string) (int64, error) {
 	t, err := ttl.ParseTime(s)
 	if err != nil {
 		return 0, usageErr(err, "")
 	}
+	if t.UnixMilli() <= 0 {
+		return 0, usageErr(fmt.Errorf("%w %q: must be after the Unix epoch (1970-01-01T00:00:00Z), as in Redis", ttl.ErrTime, s), "to delete a key use 'livedict del KEY'")
+	}
 	if time.Until(t) > ttl.MaxDuration {
 		return 0, usageErr(fmt.Errorf("%w %q: more than 100 years away", ttl.ErrTime, s), "")
 	}
-	return max(t.UnixMilli(), 1), nil
+	return t.UnixMilli(), nil
 }
 
 // readValue reads a value from stdin to EOF, refusing more than

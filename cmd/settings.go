@@ -1,6 +1,9 @@
 package cmd
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -165,6 +169,11 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		}
 		if s.check != nil && !(s.key == "bucket" && val == "") {
 			if err := s.check(val); err != nil {
+				if strings.Contains(err.Error(), strconv.Quote(val)) {
+					// It names the value already ("invalid bucket
+					// name \"a/b\": ..."): say it once.
+					return nil, usageErr(fmt.Errorf("%s: %v", src, err), "")
+				}
 				return nil, usageErr(fmt.Errorf("%s: %s %q: %v", src, s.key, val, err), "")
 			}
 		}
@@ -206,7 +215,7 @@ func readConfigFile(v *viper.Viper, path string) error {
 	}
 	defer f.Close()
 	if err := v.ReadConfig(f); err != nil {
-		return usageErr(fmt.Errorf("config file %s: %v", path, oneLine(err.Error())), "")
+		return usageErr(configSyntaxErr(path, err), "")
 	}
 	known := map[string]bool{}
 	for _, s := range settings {
@@ -267,4 +276,28 @@ func unwrapPathErr(err error) error {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// configSyntaxErr names the file and, where the parser knows it, the line,
+// as compilers do (file:line: reason), so an editor can jump there. YAML's
+// parser already puts the line in its message.
+func configSyntaxErr(path string, err error) error {
+	msg := err.Error()
+	var pe viper.ConfigParseError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		msg = pe.Unwrap().Error() // without viper's "While parsing config:"
+	}
+	var te *toml.DecodeError
+	var je *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		row, col := te.Position()
+		return fmt.Errorf("config file %s:%d:%d: %s", path, row, col, oneLine(msg))
+	case errors.As(err, &je):
+		if b, rerr := os.ReadFile(path); rerr == nil && je.Offset <= int64(len(b)) {
+			line := 1 + bytes.Count(b[:je.Offset], []byte("\n"))
+			return fmt.Errorf("config file %s:%d: %s", path, line, oneLine(msg))
+		}
+	}
+	return fmt.Errorf("config file %s: %s", path, oneLine(msg))
 }

@@ -8,8 +8,9 @@ import (
 
 func newStatsCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stats",
-		Short: "Show what the store holds and where it lives",
+		Use:     "stats",
+		Example: "  livedict stats\n  livedict stats --json | jq .keys",
+		Short:   "Show what the store holds and where it lives",
 		Long: `Show the number of keys, buckets and keys with a TTL, the next deadline,
 and the store's size, location and backend. A table on a terminal;
 name<TAB>value lines when piped; one object with --json.`,

@@ -13,8 +13,9 @@ func newTTLCmd(a *App, name string) *cobra.Command {
 		unit = "milliseconds"
 	}
 	return &cobra.Command{
-		Use:   name + " KEY",
-		Short: "Print the remaining time to live in " + unit,
+		Use:     name + " KEY",
+		Example: "  livedict " + name + " session",
+		Short:   "Print the remaining time to live in " + unit,
 		Long: `Print the remaining time to live in ` + unit + `.
 -1 means the key has no TTL. A missing key prints -2 and exits 1, as Redis
 answers -2.`,

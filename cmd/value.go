@@ -1,10 +1,11 @@
 package cmd
 
 import (
-	"time"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // writeValue prints an entry's value the way get does: the exact bytes
@@ -51,6 +52,12 @@ func ttlFields(e store.Entry, now int64) (int64, any) {
 	return e.ExpiresAt - now, formatDeadline(e.ExpiresAt)
 }
 
-func formatDeadline(ms int64) string {
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+func formatDeadline(ms int64) string { return ttl.FormatDeadline(ms) }
+
+// plural writes a count with its noun: "1 key", "2 keys", "0 keys".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -16,9 +16,10 @@ var (
 
 func newVersionCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version, commit and Go version",
-		Args:  args(0, 0),
+		Use:     "version",
+		Example: "  livedict version",
+		Short:   "Print the version, commit and Go version",
+		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			commit := Commit
 			if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {

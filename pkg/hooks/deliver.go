@@ -429,7 +429,8 @@ func WorkDirFor(stateDir string) (string, error) {
 
 // Test runs hook h once, now, for a made-up event ev on e, as 'hook test'
 // does. Nothing is recorded: the run is not from the outbox.
-func (d *Deliverer) Test(ctx context.Context, h Hook, ev Event, e store.Entry, now int64) (sandbox.Result, error) {
+func (d *Deliverer) Test(ctx context.Context, h Hook, ev Event, e store.Entry, now int64, maxValue int) (sandbox.Result, error) {
 	r := &record{HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key), Value: e.Value, ExpiresAt: e.ExpiresAt, Time: now}
+	r.cut(maxValue) // as NewRecorder's max_event_value_bytes cuts real events
 	return d.Run(ctx, d.Spec(h, r))
 }

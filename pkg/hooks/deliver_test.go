@@ -936,7 +936,7 @@ func TestTestRunsWithoutRecording(t *testing.T) {
 	h := addHook(t, s, Hook{Events: Set})
 	f := newFakeRunner(t)
 	d := newDeliverer(t, s, f)
-	_, err := d.Test(context.Background(), h, Expire, store.Entry{Bucket: "main", Key: "k", Value: []byte("v"), ExpiresAt: 2000}, 1000)
+	_, err := d.Test(context.Background(), h, Expire, store.Entry{Bucket: "main", Key: "k", Value: []byte("v"), ExpiresAt: 2000}, 1000, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,9 +136,7 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 			HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key),
 			Value: e.Value, ExpiresAt: e.ExpiresAt, Time: tx.Now(),
 		}
-		if len(rec.Value) > r.maxValue {
-			rec.Value, rec.Truncated = truncate(rec.Value, r.maxValue), true
-		}
+		rec.cut(r.maxValue)
 		seq, err := nextSeq(tx, "event")
 		if err != nil {
 			return seqs, err
@@ -149,6 +147,17 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 		seqs = append(seqs, seq)
 	}
 	return seqs, nil
+}
+
+// cut keeps at most max bytes of the event's value (0: the default), as
+// every event an enabled hook gets, real or from 'hook test'.
+func (r *record) cut(max int) {
+	if max <= 0 {
+		max = DefaultMaxEventValue
+	}
+	if len(r.Value) > max {
+		r.Value, r.Truncated = truncate(r.Value, max), true
+	}
 }
 
 // truncate cuts v to at most n bytes; text is cut at a character boundary

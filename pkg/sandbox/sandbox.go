@@ -250,6 +250,8 @@ func (s Spec) environment() []string {
 	}
 	if v, ok := os.LookupEnv("TZ"); ok {
 		env["TZ"] = v
+	} else {
+		env["TZ"] = defaultTZ() // fixed, as SPEC says, whatever the caller has
 	}
 	for k, v := range s.Env {
 		env[k] = v
@@ -262,6 +264,16 @@ func (s Spec) environment() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// defaultTZ is a hook's TZ when livedict's caller has none: the system's
+// zone, which is what the caller's own programs use then (glibc, musl and
+// Go read ":/etc/localtime" as that file), or UTC when there is none.
+func defaultTZ() string {
+	if _, err := os.Stat("/etc/localtime"); err == nil {
+		return ":/etc/localtime"
+	}
+	return "UTC"
 }
 
 // lookPath resolves the hook's command the way a shell would with the

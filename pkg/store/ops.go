@@ -129,7 +129,7 @@ func makeRoom(tx Tx, lim Limits, bucket string) error {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and no key has a TTL to evict", ErrBucketFull, bucket, p.MaxKeys)
+			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and %w", ErrBucketFull, bucket, p.MaxKeys, ErrNothingToEvict)
 		}
 		if _, err := tx.Delete(bucket, victim.Key); err != nil {
 			return err
@@ -248,6 +248,8 @@ const (
 	IfHasTTL
 	IfGreater
 	IfLess
+	IfHasTTLGreater // XX GT
+	IfHasTTLLess    // XX LT
 )
 
 // Expire sets key's deadline (Unix ms) if cond holds and reports whether
@@ -267,6 +269,10 @@ func Expire(tx Tx, bucket, key string, expiresAt int64, cond ExpireCond) (bool, 
 		ok = e.ExpiresAt != 0 && expiresAt > e.ExpiresAt
 	case IfLess:
 		ok = e.ExpiresAt == 0 || expiresAt < e.ExpiresAt
+	case IfHasTTLGreater:
+		ok = e.ExpiresAt != 0 && expiresAt > e.ExpiresAt
+	case IfHasTTLLess:
+		ok = e.ExpiresAt != 0 && expiresAt < e.ExpiresAt
 	}
 	if !ok {
 		return false, nil
@@ -324,6 +330,9 @@ func IncrByFloat(tx Tx, lim Limits, bucket, key string, f *big.Float) (string, e
 			return "", err
 		}
 	}
+	if cur.IsInf() || f.IsInf() {
+		return "", ErrNaN // Redis: inf + x is infinite, inf - inf NaN
+	}
 	cur.Add(cur, f)
 	if exp := cur.MantExp(nil); exp > longDoubleMaxExp {
 		return "", ErrNaN // beyond long double: Redis reports infinity
@@ -342,6 +351,7 @@ func IncrByFloat(tx Tx, lim Limits, bucket, key string, f *big.Float) (string, e
 const (
 	longDoublePrec   = 64
 	longDoubleMaxExp = 16384
+	longDoubleMinExp = -16444 // the smallest denormal is 2**-16445
 )
 
 // putValue replaces the value of e (had: e is live) and keeps its TTL; a new
@@ -433,27 +443,80 @@ func ParseRedisInt(b []byte) (int64, error) {
 	return n, nil
 }
 
-// ParseRedisFloat parses a value the way Redis's INCRBYFLOAT does: a
-// finite decimal number with no surrounding spaces, read with a 64-bit
-// mantissa.
+// ParseRedisFloat parses a value the way Redis's INCRBYFLOAT does (its
+// string2ld, which is C's strtold): an optional sign, then a decimal number
+// with an optional exponent, a hex float ("0x10", "0x1.8p3"), or "inf" /
+// "infinity" in any case; no surrounding spaces, no NaN, nothing that
+// overflows a long double or underflows it to zero. Infinity parses, as in
+// Redis; adding it fails in IncrByFloat with ErrNaN.
 func ParseRedisFloat(b []byte) (*big.Float, error) {
 	s := string(b)
 	if s == "" || len(s) > 5000 {
 		return nil, ErrNotFloat
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
-			return nil, ErrNotFloat // no spaces, "inf", "nan", hex floats or '_'
+	body := strings.TrimLeft(s, "+-")
+	if len(s)-len(body) > 1 {
+		return nil, ErrNotFloat
+	}
+	if l := strings.ToLower(body); l == "inf" || l == "infinity" {
+		return new(big.Float).SetInf(s[0] == '-'), nil
+	}
+	base := 10
+	if len(body) > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X') {
+		if !hexFloat(body[2:]) {
+			return nil, ErrNotFloat
+		}
+		base = 0 // big reads the 0x prefix and a 'p' exponent
+	} else {
+		for i := 0; i < len(body); i++ {
+			if c := body[i]; !(c >= '0' && c <= '9' || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') {
+				return nil, ErrNotFloat // no spaces, "nan" or '_'
+			}
 		}
 	}
-	f, _, err := big.ParseFloat(s, 10, longDoublePrec, big.ToNearestEven)
+	f, _, err := big.ParseFloat(s, base, longDoublePrec, big.ToNearestEven)
 	if err != nil || f.IsInf() {
 		return nil, ErrNotFloat
 	}
-	if exp := f.MantExp(nil); exp > longDoubleMaxExp {
-		return nil, ErrNotFloat
+	if exp := f.MantExp(nil); exp > longDoubleMaxExp || f.Sign() != 0 && exp < longDoubleMinExp {
+		return nil, ErrNotFloat // strtold's ERANGE: overflow, or underflow to zero
 	}
 	return f, nil
+}
+
+// hexFloat checks the part of a hex float after "0x" as strtold reads it:
+// hex digits with at most one '.', at least one digit, and an optional
+// binary exponent 'p' with decimal digits.
+func hexFloat(s string) bool {
+	mant, exp, hasExp := strings.Cut(strings.ToLower(s), "p")
+	digits, dots := 0, 0
+	for i := 0; i < len(mant); i++ {
+		switch c := mant[i]; {
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'f':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	if digits == 0 || dots > 1 {
+		return false
+	}
+	if hasExp {
+		if exp != "" && (exp[0] == '+' || exp[0] == '-') {
+			exp = exp[1:]
+		}
+		if exp == "" {
+			return false
+		}
+		for i := 0; i < len(exp); i++ {
+			if exp[i] < '0' || exp[i] > '9' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Rename moves src to dst with its TTL, replacing dst unless nx. It reports

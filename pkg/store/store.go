@@ -208,6 +208,9 @@ var (
 	ErrNaN = errors.New("increment would produce NaN or Infinity")
 	// ErrBucketFull: the bucket is at MaxKeys and its policy rejects.
 	ErrBucketFull = errors.New("bucket is full")
+	// ErrNothingToEvict: the bucket evicts the soonest-expiring key when
+	// full, but none has a TTL; it comes wrapped with ErrBucketFull.
+	ErrNothingToEvict = errors.New("no key has a TTL to evict")
 	// ErrStoreFull: the store is at the configured max_total_keys.
 	ErrStoreFull = errors.New("store is full")
 	// ErrValueTooLarge: a value over the configured max_value_bytes.

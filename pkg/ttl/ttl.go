@@ -81,10 +81,13 @@ var units = []struct {
 var ErrDuration = errors.New("invalid duration")
 
 // ParseDuration reads a duration as users write it: a bare integer meaning
-// seconds ("90"), or one or more integer+unit parts ("1500ms", "5m", "1h30m",
-// "1d", "2w"). A leading '-' is allowed so that `expire KEY -1` can delete a
-// key as Redis does; callers that need a positive TTL check for it. The
-// magnitude is limited to MaxDuration.
+// seconds ("90"), or one or more number+unit parts ("1500ms", "5m", "1h30m",
+// "1d", "2w"). A part may have a decimal fraction ("1.5s", "0.5h", "1.5d")
+// as long as the result is a whole number of milliseconds, the precision
+// livedict keeps expiry to; a bare number stays whole seconds, as Redis's
+// EXPIRE takes them. A leading '-' is allowed so that `expire KEY -1` can
+// delete a key as Redis does; callers that need a positive TTL check for
+// it. The magnitude is limited to MaxDuration.
 func ParseDuration(s string) (time.Duration, error) {
 	orig := s
 	bad := func(why string) (time.Duration, error) {
@@ -112,39 +115,67 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	var total time.Duration
+	var totalMs int64
 	for s != "" {
 		i := 0
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
 		if i == 0 {
-			return bad("expected a number, e.g. 90s, 5m, 1h30m, 1d")
+			return bad("expected a number, e.g. 90s, 5m, 1h30m, 1.5d")
 		}
 		n, err := strconv.ParseInt(s[:i], 10, 64)
 		if err != nil {
 			return bad("longer than 100 years")
 		}
 		s = s[i:]
-		var unit time.Duration
+		frac, dot := "", strings.HasPrefix(s, ".")
+		if dot {
+			j := 1
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			if j == 1 {
+				return bad("expected digits after the decimal point, e.g. 1.5s")
+			}
+			frac, s = strings.TrimRight(s[1:j], "0"), s[j:]
+		}
+		var unitMs int64
 		for _, u := range units {
 			if strings.HasPrefix(s, u.suffix) {
-				unit = u.d
+				unitMs = u.d.Milliseconds()
 				s = s[len(u.suffix):]
 				break
 			}
 		}
-		if unit == 0 {
+		if unitMs == 0 {
+			if dot {
+				return bad("a number with a fraction needs a unit: ms, s, m, h, d or w (1.5s)")
+			}
 			return bad("unknown unit; use ms, s, m, h, d or w")
 		}
-		if n > int64(MaxDuration/unit) {
+		if n > MaxDuration.Milliseconds()/unitMs {
 			return bad("longer than 100 years")
 		}
-		total += time.Duration(n) * unit
-		if total > MaxDuration {
+		partMs := n * unitMs
+		if frac != "" {
+			// Exact integer arithmetic: 0.1s is 100ms, not 99.999…
+			if len(frac) > 9 {
+				return bad("finer than a millisecond")
+			}
+			f, _ := strconv.ParseInt(frac, 10, 64)
+			scale := int64(math.Pow10(len(frac)))
+			if f*unitMs%scale != 0 {
+				return bad("finer than a millisecond")
+			}
+			partMs += f * unitMs / scale
+		}
+		totalMs += partMs
+		if totalMs > MaxDuration.Milliseconds() {
 			return bad("longer than 100 years")
 		}
 	}
+	total := time.Duration(totalMs) * time.Millisecond
 	if neg {
 		total = -total
 	}
@@ -192,6 +223,37 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w %q: expected RFC 3339 (2006-01-02T15:04:05Z) or @UNIXSECONDS", ErrTime, s)
 	}
 	return t, nil
+}
+
+// Until is how long from nowMs until atMs, for a timer. It saturates
+// instead of overflowing: time.Duration counts nanoseconds and ends about
+// 292 years out, and a deadline further away than that (written by an
+// older livedict, or by hand) must mean "sleep a long time", never a
+// negative wait that makes a timer fire at once, again and again.
+func Until(nowMs, atMs int64) time.Duration {
+	const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
+	switch d := atMs - nowMs; {
+	case atMs < nowMs && d > 0: // atMs - nowMs wrapped around
+		return math.MinInt64
+	case atMs > nowMs && d < 0:
+		return math.MaxInt64
+	case d > maxMs:
+		return math.MaxInt64
+	case d < -maxMs:
+		return math.MinInt64
+	default:
+		return time.Duration(d) * time.Millisecond
+	}
+}
+
+// FormatDeadline renders a deadline in Unix ms as RFC 3339 in UTC, to the
+// millisecond. RFC 3339 has four-digit years, so a deadline past
+// 9999-12-31 (possible only in stores written before imports were limited
+// to 100 years) is shown as the last millisecond of 9999 rather than as an
+// invalid year; callers print the exact remaining time beside it.
+func FormatDeadline(ms int64) string {
+	const last = 253402300799999 // 9999-12-31T23:59:59.999Z
+	return time.UnixMilli(min(max(ms, 0), last)).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // RemainingSeconds converts remaining milliseconds to seconds rounded to the

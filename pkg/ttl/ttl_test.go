@@ -2,6 +2,7 @@ package ttl
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	bad := []string{"", "-", "s", "5", "5x", "1.5s", "5 m", "m5", "1h30", "99999999999999999999", "36501d", "5300w", "9223372036854775807ms1d", "1e3s", "٣s"}
+	bad := []string{"", "-", "s", "5", "5x", "1.5", "5 m", "m5", "1h30", "99999999999999999999", "36501d", "5300w", "9223372036854775807ms1d", "1e3s", "٣s"}
 	bad[3] = "5S"
 	for _, in := range bad {
 		if d, err := ParseDuration(in); err == nil || !errors.Is(err, ErrDuration) {
@@ -89,7 +90,7 @@ func TestFormatMs(t *testing.T) {
 // FuzzParseDuration: never panics, never returns more than MaxDuration, and
 // an accepted duration written back in ms parses to the same value.
 func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"1500ms", "90", "1h30m", "-5m", "1d", "2w", "", "ms", "9999999999w"} {
+	for _, s := range []string{"1500ms", "90", "1h30m", "-5m", "1d", "2w", "", "ms", "9999999999w", "1.5s", "0.5h", "1.0001ms"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -103,8 +104,11 @@ func FuzzParseDuration(f *testing.F) {
 		if d > MaxDuration || d < -MaxDuration {
 			t.Fatalf("%q parsed to %v, beyond the limit", s, d)
 		}
-		if strings.ContainsAny(s, " .eE") {
+		if strings.ContainsAny(s, " eE") {
 			t.Fatalf("%q accepted", s)
+		}
+		if d%time.Millisecond != 0 {
+			t.Fatalf("%q parsed to %v, finer than a millisecond", s, d)
 		}
 		// Whole milliseconds survive being written back in ms.
 		if d%time.Millisecond == 0 {
@@ -131,4 +135,87 @@ func FuzzParseTime(f *testing.F) {
 		}
 		_ = tm.UnixMilli()
 	})
+}
+
+// TestParseDurationFractions: Redis-style users write 1.5s and 0.5h; a
+// fraction is read exactly, to the millisecond, and anything finer, or a
+// fraction without a unit, says what is wrong instead of "unknown unit".
+func TestParseDurationFractions(t *testing.T) {
+	good := map[string]time.Duration{
+		"1.5s":     1500 * time.Millisecond,
+		"0.5h":     30 * time.Minute,
+		"1.5d":     36 * time.Hour,
+		"0.1s":     100 * time.Millisecond,
+		"1.25m":    75 * time.Second,
+		"1.0ms":    time.Millisecond,
+		"1h0.5m":   time.Hour + 30*time.Second,
+		"-1.5s":    -1500 * time.Millisecond,
+		"0.5w":     84 * time.Hour,
+		"1.500s":   1500 * time.Millisecond,
+		"36499.5d": 36499*24*time.Hour + 12*time.Hour,
+	}
+	for in, want := range good {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	bad := map[string]string{
+		"1.5ms":    "finer than a millisecond",
+		"0.0001s":  "finer than a millisecond",
+		"1.5":      "needs a unit",
+		"1.s":      "digits after the decimal point",
+		".5s":      "expected a number",
+		"1.5x":     "needs a unit",
+		"36500.5d": "longer than 100 years",
+		"1h30":     "unknown unit",
+	}
+	for in, why := range bad {
+		if d, err := ParseDuration(in); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want an error saying %q", in, d, err, why)
+		}
+	}
+}
+
+// TestUntilSaturates: a deadline centuries away is a long wait, never a
+// negative one. The daemon computed time.Duration(next-now)*time.Millisecond,
+// which wraps past 292 years and made its timer fire at once, forever.
+func TestUntilSaturates(t *testing.T) {
+	now := int64(1_767_225_600_000)
+	year := int64(365 * 24 * 3600 * 1000)
+	cases := []struct {
+		at   int64
+		want time.Duration
+	}{
+		{now + 1500, 1500 * time.Millisecond},
+		{now - 1500, -1500 * time.Millisecond},
+		{now + 300*year, math.MaxInt64},
+		{math.MaxInt64, math.MaxInt64},
+		{now + 100*year, time.Duration(100*year) * time.Millisecond},
+	}
+	for _, c := range cases {
+		if got := Until(now, c.at); got != c.want {
+			t.Errorf("Until(now, now%+d) = %v, want %v", c.at-now, got, c.want)
+		}
+	}
+	if got := Until(math.MaxInt64, math.MinInt64); got != math.MinInt64 {
+		t.Errorf("Until(max, min) = %v, want the most negative duration", got)
+	}
+}
+
+// TestFormatDeadlineValidYear: RFC 3339 years have four digits.
+func TestFormatDeadlineValidYear(t *testing.T) {
+	for ms, want := range map[int64]string{
+		1767225600000:   "2026-01-01T00:00:00.000Z",
+		math.MaxInt64:   "9999-12-31T23:59:59.999Z",
+		253402300800000: "9999-12-31T23:59:59.999Z",
+	} {
+		got := FormatDeadline(ms)
+		if got != want {
+			t.Errorf("FormatDeadline(%d) = %q, want %q", ms, got, want)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, got); err != nil {
+			t.Errorf("FormatDeadline(%d) = %q is not RFC 3339: %v", ms, got, err)
+		}
+	}
 }

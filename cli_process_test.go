@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests check what a shell user sees of real livedict processes:
+// signals, pipes and CPU use, which testscript's exec cannot show.
+
+// TestDaemonFarDeadlineSleeps: a deadline three centuries out (an old
+// import allowed it) must put the daemon to sleep. A time.Duration of
+// nanoseconds overflows past 292 years; the daemon's wait went negative
+// and it spun at 100% CPU.
+func TestDaemonFarDeadlineSleeps(t *testing.T) {
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Skip("needs the sqlite3 command to plant a deadline import now refuses")
+	}
+	db := filepath.Join(t.TempDir(), "s.db")
+	url := "sqlite:" + db
+	if _, errs, code := run(t, url, nil, "set", "far", "v"); code != 0 {
+		t.Fatalf("set: exit %d: %s", code, errs)
+	}
+	far := time.Now().AddDate(300, 0, 0).UnixMilli()
+	if out, err := exec.Command("sqlite3", db, fmt.Sprintf("UPDATE entries SET expires_at = %d", far)).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	c := exec.Command(livedictBinary(t), "--store", url, "daemon", "--duration", "2s")
+	c.Env = append(os.Environ(), "HOME="+t.TempDir())
+	_, errs, code := runCmd(t, c)
+	if code != 0 {
+		t.Fatalf("daemon: exit %d: %s", code, errs)
+	}
+	ru := c.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	// Sleeping, it wakes once a second (the safety poll); spinning, it
+	// burns the whole two seconds on a core.
+	if cpu > 700*time.Millisecond {
+		t.Errorf("daemon used %v of CPU in a 2s run with one deadline 300 years out: it spins", cpu)
+	}
+}
+
+// TestImportEarlySIGTERM: SIGTERM while import still reads its input exits
+// 130, as during its transaction, and imports nothing. The handler used to
+// be installed only when the transaction began, so the default action
+// killed the process (143 in a shell) during the read.
+func TestImportEarlySIGTERM(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	if _, errs, code := run(t, url, nil, "set", "keep", "v"); code != 0 {
+		t.Fatalf("set: exit %d: %s", code, errs)
+	}
+	c := exec.Command(livedictBinary(t), "--store", url, "import")
+	c.Env = append(os.Environ(), "HOME="+t.TempDir())
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Writing well past a pipe's 64 KiB buffer returns only once import
+	// has read the rest: it is then reading, the stage the signal must hit.
+	var lines strings.Builder
+	for i := 0; lines.Len() < 1<<20; i++ {
+		fmt.Fprintf(&lines, "{\"key\":\"k%d\",\"value\":\"v\"}\n", i)
+	}
+	if _, err := io.WriteString(stdin, lines.String()); err != nil {
+		t.Fatalf("feeding import: %v", err)
+	}
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Wait()
+	stdin.Close()
+	ws := c.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() || ws.ExitStatus() != 130 {
+		t.Fatalf("import after SIGTERM: %v (signaled %v), want exit 130\nstderr: %s", err, ws.Signaled(), errb.String())
+	}
+	if out.Len() != 0 || errb.Len() != 0 {
+		t.Errorf("import printed stdout %q stderr %q; want nothing", out.String(), errb.String())
+	}
+	if keys, _, _ := run(t, url, nil, "keys"); keys != "keep\n" {
+		t.Errorf("keys after an interrupted import = %q, want only keep", keys)
+	}
+}
