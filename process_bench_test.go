@@ -174,7 +174,7 @@ func BenchmarkHookStart(b *testing.B) {
 		e.mustRun("set", key, "v")
 		exited := time.Now()
 		var started time.Time
-		pollFast(b, 15*time.Second, key+"'s hook to start", func() bool {
+		pollEvery(b, time.Millisecond, 15*time.Second, key+"'s hook to start", func() bool {
 			starts, _ := hookStarts(b, out)
 			started = starts[key]
 			return !started.IsZero()
@@ -183,18 +183,6 @@ func BenchmarkHookStart(b *testing.B) {
 	}
 	b.StopTimer()
 	reportLatencies(b, lat)
-}
-
-// pollFast is poll at 1 ms, for waits that are measured.
-func pollFast(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // BenchmarkDaemonPickup: with the daemon idle, another process sets a key
@@ -211,7 +199,7 @@ func BenchmarkDaemonPickup(b *testing.B) {
 		at := time.Now().Add(200 * time.Millisecond).Truncate(time.Millisecond)
 		e.mustRun("set", key, "v", "--at", at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 		var started time.Time
-		pollFast(b, 10*time.Second, key+"'s expire hook", func() bool {
+		pollEvery(b, time.Millisecond, 10*time.Second, key+"'s expire hook", func() bool {
 			d.running()
 			starts, _ := hookStarts(b, out)
 			started = starts[key]

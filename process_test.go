@@ -398,12 +398,18 @@ func (e *procEnv) startDaemon(args ...string) *proc {
 // timeout.
 func poll(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	pollEvery(tb, 10*time.Millisecond, timeout, what, cond)
+}
+
+// pollEvery is poll at another interval (benchmarks measure waits to the ms).
+func pollEvery(tb testing.TB, interval, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
@@ -422,13 +428,7 @@ type hookEvent struct {
 // written last one (a hook still writing) is left for the next read.
 func readEvents(tb testing.TB, file string) []hookEvent {
 	tb.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
+	b := readIfExists(tb, file)
 	var evs []hookEvent
 	dec := json.NewDecoder(bytes.NewReader(b))
 	for {
@@ -438,6 +438,16 @@ func readEvents(tb testing.TB, file string) []hookEvent {
 		}
 		evs = append(evs, e)
 	}
+}
+
+// readIfExists is the content of file, nil when it does not exist (yet).
+func readIfExists(tb testing.TB, file string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 // countKeys counts events per key.
@@ -452,13 +462,7 @@ func countKeys(evs []hookEvent) map[string]int {
 // fileLines is the lines of file; none when it does not exist.
 func fileLines(tb testing.TB, file string) []string {
 	tb.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
+	b := readIfExists(tb, file)
 	if len(b) == 0 {
 		return nil
 	}
