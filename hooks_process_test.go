@@ -125,8 +125,14 @@ func TestHookAtLeastOnceAcrossKill9(t *testing.T) {
 		if err := os.Mkdir(evDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		evFile := filepath.Join(evDir, "events")
-		e.mustRun("hook", "add", "--on", "set", "--write", evDir, "--", "sh", "-c", "cat >> "+evFile+"; sleep 0.3")
+		evFile, gate := filepath.Join(evDir, "events"), filepath.Join(evDir, "gate")
+		// Each run takes a while, so a kill finds runs going on. The runs
+		// of each key's last value wait for the gate, which opens after the
+		// kill, before they write: however slow the writers below are
+		// (a loaded machine) and however fast delivery, the kill comes
+		// with events still to deliver.
+		script := fmt.Sprintf(`ev=$(cat); case "$ev" in *'"value":"%d"'*) while [ ! -e %s ]; do sleep 0.05; done;; esac; printf '%%s\n' "$ev" >> %s; sleep 0.3`, perKey-1, gate, evFile)
+		e.mustRun("hook", "add", "--on", "set", "--write", evDir, "--", "sh", "-c", script)
 		for n := 0; n < perKey; n++ {
 			for k := 0; k < keys; k++ {
 				e.mustRun("set", fmt.Sprintf("k%d", k), strconv.Itoa(n))
@@ -154,6 +160,9 @@ func TestHookAtLeastOnceAcrossKill9(t *testing.T) {
 				t.Fatal("the lock outlived its kill -9ed holder")
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
+			t.Fatal(err)
 		}
 		before := len(readEvents(t, evFile))
 		pending, _ := e.pending()
