@@ -232,7 +232,7 @@ func TestDaemonSIGHUP(t *testing.T) {
 	if got := fileLines(t, f); len(got) != 1 {
 		t.Errorf("with hook_concurrency = 1, hooks running at once: %q", got)
 	}
-	poll(t, 5*time.Second, "both events delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 5*time.Second, "both events delivered", s.pendingProgress(d))
 
 	// Reload with hook_concurrency = 4: four events run at once.
 	if err := os.WriteFile(conf, []byte("hook_concurrency = 4\n"), 0o600); err != nil {
@@ -269,7 +269,7 @@ func TestDaemonSIGHUP(t *testing.T) {
 	if st := s.status(); st["daemon"] != "running" || st["daemon_pid"] != pid {
 		t.Errorf("status after SIGHUP = %v, want running with pid %s", st, pid)
 	}
-	poll(t, 5*time.Second, "the b events delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 5*time.Second, "the b events delivered", s.pendingProgress(d))
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(5 * time.Second); code != 0 {
 		t.Errorf("daemon after SIGTERM: exit %d", code)
@@ -428,8 +428,12 @@ func TestDaemonConcurrentDelivery(t *testing.T) {
 		for i := 0; i < keys; i++ {
 			s.mustRun("set", fmt.Sprintf("k%02d", i), "v", "--ttl", "500ms")
 		}
-		poll(t, 10*time.Second, "every set and expire event", func() bool { return d.running() && len(readEvents(t, events)) >= 2*keys })
-		poll(t, 5*time.Second, "events_pending 0", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+		waitProgress(t, 10*time.Second, "every set and expire event", func() (int64, bool) {
+			d.running()
+			n := len(readEvents(t, events))
+			return int64(n), n >= 2*keys
+		})
+		waitProgress(t, 5*time.Second, "events_pending 0", s.pendingProgress(d))
 		time.Sleep(100 * time.Millisecond) // a duplicate would come now
 		perKey := map[string]int{}
 		for _, e := range readEvents(t, events) {
@@ -475,7 +479,7 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 	}
 
 	d2 := s.startDaemon()
-	poll(t, 8*time.Second, "events_pending 0", func() bool { return d2.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 8*time.Second, "events_pending 0", s.pendingProgress(d2))
 	n := countKeys(readEvents(t, events))
 	for _, k := range keys {
 		if n[k] < 1 {
@@ -528,7 +532,7 @@ func TestDaemonDeliveryTakeover(t *testing.T) {
 		h, _ := hooks.Holder(dir, hooks.DeliverLock)
 		return h == d.pid()
 	})
-	poll(t, 8*time.Second, "every event delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 8*time.Second, "every event delivered", s.pendingProgress(d))
 
 	lines := fileLines(t, f)
 	starts, ends := map[string]int{}, map[string]int{}

@@ -230,20 +230,24 @@ func (e *procEnv) pending() (pending, failed int64) {
 // stop.
 func (e *procEnv) waitDelivered(stall time.Duration) {
 	e.tb.Helper()
-	last, progress := int64(-1), time.Now()
-	for {
+	var pid int
+	waitProgress(e.tb, stall, "every event delivered and the dispatcher gone", func() (int64, bool) {
 		p, _ := e.pending()
-		pid := e.holder(hooks.DeliverLock)
-		if p == 0 && pid == 0 {
-			return
+		pid = e.holder(hooks.DeliverLock)
+		return -p, p == 0 && pid == 0
+	})
+}
+
+// pendingProgress is a waitProgress step: done when the outbox is empty;
+// progress is each event delivered. The daemon p must still run.
+func (e *procEnv) pendingProgress(p *proc) func() (int64, bool) {
+	return func() (int64, bool) {
+		p.running()
+		n, err := strconv.ParseInt(e.status()["events_pending"], 10, 64)
+		if err != nil {
+			e.tb.Fatalf("daemon status: events_pending: %v", err)
 		}
-		if p != last {
-			last, progress = p, time.Now()
-		}
-		if time.Since(progress) > stall {
-			e.tb.Fatalf("no event delivered for %v: %d pending, dispatcher pid %d", stall, p, pid)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return -n, n == 0
 	}
 }
 
@@ -410,6 +414,28 @@ func (e *procEnv) startDaemon(args ...string) *proc {
 func poll(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	pollEvery(tb, 10*time.Millisecond, timeout, what, cond)
+}
+
+// waitProgress calls step every 50ms until it reports done, and fails only
+// when stall passes with no change in the progress it reports. Use it for
+// work whose length grows with the machine's load (hooks run in a fresh
+// sandbox each): a loaded machine may be slow, but work must not stop.
+func waitProgress(tb testing.TB, stall time.Duration, what string, step func() (progress int64, done bool)) {
+	tb.Helper()
+	last, at := int64(0), time.Now()
+	for first := true; ; first = false {
+		n, done := step()
+		if done {
+			return
+		}
+		if first || n != last {
+			last, at = n, time.Now()
+		}
+		if time.Since(at) > stall {
+			tb.Fatalf("no progress for %v waiting for %s (progress %d)", stall, what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // pollEvery is poll at another interval (benchmarks measure waits to the ms).
