@@ -19,7 +19,8 @@ import (
 // These tests run the real livedict daemon next to real writers, and watch
 // what it does from outside: its locks, 'daemon status', its log on stderr,
 // and the files its hooks write. They sleep only while real processes work,
-// and poll with deadlines rather than sleeping a fixed time.
+// and poll with deadlines rather than sleeping a fixed time. The harness
+// (procEnv, proc, poll, waitProgress) is in process_test.go.
 
 // --- one daemon per store
 

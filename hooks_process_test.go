@@ -18,7 +18,8 @@ import (
 )
 
 // These tests run real livedict processes with real hooks: the detached
-// dispatcher each writer starts, the sandbox, the outbox across crashes.
+// dispatcher each writer starts, the sandbox, the outbox across crashes,
+// on the harness in process_test.go.
 
 // TestHookExpireExactlyOnce: 200 keys expire; eight processes reap at once.
 // Reaping and recording happen in one write transaction, so each key's
