@@ -79,9 +79,11 @@ for pkg in $(grep -rl --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(' pkg cmd |
   for target in $(grep -ho --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //' | sort -u); do
     echo "-- $target ($pkg)"
     # As 'go test -fuzz' runs it: in the package folder (a failing input is
-    # written to its testdata/fuzz), with the shared corpus cache.
+    # written to its testdata/fuzz), with the shared corpus cache. One worker:
+    # the end-to-end suite still runs, and its many-process tests need the
+    # other core more than a smoke run of fuzzing does.
     if ! (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$FUZZTIME" \
-      -test.fuzzcachedir="$gocache/fuzz/$importpath" -test.timeout=10m) >"$tmp/fuzz.log" 2>&1; then
+      -test.fuzzcachedir="$gocache/fuzz/$importpath" -test.parallel=1 -test.timeout=10m) >"$tmp/fuzz.log" 2>&1; then
       cat "$tmp/fuzz.log" >&2
       exit 1
     fi
