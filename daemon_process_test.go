@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,301 +9,23 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
-	"github.com/livedict/livedict/pkg/store"
 )
 
 // These tests run the real livedict daemon next to real writers, and watch
 // what it does from outside: its locks, 'daemon status', its log on stderr,
 // and the files its hooks write. They sleep only while real processes work,
-// and poll with deadlines rather than sleeping a fixed time.
-
-// dpStore is one store in a private 0700 folder (hooks refuse a store that
-// others can write), with an environment of its own.
-type dpStore struct {
-	t       *testing.T
-	url     string
-	backend string
-	path    string // the store's location: the SQLite file or the file store's folder
-	dir     string // the private folder holding it
-	env     []string
-}
-
-func newDPStore(t *testing.T, backend string) *dpStore {
-	t.Helper()
-	livedictBinary(t) // build before any clock starts
-	dir := t.TempDir()
-	s := &dpStore{t: t, backend: backend, dir: dir}
-	switch backend {
-	case "sqlite":
-		s.path = filepath.Join(dir, "s.db")
-		s.url = "sqlite:" + s.path
-	case "file":
-		s.path = filepath.Join(dir, "files")
-		s.url = "file:" + s.path
-	default:
-		t.Fatalf("unknown backend %q", backend)
-	}
-	home := filepath.Join(dir, "home")
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "LIVEDICT_") || strings.HasPrefix(name, "XDG_") || name == "HOME" {
-			continue
-		}
-		s.env = append(s.env, kv)
-	}
-	s.env = append(s.env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"), "LIVEDICT_BUSY_TIMEOUT=60s")
-	// Create the store now, so the daemon and its status have one to open.
-	s.mustRun("--no-hooks", "reap")
-	return s
-}
-
-func (s *dpStore) setenv(kv string) { s.env = append(s.env, kv) }
-
-func (s *dpStore) stateDir() string {
-	return hooks.StateDir(store.Info{Location: s.path, Backend: s.backend})
-}
-
-func (s *dpStore) command(args ...string) *exec.Cmd {
-	c := exec.Command(livedictBinary(s.t), append([]string{"--store", s.url}, args...)...)
-	c.Env = s.env
-	return c
-}
-
-// run runs livedict to the end and returns stdout, stderr and the exit code.
-func (s *dpStore) run(args ...string) (string, string, int) {
-	s.t.Helper()
-	return runCmd(s.t, s.command(args...))
-}
-
-func (s *dpStore) mustRun(args ...string) string {
-	s.t.Helper()
-	out, errOut, code := s.run(args...)
-	if code != 0 {
-		s.t.Fatalf("livedict %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
-}
-
-// status runs 'daemon status' (piped) and returns its name/value lines.
-func (s *dpStore) status() map[string]string {
-	s.t.Helper()
-	out := s.mustRun("daemon", "status")
-	m := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		name, value, ok := strings.Cut(line, "\t")
-		if !ok {
-			s.t.Fatalf("daemon status: line without a tab: %q", line)
-		}
-		m[name] = value
-	}
-	return m
-}
-
-// hookOut makes a folder hooks may write, and adds a hook that runs
-// script (a sh -c script; $OUT is that folder) on events.
-func (s *dpStore) hookOut(events, script string, extra ...string) string {
-	s.t.Helper()
-	out := filepath.Join(s.dir, "out-"+strings.ReplaceAll(events, ",", "-"))
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		s.t.Fatal(err)
-	}
-	args := append([]string{"hook", "add", "--on", events, "--write", out}, extra...)
-	args = append(args, "--", "sh", "-c", strings.ReplaceAll(script, "$OUT", "'"+out+"'"))
-	s.mustRun(args...)
-	return out
-}
-
-// dpBuffer is a bytes.Buffer safe for a process to write while the test reads.
-type dpBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *dpBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *dpBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// dpProc is a livedict process running in the background.
-type dpProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *dpBuffer
-	done   chan struct{}
-	code   int
-	ended  time.Time
-}
-
-func (s *dpStore) start(args ...string) *dpProc {
-	s.t.Helper()
-	p := &dpProc{t: s.t, cmd: s.command(args...), stderr: &dpBuffer{}, done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		p.ended = time.Now()
-		p.code = 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			p.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.code = 128 + int(ws.Signal())
-			}
-		} else if err != nil {
-			p.code = -1
-		}
-		close(p.done)
-	}()
-	s.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if s.t.Failed() {
-			s.t.Logf("stderr of livedict %s:\n%s", strings.Join(p.cmd.Args[1:], " "), p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *dpProc) pid() int { return p.cmd.Process.Pid }
-
-func (p *dpProc) signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// running fails the test if the process has ended: polls for what a
-// daemon should do call it, so a daemon that died fails at once, with its
-// log, rather than at the poll's deadline.
-func (p *dpProc) running() bool {
-	p.t.Helper()
-	if p.exited() {
-		p.t.Fatalf("livedict %s exited with %d:\n%s", strings.Join(p.cmd.Args[1:], " "), p.code, p.stderr.String())
-	}
-	return true
-}
-
-func (p *dpProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits up to timeout for the process to end and returns its exit
-// code.
-func (p *dpProc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(timeout):
-		p.t.Fatalf("livedict %s still runs after %v\nstderr:\n%s", strings.Join(p.cmd.Args[1:], " "), timeout, p.stderr.String())
-		return 0
-	}
-}
-
-// startDaemon starts 'livedict daemon args...' and waits until it holds
-// the daemon lock, listens for notifications, and holds the delivery lock.
-func (s *dpStore) startDaemon(args ...string) *dpProc {
-	s.t.Helper()
-	p := s.start(append([]string{"daemon"}, args...)...)
-	dir := s.stateDir()
-	dpPoll(s.t, 5*time.Second, "the daemon to get ready", func() bool {
-		if p.exited() {
-			s.t.Fatalf("the daemon exited with %d before it was ready:\n%s", p.code, p.stderr.String())
-		}
-		d, _ := hooks.Holder(dir, hooks.DaemonLock)
-		l, _ := hooks.Holder(dir, hooks.DeliverLock)
-		return d == p.pid() && l == p.pid() && dpListening(s.t, dir, hooks.DaemonSocket)
-	})
-	return p
-}
-
-// dpListening reports whether someone has bound the notification socket of
-// role for the store whose state dir is dir. It looks in /proc/net/unix
-// rather than sending a datagram, which the daemon would act on. The name is
-// pkg/hooks' socketName.
-func dpListening(t *testing.T, dir, role string) bool {
-	b, err := os.ReadFile("/proc/net/unix")
-	if err != nil {
-		t.Fatalf("cannot tell whether the daemon listens: %v", err)
-	}
-	sum := sha256.Sum256([]byte(dir))
-	return bytes.Contains(b, []byte(" @livedict-"+hex.EncodeToString(sum[:12])+"-"+role+"\n"))
-}
-
-// dpPoll calls cond every 10ms until it is true, failing the test after
-// timeout.
-func dpPoll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func dpCountKeys(evs []hookEvent) map[string]int {
-	n := map[string]int{}
-	for _, e := range evs {
-		n[e.Key]++
-	}
-	return n
-}
-
-func dpLines(t *testing.T, file string) []string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-}
-
-func dpParseTime(t *testing.T, s string) time.Time {
-	t.Helper()
-	tm, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t.Fatalf("event time %q: %v", s, err)
-	}
-	return tm
-}
+// and poll with deadlines rather than sleeping a fixed time. The harness
+// (procEnv, proc, poll, waitProgress) is in process_test.go.
 
 // --- one daemon per store
 
 func TestDaemonSingleInstance(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	st := s.status()
 	if st["daemon"] != "not running" || st["daemon_pid"] != "" {
 		t.Fatalf("before the daemon: status %v", st)
@@ -365,74 +84,71 @@ func TestDaemonSingleInstance(t *testing.T) {
 // --- cron modes
 
 func TestDaemonOnce(t *testing.T) {
-	for _, backend := range []string{"sqlite", "file"} {
-		t.Run(backend, func(t *testing.T) {
-			s := newDPStore(t, backend)
-			out := s.hookOut("expire", "cat >> $OUT/events")
-			s.mustRun("set", "keep", "v")
-			s.mustRun("set", "later", "v", "--ttl", "1h")
-			at := time.Now().Add(300 * time.Millisecond)
-			for _, k := range []string{"a", "b", "c"} {
-				s.mustRun("set", k, "v-"+k, "--at", at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-			}
-			time.Sleep(time.Until(at.Add(50 * time.Millisecond))) // real processes, real time: let the three expire
+	forEachBackend(t, func(t *testing.T, s *procEnv) {
+		out := s.hookOut("expire", "cat >> $OUT/events")
+		s.mustRun("set", "keep", "v")
+		s.mustRun("set", "later", "v", "--ttl", "1h")
+		at := time.Now().Add(300 * time.Millisecond)
+		for _, k := range []string{"a", "b", "c"} {
+			s.mustRun("set", k, "v-"+k, "--at", at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+		}
+		time.Sleep(time.Until(at.Add(50 * time.Millisecond))) // real processes, real time: let the three expire
 
-			// Nothing else runs: only the daemon can reap them (a lazy reap
-			// by another command would also record the events).
-			begin := time.Now()
-			once := s.start("daemon", "--once")
-			if code := once.wait(5 * time.Second); code != 0 {
-				t.Fatalf("daemon --once: exit %d\n%s", code, once.stderr.String())
+		// Nothing else runs: only the daemon can reap them (a lazy reap
+		// by another command would also record the events).
+		begin := time.Now()
+		once := s.start("daemon", "--once")
+		if code := once.wait(5 * time.Second); code != 0 {
+			t.Fatalf("daemon --once: exit %d\n%s", code, once.stderr.String())
+		}
+		if took := once.ended.Sub(begin); took > 2*time.Second {
+			t.Errorf("daemon --once took %v", took)
+		}
+		log := once.stderr.String()
+		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=reaped keys=3$`).MatchString(log) {
+			t.Errorf("daemon --once log lacks 'reaped keys=3':\n%s", log)
+		}
+		// The expire hook ran once for each key, before --once exited.
+		n := countKeys(readEvents(t, filepath.Join(out, "events")))
+		if len(n) != 3 || n["a"] != 1 || n["b"] != 1 || n["c"] != 1 {
+			t.Errorf("expire hook runs per key = %v, want a, b and c once each", n)
+		}
+		for _, e := range readEvents(t, filepath.Join(out, "events")) {
+			if e.Event != "expire" || e.Value != "v-"+e.Key {
+				t.Errorf("event %+v", e)
 			}
-			if took := once.ended.Sub(begin); took > 2*time.Second {
-				t.Errorf("daemon --once took %v", took)
-			}
-			log := once.stderr.String()
-			if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=reaped keys=3$`).MatchString(log) {
-				t.Errorf("daemon --once log lacks 'reaped keys=3':\n%s", log)
-			}
-			// The expire hook ran once for each key, before --once exited.
-			n := dpCountKeys(readEvents(t, filepath.Join(out, "events")))
-			if len(n) != 3 || n["a"] != 1 || n["b"] != 1 || n["c"] != 1 {
-				t.Errorf("expire hook runs per key = %v, want a, b and c once each", n)
-			}
-			for _, e := range readEvents(t, filepath.Join(out, "events")) {
-				if e.Event != "expire" || e.Value != "v-"+e.Key {
-					t.Errorf("event %+v", e)
-				}
-			}
-			if got := s.mustRun("--no-hooks", "keys"); got != "keep\nlater\n" {
-				t.Errorf("keys after daemon --once = %q", got)
-			}
-			st := s.status()
-			if st["events_pending"] != "0" || st["events_failed"] != "0" || st["scheduled_keys"] != "1" || st["daemon"] != "not running" {
-				t.Errorf("status after daemon --once = %v", st)
-			}
+		}
+		if got := s.mustRun("--no-hooks", "keys"); got != "keep\nlater\n" {
+			t.Errorf("keys after daemon --once = %q", got)
+		}
+		st := s.status()
+		if st["events_pending"] != "0" || st["events_failed"] != "0" || st["scheduled_keys"] != "1" || st["daemon"] != "not running" {
+			t.Errorf("status after daemon --once = %v", st)
+		}
 
-			// With a long daemon running, --once exits 0 at once, saying who holds the store.
-			d := s.startDaemon()
-			begin = time.Now()
-			once = s.start("daemon", "--once")
-			if code := once.wait(5 * time.Second); code != 0 {
-				t.Fatalf("daemon --once beside a daemon: exit %d\n%s", code, once.stderr.String())
-			}
-			if took := once.ended.Sub(begin); took > 1500*time.Millisecond {
-				t.Errorf("daemon --once beside a daemon took %v", took)
-			}
-			want := fmt.Sprintf("livedict: a daemon already runs for %s (pid %d)\n", s.path, d.pid())
-			if got := once.stderr.String(); got != want {
-				t.Errorf("daemon --once beside a daemon: stderr %q, want %q", got, want)
-			}
-			// -q silences that line, still exit 0.
-			if _, errOut, code := s.run("-q", "daemon", "--once"); code != 0 || errOut != "" {
-				t.Errorf("-q daemon --once beside a daemon: exit %d, stderr %q; want 0 and nothing", code, errOut)
-			}
-		})
-	}
+		// With a long daemon running, --once exits 0 at once, saying who holds the store.
+		d := s.startDaemon()
+		begin = time.Now()
+		once = s.start("daemon", "--once")
+		if code := once.wait(5 * time.Second); code != 0 {
+			t.Fatalf("daemon --once beside a daemon: exit %d\n%s", code, once.stderr.String())
+		}
+		if took := once.ended.Sub(begin); took > 1500*time.Millisecond {
+			t.Errorf("daemon --once beside a daemon took %v", took)
+		}
+		want := fmt.Sprintf("livedict: a daemon already runs for %s (pid %d)\n", s.path, d.pid())
+		if got := once.stderr.String(); got != want {
+			t.Errorf("daemon --once beside a daemon: stderr %q, want %q", got, want)
+		}
+		// -q silences that line, still exit 0.
+		if _, errOut, code := s.run("-q", "daemon", "--once"); code != 0 || errOut != "" {
+			t.Errorf("-q daemon --once beside a daemon: exit %d, stderr %q; want 0 and nothing", code, errOut)
+		}
+	})
 }
 
 func TestDaemonDuration(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	begin := time.Now()
 	d := s.start("daemon", "--duration", "1s")
 	code := d.wait(10 * time.Second)
@@ -458,13 +174,13 @@ func TestDaemonDuration(t *testing.T) {
 func TestDaemonStopSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			s := newDPStore(t, "sqlite")
+			s := newProcEnv(t, "sqlite")
 			out := s.hookOut("set", `echo start >> $OUT/f; sleep 1; echo done >> $OUT/f`, "--timeout", "5s")
 			begin := time.Now()
 			d := s.startDaemon()
 			s.mustRun("set", "k", "v")
 			f := filepath.Join(out, "f")
-			dpPoll(t, 3*time.Second, "the hook to start", func() bool { return len(dpLines(t, f)) > 0 })
+			poll(t, 3*time.Second, "the hook to start", func() bool { return len(fileLines(t, f)) > 0 })
 			// k's next event waits for the one running (in order per key),
 			// so the stopping daemon must not start it.
 			s.mustRun("set", "k", "v2")
@@ -472,7 +188,7 @@ func TestDaemonStopSignals(t *testing.T) {
 			if code := d.wait(8 * time.Second); code != 0 {
 				t.Fatalf("daemon after %v: exit %d, want 0\n%s", sig, code, d.stderr.String())
 			}
-			if got := dpLines(t, f); len(got) != 2 || got[1] != "done" {
+			if got := fileLines(t, f); len(got) != 2 || got[1] != "done" {
 				t.Fatalf("hook output after the daemon exited = %q, want start, done (the running hook finishes)", got)
 			}
 			// Waiting for the hook is no reason to burn a CPU: the daemon
@@ -498,7 +214,7 @@ func TestDaemonStopSignals(t *testing.T) {
 // TestDaemonSIGHUP: SIGHUP reloads the configuration and keeps the daemon
 // running; a configuration that does not load is logged and the old one kept.
 func TestDaemonSIGHUP(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	conf := filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(conf, []byte("hook_concurrency = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -512,27 +228,27 @@ func TestDaemonSIGHUP(t *testing.T) {
 	// hook_concurrency = 1: of two events, one hook runs at a time.
 	s.mustRun("set", "a1", "v")
 	s.mustRun("set", "a2", "v")
-	dpPoll(t, 3*time.Second, "the first hook", func() bool { return len(dpLines(t, f)) > 0 })
+	poll(t, 3*time.Second, "the first hook", func() bool { return len(fileLines(t, f)) > 0 })
 	time.Sleep(300 * time.Millisecond) // the hook runs 600ms
-	if got := dpLines(t, f); len(got) != 1 {
+	if got := fileLines(t, f); len(got) != 1 {
 		t.Errorf("with hook_concurrency = 1, hooks running at once: %q", got)
 	}
-	dpPoll(t, 5*time.Second, "both events delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 5*time.Second, "both events delivered", s.pendingProgress(d))
 
 	// Reload with hook_concurrency = 4: four events run at once.
 	if err := os.WriteFile(conf, []byte("hook_concurrency = 4\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d.signal(syscall.SIGHUP)
-	dpPoll(t, 3*time.Second, "a reload log line", func() bool {
+	poll(t, 3*time.Second, "a reload log line", func() bool {
 		return strings.Contains(d.stderr.String(), `msg="configuration reloaded"`)
 	})
 	for _, k := range []string{"b1", "b2", "b3", "b4"} {
 		s.mustRun("set", k, "v")
 	}
-	dpPoll(t, 3*time.Second, "the first b hook", func() bool { return len(dpLines(t, f)) > 2 })
+	poll(t, 3*time.Second, "the first b hook", func() bool { return len(fileLines(t, f)) > 2 })
 	time.Sleep(300 * time.Millisecond)
-	if got := dpLines(t, f); len(got) != 6 {
+	if got := fileLines(t, f); len(got) != 6 {
 		t.Errorf("after reloading hook_concurrency = 4, hook starts = %q, want a1, a2 and four b's at once", got)
 	}
 
@@ -541,7 +257,7 @@ func TestDaemonSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.signal(syscall.SIGHUP)
-	dpPoll(t, 3*time.Second, "a log line about the failed reload", func() bool {
+	poll(t, 3*time.Second, "a log line about the failed reload", func() bool {
 		return strings.Contains(d.stderr.String(), `msg="configuration not reloaded"`)
 	})
 	if err := os.WriteFile(conf, []byte("hook_concurrency = 4\n"), 0o600); err != nil {
@@ -554,7 +270,7 @@ func TestDaemonSIGHUP(t *testing.T) {
 	if st := s.status(); st["daemon"] != "running" || st["daemon_pid"] != pid {
 		t.Errorf("status after SIGHUP = %v, want running with pid %s", st, pid)
 	}
-	dpPoll(t, 5*time.Second, "the b events delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 5*time.Second, "the b events delivered", s.pendingProgress(d))
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(5 * time.Second); code != 0 {
 		t.Errorf("daemon after SIGTERM: exit %d", code)
@@ -567,64 +283,61 @@ func TestDaemonSIGHUP(t *testing.T) {
 // is reaped at its deadline with no other livedict command running; a key
 // whose TTL grew, or was dropped, before its first deadline is kept.
 func TestDaemonPickup(t *testing.T) {
-	for _, backend := range []string{"sqlite", "file"} {
-		t.Run(backend, func(t *testing.T) {
-			s := newDPStore(t, backend)
-			out := s.hookOut("expire", "cat >> $OUT/events")
-			events := filepath.Join(out, "events")
-			d := s.startDaemon()
+	forEachBackend(t, func(t *testing.T, s *procEnv) {
+		out := s.hookOut("expire", "cat >> $OUT/events")
+		events := filepath.Join(out, "events")
+		d := s.startDaemon()
 
-			begin := time.Now()
-			s.mustRun("set", "k", "v", "--ttl", "300ms")
-			s.mustRun("set", "longer", "v1", "--ttl", "300ms")
-			s.mustRun("set", "longer", "v2", "--ttl", "1500ms")
-			s.mustRun("set", "kept", "v", "--ttl", "300ms")
-			s.mustRun("persist", "kept")
-			firstDeadline := begin.Add(300 * time.Millisecond)
+		begin := time.Now()
+		s.mustRun("set", "k", "v", "--ttl", "300ms")
+		s.mustRun("set", "longer", "v1", "--ttl", "300ms")
+		s.mustRun("set", "longer", "v2", "--ttl", "1500ms")
+		s.mustRun("set", "kept", "v", "--ttl", "300ms")
+		s.mustRun("persist", "kept")
+		firstDeadline := begin.Add(300 * time.Millisecond)
 
-			dpPoll(t, 3*time.Second, "k's expire event", func() bool { return d.running() && len(readEvents(t, events)) > 0 })
-			if late := time.Since(firstDeadline); late > time.Second {
-				t.Errorf("k's expire event came %v after its deadline", late)
-			}
-			if ev := readEvents(t, events)[0]; ev.Key != "k" || ev.Event != "expire" {
-				t.Errorf("first event = %+v, want k's expire", ev)
-			}
-			// Well past the first deadline, the other two are still there.
-			time.Sleep(time.Until(firstDeadline.Add(500 * time.Millisecond)))
-			if n := dpCountKeys(readEvents(t, events)); len(n) != 1 {
-				t.Errorf("events 500ms after the first deadline: %v, want only k's", n)
-			}
-			if v, _, code := s.run("--no-hooks", "get", "longer"); code != 0 || v != "v2" {
-				t.Errorf("get longer = %q (exit %d), want v2: a key re-set with a longer TTL was reaped at its old deadline", v, code)
-			}
-			if v, _, code := s.run("--no-hooks", "get", "kept"); code != 0 || v != "v" {
-				t.Errorf("get kept = %q (exit %d), want v: a persisted key was reaped", v, code)
-			}
-			// longer goes at its new deadline.
-			dpPoll(t, 3*time.Second, "longer's expire event", func() bool {
-				return d.running() && dpCountKeys(readEvents(t, events))["longer"] > 0
-			})
-			if ev := readEvents(t, events)[1]; ev.Key != "longer" || ev.Value != "v2" {
-				t.Errorf("second event = %+v, want longer's, value v2", ev)
-			}
-			if got := s.mustRun("--no-hooks", "keys"); got != "kept\n" {
-				t.Errorf("keys = %q, want kept", got)
-			}
-			if n := dpCountKeys(readEvents(t, events)); len(n) != 2 || n["k"] != 1 || n["longer"] != 1 {
-				t.Errorf("expire events per key = %v", n)
-			}
-			if d.exited() {
-				t.Fatalf("daemon exited: %s", d.stderr.String())
-			}
+		poll(t, 3*time.Second, "k's expire event", func() bool { return d.running() && len(readEvents(t, events)) > 0 })
+		if late := time.Since(firstDeadline); late > time.Second {
+			t.Errorf("k's expire event came %v after its deadline", late)
+		}
+		if ev := readEvents(t, events)[0]; ev.Key != "k" || ev.Event != "expire" {
+			t.Errorf("first event = %+v, want k's expire", ev)
+		}
+		// Well past the first deadline, the other two are still there.
+		time.Sleep(time.Until(firstDeadline.Add(500 * time.Millisecond)))
+		if n := countKeys(readEvents(t, events)); len(n) != 1 {
+			t.Errorf("events 500ms after the first deadline: %v, want only k's", n)
+		}
+		if v, _, code := s.run("--no-hooks", "get", "longer"); code != 0 || v != "v2" {
+			t.Errorf("get longer = %q (exit %d), want v2: a key re-set with a longer TTL was reaped at its old deadline", v, code)
+		}
+		if v, _, code := s.run("--no-hooks", "get", "kept"); code != 0 || v != "v" {
+			t.Errorf("get kept = %q (exit %d), want v: a persisted key was reaped", v, code)
+		}
+		// longer goes at its new deadline.
+		poll(t, 3*time.Second, "longer's expire event", func() bool {
+			return d.running() && countKeys(readEvents(t, events))["longer"] > 0
 		})
-	}
+		if ev := readEvents(t, events)[1]; ev.Key != "longer" || ev.Value != "v2" {
+			t.Errorf("second event = %+v, want longer's, value v2", ev)
+		}
+		if got := s.mustRun("--no-hooks", "keys"); got != "kept\n" {
+			t.Errorf("keys = %q, want kept", got)
+		}
+		if n := countKeys(readEvents(t, events)); len(n) != 2 || n["k"] != 1 || n["longer"] != 1 {
+			t.Errorf("expire events per key = %v", n)
+		}
+		if d.exited() {
+			t.Fatalf("daemon exited: %s", d.stderr.String())
+		}
+	})
 }
 
 // TestDaemonPromptness: a short TTL set while the daemon is idle is reaped
 // close to its deadline. (bench.sh measures the real target; this only
 // catches a daemon that waits for its slow poll.)
 func TestDaemonPromptness(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	out := s.hookOut("expire", "cat >> $OUT/events")
 	events := filepath.Join(out, "events")
 	d := s.startDaemon()
@@ -633,7 +346,7 @@ func TestDaemonPromptness(t *testing.T) {
 		key := fmt.Sprintf("k%d", i)
 		s.mustRun("set", key, "v", "--ttl", "100ms")
 		var ev hookEvent
-		dpPoll(t, 3*time.Second, key+"'s expire event", func() bool {
+		poll(t, 3*time.Second, key+"'s expire event", func() bool {
 			d.running()
 			evs := readEvents(t, events)
 			if len(evs) > i {
@@ -643,8 +356,8 @@ func TestDaemonPromptness(t *testing.T) {
 			return false
 		})
 		seen := time.Now()
-		deadline := dpParseTime(t, ev.ExpiresAt)
-		reaped := dpParseTime(t, ev.Time)
+		deadline := parseEventTime(t, ev.ExpiresAt)
+		reaped := parseEventTime(t, ev.Time)
 		t.Logf("%s: reaped %v after its deadline, hook output seen %v after", key, reaped.Sub(deadline), seen.Sub(deadline))
 		if ev.Key != key {
 			t.Fatalf("event %+v, want %s's", ev, key)
@@ -670,77 +383,74 @@ func TestDaemonUnnotifiedWriter(t *testing.T) {
 	if err := exec.Command(unshare, "-rn", "true").Run(); err != nil {
 		t.Skipf("unshare -rn: %v", err)
 	}
-	for _, backend := range []string{"sqlite", "file"} {
-		t.Run(backend, func(t *testing.T) {
-			s := newDPStore(t, backend)
-			out := s.hookOut("expire", "cat >> $OUT/events")
-			events := filepath.Join(out, "events")
-			d := s.startDaemon()
-			unnotified := func(key string) time.Time {
-				begin := time.Now()
-				c := exec.Command(unshare, "-rn", livedictBinary(t), "--store", s.url, "set", key, "v", "--ttl", "300ms")
-				c.Env = s.env
-				if o, e, code := runCmd(t, c); code != 0 {
-					t.Fatalf("unshare -rn livedict set: exit %d\n%s%s", code, o, e)
-				}
-				return begin.Add(300 * time.Millisecond)
+	forEachBackend(t, func(t *testing.T, s *procEnv) {
+		out := s.hookOut("expire", "cat >> $OUT/events")
+		events := filepath.Join(out, "events")
+		d := s.startDaemon()
+		unnotified := func(key string) time.Time {
+			begin := time.Now()
+			c := s.commandVia([]string{unshare, "-rn"}, "set", key, "v", "--ttl", "300ms")
+			if o, e, code := runCmd(t, c); code != 0 {
+				t.Fatalf("unshare -rn livedict set: exit %d\n%s%s", code, o, e)
 			}
-			check := func(key string, deadline time.Time) {
-				t.Helper()
-				dpPoll(t, 3*time.Second, key+"'s expire event", func() bool {
-					return d.running() && dpCountKeys(readEvents(t, events))[key] > 0
-				})
-				late := time.Since(deadline)
-				t.Logf("%s reaped and delivered %v after its deadline", key, late)
-				if late > 2500*time.Millisecond {
-					t.Errorf("%s's expire event came %v after its deadline, want within the 1s poll", key, late)
-				}
+			return begin.Add(300 * time.Millisecond)
+		}
+		check := func(key string, deadline time.Time) {
+			t.Helper()
+			poll(t, 3*time.Second, key+"'s expire event", func() bool {
+				return d.running() && countKeys(readEvents(t, events))[key] > 0
+			})
+			late := time.Since(deadline)
+			t.Logf("%s reaped and delivered %v after its deadline", key, late)
+			if late > 2500*time.Millisecond {
+				t.Errorf("%s's expire event came %v after its deadline, want within the 1s poll", key, late)
 			}
+		}
 
-			// Alone.
-			check("alone", unnotified("alone"))
+		// Alone.
+		check("alone", unnotified("alone"))
 
-			// With a writer that notifies in the same second.
-			deadline := unnotified("mixed")
-			s.mustRun("set", "other", "v")
-			check("mixed", deadline)
-		})
-	}
+		// With a writer that notifies in the same second.
+		deadline := unnotified("mixed")
+		s.mustRun("set", "other", "v")
+		check("mixed", deadline)
+	})
 }
 
 // TestDaemonConcurrentDelivery: the daemon runs hooks concurrently (four
 // at once by default) and records every run; no run fails for reasons of
 // its own, so each event is delivered exactly once.
 func TestDaemonConcurrentDelivery(t *testing.T) {
-	for _, backend := range []string{"sqlite", "file"} {
-		t.Run(backend, func(t *testing.T) {
-			s := newDPStore(t, backend)
-			out := s.hookOut("set,expire", "cat >> $OUT/events")
-			events := filepath.Join(out, "events")
-			d := s.startDaemon()
-			const keys = 24
-			for i := 0; i < keys; i++ {
-				s.mustRun("set", fmt.Sprintf("k%02d", i), "v", "--ttl", "500ms")
-			}
-			dpPoll(t, 10*time.Second, "every set and expire event", func() bool { return d.running() && len(readEvents(t, events)) >= 2*keys })
-			dpPoll(t, 5*time.Second, "events_pending 0", func() bool { return d.running() && s.status()["events_pending"] == "0" })
-			time.Sleep(100 * time.Millisecond) // a duplicate would come now
-			perKey := map[string]int{}
-			for _, e := range readEvents(t, events) {
-				perKey[e.Event+" "+e.Key]++
-			}
-			for i := 0; i < keys; i++ {
-				for _, ev := range []string{"set", "expire"} {
-					if n := perKey[fmt.Sprintf("%s k%02d", ev, i)]; n != 1 {
-						t.Errorf("%s k%02d delivered %d times, want once", ev, i, n)
-					}
+	forEachBackend(t, func(t *testing.T, s *procEnv) {
+		out := s.hookOut("set,expire", "cat >> $OUT/events")
+		events := filepath.Join(out, "events")
+		d := s.startDaemon()
+		const keys = 24
+		for i := 0; i < keys; i++ {
+			s.mustRun("set", fmt.Sprintf("k%02d", i), "v", "--ttl", "500ms")
+		}
+		waitProgress(t, 10*time.Second, "every set and expire event", func() (int64, bool) {
+			d.running()
+			n := len(readEvents(t, events))
+			return int64(n), n >= 2*keys
+		})
+		waitProgress(t, 5*time.Second, "events_pending 0", s.pendingProgress(d))
+		time.Sleep(100 * time.Millisecond) // a duplicate would come now
+		perKey := map[string]int{}
+		for _, e := range readEvents(t, events) {
+			perKey[e.Event+" "+e.Key]++
+		}
+		for i := 0; i < keys; i++ {
+			for _, ev := range []string{"set", "expire"} {
+				if n := perKey[fmt.Sprintf("%s k%02d", ev, i)]; n != 1 {
+					t.Errorf("%s k%02d delivered %d times, want once", ev, i, n)
 				}
 			}
-			if m := regexp.MustCompile(`(?m)^.*level=(ERROR|WARN).*$`).FindAllString(d.stderr.String(), 3); len(m) > 0 {
-				t.Errorf("daemon logged errors while delivering:\n%s", strings.Join(m, "\n"))
-			}
-		})
-	}
+		}
+		if m := regexp.MustCompile(`(?m)^.*level=(ERROR|WARN).*$`).FindAllString(d.stderr.String(), 3); len(m) > 0 {
+			t.Errorf("daemon logged errors while delivering:\n%s", strings.Join(m, "\n"))
+		}
+	})
 }
 
 // --- delivery
@@ -748,7 +458,7 @@ func TestDaemonConcurrentDelivery(t *testing.T) {
 // TestDaemonKill9AtLeastOnce: a daemon killed while it delivers loses no
 // event: the next one delivers every event at least once.
 func TestDaemonKill9AtLeastOnce(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	out := s.hookOut("expire", "cat >> $OUT/events; sleep 0.2")
 	events := filepath.Join(out, "events")
 	d := s.startDaemon()
@@ -758,10 +468,10 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 		keys[i] = fmt.Sprintf("k%02d", i)
 		s.mustRun("set", keys[i], "v", "--at", at)
 	}
-	dpPoll(t, 4*time.Second, "the first expire event", func() bool { return len(readEvents(t, events)) > 0 })
+	poll(t, 4*time.Second, "the first expire event", func() bool { return len(readEvents(t, events)) > 0 })
 	d.signal(syscall.SIGKILL)
 	d.wait(5 * time.Second)
-	before := dpCountKeys(readEvents(t, events))
+	before := countKeys(readEvents(t, events))
 	if len(before) == len(keys) {
 		t.Logf("every hook had started before kill -9; the test proves less")
 	}
@@ -770,8 +480,8 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 	}
 
 	d2 := s.startDaemon()
-	dpPoll(t, 8*time.Second, "events_pending 0", func() bool { return d2.running() && s.status()["events_pending"] == "0" })
-	n := dpCountKeys(readEvents(t, events))
+	waitProgress(t, 8*time.Second, "events_pending 0", s.pendingProgress(d2))
+	n := countKeys(readEvents(t, events))
 	for _, k := range keys {
 		if n[k] < 1 {
 			t.Errorf("no expire event for %s (events per key: %v)", k, n)
@@ -794,7 +504,7 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 // stands aside when a daemon starts: it finishes the hooks it runs, exits,
 // and the daemon delivers the rest.
 func TestDaemonDeliveryTakeover(t *testing.T) {
-	s := newDPStore(t, "sqlite")
+	s := newProcEnv(t, "sqlite")
 	out := s.hookOut("set", `echo "start $LIVEDICT_KEY" >> $OUT/f; sleep 0.8; echo "end $LIVEDICT_KEY" >> $OUT/f`)
 	f := filepath.Join(out, "f")
 	dir := s.stateDir()
@@ -802,7 +512,7 @@ func TestDaemonDeliveryTakeover(t *testing.T) {
 	for _, k := range keys {
 		s.mustRun("set", k, "v")
 	}
-	dpPoll(t, 3*time.Second, "the detached dispatcher's first hook", func() bool { return len(dpLines(t, f)) > 0 })
+	poll(t, 3*time.Second, "the detached dispatcher's first hook", func() bool { return len(fileLines(t, f)) > 0 })
 	dispatcher, err := hooks.Holder(dir, hooks.DeliverLock)
 	if err != nil || dispatcher == 0 {
 		t.Fatalf("no process holds the delivery lock while a hook runs: pid %d, %v", dispatcher, err)
@@ -818,14 +528,14 @@ func TestDaemonDeliveryTakeover(t *testing.T) {
 	hooks.Notify(dir, hooks.DeliverSocket, hooks.MsgEvents)
 	hooks.Takeover(dir)
 	d := s.start("daemon")
-	dpPoll(t, 3*time.Second, "the dispatcher to exit", func() bool { return !dpAlive(dispatcher) })
-	dpPoll(t, 3*time.Second, "the daemon to hold the delivery lock", func() bool {
+	poll(t, 3*time.Second, "the dispatcher to exit", func() bool { return !alive(dispatcher) })
+	poll(t, 3*time.Second, "the daemon to hold the delivery lock", func() bool {
 		h, _ := hooks.Holder(dir, hooks.DeliverLock)
 		return h == d.pid()
 	})
-	dpPoll(t, 8*time.Second, "every event delivered", func() bool { return d.running() && s.status()["events_pending"] == "0" })
+	waitProgress(t, 8*time.Second, "every event delivered", s.pendingProgress(d))
 
-	lines := dpLines(t, f)
+	lines := fileLines(t, f)
 	starts, ends := map[string]int{}, map[string]int{}
 	for _, l := range lines {
 		word, key, _ := strings.Cut(l, " ")
@@ -851,16 +561,4 @@ func TestDaemonDeliveryTakeover(t *testing.T) {
 	if st := s.status(); st["events_failed"] != "0" || st["daemon"] != "running" {
 		t.Errorf("status = %v", st)
 	}
-}
-
-// dpAlive reports whether pid is a live process (not gone, not a zombie).
-func dpAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil
-	}
-	// pid (comm) S ...: the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }

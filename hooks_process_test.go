@@ -11,239 +11,107 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
-	"github.com/livedict/livedict/pkg/store"
 )
 
 // These tests run real livedict processes with real hooks: the detached
-// dispatcher each writer starts, the sandbox, the outbox across crashes.
-
-// mustRun runs livedict and fails the test unless it exits 0.
-func mustRun(t *testing.T, store string, args ...string) string {
-	t.Helper()
-	out, stderr, code := run(t, store, nil, args...)
-	if code != 0 {
-		t.Fatalf("livedict %s: exit %d: %s", strings.Join(args, " "), code, stderr)
-	}
-	return out
-}
-
-// stateDirOf is the state dir (locks, work dirs) of a store URL.
-func stateDirOf(url string) string {
-	if dir, ok := strings.CutPrefix(url, "file:"); ok {
-		return hooks.StateDir(store.Info{Backend: "file", Location: dir})
-	}
-	return hooks.StateDir(store.Info{Backend: "sqlite", Location: strings.TrimPrefix(url, "sqlite:")})
-}
-
-// hookEvent is the part of the event JSON these tests look at.
-type hookEvent struct {
-	Event     string `json:"event"`
-	Bucket    string `json:"bucket"`
-	Key       string `json:"key"`
-	Value     string `json:"value"`
-	ExpiresAt string `json:"expires_at"`
-	Time      string `json:"time"`
-	HookID    int64  `json:"hook_id"`
-}
-
-// readEvents reads the events hooks appended to file, in order. A half
-// written last one (a hook still writing) is left for the next read.
-func readEvents(t *testing.T, file string) []hookEvent {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []hookEvent
-	dec := json.NewDecoder(bytes.NewReader(b))
-	for {
-		var e hookEvent
-		if err := dec.Decode(&e); err != nil {
-			return evs
-		}
-		evs = append(evs, e)
-	}
-}
-
-// pendingEvents is what 'stats --json' says waits in the outbox.
-func pendingEvents(t *testing.T, url string) (pending, failed int64) {
-	t.Helper()
-	var st struct {
-		Pending int64 `json:"events_pending"`
-		Failed  int64 `json:"events_failed"`
-	}
-	out := mustRun(t, url, "stats", "--json")
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("stats --json: %q: %v", out, err)
-	}
-	return st.Pending, st.Failed
-}
-
-// waitDelivered waits until the outbox is empty and no dispatcher runs.
-func waitDelivered(t *testing.T, url string, timeout time.Duration) {
-	t.Helper()
-	dir := stateDirOf(url)
-	deadline := time.Now().Add(timeout)
-	for {
-		p, _ := pendingEvents(t, url)
-		pid, _ := hooks.Holder(dir, hooks.DeliverLock)
-		if p == 0 && pid == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d events pending, dispatcher pid %d", timeout, p, pid)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stopDispatchers makes sure no detached dispatcher outlives the test and
-// writes into a temp dir being removed.
-func stopDispatchers(t *testing.T, url string) {
-	t.Cleanup(func() {
-		dir := stateDirOf(url)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			pid, _ := hooks.Holder(dir, hooks.DeliverLock)
-			if pid == 0 {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if pid, _ := hooks.Holder(dir, hooks.DeliverLock); pid != 0 {
-			killSession(pid)
-		}
-	})
-}
-
-// killSession kill -9s pid and every process in its session: a detached
-// dispatcher and the hooks it runs, as a crash of the machine's livedict
-// processes would.
-func killSession(pid int) {
-	syscall.Kill(pid, syscall.SIGKILL)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp session ...
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 {
-			f := strings.Fields(s[i+1:])
-			if len(f) > 3 && f[3] == strconv.Itoa(pid) {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-		}
-	}
-}
+// dispatcher each writer starts, the sandbox, the outbox across crashes,
+// on the harness in process_test.go.
 
 // TestHookExpireExactlyOnce: 200 keys expire; eight processes reap at once.
 // Reaping and recording happen in one write transaction, so each key's
 // expire event is recorded, and its hook run, exactly once.
 func TestHookExpireExactlyOnce(t *testing.T) {
 	const keys, reapers = 200, 8
-	for name, url := range storeURLs(t) {
-		t.Run(name, func(t *testing.T) {
-			evDir := filepath.Join(t.TempDir(), "ev")
-			if err := os.Mkdir(evDir, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			evFile := filepath.Join(evDir, "events")
-			stopDispatchers(t, url)
-			if out := mustRun(t, url, "hook", "add", "--on", "expire", "--write", evDir, "--", "sh", "-c", "cat >> "+evFile); strings.TrimSpace(out) != "1" {
-				t.Fatalf("hook add printed %q", out)
-			}
-			// One import sets all the keys with a deadline shortly ahead.
-			at := time.Now().Add(700 * time.Millisecond).UnixMilli()
-			var jsonl bytes.Buffer
-			for i := 0; i < keys; i++ {
-				fmt.Fprintf(&jsonl, `{"bucket":"main","key":"k%03d","value_b64":"%s","expires_at_ms":%d}`+"\n",
-					i, base64.StdEncoding.EncodeToString([]byte("v"+strconv.Itoa(i))), at)
-			}
-			if _, stderr, code := run(t, url, jsonl.Bytes(), "import"); code != 0 {
-				t.Fatalf("import: exit %d: %s", code, stderr)
-			}
-			time.Sleep(time.Until(time.UnixMilli(at + 100)))
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		evDir := filepath.Join(t.TempDir(), "ev")
+		if err := os.Mkdir(evDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		evFile := filepath.Join(evDir, "events")
+		if out := e.mustRun("hook", "add", "--on", "expire", "--write", evDir, "--", "sh", "-c", "cat >> "+evFile); strings.TrimSpace(out) != "1" {
+			t.Fatalf("hook add printed %q", out)
+		}
+		// One import sets all the keys with a deadline shortly ahead.
+		at := time.Now().Add(700 * time.Millisecond).UnixMilli()
+		var jsonl bytes.Buffer
+		for i := 0; i < keys; i++ {
+			fmt.Fprintf(&jsonl, `{"bucket":"main","key":"k%03d","value_b64":"%s","expires_at_ms":%d}`+"\n",
+				i, base64.StdEncoding.EncodeToString([]byte("v"+strconv.Itoa(i))), at)
+		}
+		if _, stderr, code := e.runInput(jsonl.Bytes(), "import"); code != 0 {
+			t.Fatalf("import: exit %d: %s", code, stderr)
+		}
+		time.Sleep(time.Until(time.UnixMilli(at + 100)))
 
-			var wg sync.WaitGroup
-			errs := make(chan string, reapers)
-			counts := make(chan int, reapers)
-			start := make(chan struct{})
-			for i := 0; i < reapers; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					out, stderr, code := run(t, url, nil, "reap", "-v")
-					if code != 0 || stderr != "" {
-						errs <- fmt.Sprintf("reap: exit %d: %s", code, stderr)
-						return
-					}
-					n, _ := strconv.Atoi(strings.TrimSpace(out))
-					counts <- n
-				}()
-			}
-			close(start)
-			wg.Wait()
-			close(errs)
-			close(counts)
-			for e := range errs {
-				t.Error(e)
-			}
-			reaped := 0
-			for n := range counts {
-				reaped += n
-			}
-			// Lazy reaping at open may take some, so the counts reaped
-			// by 'reap' itself add up to at most keys.
-			if reaped > keys {
-				t.Fatalf("the reapers reaped %d keys of %d", reaped, keys)
-			}
-			if out := mustRun(t, url, "keys"); out != "" {
-				t.Fatalf("keys left after reaping: %q", out)
-			}
+		var wg sync.WaitGroup
+		errs := make(chan string, reapers)
+		counts := make(chan int, reapers)
+		start := make(chan struct{})
+		for i := 0; i < reapers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				out, stderr, code := e.run("reap", "-v")
+				if code != 0 || stderr != "" {
+					errs <- fmt.Sprintf("reap: exit %d: %s", code, stderr)
+					return
+				}
+				n, _ := strconv.Atoi(strings.TrimSpace(out))
+				counts <- n
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		close(counts)
+		for e := range errs {
+			t.Error(e)
+		}
+		reaped := 0
+		for n := range counts {
+			reaped += n
+		}
+		// Lazy reaping at open may take some, so the counts reaped
+		// by 'reap' itself add up to at most keys.
+		if reaped > keys {
+			t.Fatalf("the reapers reaped %d keys of %d", reaped, keys)
+		}
+		if out := e.mustRun("keys"); out != "" {
+			t.Fatalf("keys left after reaping: %q", out)
+		}
 
-			waitDelivered(t, url, 15*time.Second)
-			evs := readEvents(t, evFile)
-			seen := map[string]int{}
-			for _, e := range evs {
-				i, err := strconv.Atoi(strings.TrimPrefix(e.Key, "k"))
-				if err != nil || e.Event != "expire" || e.Bucket != "main" || e.HookID != 1 || e.Value != "v"+strconv.Itoa(i) {
-					t.Fatalf("event %+v", e)
-				}
-				seen[e.Key]++
+		e.waitDelivered(15 * time.Second)
+		evs := readEvents(t, evFile)
+		seen := map[string]int{}
+		for _, e := range evs {
+			i, err := strconv.Atoi(strings.TrimPrefix(e.Key, "k"))
+			if err != nil || e.Event != "expire" || e.Bucket != "main" || e.HookID != 1 || e.Value != "v"+strconv.Itoa(i) {
+				t.Fatalf("event %+v", e)
 			}
-			for i := 0; i < keys; i++ {
-				k := fmt.Sprintf("k%03d", i)
-				if seen[k] != 1 {
-					t.Errorf("%s: %d expire events, want exactly 1", k, seen[k])
-				}
+			seen[e.Key]++
+		}
+		for i := 0; i < keys; i++ {
+			k := fmt.Sprintf("k%03d", i)
+			if seen[k] != 1 {
+				t.Errorf("%s: %d expire events, want exactly 1", k, seen[k])
 			}
-			if len(evs) != keys {
-				t.Fatalf("%d events delivered, want %d", len(evs), keys)
-			}
-			if _, failed := pendingEvents(t, url); failed != 0 {
-				t.Fatalf("%d failed", failed)
-			}
-			log := mustRun(t, url, "hook", "log", "-n", "0")
-			if n := strings.Count(log, "\tok\t"); n != keys || strings.Count(log, "\n") != keys {
-				t.Fatalf("hook log: %d ok runs of %d lines, want %d", n, strings.Count(log, "\n"), keys)
-			}
-		})
-	}
+		}
+		if len(evs) != keys {
+			t.Fatalf("%d events delivered, want %d", len(evs), keys)
+		}
+		if _, failed := e.pending(); failed != 0 {
+			t.Fatalf("%d failed", failed)
+		}
+		log := e.mustRun("hook", "log", "-n", "0")
+		if n := strings.Count(log, "\tok\t"); n != keys || strings.Count(log, "\n") != keys {
+			t.Fatalf("hook log: %d ok runs of %d lines, want %d", n, strings.Count(log, "\n"), keys)
+		}
+	})
 }
 
 // TestHookAtLeastOnceAcrossKill9: the dispatcher is killed with kill -9
@@ -252,109 +120,114 @@ func TestHookExpireExactlyOnce(t *testing.T) {
 // outbox: every event at least once, in order per key; the only repeat is
 // the run that was going on for a key when the kill came.
 func TestHookAtLeastOnceAcrossKill9(t *testing.T) {
-	for name, url := range storeURLs(t) {
-		t.Run(name, func(t *testing.T) {
-			const keys, perKey = 4, 5
-			evDir := filepath.Join(t.TempDir(), "ev")
-			if err := os.Mkdir(evDir, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			evFile := filepath.Join(evDir, "events")
-			stopDispatchers(t, url)
-			mustRun(t, url, "hook", "add", "--on", "set", "--write", evDir, "--", "sh", "-c", "cat >> "+evFile+"; sleep 0.3")
-			for n := 0; n < perKey; n++ {
-				for k := 0; k < keys; k++ {
-					mustRun(t, url, "set", fmt.Sprintf("k%d", k), strconv.Itoa(n))
-				}
-			}
-			dir := stateDirOf(url)
-			// Wait until the dispatcher has delivered some, not all.
-			deadline := time.Now().Add(10 * time.Second)
-			for len(readEvents(t, evFile)) < keys+2 {
-				if time.Now().After(deadline) {
-					t.Fatalf("only %d events delivered", len(readEvents(t, evFile)))
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			pid, err := hooks.Holder(dir, hooks.DeliverLock)
-			if err != nil || pid == 0 {
-				t.Fatalf("no dispatcher holds the lock: %d, %v", pid, err)
-			}
-			killSession(pid)
-			for i := 0; ; i++ {
-				if p, _ := hooks.Holder(dir, hooks.DeliverLock); p == 0 {
-					break
-				}
-				if i > 500 {
-					t.Fatal("the lock outlived its kill -9ed holder")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			before := len(readEvents(t, evFile))
-			pending, _ := pendingEvents(t, url)
-			if pending == 0 || before >= keys*perKey {
-				t.Fatalf("killed too late: %d delivered, %d pending", before, pending)
-			}
-			t.Logf("killed dispatcher %d with %d of %d delivered, %d pending", pid, before, keys*perKey, pending)
-
-			// The next event's writer starts delivery again.
-			if _, stderr, code := run(t, url, nil, "--wait-hooks", "set", "other", "x"); code != 0 {
-				t.Fatalf("set other: exit %d: %s", code, stderr)
-			}
-			waitDelivered(t, url, 15*time.Second)
-
-			byKey := map[string][]int{}
-			for _, e := range readEvents(t, evFile) {
-				n, err := strconv.Atoi(e.Value)
-				if e.Key == "other" {
-					n, err = 0, nil
-				}
-				if err != nil || e.Event != "set" {
-					t.Fatalf("event %+v", e)
-				}
-				byKey[e.Key] = append(byKey[e.Key], n)
-			}
-			if len(byKey["other"]) != 1 {
-				t.Fatalf("other: %v", byKey["other"])
-			}
-			dups := 0
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		const keys, perKey = 4, 5
+		evDir := filepath.Join(t.TempDir(), "ev")
+		if err := os.Mkdir(evDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		evFile, gate := filepath.Join(evDir, "events"), filepath.Join(evDir, "gate")
+		// Each run takes a while, so a kill finds runs going on. The runs
+		// of each key's last value wait for the gate, which opens after the
+		// kill, before they write: however slow the writers below are
+		// (a loaded machine) and however fast delivery, the kill comes
+		// with events still to deliver.
+		script := fmt.Sprintf(`ev=$(cat); case "$ev" in *'"value":"%d"'*) while [ ! -e %s ]; do sleep 0.05; done;; esac; printf '%%s\n' "$ev" >> %s; sleep 0.3`, perKey-1, gate, evFile)
+		e.mustRun("hook", "add", "--on", "set", "--write", evDir, "--", "sh", "-c", script)
+		for n := 0; n < perKey; n++ {
 			for k := 0; k < keys; k++ {
-				key := fmt.Sprintf("k%d", k)
-				got := byKey[key]
-				// 0 1 2 ... with at most one value repeated, right after itself.
-				want, repeated := 0, false
-				for _, n := range got {
-					switch {
-					case n == want:
-						want++
-					case n == want-1 && !repeated:
-						repeated = true
-						dups++
-					default:
-						t.Fatalf("%s: values delivered %v: out of order or repeated more than once", key, got)
-					}
-				}
-				if want != perKey {
-					t.Fatalf("%s: values delivered %v, want 0..%d each at least once", key, got, perKey-1)
+				e.mustRun("set", fmt.Sprintf("k%d", k), strconv.Itoa(n))
+			}
+		}
+		dir := e.stateDir()
+		// Wait until the dispatcher has delivered some, not all.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(readEvents(t, evFile)) < keys+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d events delivered", len(readEvents(t, evFile)))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		pid, err := hooks.Holder(dir, hooks.DeliverLock)
+		if err != nil || pid == 0 {
+			t.Fatalf("no dispatcher holds the lock: %d, %v", pid, err)
+		}
+		killSession(pid)
+		for i := 0; ; i++ {
+			if p, _ := hooks.Holder(dir, hooks.DeliverLock); p == 0 {
+				break
+			}
+			if i > 500 {
+				t.Fatal("the lock outlived its kill -9ed holder")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := len(readEvents(t, evFile))
+		pending, _ := e.pending()
+		if pending == 0 || before >= keys*perKey {
+			t.Fatalf("killed too late: %d delivered, %d pending", before, pending)
+		}
+		t.Logf("killed dispatcher %d with %d of %d delivered, %d pending", pid, before, keys*perKey, pending)
+
+		// The next event's writer starts delivery again.
+		if _, stderr, code := e.run("--wait-hooks", "set", "other", "x"); code != 0 {
+			t.Fatalf("set other: exit %d: %s", code, stderr)
+		}
+		e.waitDelivered(15 * time.Second)
+
+		byKey := map[string][]int{}
+		for _, e := range readEvents(t, evFile) {
+			n, err := strconv.Atoi(e.Value)
+			if e.Key == "other" {
+				n, err = 0, nil
+			}
+			if err != nil || e.Event != "set" {
+				t.Fatalf("event %+v", e)
+			}
+			byKey[e.Key] = append(byKey[e.Key], n)
+		}
+		if len(byKey["other"]) != 1 {
+			t.Fatalf("other: %v", byKey["other"])
+		}
+		dups := 0
+		for k := 0; k < keys; k++ {
+			key := fmt.Sprintf("k%d", k)
+			got := byKey[key]
+			// 0 1 2 ... with at most one value repeated, right after itself.
+			want, repeated := 0, false
+			for _, n := range got {
+				switch {
+				case n == want:
+					want++
+				case n == want-1 && !repeated:
+					repeated = true
+					dups++
+				default:
+					t.Fatalf("%s: values delivered %v: out of order or repeated more than once", key, got)
 				}
 			}
-			t.Logf("%d runs repeated after the kill", dups)
-			if p, f := pendingEvents(t, url); p != 0 || f != 0 {
-				t.Fatalf("%d pending, %d failed", p, f)
+			if want != perKey {
+				t.Fatalf("%s: values delivered %v, want 0..%d each at least once", key, got, perKey-1)
 			}
-		})
-	}
+		}
+		t.Logf("%d runs repeated after the kill", dups)
+		if p, f := e.pending(); p != 0 || f != 0 {
+			t.Fatalf("%d pending, %d failed", p, f)
+		}
+	})
 }
 
 // TestHookRetryEndToEnd: a hook that always fails is run once and retried
 // 3 times with backoff, then given up and listed by 'hook log --failed'.
 func TestHookRetryEndToEnd(t *testing.T) {
-	url := storeURLs(t)["sqlite"]
-	stopDispatchers(t, url)
-	mustRun(t, url, "hook", "add", "--on", "set", "--", "sh", "-c", "echo no >&2; exit 3")
-	env := []string{"LIVEDICT_RETRY_BACKOFF=50ms"}
+	e := newProcEnv(t, "sqlite")
+	e.mustRun("hook", "add", "--on", "set", "--", "sh", "-c", "echo no >&2; exit 3")
+	e.setenv("LIVEDICT_RETRY_BACKOFF=50ms")
 	start := time.Now()
-	if _, stderr, code := runEnv(t, url, env, nil, "--wait-hooks", "set", "k", "v"); code != 0 || stderr != "" {
+	if _, stderr, code := e.run("--wait-hooks", "set", "k", "v"); code != 0 || stderr != "" {
 		t.Fatalf("set: exit %d: %q (a failing hook must not change the command's status)", code, stderr)
 	}
 	took := time.Since(start)
@@ -362,7 +235,7 @@ func TestHookRetryEndToEnd(t *testing.T) {
 	if took < 350*time.Millisecond {
 		t.Fatalf("--wait-hooks returned after %v, before the retries could have run", took)
 	}
-	failed := mustRun(t, url, "hook", "log", "--failed")
+	failed := e.mustRun("hook", "log", "--failed")
 	if strings.Count(failed, "\n") != 1 {
 		t.Fatalf("hook log --failed:\n%s", failed)
 	}
@@ -370,7 +243,7 @@ func TestHookRetryEndToEnd(t *testing.T) {
 	if len(f) != 10 || f[1] != "1" || f[2] != "set" || f[3] != "main" || f[4] != "k" || f[5] != "failed" || f[6] != "3" || f[8] != "false" || !strings.Contains(f[9], "no") {
 		t.Fatalf("failed run: %q", f)
 	}
-	all := mustRun(t, url, "hook", "log")
+	all := e.mustRun("hook", "log")
 	var st []string
 	for _, line := range strings.Split(strings.TrimSuffix(all, "\n"), "\n") {
 		st = append(st, strings.Split(line, "\t")[5])
@@ -380,7 +253,7 @@ func TestHookRetryEndToEnd(t *testing.T) {
 	}
 	// Retries wait longer each time.
 	var times []time.Time
-	out, _, _ := run(t, url, nil, "hook", "log", "--json")
+	out, _, _ := e.run("hook", "log", "--json")
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r struct {
 			Time    string `json:"time"`
@@ -402,7 +275,7 @@ func TestHookRetryEndToEnd(t *testing.T) {
 			t.Errorf("retry %d started %v after the run before, want at least %v", i, gap, min)
 		}
 	}
-	if p, fl := pendingEvents(t, url); p != 0 || fl != 1 {
+	if p, fl := e.pending(); p != 0 || fl != 1 {
 		t.Fatalf("stats: %d pending, %d failed", p, fl)
 	}
 }

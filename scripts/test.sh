@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test livedict has, on a fresh machine as on a developer's:
-# formatting and vet, the unit and conformance suites with the race
-# detector, the end-to-end (testscript), many-process and kill -9 tests, and
-# a short run of every fuzz target. Needs Go; installs the sqlite3 CLI (some
-# scripts hold a store's lock with it) when it is missing and apt-get can.
+# formatting, go.mod tidiness and vet, the unit and conformance suites with
+# the race detector, the end-to-end (testscript), many-process and kill -9
+# tests, and a short run of every fuzz target. Needs Go; installs the sqlite3
+# CLI (some scripts hold a store's lock with it) when it is missing and
+# apt-get can.
+#
+#   scripts/test.sh              # everything (about 3 minutes on 2 cores)
+#   FUZZTIME=30s scripts/test.sh # fuzz each target longer (default 4s)
+#
+# Where the time goes: the end-to-end suite is ~2 minutes of real processes
+# that mostly wait (on deadlines, hooks, each other) and uses well under one
+# core, so it runs in the background while the package tests and the fuzz
+# targets use the CPU. Each package with fuzz targets is built once,
+# instrumented, and its targets run from that binary; their seed corpora
+# also run as ordinary tests in the package suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +27,21 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
   fi
 fi
 
-FUZZTIME=${FUZZTIME:-8s}
+FUZZTIME=${FUZZTIME:-4s}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/livedict-test.XXXXXX")
+e2e_pid=""
+cleanup() {
+  # The end-to-end suite runs in a session of its own: stop all of it.
+  if [ -n "$e2e_pid" ] && kill -0 "$e2e_pid" 2>/dev/null; then
+    kill -TERM -- "-$e2e_pid" 2>/dev/null || true
+    wait "$e2e_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -25,27 +50,53 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
+echo "== go mod tidy -diff"
+if ! go mod tidy -diff; then
+  echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
+  exit 1
+fi
+
 echo "== go vet"
 go vet ./...
+
+# The end-to-end suite runs thousands of real livedict processes (scripts,
+# 32 x 50 concurrent incr, kill -9, daemons). A race-instrumented binary is
+# several times slower to start and has no in-process concurrency to check
+# there, so these run plain; the packages carry the race detector.
+echo "== go test (command line, real processes) started in the background"
+setsid go test -count=1 -timeout 15m . >"$tmp/e2e.log" 2>&1 &
+e2e_pid=$!
 
 echo "== go test -race (packages)"
 go test -race -count=1 ./pkg/... ./cmd/...
 
-# The end-to-end suite runs thousands of real livedict processes (scripts,
-# 32 x 50 concurrent incr, kill -9). A race-instrumented binary is several
-# times slower to start and has no in-process concurrency to check there,
-# so these run plain; the packages above carry the race detector.
-echo "== go test (command line, real processes)"
-go test -count=1 -timeout 15m .
-
 echo "== fuzz (${FUZZTIME} each)"
-for target in $(grep -rho --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' pkg cmd | sed 's/^func //' | sort -u); do
-  pkg=$(dirname "$(grep -rl --include='*_test.go' "^func $target(" pkg cmd | head -n1)")
-  echo "-- $target ($pkg)"
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "./$pkg" >/tmp/livedict-fuzz.log 2>&1 || {
-    cat /tmp/livedict-fuzz.log >&2
-    exit 1
-  }
+gocache=$(go env GOCACHE)
+for pkg in $(grep -rl --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(' pkg cmd | xargs -n1 dirname | sort -u); do
+  bin="$tmp/$(echo "$pkg" | tr / _).fuzz.test"
+  go test -c -fuzz=. -o "$bin" "./$pkg"
+  importpath=$(go list "./$pkg")
+  for target in $(grep -ho --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //' | sort -u); do
+    echo "-- $target ($pkg)"
+    # As 'go test -fuzz' runs it: in the package folder (a failing input is
+    # written to its testdata/fuzz), with the shared corpus cache. One worker:
+    # the end-to-end suite still runs, and its many-process tests need the
+    # other core more than a smoke run of fuzzing does.
+    if ! (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$FUZZTIME" \
+      -test.fuzzcachedir="$gocache/fuzz/$importpath" -test.parallel=1 -test.timeout=10m) >"$tmp/fuzz.log" 2>&1; then
+      cat "$tmp/fuzz.log" >&2
+      exit 1
+    fi
+  done
 done
+
+echo "== go test (command line, real processes)"
+e2e_rc=0
+wait "$e2e_pid" || e2e_rc=$?
+e2e_pid=""
+cat "$tmp/e2e.log"
+if [ "$e2e_rc" != 0 ]; then
+  exit "$e2e_rc"
+fi
 
 echo "== all tests passed"

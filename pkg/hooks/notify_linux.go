@@ -74,3 +74,8 @@ func Listen(stateDir, role string) (*Listener, error) {
 
 // Close unbinds the socket.
 func (l *Listener) Close() error { return l.conn.Close() }
+
+// SocketName is the abstract socket address role is bound at for the store
+// whose state dir is stateDir. Tests look for it in /proc/net/unix to see
+// that a daemon listens without sending it a datagram it would act on.
+func SocketName(stateDir, role string) string { return socketName(stateDir, role) }

@@ -21,3 +21,6 @@ func Listen(stateDir, role string) (*Listener, error) { return &Listener{}, nil 
 
 // Close does nothing.
 func (l *Listener) Close() error { return nil }
+
+// SocketName is empty here: nothing is ever bound.
+func SocketName(stateDir, role string) string { return "" }
