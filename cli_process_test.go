@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,17 +22,13 @@ func TestDaemonFarDeadlineSleeps(t *testing.T) {
 	if _, err := exec.LookPath("sqlite3"); err != nil {
 		t.Skip("needs the sqlite3 command to plant a deadline import now refuses")
 	}
-	db := filepath.Join(t.TempDir(), "s.db")
-	url := "sqlite:" + db
-	if _, errs, code := run(t, url, nil, "set", "far", "v"); code != 0 {
-		t.Fatalf("set: exit %d: %s", code, errs)
-	}
+	e := newProcEnv(t, "sqlite")
+	e.mustRun("set", "far", "v")
 	far := time.Now().AddDate(300, 0, 0).UnixMilli()
-	if out, err := exec.Command("sqlite3", db, fmt.Sprintf("UPDATE entries SET expires_at = %d", far)).CombinedOutput(); err != nil {
+	if out, err := exec.Command("sqlite3", e.path, fmt.Sprintf("UPDATE entries SET expires_at = %d", far)).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)
 	}
-	c := exec.Command(livedictBinary(t), "--store", url, "daemon", "--duration", "2s")
-	c.Env = append(os.Environ(), "HOME="+t.TempDir())
+	c := e.command("daemon", "--duration", "2s")
 	_, errs, code := runCmd(t, c)
 	if code != 0 {
 		t.Fatalf("daemon: exit %d: %s", code, errs)
@@ -53,12 +47,9 @@ func TestDaemonFarDeadlineSleeps(t *testing.T) {
 // be installed only when the transaction began, so the default action
 // killed the process (143 in a shell) during the read.
 func TestImportEarlySIGTERM(t *testing.T) {
-	url := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
-	if _, errs, code := run(t, url, nil, "set", "keep", "v"); code != 0 {
-		t.Fatalf("set: exit %d: %s", code, errs)
-	}
-	c := exec.Command(livedictBinary(t), "--store", url, "import")
-	c.Env = append(os.Environ(), "HOME="+t.TempDir())
+	e := newProcEnv(t, "sqlite")
+	e.mustRun("set", "keep", "v")
+	c := e.command("import")
 	stdin, err := c.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +80,7 @@ func TestImportEarlySIGTERM(t *testing.T) {
 	if out.Len() != 0 || errb.Len() != 0 {
 		t.Errorf("import printed stdout %q stderr %q; want nothing", out.String(), errb.String())
 	}
-	if keys, _, _ := run(t, url, nil, "keys"); keys != "keep\n" {
+	if keys, _, _ := e.run("keys"); keys != "keep\n" {
 		t.Errorf("keys after an interrupted import = %q, want only keep", keys)
 	}
 }

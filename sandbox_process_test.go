@@ -7,36 +7,26 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/livedict/livedict/pkg/hooks"
 )
 
 // These tests run real livedict processes as a shell script would, with
 // the descriptors a shell hands them, against issue 8 (hole 3).
 
-// shellRun runs script with sh, livedict's binary as $LIVEDICT and the
-// store as $STORE, and returns its combined output and how long it took.
-func shellRun(t *testing.T, url, script string) (string, time.Duration) {
-	t.Helper()
+// shellRun runs script with sh in e's environment, livedict as $LIVEDICT
+// and the store as $STORE, and returns its combined output and how long it
+// took.
+func (e *procEnv) shellRun(script string) (string, time.Duration) {
+	e.tb.Helper()
+	p, _ := livedictPath()
 	c := exec.Command("sh", "-c", script)
-	c.Env = append(os.Environ(), "HOME="+t.TempDir(), "LIVEDICT="+livedictBinary(t), "STORE="+url)
+	c.Env = append(e.env, "LIVEDICT="+p, "STORE="+e.url)
 	start := time.Now()
 	out, err := c.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		t.Fatalf("sh -c %q: %v\n%s", script, err, out)
+		e.tb.Fatalf("sh -c %q: %v\n%s", script, err, out)
 	}
 	return string(out), took
-}
-
-// killDeliverer kills the detached deliverer of url, and its sleeping hook,
-// when the test ends.
-func killDeliverer(t *testing.T, url string) {
-	t.Cleanup(func() {
-		if pid, _ := hooks.Holder(stateDirOf(url), hooks.DeliverLock); pid != 0 {
-			killSession(pid)
-		}
-	})
 }
 
 // TestDetachedDelivererLeavesCallersPipe: a script pipes livedict's output
@@ -47,12 +37,10 @@ func killDeliverer(t *testing.T, url string) {
 // descriptors.
 func TestDetachedDelivererLeavesCallersPipe(t *testing.T) {
 	const hookSleep = 8 * time.Second
-	url := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
-	mustRun(t, url, "hook", "add", "--on", "set", "--timeout", "20s", "--",
+	e := newProcEnv(t, "sqlite")
+	e.mustRun("hook", "add", "--on", "set", "--timeout", "20s", "--",
 		"/bin/sh", "-c", `touch "$HOME/started"; exec sleep `+strings.TrimSuffix(hookSleep.String(), "s"))
-	killDeliverer(t, url)
-
-	out, took := shellRun(t, url, `( exec 9>&1; "$LIVEDICT" --store "$STORE" set k v ) | cat`)
+	out, took := e.shellRun(`( exec 9>&1; "$LIVEDICT" --store "$STORE" set k v ) | cat`)
 	if out != "" {
 		t.Errorf("output %q", out)
 	}
@@ -63,7 +51,7 @@ func TestDetachedDelivererLeavesCallersPipe(t *testing.T) {
 	// The hook did run, in the deliverer: the bound above meant something.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		started, _ := filepath.Glob(filepath.Join(stateDirOf(url), "work", "*", "started"))
+		started, _ := filepath.Glob(filepath.Join(e.stateDir(), "work", "*", "started"))
 		if len(started) > 0 {
 			break
 		}
@@ -128,8 +116,8 @@ func TestHookCannotWriteThroughCallersFile(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("skipped: the attacking hook needs /usr/bin/python3")
 	}
-	dir := t.TempDir()
-	url := "sqlite:" + filepath.Join(dir, "s.db")
+	e := newProcEnv(t, "sqlite")
+	dir := e.dir
 	steal := filepath.Join(dir, "steal.py")
 	target := filepath.Join(dir, "callers-file")
 	if err := os.WriteFile(steal, []byte(stealPy), 0o644); err != nil {
@@ -138,11 +126,9 @@ func TestHookCannotWriteThroughCallersFile(t *testing.T) {
 	if err := os.WriteFile(target, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, url, "hook", "add", "--on", "set", "--", "/usr/bin/python3", steal, target)
-	killDeliverer(t, url)
-
-	shellRun(t, url, `"$LIVEDICT" --store "$STORE" --wait-hooks set k v 9>>`+target)
-	log := mustRun(t, url, "hook", "log")
+	e.mustRun("hook", "add", "--on", "set", "--", "/usr/bin/python3", steal, target)
+	e.shellRun(`"$LIVEDICT" --store "$STORE" --wait-hooks set k v 9>>` + target)
+	log := e.mustRun("hook", "log")
 	if !strings.Contains(log, "DONE") {
 		t.Fatalf("the hook did not run to its end:\n%s", log)
 	}

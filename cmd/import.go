@@ -220,12 +220,26 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 	}()
 	var entries []store.Entry
 	var firstErr error
-	for c := range pending {
+	for {
+		// Both waits watch ctx: the reader may be blocked on a pipe that
+		// never ends (the next chunk never comes), and the process is
+		// about to exit, which ends it.
+		var c *chunk
+		select {
+		case next, ok := <-pending:
+			if !ok {
+				break
+			}
+			c = next
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c == nil {
+			break
+		}
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			// The reader may be blocked on a pipe that never ends; the
-			// process is about to exit, which ends it.
 			return nil, ctx.Err()
 		}
 		if firstErr == nil {
