@@ -45,7 +45,7 @@ const (
 func eventNames() []string { return []string{"set", "get", "delete", "expire"} }
 
 // ErrEvents is wrapped by ParseEvents errors.
-var ErrEvents = errors.New("invalid event list")
+var ErrEvents = store.NewError(store.KindInvalid, "invalid event list")
 
 // ParseEvents parses a comma list of set, get, delete, expire, or "all".
 func ParseEvents(s string) (Event, error) {
