@@ -12,7 +12,6 @@ package hooks
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -130,7 +129,7 @@ func (h Hook) Matches(ev Event, bucket, key string) bool {
 }
 
 // ErrNoHook is returned for a hook id that does not exist.
-var ErrNoHook = errors.New("no such hook")
+var ErrNoHook = store.NewError(store.KindNotFound, "no such hook")
 
 // seqKey formats a sequence number as a key that sorts in numeric order.
 func seqKey(n uint64) string { return fmt.Sprintf("%016x", n) }
