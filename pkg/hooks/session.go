@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -122,7 +123,7 @@ func (s *Session) undelivered(tx store.Tx) (bool, error) {
 func (s *Session) unsafe() error {
 	if !s.safetyDone {
 		s.safetyDone = true
-		if info, err := s.Store.Info(); err == nil {
+		if info, err := store.Locate(s.Store); err == nil {
 			s.safety = CheckSafe(info)
 		}
 		if s.safety != nil {
@@ -143,11 +144,18 @@ func (s *Session) warn(msg string) {
 	}
 }
 
+// errNoStateDir: a store without a location (memory:) lives in one
+// process; no daemon or dispatcher can serve it.
+var errNoStateDir = errors.New("store has no state dir")
+
 func (s *Session) stateDir() (string, error) {
 	if s.dir == "" {
-		info, err := s.Store.Info()
+		info, err := store.Locate(s.Store)
 		if err != nil {
 			return "", err
+		}
+		if info.Location == "" {
+			return "", errNoStateDir
 		}
 		s.dir = StateDir(info)
 	}

@@ -105,7 +105,7 @@ func TestSessionLeavesRunningDispatcherAlone(t *testing.T) {
 // fakeTime is a clock that moves only when slept on.
 type fakeTime struct{ now time.Time }
 
-func (f *fakeTime) Now() time.Time         { return f.now }
+func (f *fakeTime) Now() time.Time        { return f.now }
 func (f *fakeTime) Sleep(d time.Duration) { f.now = f.now.Add(d * 50) }
 
 // With Wait, a session whose events nobody delivers gives up after three

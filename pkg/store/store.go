@@ -225,3 +225,19 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// Locator is implemented by stores that can say where they live (Backend
+// and Location) more cheaply than Info, which also measures the size, or
+// from inside one of their own transactions.
+type Locator interface {
+	Locate() Info
+}
+
+// Locate returns s's Backend and Location, and may be called from inside
+// one of s's transactions. Other fields may be left zero.
+func Locate(s Store) (Info, error) {
+	if l, ok := s.(Locator); ok {
+		return l.Locate(), nil
+	}
+	return s.Info()
+}
