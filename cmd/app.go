@@ -17,7 +17,6 @@ import (
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
-	"github.com/spf13/pflag"
 )
 
 // App is what every command shares: streams, clock, global flags, the
@@ -33,18 +32,16 @@ type App struct {
 	NoHooks   bool
 	WaitHooks bool
 
+	// Config is the effective configuration, set once when the command
+	// line is parsed and never changed after (the daemon reloads into
+	// its own copy).
 	Config *Config
 	store  store.Store
-	// longRunning commands (import, reap) catch SIGINT and SIGTERM to
-	// roll back and exit 130 themselves; see txContext.
-	longRunning bool
+	// session records this command's hook events; made with the store.
+	session *hooks.Session
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
-	// flagSet is the running command's flags, for reloading the
-	// configuration (daemon, on SIGHUP).
-	flagSet *pflag.FlagSet
-	hooks   hookState
 }
 
 // Main runs livedict with the process's arguments and returns its exit code.
@@ -65,7 +62,7 @@ func (a *App) Run(args []string) int {
 		err = root.Execute()
 	}
 	if a.store != nil {
-		a.afterCommands() // whatever the outcome: committed events must go out
+		a.session.Close() // whatever the outcome: committed events must go out
 		a.store.Close()
 	}
 	if errors.Is(out.err, syscall.EPIPE) && (err == nil || errors.Is(err, syscall.EPIPE)) {
@@ -125,9 +122,9 @@ func (a *App) Store() (store.Store, error) {
 		Durability:  a.Config.Durability,
 	})
 	if err != nil {
-		return nil, err
+		return nil, storeErr(err)
 	}
-	a.store = s
+	a.store, a.session = s, a.newSession(s)
 	return s, nil
 }
 
@@ -138,7 +135,7 @@ func (a *App) StoreInfo() (store.Store, store.Info, error) {
 		return nil, store.Info{}, err
 	}
 	info, err := s.Info()
-	return s, info, err
+	return s, info, storeErr(err)
 }
 
 // Limits returns the store-wide limits from the configuration.
@@ -146,16 +143,14 @@ func (a *App) Limits() store.Limits {
 	return store.Limits{MaxValueBytes: a.Config.MaxValueBytes, MaxTotalKeys: a.Config.MaxTotalKeys}
 }
 
-// txContext returns the context of one transaction. A long-running
-// command's is cancelled by SIGINT or SIGTERM, so it rolls back and exits
-// 130. Other commands leave the signals alone: a ^C ends them at once (the
-// shell sees 130), which loses nothing, since both backends survive a
-// process dying mid-transaction, and catching signals costs every command
-// a signal goroutine and about three extra threads at start-up.
-func (a *App) txContext() (ctx context.Context, stop func()) {
-	if !a.longRunning {
-		return context.Background(), func() {}
-	}
+// interruptible returns the context of a long-running command's
+// transaction (import, reap): SIGINT or SIGTERM cancel it, so the command
+// rolls back and exits 130. Other commands leave the signals alone: a ^C
+// ends them at once (the shell sees 130), which loses nothing, since both
+// backends survive a process dying mid-transaction, and catching signals
+// costs every command a signal goroutine and about three extra threads at
+// start-up.
+func interruptible() (ctx context.Context, stop func()) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -163,14 +158,17 @@ func (a *App) txContext() (ctx context.Context, stop func()) {
 // reaping a bounded batch of expired entries in the same transaction, so a
 // store that sat idle never stalls one command. The transaction fn gets
 // records the events enabled hooks want (see hooks.Tx).
-func (a *App) Update(fn func(store.Tx) error) error {
-	ctx, stop := a.txContext()
-	defer stop()
-	s, err := a.Store()
-	if err != nil {
+func (a *App) Update(fn func(*hooks.Tx) error) error {
+	return a.UpdateContext(context.Background(), fn)
+}
+
+// UpdateContext is Update in a transaction that ends with ctx (see
+// interruptible).
+func (a *App) UpdateContext(ctx context.Context, fn func(*hooks.Tx) error) error {
+	if _, err := a.Store(); err != nil {
 		return err
 	}
-	return interrupted(ctx, a.update(ctx, s, func(tx store.Tx) error {
+	return interrupted(ctx, a.update(ctx, func(tx *hooks.Tx) error {
 		if due, err := tx.HasExpired(); err != nil || due {
 			if _, err := tx.Reap(store.LazyReapBatch, nil); err != nil {
 				return err
@@ -180,29 +178,17 @@ func (a *App) Update(fn func(store.Tx) error) error {
 	}))
 }
 
-// update runs fn in a write transaction wrapped for hooks, and notes what
-// it recorded once it committed.
-func (a *App) update(ctx context.Context, s store.Store, fn func(store.Tx) error) error {
-	var htx *hooks.Tx
-	err := s.Update(ctx, func(raw store.Tx) error {
-		var err error
-		if htx, err = a.hookTx(raw); err != nil {
-			return err
-		}
-		return fn(htx)
-	})
-	if err == nil && htx != nil {
-		a.committed(htx)
-	}
-	return err
+// update runs fn in a write transaction of the open store, recording hook
+// events.
+func (a *App) update(ctx context.Context, fn func(*hooks.Tx) error) error {
+	return storeErr(a.session.Update(ctx, fn))
 }
 
 // View opens the store and runs fn in a read-only transaction. When that
 // transaction saw expired entries, a bounded batch is reaped after it; the
 // common case, nothing expired, takes no write lock.
 func (a *App) View(fn func(store.Tx) error) error {
-	ctx, stop := a.txContext()
-	defer stop()
+	ctx := context.Background()
 	s, err := a.Store()
 	if err != nil {
 		return err
@@ -220,13 +206,13 @@ func (a *App) View(fn func(store.Tx) error) error {
 		// cannot write, or another writer holding the lock, must neither
 		// fail it nor make it wait. The next write reaps anyway.
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		a.update(rctx, s, func(tx store.Tx) error {
+		a.update(rctx, func(tx *hooks.Tx) error {
 			_, err := tx.Reap(store.LazyReapBatch, nil)
 			return err
 		})
 		cancel()
 	}
-	return interrupted(ctx, err)
+	return storeErr(err)
 }
 
 func interrupted(ctx context.Context, err error) error {
@@ -258,9 +244,9 @@ func (a *App) target(keys ...string) (string, error) {
 
 // updateOK runs fn in a read-write transaction; fn reporting false (key
 // missing, condition not met) is exit 1.
-func (a *App) updateOK(fn func(tx store.Tx) (bool, error)) error {
+func (a *App) updateOK(fn func(tx *hooks.Tx) (bool, error)) error {
 	var ok bool
-	err := a.Update(func(tx store.Tx) error {
+	err := a.Update(func(tx *hooks.Tx) error {
 		var err error
 		ok, err = fn(tx)
 		return err
@@ -286,9 +272,10 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 	}
 	n, err := c.w.Write(p)
 	if err != nil {
-		c.err = err
+		// The kind travels with the error, whichever command returns it.
+		c.err = &store.Error{Kind: store.KindOutput, Err: err}
 	}
-	return n, err
+	return n, c.err
 }
 
 // printf writes to stdout.
@@ -409,7 +396,7 @@ func plainKey(k string) string {
 
 // errBinaryToTTY refuses to print non-text bytes to a terminal.
 var errBinaryToTTY = &exitError{
-	code: ExitUsage,
+	kind: store.KindInvalid,
 	err:  errors.New("value is binary; not writing it to a terminal"),
 	hint: "redirect stdout to a file or a pipe (livedict get KEY > file), or use --json",
 }

@@ -3,6 +3,7 @@ package cmd
 import (
 	"strconv"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,7 @@ empty (and gets the bucket's default TTL); an existing key keeps its TTL.`,
 				return err
 			}
 			var n int
-			if err := a.Update(func(tx store.Tx) error {
+			if err := a.Update(func(tx *hooks.Tx) error {
 				n, err = store.Append(tx, a.Limits(), bucket, args[0], value)
 				return err
 			}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -67,7 +68,9 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			var p store.Policy
 			update := a.View
 			if change {
-				update = a.Update
+				update = func(fn func(store.Tx) error) error {
+					return a.Update(func(tx *hooks.Tx) error { return fn(tx) })
+				}
 			}
 			err := update(func(tx store.Tx) error {
 				var err error
@@ -138,7 +141,7 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 				}
 			}
 			var had bool
-			if err := a.Update(func(tx store.Tx) error {
+			if err := a.Update(func(tx *hooks.Tx) error {
 				var err error
 				had, err = tx.DropBucket(name)
 				return err

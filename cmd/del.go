@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,7 @@ func newDelCmd(a *App) *cobra.Command {
 				return err
 			}
 			var n int
-			if err := a.Update(func(tx store.Tx) error {
+			if err := a.Update(func(tx *hooks.Tx) error {
 				n, err = store.Delete(tx, bucket, args)
 				return err
 			}); err != nil {

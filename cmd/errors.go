@@ -1,13 +1,12 @@
 package cmd
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
-	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // Exit codes, as documented by `livedict help exit-codes`.
@@ -35,11 +34,11 @@ const exitCodesHelp = `Exit codes:
 No internal failure exits 1: a script can read exit 1 as "not there".`
 
 // errNotFound is returned by a command to exit 1 quietly.
-var errNotFound = errors.New("not found")
+var errNotFound error = store.NewError(store.KindNotFound, "not found")
 
-// exitError carries an exit code, a message and an optional hint.
+// exitError carries a kind, a message and an optional hint.
 type exitError struct {
-	code int
+	kind store.Kind
 	err  error
 	hint string
 }
@@ -47,48 +46,73 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// ErrorKind makes store.KindOf see the kind.
+func (e *exitError) ErrorKind() store.Kind { return e.kind }
+
 // usageErr reports invalid input (exit 2).
 func usageErr(err error, hint string) error {
-	return &exitError{code: ExitUsage, err: err, hint: hint}
+	return &exitError{kind: store.KindInvalid, err: err, hint: hint}
 }
 
+// storeErr gives an error that came out of the store without a kind the
+// kind store error: what the store did not name is its own failure (I/O,
+// permission, the database library).
+func storeErr(err error) error { return store.WithKind(store.KindStore, err) }
+
+// exitCodes maps each error kind to its exit code.
+var exitCodes = map[store.Kind]int{
+	store.KindNotFound:    ExitNotFound,
+	store.KindInvalid:     ExitUsage,
+	store.KindPolicy:      ExitPolicy,
+	store.KindStore:       ExitStore,
+	store.KindOutput:      ExitStore,
+	store.KindInterrupted: ExitInterrupted,
+}
+
+// unclassifiedHint is shown for an error without a kind: a bug, which must
+// not pass for an ordinary store error.
+const unclassifiedHint = "livedict gave this error no kind; please report it as a bug"
+
 // classify maps any error a command returns to an exit code and a hint.
-// Errors that are not recognised are store errors (exit 3): the only thing
-// left that can fail is the store, and exit 1 must stay reserved for "not
-// found".
+// The code comes from the error's kind, given where the error was made
+// (see store.Kind); the hint from what the error is.
 func classify(err error) (code int, hint string) {
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.code, ee.hint
-	case errors.Is(err, errNotFound):
-		return ExitNotFound, ""
-	case errors.Is(err, context.Canceled):
-		return ExitInterrupted, ""
-	case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrInvalidBucket),
-		errors.Is(err, ttl.ErrDuration), errors.Is(err, ttl.ErrTime),
-		errors.Is(err, store.ErrNotInteger), errors.Is(err, store.ErrNotFloat),
-		errors.Is(err, store.ErrOverflow), errors.Is(err, store.ErrNaN),
-		errors.Is(err, store.ErrBadURL):
-		return ExitUsage, ""
-	case errors.Is(err, hooks.ErrUnsafe):
-		return ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"
-	case errors.Is(err, hooks.ErrEvents):
-		return ExitUsage, ""
-	case errors.Is(err, store.ErrKeyExists):
-		return ExitUsage, "use --replace to overwrite existing keys or --skip-existing to keep them"
-	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on
-		return ExitPolicy, "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
-	case errors.Is(err, store.ErrBucketFull):
-		return ExitPolicy, "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
-	case errors.Is(err, store.ErrStoreFull), errors.Is(err, store.ErrValueTooLarge):
-		return ExitPolicy, ""
-	case errors.Is(err, store.ErrBusy):
-		return ExitStore, "raise busy_timeout if this store is under heavy load"
-	case errors.Is(err, store.ErrCorrupt):
-		return ExitStore, "the store was left untouched; restore it from a backup or move it aside"
-	case errors.Is(err, fs.ErrPermission):
-		return ExitStore, "check the permissions of the store and its folder"
+	code, ok := exitCodes[store.KindOf(err)]
+	if !ok {
+		return ExitStore, unclassifiedHint
 	}
-	return ExitStore, ""
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return code, ee.hint
+	}
+	return code, hintFor(err)
+}
+
+// hintFor returns the hint for an error that carries none of its own.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, hooks.ErrUnsafe):
+		return "make the store and its folder writable only by you (chmod go-w)"
+	case errors.Is(err, store.ErrKeyExists):
+		return "use --replace to overwrite existing keys or --skip-existing to keep them"
+	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on
+		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
+	case errors.Is(err, store.ErrBucketFull):
+		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
+	case errors.Is(err, store.ErrBusy):
+		return "raise busy_timeout if this store is under heavy load"
+	case errors.Is(err, store.ErrCorrupt):
+		return "the store was left untouched; restore it from a backup or move it aside"
+	case errors.Is(err, fs.ErrPermission):
+		return "check the permissions of the store and its folder"
+	}
+	return ""
+}
+
+// warn prints one warning line on stderr (none with --quiet): the
+// counterpart of printError for what does not fail the command.
+func (a *App) warn(msg string) {
+	if !a.Quiet {
+		fmt.Fprintf(a.IO.Err, "livedict: warning: %s\n", terminalSafe(oneLine(msg), true))
+	}
 }

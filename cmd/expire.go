@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -64,8 +65,8 @@ is missing or the condition is not met.`,
 			case lt:
 				cond = store.IfLess
 			}
-			a.hooks.ttlOnly = true
-			return a.updateOK(func(tx store.Tx) (bool, error) {
+			return a.updateOK(func(tx *hooks.Tx) (bool, error) {
+				tx.TTLOnly = true // a new deadline is not a set event
 				return store.Expire(tx, bucket, args[0], d.at(tx.Now()), cond)
 			})
 		},

@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -49,7 +50,7 @@ func (a *App) printLive(bucket, key string) error {
 		if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
 			return err
 		}
-		hooked, err = a.wantsGet(tx, bucket, key)
+		hooked, err = a.session.WantsGet(tx, bucket, key)
 		return err
 	})
 	if err != nil {
@@ -61,12 +62,12 @@ func (a *App) printLive(bucket, key string) error {
 	if hooked {
 		// A hook wants this read: read again in a write transaction that
 		// records the event, so the value printed is the one recorded.
-		err = a.Update(func(tx store.Tx) error {
+		err = a.Update(func(tx *hooks.Tx) error {
 			now = tx.Now()
 			if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
 				return err
 			}
-			return recordGet(tx, e)
+			return tx.RecordGet(e)
 		})
 		if err != nil {
 			return err

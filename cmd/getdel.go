@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -20,12 +21,12 @@ func newGetDelCmd(a *App) *cobra.Command {
 			var e store.Entry
 			var ok bool
 			var now int64
-			err = a.Update(func(tx store.Tx) error {
+			err = a.Update(func(tx *hooks.Tx) error {
 				now = tx.Now()
 				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
 					return err
 				}
-				if err := recordGet(tx, e); err != nil {
+				if err := tx.RecordGet(e); err != nil {
 					return err
 				}
 				if _, err := tx.Delete(bucket, args[0]); err != nil {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -32,8 +33,8 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 				return a.printLive(bucket, args[0]) // a plain read takes no write lock
 			}
 			ok := false
-			a.hooks.ttlOnly = true
-			err = a.Update(func(tx store.Tx) error {
+			err = a.Update(func(tx *hooks.Tx) error {
+				tx.TTLOnly = true // a new deadline is not a set event
 				e, found, err := tx.Get(bucket, args[0])
 				if err != nil || !found {
 					return err
@@ -48,7 +49,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 				if e, ok, err = store.GetEx(tx, bucket, args[0], at); err != nil {
 					return err
 				}
-				if err := recordGet(tx, e); err != nil {
+				if err := tx.RecordGet(e); err != nil {
 					return err
 				}
 				// Before the commit: a value that cannot be delivered

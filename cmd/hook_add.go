@@ -128,7 +128,7 @@ hook with --no-network is not run where the kernel cannot give both; see
 				return err
 			}
 			if err := hooks.CheckSafe(info); err != nil {
-				return err // exit 4, see classify
+				return store.WithKind(store.KindPolicy, err)
 			}
 			err = a.updateHooks(func(tx store.Tx) error {
 				h, err = hooks.Add(tx, h)

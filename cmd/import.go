@@ -43,11 +43,10 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			if err != nil {
 				return err
 			}
-			a.longRunning = true
 			// Catch SIGINT and SIGTERM from the start: reading and
 			// parsing a large export takes longer than its transaction,
 			// and a signal then must exit 130 like one during the write.
-			ctx, stop := a.txContext()
+			ctx, stop := interruptible()
 			defer stop()
 			// Every entry is held until the one transaction commits;
 			// collecting less often trades memory for a third of the
@@ -75,7 +74,7 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			if err != nil {
 				err = fmt.Errorf("import %s: %w", name, err)
 				if errors.Is(err, store.ErrValueTooLarge) {
-					return &exitError{code: ExitPolicy, err: err, hint: "nothing was imported"}
+					return &exitError{kind: store.KindPolicy, err: err, hint: "nothing was imported"}
 				}
 				return usageErr(err, "nothing was imported")
 			}
@@ -87,21 +86,9 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 				mode = store.ReplaceExisting
 			}
 			var n int
-			if err := a.Update(func(tx store.Tx) error {
-				h := tx.(*hooks.Tx)
-				if h.Recording(hooks.Set) {
-					n, err = store.Import(tx, a.Limits(), entries, mode)
-					return err
-				}
-				// No hook wants set events: load in bulk, past the
-				// wrapper, and tell it what a daemon needs to know.
-				n, err = store.Import(h.Tx, a.Limits(), entries, mode)
-				h.Wrote = n > 0
-				for _, e := range entries {
-					if e.ExpiresAt != 0 && (h.MinDeadline == 0 || e.ExpiresAt < h.MinDeadline) {
-						h.MinDeadline = e.ExpiresAt
-					}
-				}
+			if err := a.UpdateContext(ctx, func(tx *hooks.Tx) error {
+				// Bulk loads when no hook wants set events (hooks.Tx.LoadMany).
+				n, err = store.Import(tx, a.Limits(), entries, mode)
 				return err
 			}); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -41,7 +42,7 @@ A negative N works as in redis-cli: livedict incr KEY -5.`,
 				}
 				n = -n
 			}
-			return a.Update(func(tx store.Tx) error {
+			return a.Update(func(tx *hooks.Tx) error {
 				v, err := store.IncrBy(tx, a.Limits(), bucket, args[0], n)
 				if err != nil {
 					return err
@@ -71,7 +72,7 @@ the TTL is kept.`,
 			if err != nil {
 				return usageErr(err, "")
 			}
-			return a.Update(func(tx store.Tx) error {
+			return a.Update(func(tx *hooks.Tx) error {
 				v, err := store.IncrByFloat(tx, a.Limits(), bucket, args[0], f)
 				if err != nil {
 					return err

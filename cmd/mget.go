@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,8 @@ answers nil for them. Values that may hold newlines need -0 or --json.
 			entries := make([]store.Entry, len(args))
 			found := make([]bool, len(args))
 			var now int64
-			read := func(tx store.Tx, record bool) error {
+			// rec records get events; nil in a read-only transaction.
+			read := func(tx store.Tx, rec *hooks.Tx) error {
 				now = tx.Now()
 				for i, k := range args {
 					if entries[i], found[i], err = tx.Get(bucket, k); err != nil {
@@ -43,8 +45,8 @@ answers nil for them. Values that may hold newlines need -0 or --json.
 					if err := a.checkPrintable(entries[i].Value); err != nil {
 						return err
 					}
-					if record {
-						if err := recordGet(tx, entries[i]); err != nil {
+					if rec != nil {
+						if err := rec.RecordGet(entries[i]); err != nil {
 							return err
 						}
 					}
@@ -53,12 +55,12 @@ answers nil for them. Values that may hold newlines need -0 or --json.
 			}
 			hooked := false
 			if err := a.View(func(tx store.Tx) error {
-				if err := read(tx, false); err != nil {
+				if err := read(tx, nil); err != nil {
 					return err
 				}
 				for i, k := range args {
 					if found[i] {
-						if hooked, err = a.wantsGet(tx, bucket, k); err != nil || hooked {
+						if hooked, err = a.session.WantsGet(tx, bucket, k); err != nil || hooked {
 							return err
 						}
 					}
@@ -70,7 +72,7 @@ answers nil for them. Values that may hold newlines need -0 or --json.
 			if hooked {
 				// As get: read again where the events are recorded, so
 				// what is printed is what the hooks are told.
-				if err := a.Update(func(tx store.Tx) error { return read(tx, true) }); err != nil {
+				if err := a.Update(func(tx *hooks.Tx) error { return read(tx, tx) }); err != nil {
 					return err
 				}
 			}

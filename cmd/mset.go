@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -36,7 +37,7 @@ default TTL applies. A key named twice keeps its last value (Redis MSET).
 			if err != nil {
 				return err
 			}
-			return a.updateOK(func(tx store.Tx) (bool, error) {
+			return a.updateOK(func(tx *hooks.Tx) (bool, error) {
 				return store.MSet(tx, a.Limits(), bucket, pairs, nx)
 			})
 		},

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -17,8 +18,8 @@ func newPersistCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.hooks.ttlOnly = true
-			return a.updateOK(func(tx store.Tx) (bool, error) {
+			return a.updateOK(func(tx *hooks.Tx) (bool, error) {
+				tx.TTLOnly = true // a removed deadline is not a set event
 				return store.Persist(tx, bucket, args[0])
 			})
 		},

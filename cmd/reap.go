@@ -1,7 +1,7 @@
 package cmd
 
 import (
-	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/spf13/cobra"
 )
 
@@ -16,15 +16,14 @@ visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Straight to the store: App.Update's own bounded reap would
 			// take its batch out of the count.
-			s, err := a.Store()
-			if err != nil {
+			if _, err := a.Store(); err != nil {
 				return err
 			}
 			var n int
-			a.longRunning = true // reaping a million rows takes seconds
-			ctx, stop := a.txContext()
+			ctx, stop := interruptible() // reaping a million rows takes seconds
 			defer stop()
-			if err := interrupted(ctx, a.update(ctx, s, func(tx store.Tx) error {
+			if err := interrupted(ctx, a.update(ctx, func(tx *hooks.Tx) error {
+				var err error
 				n, err = tx.Reap(0, nil)
 				return err
 			})); err != nil {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,7 @@ func newRenameCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.updateOK(func(tx store.Tx) (bool, error) {
+			return a.updateOK(func(tx *hooks.Tx) (bool, error) {
 				return store.Rename(tx, bucket, args[0], args[1], nx)
 			})
 		},

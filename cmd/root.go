@@ -31,7 +31,6 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 				return err
 			}
 			a.Config = cfg
-			a.flagSet = cmd.Flags()
 			a.started = true
 			return nil
 		},

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -61,7 +62,7 @@ Redis 7.`,
 			}
 			var res store.SetResult
 			var now int64
-			err = a.Update(func(tx store.Tx) error {
+			err = a.Update(func(tx *hooks.Tx) error {
 				now = tx.Now()
 				res, err = store.Set(tx, a.Limits(), store.SetArgs{
 					Bucket: bucket, Key: key, Value: value,

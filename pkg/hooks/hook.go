@@ -12,7 +12,6 @@ package hooks
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,7 +44,7 @@ const (
 func eventNames() []string { return []string{"set", "get", "delete", "expire"} }
 
 // ErrEvents is wrapped by ParseEvents errors.
-var ErrEvents = errors.New("invalid event list")
+var ErrEvents = store.NewError(store.KindInvalid, "invalid event list")
 
 // ParseEvents parses a comma list of set, get, delete, expire, or "all".
 func ParseEvents(s string) (Event, error) {
@@ -130,7 +129,7 @@ func (h Hook) Matches(ev Event, bucket, key string) bool {
 }
 
 // ErrNoHook is returned for a hook id that does not exist.
-var ErrNoHook = errors.New("no such hook")
+var ErrNoHook = store.NewError(store.KindNotFound, "no such hook")
 
 // seqKey formats a sequence number as a key that sorts in numeric order.
 func seqKey(n uint64) string { return fmt.Sprintf("%016x", n) }

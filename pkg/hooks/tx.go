@@ -115,10 +115,6 @@ func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
 	return n, err
 }
 
-// Recording reports whether any enabled hook asks for ev, so a command
-// may take a faster path that records nothing when none does.
-func (t *Tx) Recording(ev Event) bool { return t.rec.WantsAny(ev) }
-
 // RecordGet records a get event for e, which the command just read.
 func (t *Tx) RecordGet(e store.Entry) error {
 	if !t.rec.Wants(Get, e.Bucket, e.Key) {
@@ -137,4 +133,22 @@ func (t *Tx) CountUpTo(bucket string, limit int64) (int64, error) {
 		return t.Tx.CountAll()
 	}
 	return t.Tx.Count(bucket)
+}
+
+// LoadMany keeps the backend's bulk load available through the wrapper
+// (see store.BulkLoader) when no hook wants set events; otherwise it
+// writes entry by entry through Put, which records them.
+func (t *Tx) LoadMany(entries []store.Entry, mode store.ImportMode) (int, error) {
+	bl, ok := t.Tx.(store.BulkLoader)
+	if !ok || !t.TTLOnly && t.rec.WantsAny(Set) {
+		return store.LoadEach(t, entries, mode)
+	}
+	n, err := bl.LoadMany(entries, mode)
+	t.Wrote = t.Wrote || n > 0
+	for _, e := range entries {
+		if e.ExpiresAt != 0 && (t.MinDeadline == 0 || e.ExpiresAt < t.MinDeadline) {
+			t.MinDeadline = e.ExpiresAt
+		}
+	}
+	return n, err
 }

@@ -355,8 +355,8 @@ func TestTxRecordGet(t *testing.T) {
 	s, _ := memStore(t)
 	addHook(t, s, Hook{Events: Get, Key: "g"})
 	ht := mustHookUpdate(t, s, func(tx *Tx) error {
-		if !tx.Recording(Get) || tx.Recording(Set) {
-			t.Error("Recording is wrong")
+		if !tx.rec.WantsAny(Get) || tx.rec.WantsAny(Set) {
+			t.Error("WantsAny is wrong")
 		}
 		if err := tx.RecordGet(store.Entry{Bucket: "main", Key: "g", Value: []byte("read")}); err != nil {
 			return err
@@ -437,7 +437,7 @@ func TestTxNilRecorder(t *testing.T) {
 		if err := tx.RecordGet(store.Entry{Bucket: "main", Key: "k"}); err != nil {
 			return err
 		}
-		if tx.Recording(Set) {
+		if tx.rec.WantsAny(Set) {
 			t.Error("nil recorder is recording")
 		}
 		if _, err := tx.Delete("main", "k"); err != nil {

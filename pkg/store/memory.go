@@ -66,6 +66,10 @@ func (m *memory) Info() (Info, error) {
 	return Info{Backend: "memory", SizeBytes: size}, nil
 }
 
+// Locate says where the store lives without taking the lock Info takes,
+// so it may be called inside a transaction (see store.Locate).
+func (m *memory) Locate() Info { return Info{Backend: "memory"} }
+
 func (m *memory) Close() error { return nil }
 
 // memTx records how to undo each change so a failed Update leaves nothing.

@@ -159,16 +159,6 @@ func countUpTo(tx Tx, bucket string, limit int64) (int64, error) {
 	return tx.Count(bucket)
 }
 
-// GetDel reads and deletes a key.
-func GetDel(tx Tx, bucket, key string) (Entry, bool, error) {
-	e, ok, err := tx.Get(bucket, key)
-	if err != nil || !ok {
-		return e, ok, err
-	}
-	_, err = tx.Delete(bucket, key)
-	return e, true, err
-}
-
 // GetEx reads a key and sets its deadline (Unix ms; 0 removes the TTL),
 // returning the entry with its new deadline. A deadline at or before now
 // deletes the key after reading it, as Redis does.
@@ -614,6 +604,17 @@ func Import(tx Tx, lim Limits, entries []Entry, mode ImportMode) (int, error) {
 	if bl, ok := tx.(BulkLoader); ok && !limited {
 		return bl.LoadMany(live, mode)
 	}
+	return loadEach(tx, lim, live, mode, limited)
+}
+
+// LoadEach writes entries one Get and Put at a time, as Import does
+// without a BulkLoader and without limits: for a wrapping transaction
+// whose LoadMany cannot take the bulk path (one that records every Put).
+func LoadEach(tx Tx, entries []Entry, mode ImportMode) (int, error) {
+	return loadEach(tx, Limits{}, entries, mode, false)
+}
+
+func loadEach(tx Tx, lim Limits, live []Entry, mode ImportMode, limited bool) (int, error) {
 	n := 0
 	for _, e := range live {
 		_, had, err := tx.Get(e.Bucket, e.Key)

@@ -192,43 +192,6 @@ func NextDeadlines(ctx context.Context, s Store, after ttl.Due, limit int) ([]tt
 // ErrStopScan ends a Scan early without an error.
 var ErrStopScan = errors.New("stop scan")
 
-// Sentinel errors. Callers map them to exit codes with errors.Is.
-var (
-	// ErrInvalidKey: a key that is empty, over MaxKeyBytes or holds a NUL.
-	ErrInvalidKey = errors.New("invalid key")
-	// ErrInvalidBucket: a bucket name outside [A-Za-z0-9._-]{1,64}.
-	ErrInvalidBucket = errors.New("invalid bucket name")
-	// ErrNotInteger: the value is not a decimal int64 (Redis wording).
-	ErrNotInteger = errors.New("value is not an integer or out of range")
-	// ErrNotFloat: the value is not a float (Redis wording).
-	ErrNotFloat = errors.New("value is not a valid float")
-	// ErrOverflow: arithmetic would leave int64 (Redis wording).
-	ErrOverflow = errors.New("increment or decrement would overflow")
-	// ErrNaN: float arithmetic would produce NaN or infinity (Redis wording).
-	ErrNaN = errors.New("increment would produce NaN or Infinity")
-	// ErrBucketFull: the bucket is at MaxKeys and its policy rejects.
-	ErrBucketFull = errors.New("bucket is full")
-	// ErrNothingToEvict: the bucket evicts the soonest-expiring key when
-	// full, but none has a TTL; it comes wrapped with ErrBucketFull.
-	ErrNothingToEvict = errors.New("no key has a TTL to evict")
-	// ErrStoreFull: the store is at the configured max_total_keys.
-	ErrStoreFull = errors.New("store is full")
-	// ErrValueTooLarge: a value over the configured max_value_bytes.
-	ErrValueTooLarge = errors.New("value too large")
-	// ErrBusy: another process held the store past the busy timeout.
-	ErrBusy = errors.New("store is busy")
-	// ErrCorrupt: the store's data is damaged; livedict leaves it untouched.
-	ErrCorrupt = errors.New("store is corrupt")
-	// ErrNotStore: the path exists but is not a livedict store.
-	ErrNotStore = errors.New("not a livedict store")
-	// ErrNewerStore: the store was written by a newer livedict.
-	ErrNewerStore = errors.New("store was written by a newer livedict")
-	// ErrKeyExists: an import met a live key without --replace or --skip-existing.
-	ErrKeyExists = errors.New("key exists")
-	// ErrBadURL: a store URL livedict does not understand.
-	ErrBadURL = errors.New("invalid store URL")
-)
-
 // Durability says how hard a commit tries to reach stable storage.
 type Durability string
 
@@ -261,4 +224,20 @@ func (o Options) withDefaults() Options {
 		o.Durability = Normal
 	}
 	return o
+}
+
+// Locator is implemented by stores that can say where they live (Backend
+// and Location) more cheaply than Info, which also measures the size, or
+// from inside one of their own transactions.
+type Locator interface {
+	Locate() Info
+}
+
+// Locate returns s's Backend and Location, and may be called from inside
+// one of s's transactions. Other fields may be left zero.
+func Locate(s Store) (Info, error) {
+	if l, ok := s.(Locator); ok {
+		return l.Locate(), nil
+	}
+	return s.Info()
 }

@@ -1,0 +1,472 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livedict/livedict/pkg/sandbox"
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// Daemon tuning.
+const (
+	// scheduleWindow is how many deadlines the daemon holds in memory
+	// (about 40 bytes each); the rest wait in the store's expiry index.
+	scheduleWindow = 1 << 16
+	// safetyPoll is the daemon's slow look at the store when nobody told
+	// it anything: at most one cheap stat per second when idle.
+	safetyPoll = time.Second
+	// reapGap is the least time between two reaps, so keys expiring a
+	// millisecond apart are reaped together rather than one transaction
+	// each.
+	reapGap = 10 * time.Millisecond
+	// reapBatch is how many expired keys one transaction deletes.
+	reapBatch = 1000
+	// lockPoll is how often the daemon looks whether a detached
+	// dispatcher let the delivery lock go.
+	lockPoll = 50 * time.Millisecond
+)
+
+// Settings are the configuration values that recording and delivery read.
+// A value is never changed once made: a reload makes a new one (see
+// Daemon.Reload), so a loop reading it needs no lock.
+type Settings struct {
+	// Concurrency is how many hooks may run at once.
+	Concurrency int
+	// Retries is how many times a failed run is retried.
+	Retries int
+	// Backoff is the wait before the first retry.
+	Backoff time.Duration
+	// MaxEventValue caps the value bytes an event carries.
+	MaxEventValue int
+}
+
+// NewDeliverer returns the deliverer for s, running hooks in the sandbox
+// with settings set, and the store's state dir. It refuses a store that
+// others can write (an error wrapping ErrUnsafe, of kind store.Policy).
+func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, string, error) {
+	info, err := s.Info()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := CheckSafe(info); err != nil {
+		return nil, "", store.WithKind(store.KindPolicy, err)
+	}
+	dir := StateDir(info)
+	work, err := WorkDirFor(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return &Deliverer{
+		Store:       s,
+		Run:         sandbox.Run,
+		Concurrency: set.Concurrency,
+		Retries:     set.Retries,
+		Backoff:     set.Backoff,
+		WorkDir:     work,
+		Getenv:      os.LookupEnv,
+		Log:         log,
+	}, dir, nil
+}
+
+// RunningError is returned by Daemon.Run when another daemon already runs
+// for the store.
+type RunningError struct {
+	// Pid is the running daemon's process id.
+	Pid int
+	// Location is the store's.
+	Location string
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("a daemon already runs for %s (pid %d)", e.Location, e.Pid)
+}
+
+// Daemon is one run of the store's daemon: it reaps keys at their
+// deadlines and delivers hook events. The protocol it keeps with writers
+// and detached dispatchers:
+//
+//   - one daemon per store: it holds DaemonLock for its whole life;
+//   - it takes delivery over by asking a running dispatcher to stand aside
+//     (Takeover) and waiting for DeliverLock, which it then holds;
+//   - writers wake it on DaemonSocket (changes, with their earliest
+//     deadline) and on DeliverSocket (events); a lost wake-up costs
+//     promptness only, since a slow poll of the store's modification time
+//     stands behind them.
+type Daemon struct {
+	// Store is the store served.
+	Store store.Store
+	// Clock decides what is due (ttl.System if nil).
+	Clock ttl.Clock
+	// Log receives the daemon's log (discarded if nil).
+	Log *slog.Logger
+	// Once reaps what is due, delivers what waits and is due, and returns.
+	Once bool
+	// NoHooks records no expire events (the --no-hooks flag).
+	NoHooks bool
+	// RunHook runs hook commands (sandbox.Run if nil).
+	RunHook Runner
+
+	settings atomic.Pointer[Settings]
+	reloaded chan struct{}
+	deliverC chan struct{} // wakes the deliverer
+	session  Session       // records the reaps' expire events
+	synthID  uint64        // ids for deadlines heard of by notification
+	dir      string
+	location string
+	lockPoll time.Duration
+}
+
+// NewDaemon returns a daemon for s with the given settings.
+func NewDaemon(s store.Store, set Settings) *Daemon {
+	d := &Daemon{Store: s, reloaded: make(chan struct{}, 1), deliverC: make(chan struct{}, 1), lockPoll: lockPoll}
+	d.settings.Store(&set)
+	return d
+}
+
+// Reload replaces the settings, and restarts delivery with them. It may be
+// called from any goroutine (a SIGHUP handler).
+func (d *Daemon) Reload(set Settings) {
+	d.settings.Store(&set)
+	select {
+	case d.reloaded <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
+}
+
+func (d *Daemon) clock() ttl.Clock {
+	if d.Clock == nil {
+		return ttl.System
+	}
+	return d.Clock
+}
+
+// Run serves the store until ctx ends (or, with Once, until what is due
+// is done). It returns a *RunningError at once when another daemon holds
+// the store. When ctx ends it starts nothing new and lets running hooks
+// finish (within their timeouts).
+func (d *Daemon) Run(ctx context.Context) error {
+	info, err := d.Store.Info()
+	if err != nil {
+		return err
+	}
+	d.dir, d.location = StateDir(info), info.Location
+	lock, err := TryLock(d.dir, DaemonLock)
+	if errors.Is(err, ErrLocked) {
+		pid, _ := Holder(d.dir, DaemonLock)
+		return &RunningError{Pid: pid, Location: info.Location}
+	}
+	if err != nil {
+		return fmt.Errorf("daemon lock: %w", err)
+	}
+	defer lock.Release()
+	started := time.Now()
+	lock.WriteInfo(fmt.Sprintf("%d %d\n", os.Getpid(), started.UnixMilli()))
+
+	safety := CheckSafe(info)
+	if safety != nil {
+		d.log().Error("hooks are not run", "reason", safety.Error())
+	}
+	// The log says so: no warning line when a reap records nothing. The
+	// daemon holds its own locks, which it must never test (see Holder):
+	// it does not look for undelivered events as writers do.
+	d.session = Session{Store: d.Store, NoHooks: d.NoHooks, delivers: true}
+	d.session.KnownSafety(safety)
+	d.log().Info("daemon started", "pid", os.Getpid(), "store", info.Location, "backend", info.Backend, "once", d.Once)
+
+	if d.Once {
+		return d.runOnce(ctx, safety == nil)
+	}
+	notes, err := Listen(d.dir, DaemonSocket)
+	if err != nil {
+		d.log().Warn("no change notifications; polling once a second", "error", err.Error())
+		notes = &Listener{}
+	} else {
+		defer notes.Close()
+	}
+
+	var wg sync.WaitGroup
+	deliverCtx, stopDelivery := context.WithCancel(context.Background())
+	defer stopDelivery()
+	if safety == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.deliverLoop(deliverCtx)
+		}()
+	}
+	err = d.expireLoop(ctx, notes.C)
+	// Stop taking work; running hooks finish within their timeouts.
+	stopDelivery()
+	wg.Wait()
+	d.log().Info("daemon stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+	return err
+}
+
+// runOnce reaps what is due, delivers what waits and is due, and returns.
+func (d *Daemon) runOnce(ctx context.Context, safe bool) error {
+	n, err := d.reap(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	d.log().Info("reaped", "keys", n)
+	if !safe {
+		return nil
+	}
+	Takeover(d.dir)
+	lock, err := d.waitDeliverLock(ctx)
+	if err != nil || lock == nil {
+		return err
+	}
+	defer lock.Release()
+	dl, err := d.deliverer()
+	if err != nil {
+		return err
+	}
+	dl.NoWait = true
+	return dl.Deliver(ctx, nil, true)
+}
+
+func (d *Daemon) deliverer() (*Deliverer, error) {
+	dl, _, err := NewDeliverer(d.Store, *d.settings.Load(), d.log())
+	if err == nil && d.RunHook != nil {
+		dl.Run = d.RunHook
+	}
+	return dl, err
+}
+
+// waitDeliverLock takes the delivery lock, waiting while a detached
+// dispatcher finishes the hooks it is running. It returns nil when ctx ends
+// first.
+func (d *Daemon) waitDeliverLock(ctx context.Context) (*Lock, error) {
+	for {
+		lock, err := TryLock(d.dir, DeliverLock)
+		if err == nil || !errors.Is(err, ErrLocked) {
+			return lock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(d.lockPoll):
+		}
+	}
+}
+
+// deliverLoop delivers events until stop ends (after the running hooks
+// finish); a reload restarts the deliverer with the new settings.
+func (d *Daemon) deliverLoop(stop context.Context) {
+	Takeover(d.dir)
+	lock, err := d.waitDeliverLock(stop)
+	if err != nil {
+		d.log().Error("cannot take over hook delivery", "error", err.Error())
+		return
+	}
+	if lock == nil {
+		return
+	}
+	defer lock.Release()
+	// Writers wake whoever holds the delivery lock on this socket.
+	if l, err := Listen(d.dir, DeliverSocket); err == nil {
+		defer l.Close()
+		go func() {
+			for range l.C {
+				d.wakeDelivery()
+			}
+		}()
+	}
+	for stop.Err() == nil {
+		dl, err := d.deliverer()
+		if err != nil {
+			d.log().Error("hook delivery", "error", err.Error())
+			return
+		}
+		runCtx, cancel := context.WithCancel(stop)
+		go func() {
+			select {
+			case <-d.reloaded:
+				cancel()
+			case <-runCtx.Done():
+			}
+		}()
+		err = dl.Deliver(runCtx, d.deliverC, false)
+		cancel()
+		if err != nil {
+			d.log().Error("hook delivery", "error", err.Error())
+			select { // the store failed: try again shortly
+			case <-stop.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (d *Daemon) wakeDelivery() {
+	select {
+	case d.deliverC <- struct{}{}:
+	default:
+	}
+}
+
+// newSchedule reads the schedule afresh from the store's expiry index.
+func (d *Daemon) newSchedule(ctx context.Context) *ttl.Schedule {
+	return ttl.NewSchedule(deadlineSource{ctx: ctx, s: d.Store}, d.clock(), scheduleWindow)
+}
+
+// expireLoop sleeps until the next deadline, a notification or the safety
+// poll, and reaps what is due. It returns when ctx ends.
+func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte) error {
+	sched := d.newSchedule(ctx)
+	lastMod := d.storeModTime()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var lastReap time.Time
+	for {
+		due := false
+		for {
+			ds, err := sched.Due(4096)
+			if err != nil && ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				// A store error (busy past the timeout, I/O) is no
+				// reason to stop: reap anyway, and read the schedule
+				// afresh at the next poll.
+				d.log().Error("reading deadlines", "error", err.Error())
+				sched, due = d.newSchedule(ctx), true
+				break
+			}
+			due = due || len(ds) > 0
+			if len(ds) < 4096 {
+				break
+			}
+		}
+		if due {
+			if wait := reapGap - time.Since(lastReap); wait > 0 {
+				time.Sleep(wait) // gather what expires in the next few ms
+			}
+			lastReap = time.Now()
+			if _, err := d.reap(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d.log().Error("reap", "error", err.Error())
+			}
+		}
+		wait := safetyPoll
+		next, ok, err := sched.NextAt()
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			d.log().Error("reading deadlines", "error", err.Error())
+			sched, ok = d.newSchedule(ctx), false
+		}
+		if ok {
+			wait = min(wait, ttl.Until(ttl.NowMs(d.clock()), next)) // saturates centuries out
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg, ok := <-notes:
+			if !ok {
+				notes = nil
+				continue
+			}
+			d.heard(sched, msg)
+		case <-timer.C:
+			mod := d.storeModTime()
+			if !mod.Equal(lastMod) {
+				// Changed behind our back (a writer that could not
+				// notify): start the schedule again from the store.
+				sched = d.newSchedule(ctx)
+				d.wakeDelivery()
+			}
+			lastMod = mod
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// heard handles one notification: a write (with the earliest deadline it
+// set) or recorded events.
+func (d *Daemon) heard(sched *ttl.Schedule, msg []byte) {
+	events, at := ParseMessage(msg)
+	if events {
+		d.wakeDelivery()
+	}
+	if at > 0 {
+		// An id of its own, above any rowid: the deadline may be a key's
+		// new one, and reaping at it is what matters.
+		d.synthID++
+		sched.Note(ttl.Due{At: at, ID: 1<<63 | d.synthID})
+	}
+}
+
+// reap deletes everything expired, in batches, recording expire events.
+func (d *Daemon) reap(ctx context.Context) (int, error) {
+	d.session.MaxEventValue = d.settings.Load().MaxEventValue
+	total := 0
+	for {
+		var n, events int
+		err := d.session.Update(ctx, func(tx *Tx) error {
+			var err error
+			n, err = tx.Reap(reapBatch, nil)
+			events = len(tx.Events)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if events > 0 {
+			d.wakeDelivery()
+		}
+		if n < reapBatch {
+			if total > 0 {
+				d.log().Debug("reaped", "keys", total)
+			}
+			return total, nil
+		}
+	}
+}
+
+func (d *Daemon) storeModTime() time.Time {
+	fi, err := os.Stat(d.location)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// deadlineSource reads the daemon's schedule from the store's expiry index.
+type deadlineSource struct {
+	ctx context.Context
+	s   store.Store
+}
+
+func (src deadlineSource) Next(after ttl.Due, limit int) ([]ttl.Due, error) {
+	return store.NextDeadlines(src.ctx, src.s, after, limit)
+}

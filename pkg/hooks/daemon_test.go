@@ -1,0 +1,198 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// These tests run the daemon in this process. It holds POSIX locks, which
+// a process must never test itself (see Holder): they write with plain
+// hook transactions and Notify, never with a Session or Kick.
+
+func testDaemon(t *testing.T, s store.Store, clk ttl.Clock, f *fakeRunner) *Daemon {
+	d := NewDaemon(s, Settings{Concurrency: 2, Retries: 1, Backoff: 2 * time.Millisecond})
+	d.Clock, d.RunHook = clk, f.Run
+	return d
+}
+
+func stateDirOf(t *testing.T, s store.Store) string {
+	t.Helper()
+	info, err := s.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StateDir(info)
+}
+
+// startDaemon runs d until the test ends, and returns how to stop it and
+// wait for it.
+func startDaemon(t *testing.T, d *Daemon) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			cancel()
+			err, stopped = <-done, true
+		}
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// eventually waits (really: the daemon is another goroutine) until cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting: %s", what)
+}
+
+func putTTL(t *testing.T, s store.Store, key string, at int64) {
+	t.Helper()
+	mustHookUpdate(t, s, func(tx *Tx) error {
+		return tx.Put(store.Entry{Bucket: "main", Key: key, Value: []byte("v"), ExpiresAt: at})
+	})
+}
+
+func live(t *testing.T, s store.Store, key string) bool {
+	var ok bool
+	view(t, s, func(tx store.Tx) error {
+		var err error
+		_, ok, err = tx.Get("main", key)
+		return err
+	})
+	return ok
+}
+
+// --once reaps what is due by the injected clock, records the expire
+// events and delivers them, then returns.
+func TestDaemonOnceReapsAndDelivers(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Expire})
+	putTTL(t, s, "soon", t0.Add(time.Minute).UnixMilli())
+	putTTL(t, s, "later", t0.Add(time.Hour).UnixMilli())
+	clk.Advance(2 * time.Minute)
+	f := newFakeRunner(t)
+	d := testDaemon(t, s, clk, f)
+	d.Once = true
+	if err := d.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.snapshot()
+	if len(calls) != 1 || calls[0].event != "expire" || calls[0].key != "soon" {
+		t.Fatalf("runs: %+v", calls)
+	}
+	if live(t, s, "soon") || !live(t, s, "later") || len(outbox(t, s)) != 0 {
+		t.Fatalf("soon live %v, later live %v, outbox %d", live(t, s, "soon"), live(t, s, "later"), len(outbox(t, s)))
+	}
+}
+
+// A second daemon for the store returns a RunningError naming the first.
+func TestDaemonOnePerStore(t *testing.T) {
+	s, clk := sqliteStore(t)
+	h := holdLock(t, stateDirOf(t, s), DaemonLock)
+	err := testDaemon(t, s, clk, newFakeRunner(t)).Run(context.Background())
+	var running *RunningError
+	if !errors.As(err, &running) || running.Pid != h.pid() {
+		t.Fatalf("Run = %v, want a RunningError with pid %d", err, h.pid())
+	}
+}
+
+// The daemon takes delivery over from a detached dispatcher: it asks it
+// to stand aside, waits for the delivery lock, and only then delivers.
+func TestDaemonTakesOverFromDispatcher(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set})
+	dir := stateDirOf(t, s)
+	dispatcher := holdLock(t, dir, DeliverLock)
+	l, err := Listen(dir, DeliverSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(t, s, "main", "k", "v")
+	f := newFakeRunner(t)
+	d := testDaemon(t, s, clk, f)
+	d.lockPoll = time.Millisecond
+	startDaemon(t, d)
+	select {
+	case msg := <-l.C:
+		if string(msg) != string(msgTakeover) {
+			t.Fatalf("dispatcher heard %q, want takeover", msg)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not ask the dispatcher to stand aside")
+	}
+	if n := len(f.snapshot()); n != 0 {
+		t.Fatalf("%d runs while the dispatcher held the lock", n)
+	}
+	l.Close()
+	dispatcher.release()
+	eventually(t, "the daemon delivers once the lock is free", func() bool { return len(outbox(t, s)) == 0 })
+	if n := len(f.snapshot()); n != 1 {
+		t.Fatalf("%d runs, want 1", n)
+	}
+}
+
+// A key set by another process with a deadline is reaped at it: the
+// writer's notification puts it in the daemon's schedule, and its expire
+// event is delivered.
+func TestDaemonReapsWhatItHearsOf(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Expire})
+	f := newFakeRunner(t)
+	stop := startDaemon(t, testDaemon(t, s, clk, f))
+	dir := stateDirOf(t, s)
+	at := t0.Add(time.Hour).UnixMilli()
+	putTTL(t, s, "k", at)
+	// The daemon may not listen yet: say it until it has heard.
+	clk.Advance(2 * time.Hour)
+	eventually(t, "k reaped", func() bool {
+		Notify(dir, DaemonSocket, ChangedMessage(at))
+		return !live(t, s, "k")
+	})
+	eventually(t, "expire delivered", func() bool { return len(f.snapshot()) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reloading the settings while the delivery loop runs restarts delivery
+// with them, and is no data race (run with -race): the loop reads the
+// settings through an atomic pointer, never the command's configuration.
+func TestDaemonReloadWhileDelivering(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set})
+	f := newFakeRunner(t)
+	d := testDaemon(t, s, clk, f)
+	stop := startDaemon(t, d)
+	dir := stateDirOf(t, s)
+	for i := 0; i < 20; i++ {
+		set(t, s, "main", fmt.Sprintf("k%d", i), "v")
+		d.Reload(Settings{Concurrency: 1 + i%3, Retries: 1, Backoff: time.Millisecond})
+		Notify(dir, DeliverSocket, MsgEvents)
+	}
+	eventually(t, "every event delivered", func() bool {
+		Notify(dir, DeliverSocket, MsgEvents)
+		return len(outbox(t, s)) == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.settings.Load().Concurrency; got != 1+19%3 {
+		t.Fatalf("settings after reloads: concurrency %d", got)
+	}
+	f.check(t)
+}

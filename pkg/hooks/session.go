@@ -1,0 +1,266 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// Session is one writer's side of the hook protocol: a command of the CLI,
+// or a program using the Go API. Its write transactions record the events
+// enabled hooks want (see Tx); when the writer is done, Close tells a
+// running daemon about the changes, makes sure someone delivers the events
+// (waking the deliverer, or starting one with Spawn), and with Wait waits
+// for them.
+//
+// A program that writes with store.Store.Update directly records no hook
+// events; Session.Update is the way to write so that hooks see it.
+type Session struct {
+	// Store is the store written to.
+	Store store.Store
+	// NoHooks records no events (the --no-hooks flag).
+	NoHooks bool
+	// MaxEventValue caps the value bytes an event carries (0: the
+	// default).
+	MaxEventValue int
+	// Spawn starts a detached deliverer ('livedict hook deliver') when
+	// events wait and nobody delivers them. Nil leaves them for a running
+	// daemon or the next livedict command that writes to the store.
+	Spawn func() error
+	// Wait makes Close wait until the events this session recorded have
+	// left the outbox (the --wait-hooks flag).
+	Wait bool
+	// Warn receives the warnings a user should see (a store unsafe for
+	// hooks, a deliverer that cannot start); nil discards them.
+	Warn func(msg string)
+	// Now and Sleep drive Close's wait (time.Now and time.Sleep if nil).
+	Now   func() time.Time
+	Sleep func(time.Duration)
+
+	events      []uint64
+	wrote       bool
+	minDeadline int64
+	// orphaned is set when a write transaction saw events waiting with
+	// nobody delivering them (a dispatcher killed with -9).
+	orphaned   bool
+	safety     error // checked once, when a hook first matters
+	safetyDone bool
+	dir        string
+	// delivers marks the daemon's own session: it holds the delivery
+	// locks, so it neither looks for undelivered events (testing its own
+	// locks would drop them, see Holder) nor keeps what it recorded.
+	delivers bool
+}
+
+// Update runs fn in a write transaction that records hook events, and
+// takes note of what it recorded once it committed.
+func (s *Session) Update(ctx context.Context, fn func(*Tx) error) error {
+	var htx *Tx
+	err := s.Store.Update(ctx, func(raw store.Tx) error {
+		var err error
+		if htx, err = s.Wrap(raw); err != nil {
+			return err
+		}
+		return fn(htx)
+	})
+	if err == nil && htx != nil {
+		s.committed(htx)
+	}
+	return err
+}
+
+// Wrap returns raw recording the events enabled hooks want: none with
+// NoHooks, or when the store is unsafe for hooks. When hooks are enabled
+// it also looks, cheaply, whether events wait with nobody to deliver them,
+// so Close can start a deliverer (see orphaned).
+func (s *Session) Wrap(raw store.Tx) (*Tx, error) {
+	var rec *Recorder
+	if !s.NoHooks {
+		var err error
+		if rec, err = NewRecorder(raw, s.MaxEventValue); err != nil {
+			return nil, err
+		}
+		if !rec.Empty() && s.unsafe() != nil {
+			rec = nil
+		}
+		if !rec.Empty() && !s.orphaned && !s.delivers {
+			if s.orphaned, err = s.undelivered(raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return Wrap(raw, rec), nil
+}
+
+// undelivered reports whether events wait in the outbox while no process
+// holds the delivery or daemon lock. It runs only in write transactions of
+// stores with enabled hooks, and reads one outbox entry only when no
+// deliverer holds its lock: two fcntl calls otherwise.
+func (s *Session) undelivered(tx store.Tx) (bool, error) {
+	dir, err := s.stateDir()
+	if err != nil {
+		return false, nil // no state dir, no deliverer to find
+	}
+	if pid, _ := Holder(dir, DaemonLock); pid != 0 {
+		return false, nil
+	}
+	if pid, _ := Holder(dir, DeliverLock); pid != 0 {
+		return false, nil
+	}
+	found := false
+	err = tx.ScanAfter(outboxBucket, "", false, func(store.Entry) error {
+		found = true
+		return store.ErrStopScan
+	})
+	return found, err
+}
+
+// unsafe checks once whether hooks may run from this store, and warns when
+// they may not.
+func (s *Session) unsafe() error {
+	if !s.safetyDone {
+		s.safetyDone = true
+		if info, err := store.Locate(s.Store); err == nil {
+			s.safety = CheckSafe(info)
+		}
+		if s.safety != nil {
+			s.warn(s.safety.Error() + "; no hook events are recorded")
+		}
+	}
+	return s.safety
+}
+
+// KnownSafety tells the session the outcome of a CheckSafe its owner
+// already made (and reported), so the session neither checks nor warns
+// again.
+func (s *Session) KnownSafety(err error) { s.safety, s.safetyDone = err, true }
+
+func (s *Session) warn(msg string) {
+	if s.Warn != nil {
+		s.Warn(msg)
+	}
+}
+
+// errNoStateDir: a store without a location (memory:) lives in one
+// process; no daemon or dispatcher can serve it.
+var errNoStateDir = errors.New("store has no state dir")
+
+func (s *Session) stateDir() (string, error) {
+	if s.dir == "" {
+		info, err := store.Locate(s.Store)
+		if err != nil {
+			return "", err
+		}
+		if info.Location == "" {
+			return "", errNoStateDir
+		}
+		s.dir = StateDir(info)
+	}
+	return s.dir, nil
+}
+
+// committed takes note of a transaction that committed.
+func (s *Session) committed(tx *Tx) {
+	if s.delivers {
+		return
+	}
+	s.events = append(s.events, tx.Events...)
+	s.wrote = s.wrote || tx.Wrote
+	if tx.MinDeadline != 0 && (s.minDeadline == 0 || tx.MinDeadline < s.minDeadline) {
+		s.minDeadline = tx.MinDeadline
+	}
+}
+
+// WantsGet reports whether, in tx, a hook wants a get event for
+// bucket/key, so a read may be done again in a write transaction that
+// records it.
+func (s *Session) WantsGet(tx store.Tx, bucket, key string) (bool, error) {
+	if s.NoHooks {
+		return false, nil
+	}
+	rec, err := NewRecorder(tx, 0)
+	return rec.Wants(Get, bucket, key), err
+}
+
+// Close runs once the writer is done and its changes are committed: it
+// tells a running daemon about changes, wakes or starts whoever delivers
+// the recorded events (or events left behind by a deliverer that died),
+// and waits for this session's events when Wait. It never fails: the
+// writes are committed whatever happens to their delivery. It does not
+// close the store.
+func (s *Session) Close() {
+	if !s.wrote && len(s.events) == 0 && !s.orphaned {
+		return
+	}
+	dir, err := s.stateDir()
+	if err != nil {
+		return
+	}
+	if s.wrote {
+		Notify(dir, DaemonSocket, ChangedMessage(s.minDeadline))
+	}
+	if len(s.events) == 0 && !s.orphaned {
+		return
+	}
+	if err := Kick(dir, s.spawn); err != nil {
+		s.warn("cannot start hook delivery: " + err.Error())
+	}
+	if s.Wait && len(s.events) > 0 {
+		s.wait(dir)
+	}
+}
+
+func (s *Session) spawn() error {
+	if s.Spawn == nil {
+		return nil
+	}
+	return s.Spawn()
+}
+
+// strikeLimit is how many deliverers in a row may come and go without
+// delivering anything before Wait gives up.
+const strikeLimit = 3
+
+// wait waits until every event this session recorded has left the outbox
+// (delivered, failed for good, or skipped). Every second it makes sure
+// someone is still delivering; when three deliverers in a row came and
+// went without delivering anything (a store they cannot use), it gives up
+// with a warning rather than hang the script.
+func (s *Session) wait(dir string) {
+	now, sleep := s.Now, s.Sleep
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = time.Sleep
+	}
+	last, lastN, strikes := now(), -1, 0
+	for {
+		var n int
+		err := s.Store.View(context.Background(), func(tx store.Tx) error {
+			var err error
+			n, err = Pending(tx, s.events)
+			return err
+		})
+		if err != nil || n == 0 {
+			return
+		}
+		sleep(10 * time.Millisecond)
+		if now().Sub(last) < time.Second {
+			continue
+		}
+		if d, _ := Holder(dir, DeliverLock); d == 0 && n == lastN {
+			if strikes++; strikes == strikeLimit {
+				s.warn(fmt.Sprintf("--wait-hooks: %d event(s) not delivered; see 'livedict hook log' and 'livedict daemon status'", n))
+				return
+			}
+		} else if n != lastN {
+			strikes = 0
+		}
+		Kick(dir, s.spawn)
+		last, lastN = now(), n
+	}
+}
