@@ -73,6 +73,8 @@ func classify(err error) (code int, hint string) {
 		return ExitUsage, ""
 	case errors.Is(err, hooks.ErrUnsafe):
 		return ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"
+	case errors.Is(err, store.ErrUntrusted):
+		return ExitStore, "livedict uses only files you own that nobody else can write; if you did not make this one, remove it"
 	case errors.Is(err, hooks.ErrEvents):
 		return ExitUsage, ""
 	case errors.Is(err, store.ErrKeyExists):

@@ -22,6 +22,9 @@ func CheckPath(path string) error {
 // CheckHooksPath accepts every path here.
 func CheckHooksPath(path string) error { return CheckPath(path) }
 
+// CheckHooksFolder accepts every folder here.
+func CheckHooksFolder(dir string) error { return CheckPath(dir) }
+
 // MkdirTrusted makes the folder path, mode 0700, or accepts the one there.
 func MkdirTrusted(path string) error {
 	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {

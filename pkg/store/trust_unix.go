@@ -159,26 +159,40 @@ func MkdirTrusted(path string) error {
 
 // CheckHooksPath is the stricter rule for running hooks from the store at
 // path (a file or a file store's folder): path resolved through symlinks
-// passes the trust rule, the folder holding it is owned by the user or
-// root and writable by nobody else — sticky or not, since others could
-// plant files beside the store — and every folder above that is owned by
-// the user or root and, when others can write it, sticky (so they cannot
-// rename what leads to the store). This is OpenSSH's StrictModes walk,
-// with tmpfiles' view of sticky folders for the ancestors.
+// passes the trust rule, and so do the folders above it (CheckHooksFolder).
 func CheckHooksPath(path string) error {
 	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return err
-	}
-	real, err = filepath.Abs(real)
 	if err != nil {
 		return err
 	}
 	if err := CheckPath(real); err != nil {
 		return err
 	}
+	return checkFolders(filepath.Dir(real))
+}
+
+// CheckHooksFolder applies the hooks rule to the folder dir that holds
+// (or will hold) a store's files, resolved through symlinks: dir is owned
+// by the user or root and writable by nobody else — sticky or not, since
+// others could plant files beside the store — and every folder above it is
+// owned by the user or root and, when others can write it, sticky (so they
+// cannot rename what leads to the store). This is OpenSSH's StrictModes
+// walk, with tmpfiles' view of sticky folders for the ancestors.
+func CheckHooksFolder(dir string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	return checkFolders(real)
+}
+
+func checkFolders(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	uid := uint32(os.Geteuid())
-	for dir, first := filepath.Dir(real), true; ; dir, first = filepath.Dir(dir), false {
+	for first := true; ; dir, first = filepath.Dir(dir), false {
 		var st unix.Stat_t
 		if err := unix.Lstat(dir, &st); err != nil {
 			return &fs.PathError{Op: "stat", Path: dir, Err: err}
@@ -192,7 +206,7 @@ func CheckHooksPath(path string) error {
 		case st.Mode&0o020 != 0 && !sticky:
 			return untrusted(dir, "is writable by its group", st.Mode)
 		}
-		if dir == "/" || dir == filepath.Dir(dir) {
+		if dir == filepath.Dir(dir) {
 			return nil
 		}
 	}
