@@ -74,7 +74,7 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, hooks.ErrUnsafe):
 		return ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"
 	case errors.Is(err, store.ErrUntrusted):
-		return ExitStore, "livedict uses only files you own that nobody else can write; if you did not make this one, remove it"
+		return ExitStore, "livedict uses only files you own that nobody else can write: chmod go-w what is yours, remove what is not"
 	case errors.Is(err, hooks.ErrEvents):
 		return ExitUsage, ""
 	case errors.Is(err, store.ErrKeyExists):

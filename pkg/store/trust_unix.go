@@ -160,8 +160,23 @@ func MkdirTrusted(path string) error {
 // CheckHooksPath is the stricter rule for running hooks from the store at
 // path (a file or a file store's folder): path resolved through symlinks
 // passes the trust rule, and so do the folders above it (CheckHooksFolder).
+// A store that does not exist yet is judged by the nearest folder above it
+// that does: the folders livedict makes on the way are its own, mode 0700.
 func CheckHooksPath(path string) error {
 	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, lerr := os.Lstat(path); lerr == nil {
+			return err // a dangling symlink
+		}
+		for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+			if _, err := os.Lstat(dir); err == nil {
+				return CheckHooksFolder(dir)
+			}
+			if dir == filepath.Dir(dir) {
+				return err
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
