@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -248,14 +246,13 @@ func (s *dpStore) startDaemon(args ...string) *dpProc {
 // dpListening reports whether someone has bound the notification socket of
 // role for the store whose state dir is dir. It looks in /proc/net/unix
 // rather than sending a datagram, which the daemon would act on. The name is
-// pkg/hooks' socketName.
+// pkg/hooks.SocketPath.
 func dpListening(t *testing.T, dir, role string) bool {
 	b, err := os.ReadFile("/proc/net/unix")
 	if err != nil {
 		t.Fatalf("cannot tell whether the daemon listens: %v", err)
 	}
-	sum := sha256.Sum256([]byte(dir))
-	return bytes.Contains(b, []byte(" @livedict-"+hex.EncodeToString(sum[:12])+"-"+role+"\n"))
+	return bytes.Contains(b, []byte(" "+hooks.SocketPath(dir, role)+"\n"))
 }
 
 // dpPoll calls cond every 10ms until it is true, failing the test after
