@@ -58,11 +58,14 @@ type sqliteStore struct {
 	// real is path with symlinks resolved: what SQLite opens and what the
 	// trust checks look at, since SQLite keeps its journal beside the real
 	// file, not beside a symlink to it.
-	real  string
-	opts  Options
-	db    *sql.DB
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
+	real string
+	// sideChecked says open has just checked the side files, so the
+	// first transaction need not look again.
+	sideChecked bool
+	opts        Options
+	db          *sql.DB
+	conn        *sql.Conn
+	stmts       map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
 }
 
 func openSQLite(path string, opts Options) (Store, error) {
@@ -113,15 +116,11 @@ func (s *sqliteStore) open() error {
 // trust rule to it, refuses what is not a store (a folder, an empty file),
 // and reports whether its header says the schema is current.
 func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
-	fd, err := OpenTrusted(real, syscall.O_RDONLY|syscall.O_NONBLOCK)
+	fd, st, err := openTrusted(real, syscall.O_RDONLY|syscall.O_NONBLOCK)
 	if err != nil {
 		return false, err
 	}
 	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return false, fmt.Errorf("open store %s: %w", s.path, err)
-	}
 	switch {
 	case st.Mode&syscall.S_IFMT == syscall.S_IFDIR:
 		return false, fmt.Errorf("%w: %s is a directory", ErrNotStore, s.path)
@@ -134,6 +133,7 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 	if err := s.checkSideFiles(); err != nil {
 		return false, err
 	}
+	s.sideChecked = true
 	var h [72]byte
 	n, err := syscall.Pread(fd, h[:], 0)
 	return err == nil && n == len(h) && headerCurrent(h), nil
@@ -355,7 +355,9 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 		// A read of a store that does not exist sees an empty one.
 		return NewMemory(s.opts).View(ctx, fn)
 	}
-	if err := s.checkSideFiles(); err != nil {
+	if s.sideChecked {
+		s.sideChecked = false // checked a moment ago, by open
+	} else if err := s.checkSideFiles(); err != nil {
 		return err
 	}
 	if begin == beginWrite {

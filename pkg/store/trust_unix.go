@@ -115,6 +115,12 @@ func checkAbsent(path string) error {
 // applies the trust rule to what it opened. With O_CREAT the file is made
 // mode 0600. The caller closes the descriptor.
 func OpenTrusted(path string, flags int) (int, error) {
+	fd, _, err := openTrusted(path, flags)
+	return fd, err
+}
+
+// openTrusted is OpenTrusted that also returns the descriptor's stat.
+func openTrusted(path string, flags int) (int, *unix.Stat_t, error) {
 	var fd int
 	var err error
 	for {
@@ -124,16 +130,21 @@ func OpenTrusted(path string, flags int) (int, error) {
 		}
 	}
 	if err == unix.ELOOP {
-		return -1, untrusted(path, "is a symbolic link", unix.S_IFLNK)
+		return -1, nil, untrusted(path, "is a symbolic link", unix.S_IFLNK)
 	}
 	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		return -1, nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := CheckFD(fd, path); err != nil {
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(fd, st); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return fd, nil
+	if err := checkKind(path, st); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, st, nil
 }
 
 // MkdirTrusted makes the folder path, mode 0700, or checks the one that is
