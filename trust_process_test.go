@@ -500,3 +500,45 @@ func TestTrustDaemonSocketSquat(t *testing.T) {
 		t.Errorf("state dir: %v %v", fi, err)
 	}
 }
+
+// Hole 7: a store on a read-only filesystem says so, not "permission
+// denied", for SQLite and file stores, and for a store to be created.
+func TestTrustReadOnlyFS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a filesystem")
+	}
+	bin, _ := trustBins(t)
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	ld := func(args ...string) result {
+		var out, errb bytes.Buffer
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), "HOME="+t.TempDir())
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	for _, url := range []string{filepath.Join(mnt, "s.db"), "file:" + filepath.Join(mnt, "fs")} {
+		mustCode(t, "set", ld("--store", url, "set", "k", "v"), 0)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot remount read-only: %v %s", err, out)
+	}
+	for _, url := range []string{filepath.Join(mnt, "s.db"), "file:" + filepath.Join(mnt, "fs"), filepath.Join(mnt, "new.db")} {
+		r := ld("--store", url, "set", "k", "v2")
+		if r.code != 3 || !strings.Contains(r.err, "read-only file system") || strings.Contains(r.err, "permission denied") {
+			t.Errorf("%s: set on a read-only filesystem: exit %d, %q; want 3 saying read-only file system", url, r.code, r.err)
+		}
+	}
+	r := ld("--store", filepath.Join(mnt, "s.db"), "get", "k")
+	if r.code != 0 || r.out != "v" {
+		t.Errorf("get on a read-only filesystem: exit %d %q %q", r.code, r.out, r.err)
+	}
+}

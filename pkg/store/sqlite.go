@@ -190,7 +190,7 @@ func (s *sqliteStore) create() error {
 	tmp := fmt.Sprintf("%s.tmp-%d-%d", s.real, os.Getpid(), time.Now().UnixNano())
 	fd, err := syscall.Open(tmp, syscall.O_CREAT|syscall.O_EXCL|syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("cannot create store: %w", &fs.PathError{Op: "create", Path: tmp, Err: err})
+		return fmt.Errorf("cannot create store %s: %w", s.path, err)
 	}
 	syscall.Close(fd)
 	defer os.Remove(tmp)
