@@ -257,9 +257,18 @@ func TestCheckSafe(t *testing.T) {
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
-		err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(t.TempDir(), "nope.db")})
-		if err == nil || errors.Is(err, ErrUnsafe) {
-			t.Fatalf("missing store: %v", err)
+		// A store not made yet is judged by the nearest folder that is
+		// there: the first write makes the rest, private.
+		dir := t.TempDir()
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "a", "nope.db")}); err != nil {
+			t.Fatalf("missing store in a private folder: %v", err)
+		}
+		os.Chmod(dir, 0o777|os.ModeSticky)
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "nope.db")}); !errors.Is(err, ErrUnsafe) {
+			t.Fatalf("missing store in a sticky world-writable folder: %v", err)
+		}
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "new", "s.db")}); err != nil {
+			t.Fatalf("missing store in a folder livedict will make in a sticky one: %v", err)
 		}
 	})
 	t.Run("real sqlite store", func(t *testing.T) {

@@ -181,7 +181,13 @@ func CheckHooksPath(path string) error {
 		}
 		for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
 			if _, err := os.Lstat(dir); err == nil {
-				return CheckHooksFolder(dir)
+				real, err := filepath.EvalSymlinks(dir)
+				if err != nil {
+					return err
+				}
+				// The folder to hold the store is dir itself, or one
+				// livedict will make inside it (then dir is an ancestor).
+				return checkFolders(real, dir == filepath.Dir(path))
 			}
 			if dir == filepath.Dir(dir) {
 				return err
@@ -194,7 +200,7 @@ func CheckHooksPath(path string) error {
 	if err := CheckPath(real); err != nil {
 		return err
 	}
-	return checkFolders(filepath.Dir(real))
+	return checkFolders(filepath.Dir(real), true)
 }
 
 // CheckHooksFolder applies the hooks rule to the folder dir that holds
@@ -209,16 +215,18 @@ func CheckHooksFolder(dir string) error {
 	if err != nil {
 		return err
 	}
-	return checkFolders(real)
+	return checkFolders(real, true)
 }
 
-func checkFolders(dir string) error {
+// checkFolders walks from dir up to /; holder says dir is the folder that
+// holds the store's files, which sticky does not excuse.
+func checkFolders(dir string, holder bool) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
 	uid := uint32(os.Geteuid())
-	for first := true; ; dir, first = filepath.Dir(dir), false {
+	for first := holder; ; dir, first = filepath.Dir(dir), false {
 		var st unix.Stat_t
 		if err := unix.Lstat(dir, &st); err != nil {
 			return &fs.PathError{Op: "stat", Path: dir, Err: err}
