@@ -44,6 +44,11 @@ type Lock struct{ f *os.File }
 // .bashrc) or a lock file that is a symlink to something of ours. The
 // refusal wraps ErrUnsafe (exit 4).
 func OpenStateDir(stateDir string) error {
+	// The store's own folder may not be there yet (a daemon started
+	// before the first write): make it as a write would, 0700.
+	if err := os.MkdirAll(filepath.Dir(stateDir), 0o700); err != nil {
+		return err
+	}
 	if err := store.MkdirTrusted(stateDir); err != nil {
 		return refuse(err)
 	}
