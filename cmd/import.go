@@ -132,6 +132,12 @@ func (u *utf8String) UnmarshalJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return errKeyUTF8
 	}
+	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		// The common key, no escapes: the decoder has checked the
+		// syntax already, so the bytes between the quotes are the key.
+		*u = utf8String(b[1 : len(b)-1])
+		return nil
+	}
 	var s string
 	err := json.Unmarshal(b, &s)
 	*u = utf8String(s)
