@@ -187,6 +187,13 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 	if m.Version > fileVersion {
 		return false, fmt.Errorf("%w: %s has file store version %d, this livedict reads up to %d", ErrNewerStore, s.dir, m.Version, fileVersion)
 	}
+	// b/ and i/ hold every bucket folder: another user's, or one others
+	// can write, could hold folders they made.
+	for _, sub := range []string{fileBucketsDir, fileInternalDir} {
+		if err := checkAbsent(s.path(sub)); err != nil {
+			return false, err
+		}
+	}
 	s.ready.Store(true)
 	return true, nil
 }

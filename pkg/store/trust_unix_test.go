@@ -125,4 +125,13 @@ func TestFileStoreUntrustedRecord(t *testing.T) {
 	if err := put("k2"); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("Put into a world-writable bucket folder: %v", err)
 	}
+	os.Chmod(filepath.Dir(rec), 0o700)
+	os.Chmod(filepath.Join(dir, "b"), 0o777)
+	s2, err := Open("file:"+dir, Options{})
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), filepath.Join(dir, "b")) {
+		t.Fatalf("Open with a world-writable b/: %v", err)
+	}
+	if s2 != nil {
+		s2.Close()
+	}
 }
