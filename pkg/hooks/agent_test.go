@@ -367,6 +367,19 @@ func TestNotifyListen(t *testing.T) {
 	l2.Close()
 }
 
+// expectMsg waits for the listener's next datagram and checks it.
+func expectMsg(t *testing.T, l *Listener, want string) {
+	t.Helper()
+	select {
+	case msg := <-l.C:
+		if string(msg) != want {
+			t.Fatalf("got %q, want %q", msg, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %q notification", want)
+	}
+}
+
 func TestKick(t *testing.T) {
 	listen := func(t *testing.T, dir, role string) *Listener {
 		l, err := Listen(dir, role)
@@ -376,17 +389,7 @@ func TestKick(t *testing.T) {
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
-	expect := func(t *testing.T, l *Listener, want string) {
-		t.Helper()
-		select {
-		case msg := <-l.C:
-			if string(msg) != want {
-				t.Fatalf("got %q, want %q", msg, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %q notification", want)
-		}
-	}
+	expect := expectMsg
 
 	t.Run("nobody delivers", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "s.d")
