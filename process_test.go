@@ -44,7 +44,7 @@ import (
 //     dispatcher still delivering is given 10 s, then killed with its hooks.
 //
 // Lock, socket and state-folder names come from pkg/hooks (hooks.StateDir,
-// hooks.DeliverLock, hooks.DaemonLock, hooks.SocketName): e.stateDir,
+// hooks.DeliverLock, hooks.DaemonLock, hooks.SocketPath): e.stateDir,
 // e.holder and e.listening. Waiting is done with poll and a deadline,
 // never a fixed sleep; a background process's running() inside the
 // condition fails the test at once, with its log, when it died.
@@ -136,7 +136,7 @@ func (e *procEnv) listening(role string) bool {
 	if err != nil {
 		e.tb.Fatalf("cannot tell whether anyone listens: %v", err)
 	}
-	return bytes.Contains(b, []byte(" "+hooks.SocketName(e.stateDir(), role)+"\n"))
+	return bytes.Contains(b, []byte(" "+hooks.SocketPath(e.stateDir(), role)+"\n"))
 }
 
 // command is 'livedict --store URL args...' in the environment, not started.

@@ -93,6 +93,8 @@ func hintFor(err error) string {
 	switch {
 	case errors.Is(err, hooks.ErrUnsafe):
 		return "make the store and its folder writable only by you (chmod go-w)"
+	case errors.Is(err, store.ErrUntrusted):
+		return "livedict uses only files you own that nobody else can write: chmod go-w what is yours, remove what is not"
 	case errors.Is(err, store.ErrKeyExists):
 		return "use --replace to overwrite existing keys or --skip-existing to keep them"
 	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on

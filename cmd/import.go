@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -106,12 +107,35 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 // importLine is one line of an export. Pointers tell a missing field from
 // an empty one.
 type importLine struct {
-	Bucket      *string `json:"bucket"`
-	Key         *string `json:"key"`
-	KeyB64      *string `json:"key_b64"`
-	ValueB64    *string `json:"value_b64"`
-	Value       *string `json:"value"`
-	ExpiresAtMs *int64  `json:"expires_at_ms"`
+	Bucket      *string     `json:"bucket"`
+	Key         *utf8String `json:"key"`
+	KeyB64      *string     `json:"key_b64"`
+	ValueB64    *string     `json:"value_b64"`
+	Value       *string     `json:"value"`
+	ExpiresAtMs *int64      `json:"expires_at_ms"`
+}
+
+// utf8String is a JSON string that must be valid UTF-8 as written:
+// encoding/json turns invalid bytes into U+FFFD, which would silently
+// import a different key than the one exported.
+type utf8String string
+
+var errKeyUTF8 = errors.New(`"key" is not valid UTF-8 (use "key_b64" for such keys)`)
+
+func (u *utf8String) UnmarshalJSON(b []byte) error {
+	if !utf8.Valid(b) {
+		return errKeyUTF8
+	}
+	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		// The common key, no escapes: the decoder has checked the
+		// syntax already, so the bytes between the quotes are the key.
+		*u = utf8String(b[1 : len(b)-1])
+		return nil
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	*u = utf8String(s)
+	return err
 }
 
 // readImport parses and checks every line before anything is written, so a
@@ -247,7 +271,9 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 	var l importLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
+	if err := dec.Decode(&l); errors.Is(err, errKeyUTF8) {
+		return store.Entry{}, err
+	} else if err != nil {
 		return store.Entry{}, fmt.Errorf("not a JSON object of an export: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
@@ -269,7 +295,7 @@ func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 	case l.Key != nil && l.KeyB64 != nil:
 		return e, errors.New("both key and key_b64")
 	case l.Key != nil:
-		e.Key = *l.Key
+		e.Key = string(*l.Key)
 	case l.KeyB64 != nil:
 		k, err := base64.StdEncoding.DecodeString(*l.KeyB64)
 		if err != nil {

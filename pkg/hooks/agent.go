@@ -2,13 +2,11 @@ package hooks
 
 import (
 	"errors"
-	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/livedict/livedict/pkg/store"
 	"golang.org/x/sys/unix"
@@ -40,14 +38,42 @@ var ErrLocked = errors.New("lock is held by another process")
 // Lock is a held lock file.
 type Lock struct{ f *os.File }
 
+// OpenStateDir makes the state dir (mode 0700) or checks the one there
+// against the trust rule: another user's folder, or one others can write,
+// could hold files they planted for hooks to run into (a work dir's
+// .bashrc) or a lock file that is a symlink to something of ours. The
+// refusal wraps ErrUnsafe (exit 4).
+func OpenStateDir(stateDir string) error {
+	// The store's own folder may not be there yet (a daemon started
+	// before the first write): make it as a write would, 0700.
+	if err := os.MkdirAll(filepath.Dir(stateDir), 0o700); err != nil {
+		return err
+	}
+	if err := store.MkdirTrusted(stateDir); err != nil {
+		return refuse(err)
+	}
+	return nil
+}
+
+// openStateFile opens name in the (checked) state dir without following a
+// symlink, and checks what it opened.
+func openStateFile(stateDir, name string, flags int) (*os.File, error) {
+	path := filepath.Join(stateDir, name)
+	fd, err := store.OpenTrusted(path, flags)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // TryLock takes the named lock in stateDir without waiting. It uses a POSIX
 // record lock, which the kernel drops when the holder dies (kill -9
 // included) and which other processes can test without taking (Holder).
 func TryLock(stateDir, name string) (*Lock, error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+	if err := OpenStateDir(stateDir); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, name), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openStateFile(stateDir, name, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +89,8 @@ func TryLock(stateDir, name string) (*Lock, error) {
 }
 
 // WriteInfo replaces the lock file's content (the daemon writes its pid and
-// start time there for 'daemon status').
+// start time there for 'daemon status'). The descriptor is the checked
+// file TryLock opened, so the truncation cannot reach through a symlink.
 func (l *Lock) WriteInfo(s string) error {
 	if err := l.f.Truncate(0); err != nil {
 		return err
@@ -79,9 +106,10 @@ func (l *Lock) Release() error { return l.f.Close() }
 // none does. It never takes the lock, so it cannot get in the way of a
 // process starting up. A process testing a lock it holds itself sees 0
 // (POSIX locks do not conflict within a process), and must not test its own
-// locks: closing any descriptor of a locked file drops the lock.
+// locks: closing any descriptor of a locked file drops the lock. It
+// creates nothing: a missing state dir or lock means no holder.
 func Holder(stateDir, name string) (int, error) {
-	f, err := os.Open(filepath.Join(stateDir, name))
+	f, err := openStateFile(stateDir, name, unix.O_RDONLY|unix.O_NONBLOCK)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -99,48 +127,78 @@ func Holder(stateDir, name string) (int, error) {
 	return int(lk.Pid), nil
 }
 
-// ReadInfo returns what the holder wrote with WriteInfo.
+// ReadInfo returns what the holder wrote with WriteInfo ("" when the file
+// is missing or fails the trust rule).
 func ReadInfo(stateDir, name string) string {
-	b, _ := os.ReadFile(filepath.Join(stateDir, name))
+	f, err := openStateFile(stateDir, name, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 4096))
 	return strings.TrimSpace(string(b))
 }
 
-// ErrUnsafe is wrapped by CheckSafe's errors.
+// WorkDirFor returns the folder holding hooks' private work dirs for a
+// store whose state dir is stateDir, creating both private (0700) or
+// checking the ones there: a hook's HOME is inside, so a file another
+// user could plant there would run as us.
+func WorkDirFor(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "work")
+	if err := OpenStateDir(stateDir); err != nil {
+		return "", err
+	}
+	return dir, OpenStateDir(dir)
+}
+
+// ErrUnsafe is wrapped by CheckSafe's errors and by every refusal of a
+// state-dir file: hooks are refused (exit 4).
 var ErrUnsafe = errors.New("hooks are not run from a store that other users can write")
 
-// CheckSafe refuses a store whose file or folder another user can write:
-// whoever can write it can add a hook, which then runs as us. A folder with
-// the sticky bit (like /tmp) does not count, since others cannot replace
-// what is ours in it. Group write counts as another user's, as it does for
-// sshd's StrictModes.
+// refusal is a trust-rule refusal seen by hooks: it reads as ErrUnsafe's
+// message with the store's detail, and matches both ErrUnsafe and the
+// store's error (errors.Is).
+type refusal struct {
+	detail string
+	cause  error
+}
+
+func (r *refusal) Error() string   { return ErrUnsafe.Error() + ": " + r.detail }
+func (r *refusal) Unwrap() []error { return []error{ErrUnsafe, r.cause} }
+
+// refuse turns a trust-rule refusal into a hooks refusal; other errors
+// pass unchanged.
+func refuse(err error) error {
+	var te *store.TrustError
+	if errors.As(err, &te) {
+		return &refusal{detail: te.Detail(), cause: err}
+	}
+	return err
+}
+
+// CheckSafe refuses to run hooks from a store that another user could have
+// written, or could plant files beside: the store (resolved through
+// symlinks) must pass the trust rule, the folder holding it must be
+// writable by nobody else — sticky or not, /tmp included — and the
+// folders above it must be writable by nobody else unless sticky
+// (store.CheckHooksPath). The state dir, when it exists, must pass the
+// rule too, and so must the folder it is in (beside a symlink to the
+// store, that is not the real store's folder). Group write counts as
+// another user's, as it does for sshd's StrictModes.
 func CheckSafe(info store.Info) error {
 	if info.Location == "" {
 		return nil
 	}
-	paths := []string{info.Location, filepath.Dir(info.Location)}
-	uid := uint32(os.Geteuid())
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			continue
-		}
-		sticky := fi.IsDir() && fi.Mode()&fs.ModeSticky != 0
-		why := ""
-		switch {
-		case st.Uid != uid && st.Uid != 0:
-			why = "is owned by uid " + strconv.FormatUint(uint64(st.Uid), 10)
-		case fi.Mode().Perm()&0o002 != 0 && !sticky:
-			why = "is writable by every user"
-		case fi.Mode().Perm()&0o020 != 0 && !sticky:
-			why = "is writable by its group"
-		}
-		if why != "" {
-			return fmt.Errorf("%w: %s %s (mode %04o)", ErrUnsafe, p, why, fi.Mode().Perm())
-		}
+	if err := store.CheckHooksPath(info.Location); err != nil {
+		return refuse(err)
 	}
-	return nil
+	dir := StateDir(info)
+	err := store.CheckPath(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if fi, lerr := os.Lstat(info.Location); err == nil && lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		err = store.CheckHooksFolder(filepath.Dir(dir))
+	}
+	return refuse(err)
 }

@@ -207,8 +207,10 @@ func TestCheckSafe(t *testing.T) {
 		{"readable", 0o755, 0o644, true},
 		{"world-writable folder", 0o777, 0o600, false},
 		{"group-writable folder", 0o770, 0o600, false},
-		{"sticky world-writable folder", 0o777 | os.ModeSticky, 0o600, true},
-		{"sticky group-writable folder", 0o770 | os.ModeSticky, 0o600, true},
+		// Sticky does not help the folder holding the store: others can
+		// still plant files beside it (SPEC: /tmp stores get no hooks).
+		{"sticky world-writable folder", 0o777 | os.ModeSticky, 0o600, false},
+		{"sticky group-writable folder", 0o770 | os.ModeSticky, 0o600, false},
 		{"group-writable file", 0o700, 0o620, false},
 		{"world-writable file", 0o700, 0o602, false},
 		{"group-writable file in sticky folder", 0o777 | os.ModeSticky, 0o660, false},
@@ -255,9 +257,18 @@ func TestCheckSafe(t *testing.T) {
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
-		err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(t.TempDir(), "nope.db")})
-		if err == nil || errors.Is(err, ErrUnsafe) {
-			t.Fatalf("missing store: %v", err)
+		// A store not made yet is judged by the nearest folder that is
+		// there: the first write makes the rest, private.
+		dir := t.TempDir()
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "a", "nope.db")}); err != nil {
+			t.Fatalf("missing store in a private folder: %v", err)
+		}
+		os.Chmod(dir, 0o777|os.ModeSticky)
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "nope.db")}); !errors.Is(err, ErrUnsafe) {
+			t.Fatalf("missing store in a sticky world-writable folder: %v", err)
+		}
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: filepath.Join(dir, "new", "s.db")}); err != nil {
+			t.Fatalf("missing store in a folder livedict will make in a sticky one: %v", err)
 		}
 	})
 	t.Run("real sqlite store", func(t *testing.T) {
@@ -267,12 +278,43 @@ func TestCheckSafe(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		if err := s.Update(context.Background(), func(store.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
 		info, err := s.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := CheckSafe(info); err != nil {
 			t.Fatalf("a store livedict created is unsafe: %v", err)
+		}
+	})
+	t.Run("ancestors", func(t *testing.T) {
+		// A folder above the store's that others can write lets them
+		// rename the way to it, unless it is sticky.
+		top := t.TempDir()
+		dir := filepath.Join(top, "a", "b")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, "s.db")
+		if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(top, "a"), 0o777)
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: file}); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), filepath.Join(top, "a")+" is writable by every user") {
+			t.Fatalf("world-writable grandparent: %v", err)
+		}
+		os.Chmod(filepath.Join(top, "a"), 0o777|os.ModeSticky)
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: file}); err != nil {
+			t.Fatalf("sticky grandparent: %v", err)
+		}
+		// Through a symlink: the real file's folders are what count.
+		link := filepath.Join(t.TempDir(), "link.db")
+		os.Symlink(file, link)
+		os.Chmod(filepath.Join(top, "a"), 0o777)
+		if err := CheckSafe(store.Info{Backend: "sqlite", Location: link}); !errors.Is(err, ErrUnsafe) {
+			t.Fatalf("symlink into a world-writable grandparent: %v", err)
 		}
 	})
 }
@@ -325,6 +367,19 @@ func TestNotifyListen(t *testing.T) {
 	l2.Close()
 }
 
+// expectMsg waits for the listener's next datagram and checks it.
+func expectMsg(t *testing.T, l *Listener, want string) {
+	t.Helper()
+	select {
+	case msg := <-l.C:
+		if string(msg) != want {
+			t.Fatalf("got %q, want %q", msg, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %q notification", want)
+	}
+}
+
 func TestKick(t *testing.T) {
 	listen := func(t *testing.T, dir, role string) *Listener {
 		l, err := Listen(dir, role)
@@ -334,17 +389,7 @@ func TestKick(t *testing.T) {
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
-	expect := func(t *testing.T, l *Listener, want string) {
-		t.Helper()
-		select {
-		case msg := <-l.C:
-			if string(msg) != want {
-				t.Fatalf("got %q, want %q", msg, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %q notification", want)
-		}
-	}
+	expect := expectMsg
 
 	t.Run("nobody delivers", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "s.d")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -418,13 +417,6 @@ func (d *Deliverer) logRun(r *Run) {
 		level = slog.LevelWarn
 	}
 	d.logger().Log(context.Background(), level, "hook run", attrs...)
-}
-
-// WorkDirFor returns the folder holding hooks' private work dirs for a
-// store whose state dir is stateDir, creating it private.
-func WorkDirFor(stateDir string) (string, error) {
-	dir := filepath.Join(stateDir, "work")
-	return dir, os.MkdirAll(dir, 0o700)
 }
 
 // Test runs hook h once, now, for a made-up event ev on e, as 'hook test'

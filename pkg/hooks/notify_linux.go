@@ -1,18 +1,28 @@
 package hooks
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
 // Processes tell the deliverer and the daemon about changes with one
-// datagram on an abstract Unix socket named after the store's state dir.
-// A datagram is a wake-up, nothing more: a lost one costs promptness
-// (the daemon polls slowly behind it), never an event, because events are
-// in the outbox and deadlines in the store.
+// datagram on a Unix socket in the store's state dir. A datagram is a
+// wake-up, nothing more: a lost one costs promptness (the daemon polls
+// slowly behind it), never an event, because events are in the outbox and
+// deadlines in the store.
+//
+// The socket is a file in the state dir (mode 0700, checked by the trust
+// rule), not an abstract name: anyone could bind an abstract name first
+// and silence the daemon, while only the owner can create a file in the
+// state dir. The listener also checks the sender's uid on every datagram
+// (SCM_CREDENTIALS), so no other user's process is heard even if it
+// reached the socket (root's, for one).
 const (
 	// DeliverSocket is bound by whoever holds DeliverLock.
 	DeliverSocket = "deliver"
@@ -20,9 +30,33 @@ const (
 	DaemonSocket = "daemon"
 )
 
-func socketName(stateDir, role string) string {
-	sum := sha256.Sum256([]byte(stateDir))
-	return "@livedict-" + hex.EncodeToString(sum[:12]) + "-" + role
+// SocketPath is the socket file role listens on for the store whose state
+// dir is stateDir.
+func SocketPath(stateDir, role string) string {
+	return filepath.Join(stateDir, role+".sock")
+}
+
+// maxSunPath is the room in sockaddr_un's sun_path, less its NUL.
+const maxSunPath = 107
+
+// sockAddr returns an address for the socket file at path. A path too
+// long for sun_path is reached through /proc/self/fd/N/NAME, where N is a
+// descriptor of its folder, which then must stay open while the address
+// is used (done closes it).
+func sockAddr(path string) (addr *unix.SockaddrUnix, done func(), err error) {
+	if len(path) <= maxSunPath {
+		return &unix.SockaddrUnix{Name: path}, func() {}, nil
+	}
+	dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
+	if len(name) > maxSunPath {
+		unix.Close(dfd)
+		return nil, nil, fmt.Errorf("socket name %s is too long", path)
+	}
+	return &unix.SockaddrUnix{Name: name}, func() { unix.Close(dfd) }, nil
 }
 
 // Notify sends msg to the process listening as role for the store whose
@@ -30,12 +64,17 @@ func socketName(stateDir, role string) string {
 // listening. It uses raw system calls: a short command should not start
 // Go's network poller for one datagram.
 func Notify(stateDir, role string, msg []byte) bool {
+	addr, done, err := sockAddr(SocketPath(stateDir, role))
+	if err != nil {
+		return false
+	}
+	defer done()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(fd)
-	err = unix.Sendto(fd, msg, 0, &unix.SockaddrUnix{Name: socketName(stateDir, role)})
+	err = unix.Sendto(fd, msg, 0, addr)
 	// A full queue means the listener is there, just busy.
 	return err == nil || err == unix.EAGAIN
 }
@@ -47,35 +86,109 @@ type Listener struct {
 	C <-chan []byte
 }
 
+// errInUse is returned by Listen when a process listens already.
+var errInUse = errors.New("another process listens on it")
+
 // Listen binds the socket for role. It fails if another process has it.
+// The caller holds the lock of the role (DeliverLock, DaemonLock), so a
+// socket file nobody listens on is a stale one, and is replaced.
 func Listen(stateDir, role string) (*Listener, error) {
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: socketName(stateDir, role), Net: "unixgram"})
+	if err := OpenStateDir(stateDir); err != nil {
+		return nil, err
+	}
+	path := SocketPath(stateDir, role)
+	addr, done, err := sockAddr(path)
 	if err != nil {
 		return nil, err
 	}
-	c := make(chan []byte, 64)
-	go func() {
-		defer close(c)
-		buf := make([]byte, 512)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			msg := append([]byte(nil), buf[:n]...)
-			select {
-			case c <- msg:
-			default: // a wake-up is already queued
-			}
+	defer done()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close() // net.FileConn holds its own descriptor
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		return nil, err
+	}
+	err = unix.Bind(fd, addr)
+	if err == unix.EADDRINUSE {
+		if err := removeStaleSocket(path, addr); err != nil {
+			return nil, err
 		}
-	}()
-	return &Listener{conn: conn, C: c}, nil
+		err = unix.Bind(fd, addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	conn := c.(*net.UnixConn)
+	ch := make(chan []byte, 64)
+	go receive(conn, ch)
+	return &Listener{conn: conn, C: ch}, nil
+}
+
+// removeStaleSocket removes the socket file at path when nobody listens
+// on it (connecting is refused), and says so when somebody does.
+func removeStaleSocket(path string, addr *unix.SockaddrUnix) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("listen on %s: it is not a socket", path)
+	}
+	probe, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(probe)
+	if err := unix.Connect(probe, addr); err != unix.ECONNREFUSED {
+		return fmt.Errorf("listen on %s: %w", path, errInUse)
+	}
+	return os.Remove(path)
+}
+
+// receive passes on each datagram sent by a process of our own uid, until
+// the socket is closed.
+func receive(conn *net.UnixConn, c chan<- []byte) {
+	defer close(c)
+	uid := uint32(os.Geteuid())
+	buf := make([]byte, 512)
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	for {
+		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return // closed
+		}
+		if !fromUID(oob[:oobn], uid) {
+			continue
+		}
+		msg := append([]byte(nil), buf[:n]...)
+		select {
+		case c <- msg:
+		default: // a wake-up is already queued
+		}
+	}
+}
+
+// fromUID reports whether the credentials the kernel attached to a
+// datagram (SO_PASSCRED) name uid.
+func fromUID(oob []byte, uid uint32) bool {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return false
+	}
+	for i := range msgs {
+		if cred, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
+			return cred.Uid == uid
+		}
+	}
+	return false
 }
 
 // Close unbinds the socket.
 func (l *Listener) Close() error { return l.conn.Close() }
-
-// SocketName is the abstract socket address role is bound at for the store
-// whose state dir is stateDir. Tests look for it in /proc/net/unix to see
-// that a daemon listens without sending it a datagram it would act on.
-func SocketName(stateDir, role string) string { return socketName(stateDir, role) }

@@ -2,6 +2,8 @@
 
 package hooks
 
+import "path/filepath"
+
 // Without abstract Unix sockets there are no notifications: the daemon
 // finds changes by its slow poll and writers always start a deliverer
 // (which exits at once when one already runs).
@@ -22,5 +24,5 @@ func Listen(stateDir, role string) (*Listener, error) { return &Listener{}, nil 
 // Close does nothing.
 func (l *Listener) Close() error { return nil }
 
-// SocketName is empty here: nothing is ever bound.
-func SocketName(stateDir, role string) string { return "" }
+// SocketPath is where the socket of role would be; nothing binds it here.
+func SocketPath(stateDir, role string) string { return filepath.Join(stateDir, role+".sock") }

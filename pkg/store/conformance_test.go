@@ -596,6 +596,10 @@ func TestSQLiteDurabilityPragma(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A new store is made by its first write.
+		if err := s.Update(context.Background(), func(Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
 		var got int
 		if err := s.(*sqliteStore).conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
 			t.Fatal(err)

@@ -82,9 +82,10 @@ type fileMarker struct {
 // transactions of one process exclude each other exactly as two processes
 // do (flock locks belong to the open file description).
 type fileStore struct {
-	dir    string // absolute
+	dir    string // absolute, symlinks resolved
 	opts   Options
 	closed atomic.Bool
+	ready  atomic.Bool // the store exists (reads of a missing one create nothing)
 
 	// crashAfterJournal makes a commit stop right after its journal is
 	// durable, as if the process were killed there. Tests only.
@@ -105,8 +106,12 @@ func openFile(dir string, opts Options) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &fileStore{dir: abs, opts: opts}
-	if err := s.openDir(); err != nil {
+	real, _, err := resolveStore(abs)
+	if err != nil {
+		return nil, err
+	}
+	s := &fileStore{dir: real, opts: opts}
+	if _, err := s.openDir(false); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -123,50 +128,84 @@ func (s *fileStore) bucketDir(bucket string) string {
 	return filepath.Join(s.dir, fileBucketsDir, fileKeyEncode(bucket))
 }
 
-// openDir checks the marker, creating a new store when the folder is
-// missing or empty. It never touches a folder that holds anything else.
-func (s *fileStore) openDir() error {
-	fi, err := os.Stat(s.dir)
+// openDir checks the folder and its marker against the trust rule. When
+// the folder is missing or empty it creates a new store if write is set,
+// and otherwise reports that there is none yet (reads create nothing). It
+// never touches a folder that holds anything else.
+func (s *fileStore) openDir(write bool) (exists bool, err error) {
+	var st unix.Stat_t
+	err = unix.Lstat(s.dir, &st)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case err == unix.ENOENT:
+		if !write {
+			return false, nil
+		}
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
-			return fmt.Errorf("create store: %w", err)
+			return false, fmt.Errorf("create store: %w", err)
 		}
 	case err != nil:
-		return fmt.Errorf("open store: %w", err)
-	case !fi.IsDir():
-		return fmt.Errorf("%w: %s is not a folder", ErrNotStore, s.dir)
+		return false, fmt.Errorf("open store: %w", &fs.PathError{Op: "stat", Path: s.dir, Err: err})
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return false, fmt.Errorf("%w: %s is not a folder", ErrNotStore, s.dir)
+	default:
+		if err := trustStat(s.dir, &st); err != nil {
+			return false, err
+		}
 	}
-	data, err := os.ReadFile(s.path(fileMarkerName))
+	data, err := readTrusted(s.path(fileMarkerName))
 	if errors.Is(err, fs.ErrNotExist) {
 		empty, lerr := s.looksEmpty()
 		if lerr != nil {
-			return fmt.Errorf("open store: %w", lerr)
+			return false, fmt.Errorf("open store: %w", lerr)
 		}
 		if !empty {
 			// Another process may have created the store, and written
 			// to it, since the marker was looked for.
-			if data, err = os.ReadFile(s.path(fileMarkerName)); errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%w: %s is not empty and has no %s", ErrNotStore, s.dir, fileMarkerName)
+			if data, err = readTrusted(s.path(fileMarkerName)); errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("%w: %s is not empty and has no %s", ErrNotStore, s.dir, fileMarkerName)
 			}
 		} else {
-			if cerr := s.create(); cerr != nil {
-				return fmt.Errorf("create store %s: %w", s.dir, cerr)
+			if !write {
+				return false, nil
 			}
-			data, err = os.ReadFile(s.path(fileMarkerName))
+			if cerr := s.create(); cerr != nil {
+				return false, fmt.Errorf("create store %s: %w", s.dir, cerr)
+			}
+			data, err = readTrusted(s.path(fileMarkerName))
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		if errors.Is(err, ErrUntrusted) {
+			return false, err
+		}
+		return false, fmt.Errorf("open store: %w", err)
 	}
 	var m fileMarker
 	if err := json.Unmarshal(data, &m); err != nil || m.Format != fileFormat || m.Version < 1 {
-		return fmt.Errorf("%w: %s: unreadable store marker", ErrCorrupt, s.path(fileMarkerName))
+		return false, fmt.Errorf("%w: %s: unreadable store marker", ErrCorrupt, s.path(fileMarkerName))
 	}
 	if m.Version > fileVersion {
-		return fmt.Errorf("%w: %s has file store version %d, this livedict reads up to %d", ErrNewerStore, s.dir, m.Version, fileVersion)
+		return false, fmt.Errorf("%w: %s has file store version %d, this livedict reads up to %d", ErrNewerStore, s.dir, m.Version, fileVersion)
 	}
-	return nil
+	// b/ and i/ hold every bucket folder: another user's, or one others
+	// can write, could hold folders they made.
+	for _, sub := range []string{fileBucketsDir, fileInternalDir} {
+		if err := checkAbsent(s.path(sub)); err != nil {
+			return false, err
+		}
+	}
+	s.ready.Store(true)
+	return true, nil
+}
+
+// ensure makes sure the store exists before a transaction: a write creates
+// it, a read finds it if another process made it since Open. It reports
+// whether the store is there.
+func (s *fileStore) ensure(write bool) (bool, error) {
+	if s.ready.Load() {
+		return true, nil
+	}
+	return s.openDir(write)
 }
 
 // looksEmpty reports whether the folder holds nothing but the leftovers of
@@ -219,7 +258,7 @@ func (s *fileStore) create() error {
 
 // writeNewFile creates path (failing if it exists), writes data and fsyncs.
 func writeNewFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
@@ -254,14 +293,18 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 		return nil, err
 	}
 	path := s.path(fileLockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil && how == unix.LOCK_SH {
+	fd, err := OpenTrusted(path, unix.O_RDWR|unix.O_CREAT)
+	if err != nil && how == unix.LOCK_SH && !errors.Is(err, ErrUntrusted) {
 		// A store the user may only read can still be read.
-		f, err = os.Open(path)
+		fd, err = OpenTrusted(path, unix.O_RDONLY)
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	err = flockWait(ctx, int(f.Fd()), how, s.opts.BusyTimeout)
 	if err == nil {
 		return f, nil
@@ -281,6 +324,9 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 	if s.closed.Load() {
 		return errFileClosed
+	}
+	if _, err := s.ensure(true); err != nil {
+		return err
 	}
 	lk, err := s.lock(ctx, unix.LOCK_EX)
 	if err != nil {
@@ -304,6 +350,12 @@ func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 func (s *fileStore) View(ctx context.Context, fn func(Tx) error) error {
 	if s.closed.Load() {
 		return errFileClosed
+	}
+	if ok, err := s.ensure(false); err != nil {
+		return err
+	} else if !ok {
+		// A read of a store that does not exist sees an empty one.
+		return NewMemory(s.opts).View(ctx, fn)
 	}
 	lk, err := s.lock(ctx, unix.LOCK_SH)
 	if err != nil {
@@ -330,7 +382,7 @@ func (s *fileStore) Info() (Info, error) {
 	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed by a concurrent writer
+				return nil // removed by a concurrent writer, or no store yet
 			}
 			return err
 		}

@@ -30,6 +30,10 @@ func openTestFile(t *testing.T, dir string, opts Options) *fileStore {
 		t.Fatalf("openFile: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Open creates nothing; the first write makes the store.
+	if _, err := s.(*fileStore).ensure(true); err != nil {
+		t.Fatalf("create: %v", err)
+	}
 	return s.(*fileStore)
 }
 

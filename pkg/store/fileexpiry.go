@@ -23,7 +23,7 @@ func (tx *fileTx) loadHint() {
 		return
 	}
 	h := int64(fileHintUnknown)
-	if data, err := os.ReadFile(tx.s.path(fileHintName)); err == nil {
+	if data, err := readTrusted(tx.s.path(fileHintName)); err == nil {
 		if v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && v >= 0 {
 			h = v
 		}

@@ -30,14 +30,26 @@ var fileReadBufs = sync.Pool{New: func() any { b := make([]byte, fileSmallRecord
 // poller), which shows in a scan over many keys. O_NONBLOCK keeps a FIFO
 // planted in a bucket folder from hanging the reader.
 func readRecord(path string, wantValue bool) (rec fileRecord, ok bool, err error) {
-	fd, err := fileOpen(path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	fd, err := fileOpen(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return fileRecord{}, false, nil
+	}
+	if err == unix.ELOOP {
+		return fileRecord{}, false, untrusted(path, "is a symbolic link", unix.S_IFLNK)
 	}
 	if err != nil {
 		return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "open", Path: path, Err: err})
 	}
 	defer unix.Close(fd)
+	// The trust rule on the descriptor already open: a record another
+	// user planted (in a folder whose mode was loosened) is refused.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
+	}
+	if err := checkKind(path, &st); err != nil {
+		return fileRecord{}, false, err
+	}
 	bp := fileReadBufs.Get().(*[]byte)
 	defer fileReadBufs.Put(bp)
 	buf := *bp
@@ -57,10 +69,6 @@ func readRecord(path string, wantValue bool) (rec fileRecord, ok bool, err error
 			}
 		}
 	} else {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return fileRecord{}, false, fmt.Errorf("read record: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
-		}
 		if !wantValue {
 			rec, _, err = fileRecordDecodeHeader(buf[:min(n, fileRecordHeaderMax)], st.Size)
 		} else {
@@ -113,7 +121,7 @@ func fileReadFull(fd int, buf []byte) (int, error) {
 // fileWriteAll writes data to a new or truncated file, fsyncing it when
 // asked, with raw system calls for the same reason as readRecord.
 func fileWriteAll(path string, data []byte, sync bool) error {
-	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -153,9 +161,23 @@ func ensureDir(dir string) (created, parentCreated bool, err error) {
 		return true, parentCreated, nil
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return false, false, nil
+		// A folder that is there must pass the trust rule before a record
+		// goes into it.
+		return false, false, CheckPath(dir)
 	}
 	return false, false, fmt.Errorf("create bucket folder: %w", err)
+}
+
+// readTrusted reads a small file of the store (marker, policy, hint,
+// journal header) through OpenTrusted. A missing file is fs.ErrNotExist.
+func readTrusted(path string) ([]byte, error) {
+	fd, err := OpenTrusted(path, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // writeFileAtomic replaces dir/name by the temporary file tmpName renamed
@@ -163,7 +185,7 @@ func ensureDir(dir string) (created, parentCreated bool, err error) {
 // name per folder and a crash leaves at most one stray file behind.
 func writeFileAtomic(dir, name, tmpName string, data []byte, syncFile, syncDir bool) error {
 	tmp := filepath.Join(dir, tmpName)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"syscall"
 )
 
 // The redo journal makes a transaction with several writes all or nothing.
@@ -74,7 +75,7 @@ type fileOpSource func(yield func(fileOp) error) error
 // writeJournal streams ops into DIR/.journal and makes it durable.
 func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	tmp := s.path(fileJournalName + ".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -138,13 +139,17 @@ func (s *fileStore) recoverJournal() error {
 		return fmt.Errorf("remove stale journal: %w", err)
 	}
 	path := s.path(fileJournalName)
-	f, err := os.Open(path)
+	fd, err := OpenTrusted(path, syscall.O_RDONLY|syscall.O_NONBLOCK)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {

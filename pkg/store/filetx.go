@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // The file store's transaction: a view of the folder under the store's
@@ -133,13 +135,17 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 // readDir calls fn for each record file in the bucket's folder, reading only
 // headers. Names the store would not produce are skipped: they are not ours.
 func (tx *fileTx) readDir(tb *fileTxBucket, fn func(rec fileRecord, name string) (stop bool)) error {
-	f, err := os.Open(tb.dir)
+	fd, err := OpenTrusted(tb.dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("read bucket %s: %w", tb.name, err)
 	}
+	f := os.NewFile(uintptr(fd), tb.dir)
 	defer f.Close()
 	for {
 		ents, err := f.ReadDir(512)
@@ -551,9 +557,12 @@ func (tx *fileTx) policy(tb *fileTxBucket) (Policy, error) {
 		return Policy{}, nil
 	}
 	path := filepath.Join(tb.dir, filePolicyName)
-	data, err := os.ReadFile(path)
+	data, err := readTrusted(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Policy{}, nil
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return Policy{}, err
 	}
 	if err != nil {
 		return Policy{}, fmt.Errorf("read bucket policy: %w", err)

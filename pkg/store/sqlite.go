@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/livedict/livedict/pkg/ttl"
 	"modernc.org/sqlite"
@@ -52,12 +53,19 @@ var sqliteSchema = []string{
 type sqliteStore struct {
 	// mu serialises transactions: they share one connection, and a daemon
 	// or deliverer uses the store from several goroutines.
-	mu    sync.Mutex
-	path  string
-	opts  Options
-	db    *sql.DB
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
+	mu   sync.Mutex
+	path string // as named (absolute), for messages and Info
+	// real is path with symlinks resolved: what SQLite opens and what the
+	// trust checks look at, since SQLite keeps its journal beside the real
+	// file, not beside a symlink to it.
+	real string
+	// sideChecked says open has just checked the side files, so the
+	// first transaction need not look again.
+	sideChecked bool
+	opts        Options
+	db          *sql.DB
+	conn        *sql.Conn
+	stmts       map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
 }
 
 func openSQLite(path string, opts Options) (Store, error) {
@@ -69,65 +77,163 @@ func openSQLite(path string, opts Options) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createFile(abs); err != nil {
-		return nil, err
-	}
-	// Normal durability needs no fsync: a committed transaction is in the
-	// OS page cache and survives any process being killed. Full
-	// durability fsyncs every commit so it also survives power loss.
-	sync := "OFF"
-	if opts.Durability == Full {
-		sync = "FULL"
-	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
-	q.Add("_pragma", "synchronous("+sync+")")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	real, exists, err := resolveStore(abs)
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	s := &sqliteStore{path: abs, opts: opts, db: db, stmts: map[string]*sql.Stmt{}}
-	ctx := context.Background()
-	if s.conn, err = db.Conn(ctx); err != nil {
-		db.Close()
-		return nil, s.wrap(err)
+	s := &sqliteStore{path: abs, real: real, opts: opts, stmts: map[string]*sql.Stmt{}}
+	if !exists {
+		// Reads create nothing: the store is made by the first write
+		// (see run).
+		return s, nil
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.open(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// createFile makes the store file (and its folder) with private modes before
-// SQLite opens it, since SQLite would create it world-readable.
-func createFile(path string) error {
-	if fi, err := os.Stat(path); err == nil {
-		if fi.IsDir() {
-			return fmt.Errorf("%w: %s is a directory", ErrNotStore, path)
-		}
+// open checks the store file and its side files against the trust rule,
+// then connects SQLite to it and brings the schema up to date. The common
+// case, an up-to-date store, costs one open, two fstats and a small pread
+// of the header, and no SQL.
+func (s *sqliteStore) open() error {
+	upToDate, err := s.checkFile(s.real)
+	if err != nil {
+		return err
+	}
+	if err := s.connect(s.real); err != nil {
+		return err
+	}
+	if upToDate {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("cannot create store: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil // another process created it first
-	}
-	if err != nil {
-		return fmt.Errorf("cannot create store: %w", err)
-	}
-	return f.Close()
+	return s.migrate(context.Background())
 }
 
-// migrate brings the schema up to date. The common case, an up-to-date
-// store, costs one small read of the file header and no SQL.
-func (s *sqliteStore) migrate(ctx context.Context) error {
-	if headerUpToDate(s.path) {
-		return nil
+// checkFile opens the store file without following a symlink, applies the
+// trust rule to it, refuses what is not a store (a folder, an empty file),
+// and reports whether its header says the schema is current.
+func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
+	fd, st, err := openTrusted(real, syscall.O_RDONLY|syscall.O_NONBLOCK)
+	if err != nil {
+		return false, err
 	}
+	defer syscall.Close(fd)
+	switch {
+	case st.Mode&syscall.S_IFMT == syscall.S_IFDIR:
+		return false, fmt.Errorf("%w: %s is a directory", ErrNotStore, s.path)
+	case st.Size == 0:
+		// livedict never leaves an empty store file: it makes a new store
+		// under a temporary name and links it into place complete (see
+		// create), so an empty file here is someone else's.
+		return false, fmt.Errorf("%w: %s is an empty file; livedict does not turn it into a store", ErrNotStore, s.path)
+	}
+	if err := s.checkSideFiles(); err != nil {
+		return false, err
+	}
+	s.sideChecked = true
+	var h [72]byte
+	n, err := syscall.Pread(fd, h[:], 0)
+	return err == nil && n == len(h) && headerCurrent(h), nil
+}
+
+// checkSideFiles refuses SQLite's -journal, -wal and -shm beside the store
+// when they fail the trust rule. SQLite trusts them blindly: a hot journal
+// (or a WAL) planted by another user would be rolled back into the store,
+// replacing its data and hook definitions. It runs before every
+// transaction, since SQLite looks for a hot journal at each one.
+func (s *sqliteStore) checkSideFiles() error {
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		if err := checkAbsent(s.real + suffix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connect opens SQLite's connection to the file at real.
+func (s *sqliteStore) connect(real string) error {
+	// Normal durability needs no fsync: a committed transaction is in the
+	// OS page cache and survives any process being killed. Full
+	// durability fsyncs every commit so it also survives power loss.
+	sync := "OFF"
+	if s.opts.Durability == Full {
+		sync = "FULL"
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", s.opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "synchronous("+sync+")")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: real}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1)
+	s.db = db
+	if s.conn, err = db.Conn(context.Background()); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// create makes a new store at s.real, complete with its schema, and opens
+// it. The new store is built under a temporary name (created O_EXCL,
+// mode 0600) and hard-linked into place, so the store path never names an
+// empty or half-made file: a concurrent opener finds either nothing or a
+// whole store, and an empty file at the path can only be someone else's.
+// When another process links its store first, that one is used.
+func (s *sqliteStore) create() error {
+	if err := os.MkdirAll(filepath.Dir(s.real), 0o700); err != nil {
+		return fmt.Errorf("cannot create store: %w", err)
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", s.real, os.Getpid(), time.Now().UnixNano())
+	fd, err := syscall.Open(tmp, syscall.O_CREAT|syscall.O_EXCL|syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot create store %s: %w", s.path, err)
+	}
+	syscall.Close(fd)
+	defer os.Remove(tmp)
+	t := &sqliteStore{path: s.path, real: tmp, opts: s.opts, stmts: map[string]*sql.Stmt{}}
+	err = t.connect(tmp)
+	if err == nil {
+		err = t.migrate(context.Background())
+	}
+	if cerr := t.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, s.real); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("cannot create store: %w", err)
+	}
+	return s.open()
+}
+
+// ensure opens a store that did not exist when it was named: a write
+// creates it, a read finds it if another process made it meanwhile.
+// It reports whether the store is there.
+func (s *sqliteStore) ensure(write bool) (bool, error) {
+	if s.conn != nil {
+		return true, nil
+	}
+	real, exists, err := resolveStore(s.path)
+	if err != nil {
+		return false, err
+	}
+	s.real = real
+	switch {
+	case exists:
+		return true, s.open()
+	case write:
+		return true, s.create()
+	}
+	return false, nil
+}
+
+// migrate brings the schema up to date.
+func (s *sqliteStore) migrate(ctx context.Context) error {
 	return s.Update(ctx, func(Tx) error {
 		// Read again under the write lock, all in one transaction:
 		// another process may be creating or migrating the store right
@@ -161,12 +267,16 @@ func headerUpToDate(path string) bool {
 		return false
 	}
 	h, ok := sqliteHeader(path)
-	if !ok {
-		return false
-	}
+	return ok && headerCurrent(h)
+}
+
+// headerCurrent reads the application id and schema version from a
+// database header (user_version at byte 60, application_id at byte 68,
+// big-endian).
+func headerCurrent(h [72]byte) bool {
 	version := binary.BigEndian.Uint32(h[60:64])
 	appID := binary.BigEndian.Uint32(h[68:72])
-	return appID == sqliteAppID && version == uint32(len(sqliteSchema))
+	return string(h[:16]) == "SQLite format 3\x00" && appID == sqliteAppID && version == uint32(len(sqliteSchema))
 }
 
 // sqliteHeader reads the first 72 bytes of a SQLite file and reports
@@ -216,7 +326,7 @@ func (s *sqliteStore) wrap(err error) error {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %s: another process held it for more than %v", ErrBusy, s.path, s.opts.BusyTimeout)
 	case sqlite3.SQLITE_NOTADB:
-		if _, ok := sqliteHeader(s.path); !ok {
+		if _, ok := sqliteHeader(s.real); !ok {
 			// Not damaged: some other file was named as the store.
 			return fmt.Errorf("%w: %s is not a SQLite database", ErrNotStore, s.path)
 		}
@@ -224,6 +334,9 @@ func (s *sqliteStore) wrap(err error) error {
 	case sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
+		if readOnlyFS(s.real) {
+			return fmt.Errorf("%s: %w", s.path, syscall.EROFS)
+		}
 		return fmt.Errorf("%s: %w", s.path, fs.ErrPermission)
 	}
 	return fmt.Errorf("%s: %s", s.path, strings.TrimSpace(se.Error()))
@@ -236,6 +349,17 @@ const beginWrite = "BEGIN IMMEDIATE"
 func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ok, err := s.ensure(begin == beginWrite); err != nil {
+		return err
+	} else if !ok {
+		// A read of a store that does not exist sees an empty one.
+		return NewMemory(s.opts).View(ctx, fn)
+	}
+	if s.sideChecked {
+		s.sideChecked = false // checked a moment ago, by open
+	} else if err := s.checkSideFiles(); err != nil {
+		return err
+	}
 	if begin == beginWrite {
 		release, err := s.writeGate(ctx)
 		if err != nil {
@@ -268,7 +392,10 @@ func (s *sqliteStore) View(ctx context.Context, fn func(Tx) error) error {
 }
 
 func (s *sqliteStore) Info() (Info, error) {
-	fi, err := os.Stat(s.path)
+	fi, err := os.Stat(s.real)
+	if errors.Is(err, fs.ErrNotExist) && s.conn == nil {
+		return Info{Backend: "sqlite", Location: s.path}, nil
+	}
 	if err != nil {
 		return Info{}, err
 	}
@@ -281,6 +408,9 @@ func (s *sqliteStore) Close() error {
 	}
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	if s.db == nil {
+		return nil
 	}
 	return s.db.Close()
 }

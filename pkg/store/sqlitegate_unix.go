@@ -23,7 +23,7 @@ import (
 // this process holds on the file: it must run only when no transaction is
 // open, which run ensures.
 func (s *sqliteStore) writeGate(ctx context.Context) (release func(), err error) {
-	fd, err := unix.Open(s.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(s.real, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", s.path, err)
 	}

@@ -1,0 +1,137 @@
+//go:build unix
+
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// SQLite's side files that fail the trust rule are refused before SQLite
+// can use them, at open and before later transactions.
+func TestSQLiteSideFilesRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		for _, c := range []struct {
+			name  string
+			plant func(path string) error
+		}{
+			{"world-writable", func(p string) error { return writeMode(p, 0o666) }},
+			{"group-writable", func(p string) error { return writeMode(p, 0o620) }},
+			{"symlink", func(p string) error { return os.Symlink("/etc/passwd", p) }},
+			{"fifo", func(p string) error { return unix.Mkfifo(p, 0o600) }},
+		} {
+			t.Run(suffix+"/"+c.name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "s.db")
+				s, err := Open(path, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}) }); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.plant(path + suffix); err != nil {
+					t.Fatal(err)
+				}
+				err = s.View(ctx, func(Tx) error { return nil })
+				if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), path+suffix) {
+					t.Fatalf("View with a planted %s: %v", suffix, err)
+				}
+				if _, err := Open(path, Options{}); !errors.Is(err, ErrUntrusted) {
+					t.Fatalf("Open with a planted %s: %v", suffix, err)
+				}
+			})
+		}
+	}
+}
+
+func writeMode(p string, mode os.FileMode) error {
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode)
+}
+
+// Many processes' worth of openers creating one new store at once: every
+// one succeeds (none sees an empty file and refuses it), and no temporary
+// file is left.
+func TestSQLiteConcurrentCreate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(path, Options{})
+			if err == nil {
+				err = s.Update(context.Background(), func(Tx) error { return nil })
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	names, _ := os.ReadDir(dir)
+	for _, n := range names {
+		if n.Name() != "s.db" {
+			t.Errorf("left behind: %s", n.Name())
+		}
+	}
+}
+
+// A file-store record or folder that fails the rule is refused.
+func TestFileStoreUntrustedRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "fs")
+	s, err := Open("file:"+dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(k string) error {
+		return s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: k, Value: []byte("v")}) })
+	}
+	if err := put("k"); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(dir, "b", "main", "k")
+	os.Chmod(rec, 0o666)
+	err = s.View(ctx, func(tx Tx) error { _, _, err := tx.Get("main", "k"); return err })
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), rec) {
+		t.Fatalf("Get of a world-writable record: %v", err)
+	}
+	os.Chmod(rec, 0o600)
+	os.Chmod(filepath.Dir(rec), 0o777)
+	err = s.View(ctx, func(tx Tx) error { return tx.Scan("main", "", false, func(Entry) error { return nil }) })
+	if !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("Scan of a world-writable bucket folder: %v", err)
+	}
+	if err := put("k2"); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("Put into a world-writable bucket folder: %v", err)
+	}
+	os.Chmod(filepath.Dir(rec), 0o700)
+	os.Chmod(filepath.Join(dir, "b"), 0o777)
+	s2, err := Open("file:"+dir, Options{})
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), filepath.Join(dir, "b")) {
+		t.Fatalf("Open with a world-writable b/: %v", err)
+	}
+	if s2 != nil {
+		s2.Close()
+	}
+}
