@@ -38,6 +38,7 @@ var sentinels = map[string]struct {
 	"store.ErrStoreFull":      {store.ErrStoreFull, ExitPolicy},
 	"store.ErrValueTooLarge":  {store.ErrValueTooLarge, ExitPolicy},
 	"store.ErrBusy":           {store.ErrBusy, ExitStore},
+	"store.ErrUntrusted":      {store.ErrUntrusted, ExitStore},
 	"store.ErrCorrupt":        {store.ErrCorrupt, ExitStore},
 	"store.ErrNotStore":       {store.ErrNotStore, ExitStore},
 	"store.ErrNewerStore":     {store.ErrNewerStore, ExitStore},

@@ -117,6 +117,8 @@ var (
 	ErrStoreFull = NewError(KindPolicy, "store is full")
 	// ErrValueTooLarge: a value over the configured max_value_bytes.
 	ErrValueTooLarge = NewError(KindPolicy, "value too large")
+	// ErrUntrusted is wrapped by every refusal of the trust rule.
+	ErrUntrusted = NewError(KindStore, "not trusted")
 	// ErrBusy: another process held the store past the busy timeout.
 	ErrBusy = NewError(KindStore, "store is busy")
 	// ErrCorrupt: the store's data is damaged; livedict leaves it untouched.

@@ -29,9 +29,6 @@ import (
 // write lets them plant files beside the store — which matters for code
 // that runs as us, not for data whose every file is checked itself.
 
-// ErrUntrusted is wrapped by every refusal of the trust rule.
-var ErrUntrusted = errors.New("not trusted")
-
 // TrustError is a refusal of the trust rule, naming the path and why.
 type TrustError struct {
 	Path string
