@@ -74,6 +74,9 @@ func (a *App) Run(args []string) int {
 	if err == nil {
 		return ExitOK
 	}
+	if code, ok := quietStatus(err); ok { // a child's status (lock, run)
+		return code
+	}
 	if _, ok := err.(*exitError); !ok && !a.started {
 		err = usageErr(err, "run 'livedict --help' for usage")
 	}

@@ -1,0 +1,114 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/livedict/livedict/pkg/wake"
+)
+
+// ErrLost: a held lease was found taken over or gone at renewal.
+var ErrLost = errors.New("lease lost")
+
+// Locker runs the lease steps through the caller's transactions (so hook
+// events and lazy reaping happen as for any other write) and waits on a
+// Waker instead of polling.
+type Locker struct {
+	// Update runs fn in one read-write transaction.
+	Update func(fn func(store.Tx) error) error
+	// Clock is the clock the store's transactions use.
+	Clock ttl.Clock
+	// Waker wakes waiters when the bucket may have changed; nil re-checks
+	// every wake.Fallback.
+	Waker *wake.Waker
+}
+
+// Acquire tries to take r for owner, waiting up to wait for a place. It
+// wakes on every change to the bucket (a release) and at the earliest
+// holder's deadline (an expiry writes nothing). False: not acquired in
+// time.
+func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, ttlD, wait time.Duration) (Holder, bool, error) {
+	give := l.Clock.Now().Add(wait)
+	for {
+		var h Holder
+		var ok bool
+		var st State
+		err := l.Update(func(tx store.Tx) (err error) {
+			h, ok, st, err = Acquire(tx, r, owner, limit, ttlD.Milliseconds())
+			return err
+		})
+		if err != nil || ok {
+			return h, ok, err
+		}
+		if !l.Clock.Now().Before(give) {
+			return Holder{}, false, nil
+		}
+		until := give
+		if next := time.UnixMilli(st.NextDeadline()); st.NextDeadline() != 0 && next.Before(until) {
+			until = next
+		}
+		if _, err := l.wait(ctx, until); err != nil {
+			return Holder{}, false, err
+		}
+	}
+}
+
+func (l *Locker) wait(ctx context.Context, until time.Time) (bool, error) {
+	if l.Waker == nil {
+		l.Waker = wake.New(l.Clock)
+	}
+	return l.Waker.Wait(ctx, until)
+}
+
+// Keep renews h every ttl/3 until stop is called, and reports ErrLost on
+// lost (then stops renewing) when a renewal finds h no longer holding, or
+// when renewals kept failing (a busy store) until h's deadline passed.
+// stop returns once no renewal is running, so the caller may then use
+// the store (Release) without racing one.
+func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(ttlD/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var ok bool
+			var nh Holder
+			err := l.Update(func(tx store.Tx) (err error) {
+				nh, ok, err = Renew(tx, r, h, ttlD.Milliseconds())
+				return err
+			})
+			switch {
+			case err == nil && ok:
+				h = nh
+			case err == nil:
+				ch <- ErrLost
+				return
+			case l.Clock.Now().UnixMilli() >= h.Deadline:
+				ch <- errors.Join(ErrLost, err)
+				return
+			}
+		}
+	}()
+	return ch, func() { cancel(); <-done }
+}
+
+// Release gives h up; false when it no longer held r.
+func (l *Locker) Release(r Ref, h Holder) (bool, error) {
+	var ok bool
+	err := l.Update(func(tx store.Tx) (err error) {
+		ok, err = Release(tx, r, h)
+		return err
+	})
+	return ok, err
+}

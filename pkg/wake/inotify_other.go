@@ -1,0 +1,10 @@
+//go:build !linux
+
+package wake
+
+// Without inotify a Waker only re-checks every Fallback.
+type watcher struct{ events chan struct{} }
+
+func newWatcher() *watcher            { return nil }
+func (w *watcher) add(paths []string) {}
+func (w *watcher) close() error       { return nil }
