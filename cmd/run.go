@@ -63,7 +63,7 @@ says so); a CMD killed by a signal is never cached.`,
 			if len(before) != 0 || argv == nil {
 				return usageErr(errors.New("run takes its command after --"), runUse)
 			}
-			if o.key != "" && (o.cwd || o.scope != "" || len(o.env) > 0 || len(o.modtime) > 0) {
+			if fs.Changed("key") && (o.cwd || o.scope != "" || len(o.env) > 0 || len(o.modtime) > 0) {
 				return usageErr(errors.New("--key names the entry itself: it cannot be combined with --cwd, --env, --modtime or --scope"), "")
 			}
 			if err := exclusive(fs, "force", "warm"); err != nil {
@@ -89,7 +89,7 @@ says so); a CMD killed by a signal is never cached.`,
 				}
 			}
 			key := o.key
-			if key == "" {
+			if !fs.Changed("key") {
 				in := runcache.KeyInputs{Env: o.env, Getenv: os.LookupEnv, Modtime: o.modtime, Scope: o.scope}
 				if o.cwd {
 					if in.Cwd, err = os.Getwd(); err != nil {
