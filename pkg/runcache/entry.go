@@ -79,7 +79,7 @@ func Decode(b []byte) (Entry, error) {
 
 func chunk(b []byte) ([]byte, []byte, error) {
 	n, k := binary.Uvarint(b)
-	if k <= 0 {
+	if k <= 0 || k != uvarintLen(n) { // one encoding per entry: no padded lengths
 		return nil, nil, errors.New("bad length")
 	}
 	b = b[k:]
