@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ var (
 )
 
 // spBinary builds livedict once for these tests.
-func spBinary(t *testing.T) string {
+func spBinary(t testing.TB) string {
 	t.Helper()
 	spOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "livedict-scripting")
@@ -368,4 +369,42 @@ func TestWaitWakes(t *testing.T) {
 			t.Errorf("wait after SIGINT: %v", c.ProcessState)
 		}
 	})
+}
+
+// BenchmarkWaitWakeup measures how long after another process's set has
+// returned a sleeping `wait` exits (the median is reported as
+// median-ms). scripts/bench-scripting.sh runs it.
+func BenchmarkWaitWakeup(b *testing.B) {
+	dir := b.TempDir()
+	bin := spBinary(b)
+	env := append(os.Environ(), "LIVEDICT_STORE=sqlite:"+filepath.Join(dir, "s.db"), "HOME="+dir)
+	if s := os.Getenv("LIVEDICT_BENCH_STORE"); s != "" {
+		env = append(env, "LIVEDICT_STORE="+s)
+	}
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		key := "k" + strconv.Itoa(i)
+		w := exec.Command(bin, "wait", key, "--timeout", "60s")
+		w.Env = env
+		done := make(chan time.Time, 1)
+		if err := w.Start(); err != nil {
+			b.Fatal(err)
+		}
+		go func() { w.Wait(); done <- time.Now() }()
+		time.Sleep(150 * time.Millisecond) // asleep on inotify by now
+		s := exec.Command(bin, "set", key, "v")
+		s.Env = env
+		if err := s.Run(); err != nil {
+			b.Fatal(err)
+		}
+		set := time.Now()
+		end := <-done
+		if w.ProcessState.ExitCode() != 0 {
+			b.Fatalf("wait exited %d", w.ProcessState.ExitCode())
+		}
+		lat = append(lat, end.Sub(set))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 }

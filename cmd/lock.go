@@ -109,7 +109,7 @@ For scripts that manage a lease themselves:
 			if err != nil {
 				return err
 			}
-			defer l.Waker.Close()
+			defer l.Close()
 			h, ok, err := l.Acquire(context.Background(), r, lease.NewOwner(), o.limit, ttlD, wait)
 			if err != nil {
 				return err
@@ -152,8 +152,8 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 			defer mu.Unlock()
 			return a.Update(fn)
 		},
-		Clock: a.Clock,
-		Waker: wake.ForStore(a.Clock, s, bucket),
+		Clock:    a.Clock,
+		NewWaker: func() *wake.Waker { return wake.ForStore(a.Clock, s, bucket) },
 	}, nil
 }
 

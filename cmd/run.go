@@ -107,7 +107,7 @@ says so); a CMD killed by a signal is never cached.`,
 			if err != nil {
 				return err
 			}
-			defer l.Waker.Close()
+			defer l.Close()
 			cache := &runcache.Cache{Locker: l, View: a.View, Bucket: bucket, Limits: a.Limits()}
 			res, err := cache.Do(context.Background(), key, opts, func() (runcache.Entry, bool) {
 				return a.runCaptured(argv)
@@ -182,4 +182,3 @@ func (a *App) refreshInBackground(hasConfig bool, bucket, key, ttlFlag string, d
 		c.Process.Release()
 	}
 }
-

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/livedict/livedict/pkg/lease"
 	"github.com/livedict/livedict/pkg/store"
-	"github.com/livedict/livedict/pkg/wake"
 	"github.com/spf13/cobra"
 )
 
@@ -41,13 +41,12 @@ nothing) and at most once a second as a fallback, never busier.`,
 				}
 				until = a.Clock.Now().Add(d)
 			}
-			s, err := a.Store()
+			l, err := a.locker(bucket)
 			if err != nil {
 				return err
 			}
-			wk := wake.ForStore(a.Clock, s, bucket)
-			defer wk.Close()
-			return waitKey(a, wk, bucket, args[0], o.gone, until)
+			defer l.Close()
+			return waitKey(a, l, bucket, args[0], o.gone, until)
 		},
 	}
 	c.Flags().StringVar(&o.timeout, "timeout", "", "give up (exit 1) after this long; default: wait forever")
@@ -56,9 +55,10 @@ nothing) and at most once a second as a fallback, never busier.`,
 }
 
 // waitKey re-reads key after every wake-up until it is there (or gone).
-// The Waker is armed before the first read, so a write between a read and
+// The Waker is armed after the first read fails and before the second,
+// so a key already there costs no watch, and a write between a read and
 // the sleep still wakes it.
-func waitKey(a *App, wk *wake.Waker, bucket, key string, gone bool, until time.Time) error {
+func waitKey(a *App, l *lease.Locker, bucket, key string, gone bool, until time.Time) error {
 	for {
 		var e store.Entry
 		var ok bool
@@ -80,7 +80,7 @@ func waitKey(a *App, wk *wake.Waker, bucket, key string, gone bool, until time.T
 				next = exp
 			}
 		}
-		if _, err := wk.Wait(context.Background(), next); err != nil {
+		if _, err := l.Wait(context.Background(), next); err != nil {
 			return err
 		}
 	}

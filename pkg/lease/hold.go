@@ -21,9 +21,12 @@ type Locker struct {
 	Update func(fn func(store.Tx) error) error
 	// Clock is the clock the store's transactions use.
 	Clock ttl.Clock
-	// Waker wakes waiters when the bucket may have changed; nil re-checks
-	// every wake.Fallback.
-	Waker *wake.Waker
+	// NewWaker makes the Waker that wakes waiters when the bucket may
+	// have changed; nil re-checks every wake.Fallback. It is called on
+	// the first wait only, so an uncontended lock sets up no watch.
+	NewWaker func() *wake.Waker
+
+	waker *wake.Waker
 }
 
 // Acquire tries to take r for owner, waiting up to wait for a place. It
@@ -50,17 +53,33 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 		if next := time.UnixMilli(st.NextDeadline()); st.NextDeadline() != 0 && next.Before(until) {
 			until = next
 		}
-		if _, err := l.wait(ctx, until); err != nil {
+		if _, err := l.Wait(ctx, until); err != nil {
 			return Holder{}, false, err
 		}
 	}
 }
 
-func (l *Locker) wait(ctx context.Context, until time.Time) (bool, error) {
-	if l.Waker == nil {
-		l.Waker = wake.New(l.Clock)
+// Wait sleeps until the bucket may have changed or until passes. The
+// first call only arms the Waker and returns at once: the caller checks
+// again, now that no change can go unnoticed (check, arm, check, sleep).
+func (l *Locker) Wait(ctx context.Context, until time.Time) (bool, error) {
+	if l.waker == nil {
+		if l.NewWaker != nil {
+			l.waker = l.NewWaker()
+		} else {
+			l.waker = wake.New(l.Clock)
+		}
+		return true, ctx.Err()
 	}
-	return l.Waker.Wait(ctx, until)
+	return l.waker.Wait(ctx, until)
+}
+
+// Close releases the Waker, if one was made.
+func (l *Locker) Close() error {
+	if l.waker == nil {
+		return nil
+	}
+	return l.waker.Close()
 }
 
 // Keep renews h every ttl/3 until stop is called, and reports ErrLost on

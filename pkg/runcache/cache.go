@@ -106,7 +106,7 @@ func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry
 		if d := st.NextDeadline(); d != 0 {
 			until = time.UnixMilli(d)
 		}
-		if _, err := c.Locker.Waker.Wait(ctx, until); err != nil {
+		if _, err := c.Locker.Wait(ctx, until); err != nil {
 			return Result{}, err
 		}
 		o.Force = false // a forced call is satisfied by the result it waited for

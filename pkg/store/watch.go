@@ -4,24 +4,35 @@ package store
 
 import "path/filepath"
 
-// ChangePaths returns the files and folders whose modification is the
-// visible trace of a commit that may have changed bucket, so a waiter can
-// sleep on inotify instead of polling the store:
+// Watch names a folder whose changes are the visible trace of a commit,
+// for a waiter that sleeps on inotify instead of polling the store. When
+// Name is set, only the removal of that entry of Dir counts.
+type Watch struct {
+	Dir  string
+	Name string
+}
+
+// ChangeWatches says where a commit that may have changed bucket shows:
 //
-//   - SQLite: the database file (every commit writes its pages in place,
-//     in the default DELETE journal mode);
+//   - SQLite: the removal of STORE-journal. In the default DELETE journal
+//     mode every write transaction creates it and deletes it as its last
+//     step, when the commit is complete and the write lock about to go;
+//     the database file's own writes come earlier, while the lock is
+//     still held, and a reader woken by them would only meet the lock.
 //   - file store: the bucket's folder (each key is a file renamed into it
-//     or deleted from it) and DIR/b, where the bucket's folder appears.
+//     or deleted from it, under the store's lock, which a woken reader
+//     waits for in the kernel) and DIR/b, where the bucket's folder
+//     appears.
 //
-// Paths may not exist yet. A backend with no files (memory) returns none:
-// its waiters fall back to re-checking on a timer. The list only says where
-// to look; readers open nothing here, so nothing is trusted from it.
-func ChangePaths(s Store, bucket string) []string {
+// Folders may not exist yet. A backend with no files (memory) returns
+// none: its waiters re-check on a timer. Nothing is read from these
+// paths, so nothing about them needs to be trusted.
+func ChangeWatches(s Store, bucket string) []Watch {
 	switch s := s.(type) {
 	case *sqliteStore:
-		return []string{s.path}
+		return []Watch{{Dir: filepath.Dir(s.path), Name: filepath.Base(s.path) + "-journal"}}
 	case *fileStore:
-		return []string{filepath.Join(s.dir, fileBucketsDir), s.bucketDir(bucket)}
+		return []Watch{{Dir: filepath.Join(s.dir, fileBucketsDir)}, {Dir: s.bucketDir(bucket)}}
 	}
 	return nil
 }

@@ -2,6 +2,12 @@
 
 package store
 
-// ChangePaths returns nothing where livedict has no inotify: waiters
+// Watch names a folder whose changes are the visible trace of a commit.
+type Watch struct {
+	Dir  string
+	Name string
+}
+
+// ChangeWatches returns nothing where livedict has no inotify: waiters
 // re-check on a timer.
-func ChangePaths(s Store, bucket string) []string { return nil }
+func ChangeWatches(s Store, bucket string) []Watch { return nil }

@@ -2,6 +2,8 @@
 
 package wake
 
+import "github.com/livedict/livedict/pkg/store"
+
 // Without inotify a Waker only re-checks every Fallback.
 type watcher struct{ events chan struct{} }
 

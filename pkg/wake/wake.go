@@ -2,7 +2,7 @@
 // the store, instead of polling it: lock --wait, run's single-flight
 // followers and wait all block here.
 //
-// A Waker watches the paths store.ChangePaths names with inotify. A wake-up
+// A Waker watches the folders store.ChangeWatches names with inotify. A wake-up
 // is only a hint ("look again"): callers always re-read the store in a
 // transaction, so a spurious wake-up costs one read and a missed one costs
 // at most Fallback. Expiry writes nothing, so callers also pass the next
@@ -24,42 +24,48 @@ import (
 // replaced under its path, a backend with no files).
 const Fallback = time.Second
 
+// settle is how long a woken Waker lets the writer finish: SQLite deletes
+// its journal a few system calls before it drops its lock, and a reader
+// that arrives in between meets the lock and sleeps in SQLite's busy
+// handler (1 ms, then 2, 5, 10...), far longer than this pause.
+const settle = 2 * time.Millisecond
+
 // Waker blocks until one of its paths changes or a deadline passes.
 type Waker struct {
-	clock ttl.Clock
-	w     *watcher // nil when inotify is unavailable: timer only
-	paths []string
+	clock   ttl.Clock
+	w       *watcher // nil when inotify is unavailable: timer only
+	watches []store.Watch
 }
 
-// New watches paths (which need not exist yet: a missing one is retried on
-// every Wait). clock gives the time deadlines are measured in; nil is the
-// system clock. New never fails: without inotify the Waker re-checks every
-// Fallback.
-func New(clock ttl.Clock, paths ...string) *Waker {
+// New watches folders (which need not exist yet: a missing one is retried
+// on every Wait). clock gives the time deadlines are measured in; nil is
+// the system clock. New never fails: without inotify the Waker re-checks
+// every Fallback.
+func New(clock ttl.Clock, watches ...store.Watch) *Waker {
 	if clock == nil {
 		clock = ttl.System
 	}
-	wk := &Waker{clock: clock, paths: paths}
-	if len(paths) > 0 {
+	wk := &Waker{clock: clock, watches: watches}
+	if len(watches) > 0 {
 		wk.w = newWatcher()
 	}
 	wk.arm()
 	return wk
 }
 
-// ForStore is New over the paths whose change may mean bucket changed.
+// ForStore is New over the folders whose change may mean bucket changed.
 func ForStore(clock ttl.Clock, s store.Store, bucket string) *Waker {
-	return New(clock, store.ChangePaths(s, bucket)...)
+	return New(clock, store.ChangeWatches(s, bucket)...)
 }
 
 // arm adds the watches that are missing (a bucket folder made since).
 func (wk *Waker) arm() {
 	if wk.w != nil {
-		wk.w.add(wk.paths)
+		wk.w.add(wk.watches)
 	}
 }
 
-// Wait returns true as soon as a watched path changes (or already changed
+// Wait returns true as soon as a watched folder changes (or already changed
 // since the last Wait), false when until passes or Fallback elapses first,
 // and ctx's error when it is cancelled. A zero until means no deadline.
 func (wk *Waker) Wait(ctx context.Context, until time.Time) (bool, error) {
@@ -82,6 +88,7 @@ func (wk *Waker) Wait(ctx context.Context, until time.Time) (bool, error) {
 	case <-ctx.Done():
 		return false, ctx.Err()
 	case <-events:
+		time.Sleep(settle)
 		wk.arm()
 		return true, nil
 	case <-t.C:

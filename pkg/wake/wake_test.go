@@ -62,7 +62,7 @@ func TestWakesOnCommit(t *testing.T) {
 // TestDeadlineAndCancel: Wait returns false at the deadline, and the
 // context's error when cancelled, without any event.
 func TestDeadlineAndCancel(t *testing.T) {
-	wk := New(nil, filepath.Join(t.TempDir(), "nothing"))
+	wk := New(nil, store.Watch{Dir: filepath.Join(t.TempDir(), "nothing")})
 	defer wk.Close()
 	if woken, err := wk.Wait(context.Background(), time.Now().Add(10*time.Millisecond)); woken || err != nil {
 		t.Fatalf("Wait past deadline = %v, %v; want false, nil", woken, err)
