@@ -23,6 +23,7 @@ func newRunCmd(a *App) *cobra.Command {
 	var o struct {
 		ttl, stale, key, scope    string
 		cwd, discard, force, warm bool
+		refresh                   bool
 		env, modtime              []string
 	}
 	c := &cobra.Command{
@@ -45,8 +46,9 @@ Concurrent callers of a missing or expired entry run CMD once (a lease on
                       in a detached background process (D < --ttl)
   --discard-failures  do not cache a non-zero exit status
   --force             run CMD (and re-cache) even when an entry is fresh
-  --warm              run CMD and cache its result, print nothing; skip when
-                      another caller is already running it
+  --warm              refresh the entry in a detached background process
+                      and exit 0 at once, printing nothing (as bkt --warm);
+                      a refresh already running is not doubled
 
 A result larger than max_value_bytes is printed but not cached (a warning
 says so); a CMD killed by a signal is never cached.`,
@@ -66,14 +68,14 @@ says so); a CMD killed by a signal is never cached.`,
 			if fs.Changed("key") && (o.cwd || o.scope != "" || len(o.env) > 0 || len(o.modtime) > 0) {
 				return usageErr(errors.New("--key names the entry itself: it cannot be combined with --cwd, --env, --modtime or --scope"), "")
 			}
-			if err := exclusive(fs, "force", "warm"); err != nil {
+			if err := exclusive(fs, "force", "warm", "refresh"); err != nil {
 				return err
 			}
 			ttlD, err := durationFlag("ttl", o.ttl, false)
 			if err != nil {
 				return err
 			}
-			opts := runcache.Options{TTL: ttlD, Force: o.force || o.warm, Skip: o.warm, DiscardFailures: o.discard}
+			opts := runcache.Options{TTL: ttlD, Force: o.force || o.refresh, Skip: o.refresh, DiscardFailures: o.discard}
 			if fs.Changed("stale") {
 				if opts.Stale, err = durationFlag("stale", o.stale, false); err != nil {
 					return err
@@ -103,6 +105,9 @@ says so); a CMD killed by a signal is never cached.`,
 			if _, err := exec.LookPath(argv[0]); err != nil {
 				return &exitError{code: 127, err: fmt.Errorf("%s: %w", argv[0], err)}
 			}
+			if o.warm {
+				return a.refreshInBackground(fs.Changed("config"), bucket, key, o.ttl, o.discard, argv)
+			}
 			l, err := a.locker(bucket)
 			if err != nil {
 				return err
@@ -116,12 +121,13 @@ says so); a CMD killed by a signal is never cached.`,
 				return err
 			}
 			if res.Stale {
-				a.refreshInBackground(fs.Changed("config"), bucket, key, o.ttl, o.discard, argv)
+				// Best effort: the stale entry is printed either way.
+				_ = a.refreshInBackground(fs.Changed("config"), bucket, key, o.ttl, o.discard, argv)
 			}
 			if res.NotStored != nil {
 				fmt.Fprintf(a.IO.Err, "livedict: warning: result of %s not cached: %v\n", terminalSafe(argv[0], false), res.NotStored)
 			}
-			if o.warm {
+			if o.refresh {
 				if res.Skipped {
 					return nil
 				}
@@ -142,7 +148,11 @@ says so); a CMD killed by a signal is never cached.`,
 	f.StringVar(&o.scope, "scope", "", "make this string part of the key")
 	f.BoolVar(&o.discard, "discard-failures", false, "do not cache a non-zero exit status")
 	f.BoolVar(&o.force, "force", false, "run and re-cache even when a result is cached")
-	f.BoolVar(&o.warm, "warm", false, "run and cache, print nothing")
+	f.BoolVar(&o.warm, "warm", false, "refresh in the background, print nothing")
+	// --refresh is --warm's detached process: run now (unless another
+	// caller is), cache, print nothing, exit with CMD's status.
+	f.BoolVar(&o.refresh, "refresh", false, "")
+	f.MarkHidden("refresh")
 	return c
 }
 
@@ -159,26 +169,27 @@ func (a *App) runCaptured(argv []string) (runcache.Entry, bool) {
 	return runcache.Entry{Status: status, Stdout: out.Bytes(), Stderr: errb.Bytes()}, !ws.Signaled()
 }
 
-// refreshInBackground starts `livedict run --warm` for the same entry in
+// refreshInBackground starts `livedict run --refresh` for the same entry in
 // a process of its own session, with /dev/null for stdio and no other
 // descriptors, so the caller's pipes close when it exits. The refresher
 // names the entry with --key: argv, cwd and environment are inherited.
-func (a *App) refreshInBackground(hasConfig bool, bucket, key, ttlFlag string, discard bool, argv []string) {
+func (a *App) refreshInBackground(hasConfig bool, bucket, key, ttlFlag string, discard bool, argv []string) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return
+		return err
 	}
 	args := []string{"livedict", "--store", a.Config.Store, "-b", bucket}
 	if hasConfig {
 		args = append(args, "--config", a.flagSet.Lookup("config").Value.String())
 	}
-	args = append(args, "run", "--warm", "--key", key, "--ttl", ttlFlag)
+	args = append(args, "run", "--refresh", "--key", key, "--ttl", ttlFlag)
 	if discard {
 		args = append(args, "--discard-failures")
 	}
 	args = append(append(args, "--"), argv...)
 	c := &exec.Cmd{Path: exe, Args: args, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if c.Start() == nil {
-		c.Process.Release()
+	if err := c.Start(); err != nil {
+		return err
 	}
+	return c.Process.Release()
 }
