@@ -54,7 +54,8 @@ For scripts that manage a lease themselves:
   h=$(livedict lock job --acquire --ttl 5m) || exit 0
   livedict lock job --renew "$h"; livedict lock job --release "$h"`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			defer func() { err = wrongType(err) }()
 			fs := cmd.Flags()
 			names, argv, err := commandAfterDash(cmd.ArgsLenAtDash(), args, lockUse)
 			if err != nil {
@@ -136,6 +137,15 @@ For scripts that manage a lease themselves:
 	f.StringVar(&o.release, "release", "", "release the lease HANDLE holds")
 	f.BoolVar(&o.status, "status", false, "print the holders' fencing tokens; exit 1 when free")
 	return c
+}
+
+// wrongType makes a key that holds another kind of value exit 2, as
+// incr on a non-integer does.
+func wrongType(err error) error {
+	if errors.Is(err, lease.ErrNotLease) {
+		return usageErr(err, "the key holds a value that is not a lease; use another NAME or delete the key")
+	}
+	return err
 }
 
 // locker is a lease.Locker over this command's transactions. Its

@@ -56,7 +56,8 @@ says so); a CMD killed by a signal is never cached.`,
   livedict run --ttl 1h --stale 10m --modtime go.mod -- go list -m all
   livedict run --ttl 1d --discard-failures --key weather -- ./weather.sh`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			defer func() { err = wrongType(err) }()
 			fs := cmd.Flags()
 			before, argv, err := commandAfterDash(cmd.ArgsLenAtDash(), args, runUse)
 			if err != nil {

@@ -14,20 +14,31 @@ if [ "${BACKEND:-sqlite}" = file ]; then
 else
 	export LIVEDICT_STORE="sqlite:$work/s.db"
 fi
-export HOME="$work" LIVEDICT_BUSY_TIMEOUT=120s
+export LIVEDICT_BUSY_TIMEOUT=120s
+
+# medians FILE: the median of each command and the second's ratio to the
+# first (means are meaningless on a shared, loaded machine).
+medians() {
+	python3 -c 'import json,sys
+r=json.load(open(sys.argv[1]))["results"]
+for x in r: print("median %.2f ms  %s" % (x["median"]*1000, x["command"].split("/")[-1]))
+print("ratio of medians: %.2f" % (r[1]["median"]/r[0]["median"]))' "$1"
+}
 
 echo "== run cache hit vs get of the same bytes"
 head -c 2000 /dev/urandom | base64 > "$work/bytes"
 "$ld" set plain - < "$work/bytes"
 "$ld" run --ttl 1h --key hit -- cat "$work/bytes" > /dev/null
-hyperfine -N -w 20 -r 300 \
+hyperfine -N -w 20 -r 300 --export-json "$work/run.json" \
 	"$ld get plain" \
 	"$ld run --ttl 1h --key hit -- cat $work/bytes"
+medians "$work/run.json"
 
 echo "== lock NAME -- true vs flock FILE true"
-hyperfine -N -w 20 -r 300 \
+hyperfine -N -w 20 -r 300 --export-json "$work/lock.json" \
 	"flock $work/flockfile true" \
 	"$ld lock name -- true"
+medians "$work/lock.json"
 
 echo "== wait wake-up after another process's set (median of 40)"
 go test -run '^$' -bench BenchmarkWaitWakeup -benchtime 40x . | grep -E 'Benchmark|ms'
