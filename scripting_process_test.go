@@ -168,19 +168,22 @@ func TestLockLostStopsCMD(t *testing.T) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// TestLockKill9FreesAfterTTL: a holder killed with -9 cannot release; its
-// lease frees itself at its TTL and a waiter gets it, woken by the expiry.
+// TestLockKill9FreesAfterTTL: a holder killed with -9 cannot release; CMD
+// gets SIGTERM from the kernel (it must not go on unleased), the lease
+// frees itself at its TTL and a waiter gets it, woken by the expiry.
 func TestLockKill9FreesAfterTTL(t *testing.T) {
 	spBackends(t, func(t *testing.T, e *spEnv) {
-		holder := e.cmd("lock", "job", "--ttl", "2s", "--", "sleep", "60")
+		holder := e.cmd("lock", "job", "--ttl", "2s", "--", "sh", "-c",
+			`trap 'echo term > "$D/term"; exit 0' TERM; touch "$D/started"; while :; do sleep 0.05; done`)
 		holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := holder.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) // the orphaned sleep
-		e.until("the lease to be held", func() bool { _, _, c := e.run("lock", "job", "--status"); return c == 0 })
+		defer syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) // whatever is left
+		e.until("CMD to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
 		holder.Process.Signal(syscall.SIGKILL)
 		holder.Wait()
+		e.until("CMD to get SIGTERM", func() bool { return fileExists(filepath.Join(e.dir, "term")) })
 		out, _, code := e.run("lock", "job", "--wait", "60s", "--", "sh", "-c", "echo $LIVEDICT_LOCK_TOKEN")
 		if code != 0 || strings.TrimSpace(out) != "2" {
 			t.Fatalf("waiter after kill -9: exit %d, token %q; want 0 and 2", code, out)

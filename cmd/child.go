@@ -47,6 +47,7 @@ func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*exec.Cm
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Env = append(os.Environ(), env...)
 	c.Stdin, c.Stdout, c.Stderr = in, out, errw
+	c.SysProcAttr = childAttr()
 	if err := c.Start(); err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
