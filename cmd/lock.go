@@ -162,6 +162,7 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 			defer mu.Unlock()
 			return a.Update(fn)
 		},
+		View:     a.View,
 		Clock:    a.Clock,
 		NewWaker: func() *wake.Waker { return wake.ForStore(a.Clock, s, bucket) },
 	}, nil

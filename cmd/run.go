@@ -114,7 +114,7 @@ says so); a CMD killed by a signal is never cached.`,
 				return err
 			}
 			defer l.Close()
-			cache := &runcache.Cache{Locker: l, View: a.View, Bucket: bucket, Limits: a.Limits()}
+			cache := &runcache.Cache{Locker: l, Bucket: bucket, Limits: a.Limits()}
 			res, err := cache.Do(context.Background(), key, opts, func() (runcache.Entry, bool) {
 				return a.runCaptured(argv)
 			})

@@ -59,3 +59,4 @@ done
 wait
 end=$(date +%s.%N)
 echo "counter: $(cat "$work/counter") (want 1600); overlaps/failures: $(cat "$work/bad" 2>/dev/null | wc -l); $(echo "$end - $start" | bc) s"
+cat "$work/bad" 2>/dev/null || true

@@ -19,6 +19,9 @@ var ErrLost = errors.New("lease lost")
 type Locker struct {
 	// Update runs fn in one read-write transaction.
 	Update func(fn func(store.Tx) error) error
+	// View runs fn in one read-only transaction; nil makes every
+	// attempt a write.
+	View func(fn func(store.Tx) error) error
 	// Clock is the clock the store's transactions use.
 	Clock ttl.Clock
 	// NewWaker makes the Waker that wakes waiters when the bucket may
@@ -33,18 +36,35 @@ type Locker struct {
 // wakes on every change to the bucket (a release) and at the earliest
 // holder's deadline (an expiry writes nothing). False: not acquired in
 // time.
+//
+// After a failed attempt, a woken waiter first looks with a read-only
+// transaction and only tries again (a write) when there is room: with
+// many waiters, every change would otherwise queue all of them for the
+// write lock, ahead of the holder's release.
 func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, ttlD, wait time.Duration) (Holder, bool, error) {
 	give := l.Clock.Now().Add(wait)
-	for {
-		var h Holder
-		var ok bool
-		var st State
-		err := l.Update(func(tx store.Tx) (err error) {
-			h, ok, st, err = Acquire(tx, r, owner, limit, ttlD.Milliseconds())
-			return err
-		})
-		if err != nil || ok {
-			return h, ok, err
+	var st State
+	for tried := false; ; tried = true {
+		full := false
+		if tried && l.View != nil {
+			if err := l.View(func(tx store.Tx) (err error) {
+				st, err = Status(tx, r)
+				return err
+			}); err != nil {
+				return Holder{}, false, err
+			}
+			full = len(st.Holders) >= limit
+		}
+		if !full {
+			var h Holder
+			var ok bool
+			err := l.Update(func(tx store.Tx) (err error) {
+				h, ok, st, err = Acquire(tx, r, owner, limit, ttlD.Milliseconds())
+				return err
+			})
+			if err != nil || ok {
+				return h, ok, err
+			}
 		}
 		if !l.Clock.Now().Before(give) {
 			return Holder{}, false, nil

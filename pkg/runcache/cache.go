@@ -51,8 +51,9 @@ type Result struct {
 
 // Cache is a bucket of cached results.
 type Cache struct {
+	// Locker runs the transactions (its View reads entries) and the
+	// single-flight lease; its View must be set.
 	Locker *lease.Locker
-	View   func(fn func(store.Tx) error) error
 	Bucket string
 	Limits store.Limits
 }
@@ -96,7 +97,7 @@ func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry
 		// Someone else is running it: sleep until the bucket changes
 		// (its result and release land together) or its lease lapses.
 		var st lease.State
-		if err := c.View(func(tx store.Tx) (err error) {
+		if err := c.Locker.View(func(tx store.Tx) (err error) {
 			st, err = lease.Status(tx, ref)
 			return err
 		}); err != nil {
@@ -117,7 +118,7 @@ func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry
 func (c *Cache) lookup(key string, o Options) (Result, bool, error) {
 	var res Result
 	var found bool
-	err := c.View(func(tx store.Tx) error {
+	err := c.Locker.View(func(tx store.Tx) error {
 		e, ok, err := tx.Get(c.Bucket, key)
 		if err != nil || !ok {
 			return err
