@@ -41,7 +41,7 @@ hyperfine -N -w 20 -r 300 --export-json "$work/lock.json" \
 medians "$work/lock.json"
 
 echo "== wait wake-up after another process's set (median of 40)"
-go test -run '^$' -bench BenchmarkWaitWakeup -benchtime 40x . | grep -E 'Benchmark|ms'
+LIVEDICT_BENCH_STORE="$LIVEDICT_STORE" go test -run '^$' -bench BenchmarkWaitWakeup -benchtime 40x . | grep -E 'Benchmark|ms'
 
 echo "== 32 processes x 50 lock --wait 30s -- incr-in-a-file"
 echo 0 > "$work/counter"
