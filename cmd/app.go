@@ -77,6 +77,13 @@ func (a *App) Run(args []string) int {
 	if err == nil {
 		return ExitOK
 	}
+	if code, ok := quietStatus(err); ok { // a child's status (lock, run)
+		return code
+	}
+	if le := (*launchError)(nil); errors.As(err, &le) {
+		a.printError(err, le.code, "")
+		return le.code
+	}
 	if _, ok := err.(*exitError); !ok && !a.started {
 		err = usageErr(err, "run 'livedict --help' for usage")
 	}

@@ -1,0 +1,129 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+// exitStatus ends livedict with a child's exit status and prints nothing:
+// the child already said what it had to.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// quietStatus reports the status an exitStatus error carries.
+func quietStatus(err error) (int, bool) {
+	var e exitStatus
+	if errors.As(err, &e) {
+		return int(e), true
+	}
+	return 0, false
+}
+
+// launchError is a child that could not be started: one error line, and
+// the status a shell gives (127 not found, 126 cannot be run).
+type launchError struct {
+	code int
+	err  error
+}
+
+func (e *launchError) Error() string { return e.err.Error() }
+func (e *launchError) Unwrap() error { return e.err }
+
+// childStdio is where a child writes: the process's own files where they
+// are files (so a child's background grandchildren holding them cannot
+// keep livedict waiting for a copy to end), else the writers given.
+func childStdio(w io.Writer) io.Writer {
+	if c, ok := w.(*checkedWriter); ok {
+		if f, ok := c.w.(*os.File); ok {
+			return f
+		}
+	}
+	return w
+}
+
+// startChild starts argv with extra environment, as a shell would: exit
+// 127 when it is not found, 126 when it cannot be run.
+func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*exec.Cmd, error) {
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Env = append(os.Environ(), env...)
+	c.Stdin, c.Stdout, c.Stderr = in, out, errw
+	c.SysProcAttr = childAttr()
+	if err := c.Start(); err != nil {
+		code := 126
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			code = 127
+		}
+		return nil, &launchError{code: code, err: fmt.Errorf("%s: %w", argv[0], err)}
+	}
+	return c, nil
+}
+
+// waitChild waits for c while passing SIGINT, SIGTERM and SIGHUP on to it
+// (as consul lock does; in a terminal the child also gets ^C from the
+// terminal itself, as under flock). When stop yields, the child is sent
+// SIGTERM, then SIGKILL after grace. It returns the status a shell would
+// report: the exit code, or 128+N when signal N killed it.
+func waitChild(c *exec.Cmd, stop <-chan error, onStop func(error), grace time.Duration) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	var kill <-chan time.Time
+	for {
+		select {
+		case s := <-sigs:
+			c.Process.Signal(s)
+		case err := <-stop:
+			stop = nil
+			onStop(err)
+			c.Process.Signal(syscall.SIGTERM)
+			kill = time.After(grace)
+		case <-kill:
+			c.Process.Kill()
+		case <-done:
+			return shellStatus(c.ProcessState)
+		}
+	}
+}
+
+func shellStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// durationFlag parses a duration flag that must be positive (or, when
+// zeroOK, zero).
+func durationFlag(name, v string, zeroOK bool) (time.Duration, error) {
+	d, err := ttl.ParseDuration(v)
+	if err != nil {
+		return 0, usageErr(fmt.Errorf("--%s: %w", name, err), "")
+	}
+	if d < 0 || d == 0 && !zeroOK {
+		return 0, usageErr(fmt.Errorf("--%s %s: must be positive", name, v), "")
+	}
+	return d, nil
+}
+
+// commandAfterDash returns the CMD after "--" and the arguments before it.
+func commandAfterDash(dash int, args []string, use string) (before, argv []string, err error) {
+	if dash < 0 {
+		return args, nil, nil
+	}
+	if len(args[dash:]) == 0 {
+		return nil, nil, usageErr(errors.New("no command after --"), use)
+	}
+	return args[:dash], args[dash:], nil
+}

@@ -1,0 +1,153 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/livedict/livedict/pkg/wake"
+)
+
+// ErrLost: a held lease was found taken over or gone at renewal.
+var ErrLost = errors.New("lease lost")
+
+// Locker runs the lease steps through the caller's transactions (so hook
+// events and lazy reaping happen as for any other write) and waits on a
+// Waker instead of polling.
+type Locker struct {
+	// Update runs fn in one read-write transaction.
+	Update func(fn func(store.Tx) error) error
+	// View runs fn in one read-only transaction; nil makes every
+	// attempt a write.
+	View func(fn func(store.Tx) error) error
+	// Clock is the clock the store's transactions use.
+	Clock ttl.Clock
+	// NewWaker makes the Waker that wakes waiters when the bucket may
+	// have changed; nil re-checks every wake.Fallback. It is called on
+	// the first wait only, so an uncontended lock sets up no watch.
+	NewWaker func() *wake.Waker
+
+	waker *wake.Waker
+}
+
+// Acquire tries to take r for owner, waiting up to wait for a place. It
+// wakes on every change to the bucket (a release) and at the earliest
+// holder's deadline (an expiry writes nothing). False: not acquired in
+// time.
+//
+// After a failed attempt, a woken waiter first looks with a read-only
+// transaction and only tries again (a write) when there is room: with
+// many waiters, every change would otherwise queue all of them for the
+// write lock, ahead of the holder's release.
+func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, ttlD, wait time.Duration) (Holder, bool, error) {
+	give := l.Clock.Now().Add(wait)
+	var st State
+	for tried := false; ; tried = true {
+		full := false
+		if tried && l.View != nil {
+			if err := l.View(func(tx store.Tx) (err error) {
+				st, err = Status(tx, r)
+				return err
+			}); err != nil {
+				return Holder{}, false, err
+			}
+			full = len(st.Holders) >= limit
+		}
+		if !full {
+			var h Holder
+			var ok bool
+			err := l.Update(func(tx store.Tx) (err error) {
+				h, ok, st, err = Acquire(tx, r, owner, limit, ttlD.Milliseconds())
+				return err
+			})
+			if err != nil || ok {
+				return h, ok, err
+			}
+		}
+		if !l.Clock.Now().Before(give) {
+			return Holder{}, false, nil
+		}
+		until := give
+		if next := time.UnixMilli(st.NextDeadline()); st.NextDeadline() != 0 && next.Before(until) {
+			until = next
+		}
+		if _, err := l.Wait(ctx, until); err != nil {
+			return Holder{}, false, err
+		}
+	}
+}
+
+// Wait sleeps until the bucket may have changed or until passes. The
+// first call only arms the Waker and returns at once: the caller checks
+// again, now that no change can go unnoticed (check, arm, check, sleep).
+func (l *Locker) Wait(ctx context.Context, until time.Time) (bool, error) {
+	if l.waker == nil {
+		if l.NewWaker != nil {
+			l.waker = l.NewWaker()
+		} else {
+			l.waker = wake.New(l.Clock)
+		}
+		return true, ctx.Err()
+	}
+	return l.waker.Wait(ctx, until)
+}
+
+// Close releases the Waker, if one was made.
+func (l *Locker) Close() error {
+	if l.waker == nil {
+		return nil
+	}
+	return l.waker.Close()
+}
+
+// Keep renews h every ttl/3 until stop is called, and reports ErrLost on
+// lost (then stops renewing) when a renewal finds h no longer holding, or
+// when renewals kept failing (a busy store) until h's deadline passed.
+// stop returns once no renewal is running, so the caller may then use
+// the store (Release) without racing one.
+func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(ttlD/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var ok bool
+			var nh Holder
+			err := l.Update(func(tx store.Tx) (err error) {
+				nh, ok, err = Renew(tx, r, h, ttlD.Milliseconds())
+				return err
+			})
+			switch {
+			case err == nil && ok:
+				h = nh
+			case err == nil:
+				ch <- ErrLost
+				return
+			case l.Clock.Now().UnixMilli() >= h.Deadline:
+				ch <- errors.Join(ErrLost, err)
+				return
+			}
+		}
+	}()
+	return ch, func() { cancel(); <-done }
+}
+
+// Release gives h up; false when it no longer held r.
+func (l *Locker) Release(r Ref, h Holder) (bool, error) {
+	var ok bool
+	err := l.Update(func(tx store.Tx) (err error) {
+		ok, err = Release(tx, r, h)
+		return err
+	})
+	return ok, err
+}

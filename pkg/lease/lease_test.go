@@ -1,0 +1,119 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+func open(t *testing.T) (store.Store, *ttl.Fake) {
+	t.Helper()
+	clock := ttl.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, err := store.Open("memory:", store.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, clock
+}
+
+func update(t *testing.T, s store.Store, fn func(store.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProtocol walks one lease through acquire, a full semaphore, renew,
+// expiry, delete and release, checking that tokens only grow.
+func TestProtocol(t *testing.T) {
+	s, clock := open(t)
+	r := Ref{Bucket: "main", Name: "job"}
+	acquire := func(limit int) (Holder, bool) {
+		var h Holder
+		var ok bool
+		update(t, s, func(tx store.Tx) (err error) {
+			h, ok, _, err = Acquire(tx, r, NewOwner(), limit, 10_000)
+			return err
+		})
+		return h, ok
+	}
+	a, ok := acquire(2)
+	b, ok2 := acquire(2)
+	if !ok || !ok2 || a.Token != 1 || b.Token != 2 {
+		t.Fatalf("two holders of a 2-semaphore: %v %v %v %v", a, ok, b, ok2)
+	}
+	if _, ok := acquire(2); ok {
+		t.Fatal("a third holder got into a 2-semaphore")
+	}
+	clock.Advance(8 * time.Second)
+	update(t, s, func(tx store.Tx) error {
+		if _, ok, err := Renew(tx, r, a, 10_000); !ok || err != nil {
+			t.Errorf("renew a: %v %v", ok, err)
+		}
+		return nil
+	})
+	clock.Advance(5 * time.Second) // b's deadline passed, a's did not
+	c, ok := acquire(2)
+	if !ok || c.Token != 3 {
+		t.Fatalf("after b expired: %v %v", c, ok)
+	}
+	update(t, s, func(tx store.Tx) error {
+		if ok, _ := Release(tx, r, b); ok {
+			t.Error("an expired holder released")
+		}
+		if ok, _ := Release(tx, r, Holder{Owner: NewOwner(), Token: a.Token}); ok {
+			t.Error("a forged owner released")
+		}
+		st, _ := Status(tx, r)
+		if len(st.Holders) != 2 || st.Holders[0].Token != 1 || st.Holders[1].Token != 3 {
+			t.Errorf("status: %+v", st)
+		}
+		_, err := tx.Delete("main", "job")
+		return err
+	})
+	d, ok := acquire(1)
+	if !ok || d.Token != 4 {
+		t.Fatalf("after delete: %v %v; the token must keep growing", d, ok)
+	}
+	update(t, s, func(tx store.Tx) error {
+		if ok, err := Release(tx, r, d); !ok || err != nil {
+			t.Errorf("release: %v %v", ok, err)
+		}
+		if _, ok, _ := tx.Get("main", "job"); ok {
+			t.Error("the key outlived its last holder")
+		}
+		return nil
+	})
+}
+
+func TestNotALease(t *testing.T) {
+	s, _ := open(t)
+	update(t, s, func(tx store.Tx) error {
+		return tx.Put(store.Entry{Bucket: "main", Key: "v", Value: []byte("hello")})
+	})
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		_, _, _, err := Acquire(tx, Ref{Bucket: "main", Name: "v"}, NewOwner(), 1, 1000)
+		return err
+	})
+	if !errors.Is(err, ErrNotLease) {
+		t.Fatalf("Acquire over a plain value: %v", err)
+	}
+}
+
+func TestHandle(t *testing.T) {
+	h := Holder{Owner: NewOwner(), Token: 42}
+	got, err := ParseHandle(h.Handle())
+	if err != nil || got.Owner != h.Owner || got.Token != 42 {
+		t.Fatalf("ParseHandle(%q) = %v, %v", h.Handle(), got, err)
+	}
+	for _, bad := range []string{"", "42", "42.", "x.0123456789abcdef0123456789abcdef", "0.0123456789abcdef0123456789abcdef", "1.zz23456789abcdef0123456789abcdef"} {
+		if _, err := ParseHandle(bad); !errors.Is(err, ErrBadToken) {
+			t.Errorf("ParseHandle(%q) = %v", bad, err)
+		}
+	}
+}

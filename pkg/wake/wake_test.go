@@ -1,0 +1,78 @@
+package wake
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store"
+)
+
+// TestWakesOnCommit: a waiter on a real store wakes when another handle
+// (as another process would) commits to the bucket, on both backends,
+// including a file-store bucket whose folder does not exist yet.
+func TestWakesOnCommit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("inotify is Linux-only; elsewhere Waker only re-checks on a timer")
+	}
+	for _, url := range []string{"sqlite:" + filepath.Join(t.TempDir(), "s.db"), "file:" + filepath.Join(t.TempDir(), "f")} {
+		t.Run(url[:4], func(t *testing.T) {
+			s, err := store.Open(url, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			writer, err := store.Open(url, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer writer.Close()
+			wk := ForStore(nil, s, "b")
+			defer wk.Close()
+			for i := 0; i < 3; i++ { // again after the bucket folder appeared
+				done := make(chan error, 1)
+				go func() {
+					// A new value each round: rewriting identical bytes
+					// may legitimately write nothing.
+					done <- writer.Update(context.Background(), func(tx store.Tx) error {
+						return tx.Put(store.Entry{Bucket: "b", Key: "k", Value: []byte{byte(i)}})
+					})
+				}()
+				// A long deadline: only an event can end this Wait early
+				// with true (the fallback ends it with false).
+				woken := false
+				for tries := 0; tries < 30 && !woken; tries++ {
+					if woken, err = wk.Wait(context.Background(), time.Now().Add(time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if !woken {
+					t.Fatalf("round %d: no wake-up after a commit", i)
+				}
+			}
+		})
+	}
+}
+
+// TestDeadlineAndCancel: Wait returns false at the deadline, and the
+// context's error when cancelled, without any event.
+func TestDeadlineAndCancel(t *testing.T) {
+	wk := New(nil, store.Watch{Dir: filepath.Join(t.TempDir(), "nothing")})
+	defer wk.Close()
+	if woken, err := wk.Wait(context.Background(), time.Now().Add(10*time.Millisecond)); woken || err != nil {
+		t.Fatalf("Wait past deadline = %v, %v; want false, nil", woken, err)
+	}
+	if woken, err := wk.Wait(context.Background(), time.Now().Add(-time.Second)); woken || err != nil {
+		t.Fatalf("Wait with a past deadline = %v, %v", woken, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := wk.Wait(ctx, time.Time{}); err != context.Canceled {
+		t.Fatalf("cancelled Wait: %v", err)
+	}
+}
