@@ -21,8 +21,9 @@ type Watch struct {
 //     still held, and a reader woken by them would only meet the lock.
 //   - file store: the bucket's folder (each key is a file renamed into it
 //     or deleted from it, under the store's lock, which a woken reader
-//     waits for in the kernel) and DIR/b, where the bucket's folder
-//     appears.
+//     waits for in the kernel), DIR/b, where the bucket's folder appears,
+//     and DIR and its parent, where a store made by its first write
+//     appears (a read creates nothing, so a waiter may come first).
 //
 // Folders may not exist yet. A backend with no files (memory) returns
 // none: its waiters re-check on a timer. Nothing is read from these
@@ -32,7 +33,7 @@ func ChangeWatches(s Store, bucket string) []Watch {
 	case *sqliteStore:
 		return []Watch{{Dir: filepath.Dir(s.path), Name: filepath.Base(s.path) + "-journal"}}
 	case *fileStore:
-		return []Watch{{Dir: filepath.Join(s.dir, fileBucketsDir)}, {Dir: s.bucketDir(bucket)}}
+		return []Watch{{Dir: filepath.Dir(s.dir)}, {Dir: s.dir}, {Dir: filepath.Join(s.dir, fileBucketsDir)}, {Dir: s.bucketDir(bucket)}}
 	}
 	return nil
 }
