@@ -166,6 +166,11 @@ type refusal struct {
 func (r *refusal) Error() string   { return ErrUnsafe.Error() + ": " + r.detail }
 func (r *refusal) Unwrap() []error { return []error{ErrUnsafe, r.cause} }
 
+// ErrorKind makes a refusal a policy error (exit 4) although it also wraps
+// the trust rule's own refusal, a store error (exit 3): for hooks it is
+// the policy that says no.
+func (r *refusal) ErrorKind() store.Kind { return store.KindPolicy }
+
 // refuse turns a trust-rule refusal into a hooks refusal; other errors
 // pass unchanged.
 func refuse(err error) error {
