@@ -391,6 +391,9 @@ func (s *sqliteStore) View(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, "BEGIN", fn)
 }
 
+// Locate says where the store is without a stat (see store.Locate).
+func (s *sqliteStore) Locate() Info { return Info{Backend: "sqlite", Location: s.path} }
+
 func (s *sqliteStore) Info() (Info, error) {
 	fi, err := os.Stat(s.real)
 	if errors.Is(err, fs.ErrNotExist) && s.conn == nil {
