@@ -25,10 +25,8 @@ empty (and gets the bucket's default TTL); an existing key keeps its TTL.`,
 			if err != nil {
 				return err
 			}
-			var value []byte
-			if len(args) == 2 && args[1] != "-" {
-				value = []byte(args[1])
-			} else if value, err = a.readValue(); err != nil {
+			value, err := a.valueArg(args)
+			if err != nil {
 				return err
 			}
 			var n int

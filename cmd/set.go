@@ -51,10 +51,8 @@ Redis 7.`,
 			if err != nil {
 				return err
 			}
-			var value []byte
-			if len(args) == 2 && args[1] != "-" {
-				value = []byte(args[1])
-			} else if value, err = a.readValue(); err != nil {
+			value, err := a.valueArg(args)
+			if err != nil {
 				return err
 			}
 			if err := a.Limits().CheckValue(len(value)); err != nil {
@@ -148,6 +146,15 @@ func parseAt(s string) (int64, error) {
 		return 0, usageErr(fmt.Errorf("%w %q: more than 100 years away", ttl.ErrTime, s), "")
 	}
 	return t.UnixMilli(), nil
+}
+
+// valueArg is the VALUE of `CMD KEY [VALUE|-]`: the argument, or stdin
+// when it is omitted or "-".
+func (a *App) valueArg(args []string) ([]byte, error) {
+	if len(args) == 2 && args[1] != "-" {
+		return []byte(args[1]), nil
+	}
+	return a.readValue()
 }
 
 // readValue reads a value from stdin to EOF, refusing more than
