@@ -213,19 +213,25 @@ func lookupUser(name string) (uid, gid int, err error) {
 }
 
 // sharedBinDir is a 0755 folder every user can run programs from, holding
-// a copy of livedict (this test binary: it runs as livedict by its name):
-// testscript's copy on PATH is in a folder private to the owner. Made
-// once per test run; tests may build their own tools into it.
+// a copy of livedict (this test binary: it runs as livedict by its name);
+// tests may build their own tools into it. It lives beside the bin folder
+// testscript.Main put on PATH, in the temporary folder testscript removes
+// when the test binary exits; that folder is opened for traversal (0711:
+// no listing) because the other user must reach it.
 var sharedBinDir = sync.OnceValues(func() (string, error) {
 	src, err := livedictPath()
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "livedict-bin-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755)
+	if filepath.Base(filepath.Dir(src)) != "bin" {
+		return "", fmt.Errorf("%s is not in testscript's bin folder", src)
 	}
-	if err != nil {
+	top := filepath.Dir(filepath.Dir(src))
+	dir := filepath.Join(top, "shared-bin")
+	if err := os.Chmod(top, 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
 	b, err := os.ReadFile(src)
