@@ -47,7 +47,23 @@ import (
 // hooks.DeliverLock, hooks.DaemonLock, hooks.SocketPath): e.stateDir,
 // e.holder and e.listening. Waiting is done with poll and a deadline,
 // never a fixed sleep; a background process's running() inside the
-// condition fails the test at once, with its log, when it died.
+// condition fails the test at once, with its log, when it died. A command
+// run to the end (e.run, runCmd) gets runLimit, a background one
+// p.wait(timeout): a hung livedict fails its test, naming it, rather than
+// the whole suite at -timeout. parallel runs n copies of a step at once.
+//
+// Other stores in the same environment (one an attack lays out itself,
+// say): e.withStore(url) is e on that store. Attacks by another local
+// user (issue 8) start with e.withOther(), which skips the test unless it
+// runs as root, creates the account livedict-other when missing, and
+// gives e.shared (a folder both users can reach) and e.otherHome (the
+// other user's); e.asOther(argv...) is argv as that user, "livedict"
+// being a copy of this binary they can execute:
+//
+//	e := newProcEnv(t, "sqlite").withOther()
+//	mustRunCmd(t, e.asOther("livedict", "--store", theirs, "set", "k", "v"))
+//	s := e.withStore(filepath.Join(e.shared, "s.db"))
+//	out, stderr, code := s.run("get", "k")
 
 // livedictPath is the test binary's copy that testscript.Main put on PATH.
 var livedictPath = sync.OnceValues(func() (string, error) {
@@ -66,6 +82,11 @@ type procEnv struct {
 	path    string   // the store's location: the SQLite file or the file store's folder
 	dir     string   // the private folder holding it (and HOME, hook output folders)
 	env     []string // the processes' environment
+
+	// Set by withOther.
+	other     *otherAccount
+	shared    string // a folder every user can traverse, removed at cleanup
+	otherHome string // the other user's own 0700 folder in shared
 }
 
 // newProcEnv makes a store of backend in a fresh private folder.
@@ -113,6 +134,130 @@ func forEachBackend(t *testing.T, f func(t *testing.T, e *procEnv)) {
 
 // setenv adds NAME=VALUE to the environment of processes started after.
 func (e *procEnv) setenv(kv string) { e.env = append(e.env, kv) }
+
+// withStore is e on another store, at url (sqlite:PATH, file:PATH or a
+// bare SQLite path), in the same environment: a store a test lays out
+// itself, where the attack needs it. The store is not created.
+func (e *procEnv) withStore(url string) *procEnv {
+	s := *e
+	s.url, s.backend, s.path = url, "sqlite", url
+	if p, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		s.path = p
+	} else if p, ok := strings.CutPrefix(url, "file:"); ok {
+		s.backend, s.path = "file", p
+	}
+	e.tb.Cleanup(s.stopDispatcher)
+	return &s
+}
+
+// otherUser is the second local account attacks run as.
+const otherUser = "livedict-other"
+
+// otherAccount is otherUser's ids.
+type otherAccount struct{ uid, gid int }
+
+// withOther readies e for steps run as another local user: it skips the
+// test unless it runs as root (only root can become another user),
+// creates otherUser when missing, and makes e.shared, a 0755 folder both
+// users can traverse (e.dir is private to the owner), holding
+// e.otherHome, the other user's 0700 folder.
+func (e *procEnv) withOther() *procEnv {
+	e.tb.Helper()
+	if os.Geteuid() != 0 {
+		e.tb.Skip("needs root to act as a second local user")
+	}
+	if _, err := sharedBinDir(); err != nil {
+		e.tb.Fatal(err)
+	}
+	uid, gid, err := lookupUser(otherUser)
+	if err != nil {
+		// Another test may be creating it at the same time: look again after.
+		out, addErr := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", otherUser).CombinedOutput()
+		if uid, gid, err = lookupUser(otherUser); err != nil {
+			e.tb.Skipf("cannot create user %s: %v %s", otherUser, addErr, out)
+		}
+	}
+	e.other = &otherAccount{uid: uid, gid: gid}
+	// Not e.tb.TempDir: its parent is private to the owner.
+	shared, err := os.MkdirTemp("", "livedict-shared-")
+	if err == nil {
+		err = os.Chmod(shared, 0o755)
+	}
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	e.tb.Cleanup(func() { os.RemoveAll(shared) })
+	e.shared, e.otherHome = shared, filepath.Join(shared, "other-home")
+	if err := os.Mkdir(e.otherHome, 0o700); err != nil {
+		e.tb.Fatal(err)
+	}
+	if err := os.Chown(e.otherHome, uid, gid); err != nil {
+		e.tb.Fatal(err)
+	}
+	return e
+}
+
+// lookupUser is name's uid and gid.
+func lookupUser(name string) (uid, gid int, err error) {
+	var ids [2]int
+	for i, flag := range []string{"-u", "-g"} {
+		out, err := exec.Command("id", flag, name).Output()
+		if err != nil {
+			return 0, 0, err
+		}
+		if ids[i], err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+			return 0, 0, err
+		}
+	}
+	return ids[0], ids[1], nil
+}
+
+// sharedBinDir is a 0755 folder every user can run programs from, holding
+// a copy of livedict (this test binary: it runs as livedict by its name);
+// tests may build their own tools into it. It lives beside the bin folder
+// testscript.Main put on PATH, in the temporary folder testscript removes
+// when the test binary exits; that folder is opened for traversal (0711:
+// no listing) because the other user must reach it.
+var sharedBinDir = sync.OnceValues(func() (string, error) {
+	src, err := livedictPath()
+	if err != nil {
+		return "", err
+	}
+	if filepath.Base(filepath.Dir(src)) != "bin" {
+		return "", fmt.Errorf("%s is not in testscript's bin folder", src)
+	}
+	top := filepath.Dir(filepath.Dir(src))
+	dir := filepath.Join(top, "shared-bin")
+	if err := os.Chmod(top, 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "livedict"), b, 0o755)
+})
+
+// asOther is argv run as the other user (withOther), not started: in
+// e.otherHome, with HOME and XDG_CONFIG_HOME there and a plain PATH.
+// argv[0] "livedict" is the copy in sharedBinDir.
+func (e *procEnv) asOther(argv ...string) *exec.Cmd {
+	if e.other == nil {
+		e.tb.Fatal("asOther without withOther")
+	}
+	if argv[0] == "livedict" {
+		dir, _ := sharedBinDir()
+		argv[0] = filepath.Join(dir, "livedict")
+	}
+	c := exec.Command(argv[0], argv[1:]...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.other.uid), Gid: uint32(e.other.gid)}}
+	c.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + e.otherHome, "XDG_CONFIG_HOME=" + e.otherHome}
+	c.Dir = e.otherHome
+	return c
+}
 
 // stateDir is the store's state folder (locks, hook work dirs).
 func (e *procEnv) stateDir() string {
@@ -173,19 +318,42 @@ func (e *procEnv) runInput(stdin []byte, args ...string) (string, string, int) {
 // mustRun runs livedict, fails the test unless it exits 0, returns stdout.
 func (e *procEnv) mustRun(args ...string) string {
 	e.tb.Helper()
-	out, errOut, code := e.run(args...)
+	return mustRunCmd(e.tb, e.command(args...))
+}
+
+// mustRunCmd runs c, fails the test unless it exits 0, returns stdout.
+func mustRunCmd(tb testing.TB, c *exec.Cmd) string {
+	tb.Helper()
+	out, errOut, code := runCmd(tb, c)
 	if code != 0 {
-		e.tb.Fatalf("livedict %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+		tb.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", strings.Join(c.Args, " "), code, out, errOut)
 	}
 	return out
 }
 
-// runCmd runs c and returns its stdout, stderr and exit code.
+// runLimit is how long runCmd lets a command run: generous for a loaded
+// machine and the benchmarks' big imports, but a hang fails its test.
+const runLimit = 5 * time.Minute
+
+// runCmd runs c (at most runLimit) and returns its stdout, stderr and exit
+// code (-1 when killed by a signal).
 func runCmd(tb testing.TB, c *exec.Cmd) (string, string, int) {
 	tb.Helper()
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
+	if err := c.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(runLimit):
+		c.Process.Kill()
+		<-done
+		tb.Fatalf("%s still runs after %v\nstderr:\n%s", strings.Join(c.Args, " "), runLimit, errb.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -193,6 +361,18 @@ func runCmd(tb testing.TB, c *exec.Cmd) (string, string, int) {
 		tb.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// parallel runs step(0) ... step(n-1) at once and waits for them all:
+// many processes on one store, as scripts and cron jobs meet it. step
+// reports with t.Errorf (a Fatal off the test's goroutine does not stop it).
+func parallel(n int, step func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); step(i) }()
+	}
+	wg.Wait()
 }
 
 // status runs 'daemon status' (piped) and returns its name/value lines.
@@ -561,24 +741,18 @@ func TestManyProcessesIncr(t *testing.T) {
 	}
 	procs, each := 32, 50
 	forEachBackend(t, func(t *testing.T, e *procEnv) {
-		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var failures []string
-		for p := 0; p < procs; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					_, stderr, code := e.run("incr", "counter")
-					if code != 0 || stderr != "" {
-						mu.Lock()
-						failures = append(failures, fmt.Sprintf("exit %d: %s", code, stderr))
-						mu.Unlock()
-					}
+		parallel(procs, func(int) {
+			for i := 0; i < each; i++ {
+				_, stderr, code := e.run("incr", "counter")
+				if code != 0 || stderr != "" {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("exit %d: %s", code, stderr))
+					mu.Unlock()
 				}
-			}()
-		}
-		wg.Wait()
+			}
+		})
 		if len(failures) > 0 {
 			t.Fatalf("%d of %d incr failed, first: %s", len(failures), procs*each, failures[0])
 		}

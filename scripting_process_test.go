@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,123 +18,31 @@ import (
 // and time limits generous: a loaded 2-core machine must pass them; what
 // they prove is "woken, not timed out" and "never two holders", not speed.
 
-var (
-	spOnce sync.Once
-	spBin  string
-	spErr  error
-)
-
-// spBinary builds livedict once for these tests.
-func spBinary(t testing.TB) string {
-	t.Helper()
-	spOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "livedict-scripting")
-		if err != nil {
-			spErr = err
-			return
-		}
-		spBin = filepath.Join(dir, "livedict")
-		if out, err := exec.Command("go", "build", "-o", spBin, ".").CombinedOutput(); err != nil {
-			spErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+// scriptEnv is a store of each backend with its folder as $D, where the
+// commands' sh -c scripts leave their marks.
+func scriptEnv(t *testing.T, fn func(t *testing.T, e *procEnv)) {
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		e.setenv("D=" + e.dir)
+		fn(t, e)
 	})
-	if spErr != nil {
-		t.Fatal(spErr)
-	}
-	return spBin
 }
 
-// spBackends runs fn on a fresh store of each backend, in its own folder
-// (the commands' working directory), with livedict on PATH.
-func spBackends(t *testing.T, fn func(t *testing.T, e *spEnv)) {
-	for _, backend := range []string{"sqlite", "file"} {
-		t.Run(backend, func(t *testing.T) {
-			dir := t.TempDir()
-			url := "sqlite:" + filepath.Join(dir, "s.db")
-			if backend == "file" {
-				url = "file:" + filepath.Join(dir, "fstore")
-			}
-			bin := spBinary(t)
-			fn(t, &spEnv{t: t, dir: dir, env: append(os.Environ(),
-				"LIVEDICT_STORE="+url, "HOME="+dir, "LIVEDICT_BUSY_TIMEOUT=60s",
-				"PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
-				"D="+dir)})
-		})
-	}
-}
-
-type spEnv struct {
-	t   *testing.T
-	dir string
-	env []string
-}
-
-func (e *spEnv) cmd(args ...string) *exec.Cmd {
-	c := exec.Command(spBinary(e.t), args...)
-	c.Env, c.Dir = e.env, e.dir
-	return c
-}
-
-// run runs livedict to the end (at most 2 minutes) and returns stdout,
-// stderr and the exit status.
-func (e *spEnv) run(args ...string) (string, string, int) {
-	e.t.Helper()
-	c := e.cmd(args...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	code := e.wait(c, 2*time.Minute)
-	return out.String(), errb.String(), code
-}
-
-// wait waits for c and returns its exit status, failing the test if it
-// has not ended after limit.
-func (e *spEnv) wait(c *exec.Cmd, limit time.Duration) int {
-	e.t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(limit):
-		c.Process.Kill()
-		<-done
-		e.t.Fatalf("%v still running after %v", c.Args, limit)
-	}
-	return c.ProcessState.ExitCode()
-}
-
-func (e *spEnv) file(name string) string {
-	b, _ := os.ReadFile(filepath.Join(e.dir, name))
-	return string(b)
-}
-
-// until polls cond (for observing real processes only) for up to 30s.
-func (e *spEnv) until(what string, cond func() bool) {
-	e.t.Helper()
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	e.t.Fatalf("timed out waiting for %s", what)
+// file is the content of name in e.dir; "" when it does not exist (yet).
+func (e *procEnv) file(name string) string {
+	return string(readIfExists(e.tb, filepath.Join(e.dir, name)))
 }
 
 // TestLockRenewedPastTTL: a CMD running three times its TTL keeps the
 // lease the whole time; a contender is refused while it runs.
 func TestLockRenewedPastTTL(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
-		holder := e.cmd("lock", "job", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; sleep 3`)
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.until("the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
+		holder := e.start("lock", "job", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; sleep 3`)
+		poll(t, 30*time.Second, "the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
 		time.Sleep(2 * time.Second) // two TTLs: only renewals keep it held
 		if _, _, code := e.run("lock", "job", "--", "true"); code != 1 {
 			t.Errorf("contender after 2 TTLs exited %d, want 1 (still held)", code)
 		}
-		if code := e.wait(holder, time.Minute); code != 0 {
+		if code := holder.wait(time.Minute); code != 0 {
 			t.Errorf("holder exited %d", code)
 		}
 		if _, _, code := e.run("lock", "job", "--status"); code != 1 {
@@ -148,20 +54,17 @@ func TestLockRenewedPastTTL(t *testing.T) {
 // TestLockLostStopsCMD: when a renewal finds the lease gone (deleted
 // here), livedict says so and stops CMD rather than let two holders run.
 func TestLockLostStopsCMD(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
-		c := e.cmd("lock", "job", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; exec sleep 60`)
-		var errb bytes.Buffer
-		c.Stderr = &errb
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e.until("the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
+		p := e.start("lock", "job", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; exec sleep 60`)
+		poll(t, 30*time.Second, "the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
 		e.run("del", "job")
-		if code := e.wait(c, time.Minute); code != 128+int(syscall.SIGTERM) {
+		p.wait(time.Minute)
+		// livedict's own exit status: -1, not 143, had it been killed itself.
+		if code := p.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
 			t.Errorf("exit %d, want 143 (CMD stopped by SIGTERM)", code)
 		}
-		if !strings.Contains(errb.String(), "lost") {
-			t.Errorf("stderr %q does not say the lease was lost", errb.String())
+		if !strings.Contains(p.stderr.String(), "lost") {
+			t.Errorf("stderr %q does not say the lease was lost", p.stderr.String())
 		}
 	})
 }
@@ -172,18 +75,16 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // gets SIGTERM from the kernel (it must not go on unleased), the lease
 // frees itself at its TTL and a waiter gets it, woken by the expiry.
 func TestLockKill9FreesAfterTTL(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
-		holder := e.cmd("lock", "job", "--ttl", "2s", "--", "sh", "-c",
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
+		c := e.command("lock", "job", "--ttl", "2s", "--", "sh", "-c",
 			`trap 'echo term > "$D/term"; exit 0' TERM; touch "$D/started"; while :; do sleep 0.05; done`)
-		holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) // whatever is left
-		e.until("CMD to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
-		holder.Process.Signal(syscall.SIGKILL)
-		holder.Wait()
-		e.until("CMD to get SIGTERM", func() bool { return fileExists(filepath.Join(e.dir, "term")) })
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		holder := e.startCmd(c)
+		defer syscall.Kill(-holder.pid(), syscall.SIGKILL) // whatever is left
+		poll(t, 30*time.Second, "CMD to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
+		holder.signal(syscall.SIGKILL)
+		holder.wait(time.Minute)
+		poll(t, 30*time.Second, "CMD to get SIGTERM", func() bool { return fileExists(filepath.Join(e.dir, "term")) })
 		out, _, code := e.run("lock", "job", "--wait", "60s", "--", "sh", "-c", "echo $LIVEDICT_LOCK_TOKEN")
 		if code != 0 || strings.TrimSpace(out) != "2" {
 			t.Fatalf("waiter after kill -9: exit %d, token %q; want 0 and 2", code, out)
@@ -196,10 +97,10 @@ func TestLockKill9FreesAfterTTL(t *testing.T) {
 // increments of a file give exactly 48, never two holders at once, and
 // fencing tokens that strictly increase in holding order.
 func TestLockSemaphoreAndFencing(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		os.Mkdir(filepath.Join(e.dir, "in"), 0o755)
 		sem := `touch "$D/in/$LIVEDICT_LOCK_TOKEN"; ls "$D/in" | wc -l >> "$D/seen"; sleep 0.2; rm "$D/in/$LIVEDICT_LOCK_TOKEN"`
-		parallel(t, 16, func(int) {
+		parallel(16, func(int) {
 			if _, errs, code := e.run("lock", "sem", "--limit", "3", "--wait", "2m", "--", "sh", "-c", sem); code != 0 {
 				t.Errorf("semaphore contender exited %d: %s", code, errs)
 			}
@@ -216,7 +117,7 @@ func TestLockSemaphoreAndFencing(t *testing.T) {
 
 		os.WriteFile(filepath.Join(e.dir, "c"), []byte("0\n"), 0o644)
 		incr := `mkdir "$D/held" || echo overlap >> "$D/bad"; echo $LIVEDICT_LOCK_TOKEN >> "$D/tokens"; n=$(cat "$D/c"); echo $((n+1)) > "$D/c"; rmdir "$D/held"`
-		parallel(t, 8, func(int) {
+		parallel(8, func(int) {
 			for i := 0; i < 6; i++ {
 				if _, errs, code := e.run("lock", "counter", "--wait", "2m", "--", "sh", "-c", incr); code != 0 {
 					t.Errorf("incrementer exited %d: %s", code, errs)
@@ -240,29 +141,17 @@ func TestLockSemaphoreAndFencing(t *testing.T) {
 	})
 }
 
-func parallel(t *testing.T, n int, fn func(i int)) {
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(i) }()
-	}
-	wg.Wait()
-}
-
 // TestLockForwardsSignals: SIGTERM and SIGHUP sent to livedict reach CMD,
 // whose own exit status comes back; the lease is released.
 func TestLockForwardsSignals(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
 			os.Remove(filepath.Join(e.dir, "ready"))
 			script := fmt.Sprintf(`trap 'echo got > "$D/got"; exit 3' %s; touch "$D/ready"; while :; do sleep 0.05; done`, strings.TrimPrefix(sigName(sig), "SIG"))
-			c := e.cmd("lock", "job", "--", "sh", "-c", script)
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			e.until("CMD to start", func() bool { return fileExists(filepath.Join(e.dir, "ready")) })
-			c.Process.Signal(sig)
-			if code := e.wait(c, time.Minute); code != 3 {
+			p := e.start("lock", "job", "--", "sh", "-c", script)
+			poll(t, 30*time.Second, "CMD to start", func() bool { return fileExists(filepath.Join(e.dir, "ready")) })
+			p.signal(sig)
+			if code := p.wait(time.Minute); code != 3 {
 				t.Errorf("%v: exit %d, want CMD's 3", sig, code)
 			}
 			if _, _, code := e.run("lock", "job", "--status"); code != 1 {
@@ -282,10 +171,10 @@ func sigName(s syscall.Signal) string {
 // TestRunSingleFlight: 8 concurrent callers of a missing entry run CMD
 // once; every one prints its result.
 func TestRunSingleFlight(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		var mu sync.Mutex
 		outs := map[string]int{}
-		parallel(t, 8, func(int) {
+		parallel(8, func(int) {
 			out, errs, code := e.run("run", "--ttl", "1h", "--", "sh", "-c", `echo ran >> "$D/count"; sleep 1; echo result; exit 4`)
 			if code != 4 {
 				t.Errorf("caller exited %d: %s", code, errs)
@@ -307,7 +196,7 @@ func TestRunSingleFlight(t *testing.T) {
 // while a detached process, holding none of the caller's descriptors,
 // refreshes it; the next call sees the refreshed result.
 func TestRunStaleRefreshesInBackground(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		// CMD blocks until the gate file exists: a caller that waited for
 		// the refresh (or for its stdout to close) would hang.
 		cmd := []string{"run", "--ttl", "1h", "--stale", "1s", "--key", "k", "--", "sh", "-c",
@@ -322,7 +211,7 @@ func TestRunStaleRefreshesInBackground(t *testing.T) {
 			t.Fatalf("stale run: %q %d, want the stale 1 at once", out, code)
 		}
 		os.WriteFile(filepath.Join(e.dir, "gate"), nil, 0o644)
-		e.until("the background refresh", func() bool {
+		poll(t, 30*time.Second, "the background refresh", func() bool {
 			out, _, _ := e.run("run", "--ttl", "1h", "--key", "k", "--", "false")
 			return strings.TrimSpace(out) == "2"
 		})
@@ -332,7 +221,7 @@ func TestRunStaleRefreshesInBackground(t *testing.T) {
 // TestWaitWakes: wait returns 0 (woken, not timed out) after another
 // process's set, delete and an expiry, on both backends.
 func TestWaitWakes(t *testing.T) {
-	spBackends(t, func(t *testing.T, e *spEnv) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		cases := []struct {
 			name  string
 			args  []string
@@ -348,28 +237,24 @@ func TestWaitWakes(t *testing.T) {
 			if tc.setup != nil {
 				e.run(tc.setup...)
 			}
-			c := e.cmd(tc.args...)
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
+			p := e.start(tc.args...)
 			time.Sleep(300 * time.Millisecond) // let it go to sleep first
 			if tc.act != nil {
 				if _, errs, code := e.run(tc.act...); code != 0 {
 					t.Fatalf("%s: %s", tc.name, errs)
 				}
 			}
-			if code := e.wait(c, time.Minute); code != 0 {
+			if code := p.wait(time.Minute); code != 0 {
 				t.Errorf("%s: wait exited %d, want 0", tc.name, code)
 			}
 		}
 		// Interrupted: 130 from the shell's point of view (killed by SIGINT).
-		c := e.cmd("wait", "never")
-		c.Start()
+		p := e.start("wait", "never")
 		time.Sleep(200 * time.Millisecond)
-		c.Process.Signal(syscall.SIGINT)
-		e.wait(c, time.Minute)
-		if ws := c.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-			t.Errorf("wait after SIGINT: %v", c.ProcessState)
+		p.signal(syscall.SIGINT)
+		p.wait(time.Minute)
+		if ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+			t.Errorf("wait after SIGINT: %v", p.cmd.ProcessState)
 		}
 	})
 }
@@ -378,34 +263,21 @@ func TestWaitWakes(t *testing.T) {
 // returned a sleeping `wait` exits (the median is reported as
 // median-ms). scripts/bench-scripting.sh runs it.
 func BenchmarkWaitWakeup(b *testing.B) {
-	dir := b.TempDir()
-	bin := spBinary(b)
-	env := append(os.Environ(), "LIVEDICT_STORE=sqlite:"+filepath.Join(dir, "s.db"), "HOME="+dir)
+	e := newProcEnv(b, "sqlite")
 	if s := os.Getenv("LIVEDICT_BENCH_STORE"); s != "" {
-		env = append(env, "LIVEDICT_STORE="+s)
+		e = e.withStore(s)
 	}
 	var lat []time.Duration
 	for i := 0; i < b.N; i++ {
 		key := "k" + strconv.Itoa(i)
-		w := exec.Command(bin, "wait", key, "--timeout", "60s")
-		w.Env = env
-		done := make(chan time.Time, 1)
-		if err := w.Start(); err != nil {
-			b.Fatal(err)
-		}
-		go func() { w.Wait(); done <- time.Now() }()
+		w := e.start("wait", key, "--timeout", "60s")
 		time.Sleep(150 * time.Millisecond) // asleep on inotify by now
-		s := exec.Command(bin, "set", key, "v")
-		s.Env = env
-		if err := s.Run(); err != nil {
-			b.Fatal(err)
-		}
+		e.mustRun("set", key, "v")
 		set := time.Now()
-		end := <-done
-		if w.ProcessState.ExitCode() != 0 {
-			b.Fatalf("wait exited %d", w.ProcessState.ExitCode())
+		if code := w.wait(time.Minute); code != 0 {
+			b.Fatalf("wait exited %d", code)
 		}
-		lat = append(lat, end.Sub(set))
+		lat = append(lat, w.ended.Sub(set))
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")

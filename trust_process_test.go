@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -20,50 +18,28 @@ import (
 // These tests are attacks by a second local account (livedict-other) on a
 // store owned by the user running livedict (root here), as issue 8 found
 // them. They need root to create and become that account, and are skipped
-// otherwise. Each must fail on a livedict without the trust rule.
+// otherwise (procEnv.withOther). Each lays out the stores it attacks in
+// e.shared, a folder both users reach, and runs the attacker's steps with
+// e.asOther. Each must fail on a livedict without the trust rule.
 
-const trustOtherUser = "livedict-other"
-
-var (
-	trustBuildOnce sync.Once
-	trustBinDir    string
-	trustBuildErr  error
-)
-
-// trustBins builds livedict and the attacker's small tool once, into a
-// folder every user can read, since the other account runs them too.
-func trustBins(t *testing.T) (livedict, tool string) {
-	t.Helper()
-	trustBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "livedict-trust-bin")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
-		}
-		if err != nil {
-			trustBuildErr = err
-			return
-		}
-		trustBinDir = dir
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "livedict"), ".").CombinedOutput(); err != nil {
-			trustBuildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		src := filepath.Join(dir, "tool.go")
-		if err := os.WriteFile(src, []byte(trustToolSource), 0o644); err != nil {
-			trustBuildErr = err
-			return
-		}
-		c := exec.Command("go", "build", "-o", filepath.Join(dir, "tool"), src)
-		c.Env = append(os.Environ(), "GO111MODULE=off")
-		if out, err := c.CombinedOutput(); err != nil {
-			trustBuildErr = fmt.Errorf("go build tool: %v\n%s", err, out)
-		}
-	})
-	if trustBuildErr != nil {
-		t.Fatal(trustBuildErr)
+// squatTool is the attacker's small tool, built once into sharedBinDir so
+// the other user can run it.
+var squatTool = sync.OnceValues(func() (string, error) {
+	dir, err := sharedBinDir()
+	if err != nil {
+		return "", err
 	}
-	return filepath.Join(trustBinDir, "livedict"), filepath.Join(trustBinDir, "tool")
-}
+	src, tool := filepath.Join(dir, "tool.go"), filepath.Join(dir, "tool")
+	if err := os.WriteFile(src, []byte(trustToolSource), 0o644); err != nil {
+		return "", err
+	}
+	c := exec.Command("go", "build", "-o", tool, src)
+	c.Env = append(os.Environ(), "GO111MODULE=off")
+	if out, err := c.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build tool: %v\n%s", err, out)
+	}
+	return tool, nil
+})
 
 // trustToolSource is the attacker's tool: bind an abstract Unix socket
 // name and hold it.
@@ -90,138 +66,24 @@ func main() {
 }
 `
 
-// trustOther returns the other account's uid and gid, creating the
-// account when missing, or skips the test when not root.
-func trustOther(t *testing.T) (uid, gid int) {
+// mkdir makes dir with mode (umask aside).
+func mkdir(t *testing.T, dir string, mode os.FileMode) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as a second local user")
-	}
-	look := func() (int, int, error) {
-		u, err := exec.Command("id", "-u", trustOtherUser).Output()
-		if err != nil {
-			return 0, 0, err
-		}
-		g, err := exec.Command("id", "-g", trustOtherUser).Output()
-		if err != nil {
-			return 0, 0, err
-		}
-		uid, _ := strconv.Atoi(strings.TrimSpace(string(u)))
-		gid, _ := strconv.Atoi(strings.TrimSpace(string(g)))
-		return uid, gid, nil
-	}
-	if uid, gid, err := look(); err == nil {
-		return uid, gid
-	}
-	// Another test may be creating it at the same time: look again after.
-	out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", trustOtherUser).CombinedOutput()
-	uid, gid, lerr := look()
-	if lerr != nil {
-		t.Skipf("cannot create user %s: %v %s", trustOtherUser, err, out)
-	}
-	return uid, gid
-}
-
-// trustEnv is one attack: a world-traversable base folder, the owner's
-// livedict, and the other account.
-type trustEnv struct {
-	t         *testing.T
-	base      string
-	bin, tool string
-	uid, gid  int
-	ownerHome string
-	otherHome string
-}
-
-func newTrustEnv(t *testing.T) *trustEnv {
-	uid, gid := trustOther(t)
-	bin, tool := trustBins(t)
-	base, err := os.MkdirTemp("", "livedict-trust-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e := &trustEnv{t: t, base: base, bin: bin, tool: tool, uid: uid, gid: gid,
-		ownerHome: filepath.Join(base, "owner-home"), otherHome: filepath.Join(base, "other-home")}
-	e.mkdir(e.ownerHome, 0o700)
-	e.mkdir(e.otherHome, 0o700)
-	if err := os.Chown(e.otherHome, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func (e *trustEnv) mkdir(dir string, mode os.FileMode) string {
-	e.t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, mode); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return dir
 }
 
-// result is one finished command.
-type result struct {
-	out, err string
-	code     int
-}
-
-func (e *trustEnv) exec(c *exec.Cmd, stdin []byte) result {
-	e.t.Helper()
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr, c.Stdin = &out, &errb, bytes.NewReader(stdin)
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("%v: %v", c.Args, err)
-	}
-	return result{out.String(), errb.String(), code}
-}
-
-// owner runs livedict as the store's owner.
-func (e *trustEnv) owner(store string, args ...string) result {
-	e.t.Helper()
-	c := exec.Command(e.bin, append([]string{"--store", store}, args...)...)
-	c.Env = append(os.Environ(), "HOME="+e.ownerHome, "XDG_CONFIG_HOME="+e.ownerHome, "LIVEDICT_BUSY_TIMEOUT=30s")
-	return e.exec(c, nil)
-}
-
-// other runs argv as the other account.
-func (e *trustEnv) other(stdin []byte, argv ...string) result {
-	e.t.Helper()
-	c := exec.Command(argv[0], argv[1:]...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid)}}
-	c.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + e.otherHome, "XDG_CONFIG_HOME=" + e.otherHome}
-	c.Dir = e.otherHome
-	return e.exec(c, stdin)
-}
-
-// otherLivedict runs livedict as the other account.
-func (e *trustEnv) otherLivedict(store string, args ...string) result {
-	e.t.Helper()
-	return e.other(nil, append([]string{e.bin, "--store", store}, args...)...)
-}
-
 // plant writes data to path as the other account (the file is theirs).
-func (e *trustEnv) plant(path string, data []byte) {
-	e.t.Helper()
-	if r := e.other(data, "/bin/sh", "-c", `cat > "$1"`, "sh", path); r.code != 0 {
-		e.t.Fatalf("plant %s: %s", path, r.err)
-	}
-}
-
-func mustCode(t *testing.T, what string, r result, want int) {
-	t.Helper()
-	if r.code != want {
-		t.Fatalf("%s: exit %d, want %d; stdout %q stderr %q", what, r.code, want, r.out, r.err)
-	}
+func (e *procEnv) plant(path string, data []byte) {
+	e.tb.Helper()
+	c := e.asOther("/bin/sh", "-c", `cat > "$1"`, "sh", path)
+	c.Stdin = bytes.NewReader(data)
+	mustRunCmd(e.tb, c)
 }
 
 // hotJournal builds a SQLite rollback journal that, rolled back, makes a
@@ -259,34 +121,35 @@ func hotJournal(t *testing.T, db []byte) []byte {
 // next command must refuse it (exit 3, naming the journal), never roll it
 // back into the store.
 func TestTrustPlantedHotJournal(t *testing.T) {
-	e := newTrustEnv(t)
-	pub := e.mkdir(filepath.Join(e.base, "tmp"), 0o777|os.ModeSticky)
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
 	store := filepath.Join(pub, "s.db")
-	mustCode(t, "owner set", e.owner(store, "set", "k", "mine"), 0)
+	s := e.withStore(store)
+	s.mustRun("set", "k", "mine")
 
 	// The attacker's own database, with their key and a hook, made where
 	// hooks are allowed for them.
 	evil := filepath.Join(e.otherHome, "evil.db")
-	mustCode(t, "other set", e.otherLivedict(evil, "set", "k", "theirs"), 0)
-	mustCode(t, "other hook add", e.otherLivedict(evil, "hook", "add", "--on", "get", "--", "/bin/sh", "-c", "touch "+filepath.Join(pub, "pwned")), 0)
+	mustRunCmd(t, e.asOther("livedict", "--store", evil, "set", "k", "theirs"))
+	mustRunCmd(t, e.asOther("livedict", "--store", evil, "hook", "add", "--on", "get", "--", "/bin/sh", "-c", "touch "+filepath.Join(pub, "pwned")))
 	db, err := os.ReadFile(evil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.plant(store+"-journal", hotJournal(t, db))
 
-	r := e.owner(store, "get", "k")
-	if r.code != 3 || !strings.Contains(r.err, store+"-journal") || strings.Count(r.err, "livedict: error:") != 1 {
-		t.Errorf("get with a planted journal: exit %d, stderr %q; want exit 3 naming the journal", r.code, r.err)
+	_, stderr, code := s.run("get", "k")
+	if code != 3 || !strings.Contains(stderr, store+"-journal") || strings.Count(stderr, "livedict: error:") != 1 {
+		t.Errorf("get with a planted journal: exit %d, stderr %q; want exit 3 naming the journal", code, stderr)
 	}
 	// Whatever the owner runs, the store keeps the owner's data.
 	os.Remove(store + "-journal")
-	r = e.owner(store, "get", "k")
-	if r.code != 0 || r.out != "mine" {
-		t.Errorf("the store was replaced: get k = %q (exit %d, %q)", r.out, r.code, r.err)
+	out, stderr, code := s.run("get", "k")
+	if code != 0 || out != "mine" {
+		t.Errorf("the store was replaced: get k = %q (exit %d, %q)", out, code, stderr)
 	}
-	if r := e.owner(store, "hook", "list"); r.out != "" {
-		t.Errorf("a planted hook is in the store:\n%s", r.out)
+	if out, _, _ := s.run("hook", "list"); out != "" {
+		t.Errorf("a planted hook is in the store:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(pub, "pwned")); err == nil {
 		t.Error("the planted hook ran as the owner")
@@ -299,27 +162,25 @@ func TestTrustPlantedHotJournal(t *testing.T) {
 // Then the owner tightens the folder; the attacker's state dir is still
 // refused, by hook add and by the daemon.
 func TestTrustPlantedStateDir(t *testing.T) {
-	e := newTrustEnv(t)
-	pub := e.mkdir(filepath.Join(e.base, "tmp"), 0o777|os.ModeSticky)
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
 	store := filepath.Join(pub, "s.db")
-	mustCode(t, "owner set", e.owner(store, "set", "x", "1"), 0)
+	s := e.withStore(store)
+	s.mustRun("set", "x", "1")
 
 	state := store + ".d"
 	work := filepath.Join(state, "work", "1")
-	if r := e.other(nil, "/bin/sh", "-c", `mkdir -p "$1" && chmod 0777 "$2" "$2/work" "$1"`, "sh", work, state); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	mustRunCmd(t, e.asOther("/bin/sh", "-c", `mkdir -p "$1" && chmod 0777 "$2" "$2/work" "$1"`, "sh", work, state))
 	pwned := filepath.Join(pub, "pwned")
 	e.plant(filepath.Join(work, ".bashrc"), []byte("touch "+pwned+"\n"))
 	e.plant(filepath.Join(work, "usercustomize.py"), []byte("open('"+pwned+"', 'w')\n"))
 
-	r := e.owner(store, "hook", "add", "--on", "set", "--", "/usr/bin/bash", "-i", "-c", "true")
-	if r.code != 4 || strings.Count(r.err, "livedict: error: hooks are not run") != 1 {
-		t.Errorf("hook add beside a sticky world-writable folder: exit %d, %q; want 4", r.code, r.err)
+	_, stderr, code := s.run("hook", "add", "--on", "set", "--", "/usr/bin/bash", "-i", "-c", "true")
+	if code != 4 || strings.Count(stderr, "livedict: error: hooks are not run") != 1 {
+		t.Errorf("hook add beside a sticky world-writable folder: exit %d, %q; want 4", code, stderr)
 	}
-	r = e.owner(store, "--wait-hooks", "set", "k", "v")
-	if r.code != 0 {
-		t.Errorf("data must still work: exit %d %q", r.code, r.err)
+	if _, stderr, code := s.run("--wait-hooks", "set", "k", "v"); code != 0 {
+		t.Errorf("data must still work: exit %d %q", code, stderr)
 	}
 	if _, err := os.Stat(pwned); err == nil {
 		t.Fatal("a file planted in the state dir ran as the owner")
@@ -329,15 +190,15 @@ func TestTrustPlantedStateDir(t *testing.T) {
 	if err := os.Chmod(pub, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r = e.owner(store, "hook", "add", "--on", "set", "--", "/usr/bin/bash", "-i", "-c", "true")
-	if r.code != 4 || !strings.Contains(r.err, state) {
-		t.Errorf("hook add with another user's state dir: exit %d, %q; want 4 naming %s", r.code, r.err, state)
+	_, stderr, code = s.run("hook", "add", "--on", "set", "--", "/usr/bin/bash", "-i", "-c", "true")
+	if code != 4 || !strings.Contains(stderr, state) {
+		t.Errorf("hook add with another user's state dir: exit %d, %q; want 4 naming %s", code, stderr, state)
 	}
-	r = e.owner(store, "daemon", "--once")
-	if r.code != 4 || !strings.Contains(r.err, state) {
-		t.Errorf("daemon --once with another user's state dir: exit %d, %q; want 4 naming it", r.code, r.err)
+	_, stderr, code = s.run("daemon", "--once")
+	if code != 4 || !strings.Contains(stderr, state) {
+		t.Errorf("daemon --once with another user's state dir: exit %d, %q; want 4 naming it", code, stderr)
 	}
-	e.owner(store, "--wait-hooks", "set", "k", "v2")
+	s.run("--wait-hooks", "set", "k", "v2")
 	if _, err := os.Stat(pwned); err == nil {
 		t.Fatal("a file planted in the state dir ran as the owner")
 	}
@@ -346,21 +207,20 @@ func TestTrustPlantedStateDir(t *testing.T) {
 // Hole 2: the attacker replaces the daemon's lock file by a symlink to a
 // root-owned file; daemon --once must not truncate or write it.
 func TestTrustLockSymlink(t *testing.T) {
-	e := newTrustEnv(t)
-	pub := e.mkdir(filepath.Join(e.base, "tmp"), 0o777|os.ModeSticky)
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
 	store := filepath.Join(pub, "s.db")
-	mustCode(t, "owner set", e.owner(store, "set", "x", "1", "--ttl", "1s"), 0)
-	victim := filepath.Join(e.base, "victim")
+	s := e.withStore(store)
+	s.mustRun("set", "x", "1", "--ttl", "1s")
+	victim := filepath.Join(e.shared, "victim")
 	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	state := store + ".d"
-	if r := e.other(nil, "/bin/sh", "-c", `mkdir -m 0777 "$1" && ln -s "$2" "$1/daemon.lock" && ln -s "$2" "$1/deliver.lock"`, "sh", state, victim); r.code != 0 {
-		t.Fatal(r.err)
-	}
-	r := e.owner(store, "daemon", "--once")
-	if r.code != 4 || !strings.Contains(r.err, state) {
-		t.Errorf("daemon --once: exit %d, %q; want 4 naming %s", r.code, r.err, state)
+	mustRunCmd(t, e.asOther("/bin/sh", "-c", `mkdir -m 0777 "$1" && ln -s "$2" "$1/daemon.lock" && ln -s "$2" "$1/deliver.lock"`, "sh", state, victim))
+	_, stderr, code := s.run("daemon", "--once")
+	if code != 4 || !strings.Contains(stderr, state) {
+		t.Errorf("daemon --once: exit %d, %q; want 4 naming %s", code, stderr, state)
 	}
 	if got, _ := os.ReadFile(victim); string(got) != "precious\n" {
 		t.Fatalf("the daemon wrote through the planted symlink: %q", got)
@@ -371,19 +231,19 @@ func TestTrustLockSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Symlink(victim, filepath.Join(state, "daemon.lock"))
-	r = e.owner(store, "daemon", "--once")
-	if r.code != 4 {
-		t.Errorf("daemon --once with a symlinked lock: exit %d, %q; want 4", r.code, r.err)
+	_, stderr, code = s.run("daemon", "--once")
+	if code != 4 {
+		t.Errorf("daemon --once with a symlinked lock: exit %d, %q; want 4", code, stderr)
 	}
 	if got, _ := os.ReadFile(victim); string(got) != "precious\n" {
 		t.Fatalf("the daemon wrote through a symlinked lock: %q", got)
 	}
 }
 
-// copyTree copies the attacker's files from their own file store into
+// plantTree copies the attacker's files from their own file store into
 // the owner's, as the attacker, keeping names.
-func (e *trustEnv) plantTree(from, to string) int {
-	e.t.Helper()
+func (e *procEnv) plantTree(from, to string) int {
+	e.tb.Helper()
 	n := 0
 	filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".") {
@@ -404,16 +264,16 @@ func (e *trustEnv) plantTree(from, to string) int {
 // i/) of a file store; the attacker plants records of their own there.
 // Reading them must be refused (exit 3, naming the record).
 func TestTrustFileStorePlantedRecords(t *testing.T) {
-	e := newTrustEnv(t)
-	dir := filepath.Join(e.base, "fs")
-	url := "file:" + dir
-	mustCode(t, "owner set", e.owner(url, "set", "other", "1"), 0)
-	mustCode(t, "owner hook add", e.owner(url, "hook", "add", "--on", "set", "--", "/bin/true"), 0)
-	mustCode(t, "owner hook rm", e.owner(url, "hook", "rm", "1"), 0)
+	e := newProcEnv(t, "sqlite").withOther()
+	dir := filepath.Join(e.shared, "fs")
+	s := e.withStore("file:" + dir)
+	s.mustRun("set", "other", "1")
+	s.mustRun("hook", "add", "--on", "set", "--", "/bin/true")
+	s.mustRun("hook", "rm", "1")
 
 	evil := "file:" + filepath.Join(e.otherHome, "fs")
-	mustCode(t, "other set", e.otherLivedict(evil, "set", "k", "theirs"), 0)
-	mustCode(t, "other hook add", e.otherLivedict(evil, "hook", "add", "--on", "get", "--", "/bin/sh", "-c", "touch /tmp/livedict-pwned"), 0)
+	mustRunCmd(t, e.asOther("livedict", "--store", evil, "set", "k", "theirs"))
+	mustRunCmd(t, e.asOther("livedict", "--store", evil, "hook", "add", "--on", "get", "--", "/bin/sh", "-c", "touch /tmp/livedict-pwned"))
 
 	for _, d := range []string{dir, filepath.Join(dir, "b"), filepath.Join(dir, "i")} {
 		os.Chmod(d, 0o755)
@@ -427,13 +287,13 @@ func TestTrustFileStorePlantedRecords(t *testing.T) {
 		t.Fatal("nothing to plant")
 	}
 
-	r := e.owner(url, "get", "k")
-	if r.code != 3 || !strings.Contains(r.err, filepath.Join(bucket, "k")) {
-		t.Errorf("get of a planted record: exit %d, out %q, err %q; want 3 naming the record", r.code, r.out, r.err)
+	out, stderr, code := s.run("get", "k")
+	if code != 3 || !strings.Contains(stderr, filepath.Join(bucket, "k")) {
+		t.Errorf("get of a planted record: exit %d, out %q, err %q; want 3 naming the record", code, out, stderr)
 	}
-	r = e.owner(url, "hook", "list")
-	if r.code != 3 || strings.Contains(r.out, "pwned") {
-		t.Errorf("hook list with a planted definition: exit %d, out %q, err %q; want 3", r.code, r.out, r.err)
+	out, stderr, code = s.run("hook", "list")
+	if code != 3 || strings.Contains(out, "pwned") {
+		t.Errorf("hook list with a planted definition: exit %d, out %q, err %q; want 3", code, out, stderr)
 	}
 }
 
@@ -441,25 +301,25 @@ func TestTrustFileStorePlantedRecords(t *testing.T) {
 // every user can write (not sticky): hooks are refused, judged by the real
 // file's folders, not the symlink's.
 func TestTrustSymlinkedStore(t *testing.T) {
-	e := newTrustEnv(t)
-	open := e.mkdir(filepath.Join(e.base, "open"), 0o777)
-	real := e.mkdir(filepath.Join(open, "mine"), 0o700)
-	mustCode(t, "set", e.owner(filepath.Join(real, "s.db"), "set", "k", "v"), 0)
-	link := filepath.Join(e.ownerHome, "s.db")
+	e := newProcEnv(t, "sqlite").withOther()
+	open := mkdir(t, filepath.Join(e.shared, "open"), 0o777)
+	real := mkdir(t, filepath.Join(open, "mine"), 0o700)
+	e.withStore(filepath.Join(real, "s.db")).mustRun("set", "k", "v")
+	// The link lives in the owner's private folder.
+	link := filepath.Join(e.dir, "link.db")
 	if err := os.Symlink(filepath.Join(real, "s.db"), link); err != nil {
 		t.Fatal(err)
 	}
-	r := e.owner(link, "hook", "add", "--on", "set", "--", "/bin/true")
-	if r.code != 4 || !strings.Contains(r.err, open+" is writable by every user") {
-		t.Errorf("hook add through a symlink: exit %d, %q; want 4 naming %s", r.code, r.err, open)
+	l := e.withStore(link)
+	_, stderr, code := l.run("hook", "add", "--on", "set", "--", "/bin/true")
+	if code != 4 || !strings.Contains(stderr, open+" is writable by every user") {
+		t.Errorf("hook add through a symlink: exit %d, %q; want 4 naming %s", code, stderr, open)
 	}
 	// The attacker can rename the owner's folder away and put theirs in
 	// its place: the store then is theirs, and refused for data too.
-	if r := e.other(nil, "/bin/sh", "-c", `mv "$1/mine" "$1/gone" && mkdir "$1/mine" && cp "$1/gone/s.db" "$1/mine/s.db" 2>/dev/null || echo > "$1/mine/s.db"`, "sh", open); r.code != 0 {
-		t.Fatal(r.err)
-	}
-	if r := e.owner(link, "get", "k"); r.code != 3 {
-		t.Errorf("get through a symlink to another user's file: exit %d, %q; want 3", r.code, r.err)
+	mustRunCmd(t, e.asOther("/bin/sh", "-c", `mv "$1/mine" "$1/gone" && mkdir "$1/mine" && cp "$1/gone/s.db" "$1/mine/s.db" 2>/dev/null || echo > "$1/mine/s.db"`, "sh", open))
+	if _, stderr, code := l.run("get", "k"); code != 3 {
+		t.Errorf("get through a symlink to another user's file: exit %d, %q; want 3", code, stderr)
 	}
 }
 
@@ -467,33 +327,31 @@ func TestTrustSymlinkedStore(t *testing.T) {
 // must still hear notifications: its socket is a file in the 0700 state
 // dir, which nobody else can bind.
 func TestTrustDaemonSocketSquat(t *testing.T) {
-	e := newTrustEnv(t)
-	dir := e.mkdir(filepath.Join(e.base, "private"), 0o755)
+	e := newProcEnv(t, "sqlite").withOther()
+	tool, err := squatTool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mkdir(t, filepath.Join(e.shared, "private"), 0o755)
 	store := filepath.Join(dir, "s.db")
-	mustCode(t, "set", e.owner(store, "set", "x", "1"), 0)
+	s := e.withStore(store)
+	s.mustRun("set", "x", "1")
 	state := store + ".d"
 	// The abstract name livedict used to bind, squatted first.
 	sum := sha256.Sum256([]byte(state))
-	squat := exec.Command(e.tool, "bind", "@livedict-"+hex.EncodeToString(sum[:12])+"-daemon")
-	squat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid)}}
-	var squatOut bytes.Buffer
+	squat := e.asOther(tool, "bind", "@livedict-"+hex.EncodeToString(sum[:12])+"-daemon")
+	var squatOut syncBuffer
 	squat.Stdout = &squatOut
-	if err := squat.Start(); err != nil {
-		t.Fatal(err)
+	sq := e.startCmd(squat) // killed at cleanup
+	poll(t, 10*time.Second, "the other user to bind the name", func() bool {
+		return sq.running() && strings.Contains(squatOut.String(), "bound")
+	})
+	_, stderr, code := s.run("daemon", "--duration", "3s")
+	if code != 0 {
+		t.Fatalf("daemon: exit %d %s", code, stderr)
 	}
-	defer func() { squat.Process.Kill(); squat.Wait() }()
-	for i := 0; i < 200 && !strings.Contains(squatOut.String(), "bound"); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	c := exec.Command(e.bin, "--store", store, "daemon", "--duration", "3s")
-	c.Env = append(os.Environ(), "HOME="+e.ownerHome)
-	var errb bytes.Buffer
-	c.Stderr = &errb
-	if err := c.Run(); err != nil {
-		t.Fatalf("daemon: %v %s", err, errb.String())
-	}
-	if strings.Contains(errb.String(), "polling") || strings.Contains(errb.String(), "no change notifications") {
-		t.Errorf("another user silenced the daemon:\n%s", errb.String())
+	if strings.Contains(stderr, "polling") || strings.Contains(stderr, "no change notifications") {
+		t.Errorf("another user silenced the daemon:\n%s", stderr)
 	}
 	// And the other user cannot reach the socket file at all.
 	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o700 {
@@ -507,38 +365,26 @@ func TestTrustReadOnlyFS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a filesystem")
 	}
-	bin, _ := trustBins(t)
+	e := newProcEnv(t, "sqlite")
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
 	}
 	defer exec.Command("umount", "-l", mnt).Run()
-	ld := func(args ...string) result {
-		var out, errb bytes.Buffer
-		c := exec.Command(bin, args...)
-		c.Env = append(os.Environ(), "HOME="+t.TempDir())
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{out.String(), errb.String(), code}
-	}
 	for _, url := range []string{filepath.Join(mnt, "s.db"), "file:" + filepath.Join(mnt, "fs")} {
-		mustCode(t, "set", ld("--store", url, "set", "k", "v"), 0)
+		e.withStore(url).mustRun("set", "k", "v")
 	}
 	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot remount read-only: %v %s", err, out)
 	}
 	for _, url := range []string{filepath.Join(mnt, "s.db"), "file:" + filepath.Join(mnt, "fs"), filepath.Join(mnt, "new.db")} {
-		r := ld("--store", url, "set", "k", "v2")
-		if r.code != 3 || !strings.Contains(r.err, "read-only file system") || strings.Contains(r.err, "permission denied") {
-			t.Errorf("%s: set on a read-only filesystem: exit %d, %q; want 3 saying read-only file system", url, r.code, r.err)
+		_, stderr, code := e.withStore(url).run("set", "k", "v2")
+		if code != 3 || !strings.Contains(stderr, "read-only file system") || strings.Contains(stderr, "permission denied") {
+			t.Errorf("%s: set on a read-only filesystem: exit %d, %q; want 3 saying read-only file system", url, code, stderr)
 		}
 	}
-	r := ld("--store", filepath.Join(mnt, "s.db"), "get", "k")
-	if r.code != 0 || r.out != "v" {
-		t.Errorf("get on a read-only filesystem: exit %d %q %q", r.code, r.out, r.err)
+	out, stderr, code := e.withStore(filepath.Join(mnt, "s.db")).run("get", "k")
+	if code != 0 || out != "v" {
+		t.Errorf("get on a read-only filesystem: exit %d %q %q", code, out, stderr)
 	}
 }
