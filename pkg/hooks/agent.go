@@ -70,6 +70,12 @@ func openStateFile(stateDir, name string, flags int) (*os.File, error) {
 // record lock, which the kernel drops when the holder dies (kill -9
 // included) and which other processes can test without taking (Holder).
 func TryLock(stateDir, name string) (*Lock, error) {
+	return tryLock(stateDir, name, unix.F_WRLCK)
+}
+
+// tryLock takes the named lock as typ: F_WRLCK (exclusive) or F_RDLCK
+// (shared, as every watcher holds WatchLock).
+func tryLock(stateDir, name string, typ int16) (*Lock, error) {
 	if err := OpenStateDir(stateDir); err != nil {
 		return nil, err
 	}
@@ -77,7 +83,7 @@ func TryLock(stateDir, name string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	lk := unix.Flock_t{Type: typ, Whence: 0}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
