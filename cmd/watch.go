@@ -45,14 +45,17 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			if err != nil {
 				return err
 			}
-			if err := hooks.CheckSafe(info); err != nil {
-				return store.WithKind(store.KindPolicy, err)
+			err = hooks.CheckSafe(info)
+			var w *hooks.Watcher
+			if err == nil {
+				w, err = hooks.Watch(hooks.StateDir(info))
 			}
-			w, err := hooks.Watch(hooks.StateDir(info))
+			if errors.Is(err, hooks.ErrUnsafe) {
+				// A refusal, as for hooks (exit 4), though it also
+				// wraps the store's trust error (exit 3).
+				return &store.Error{Kind: store.KindPolicy, Err: err}
+			}
 			if err != nil {
-				if errors.Is(err, hooks.ErrUnsafe) {
-					err = store.WithKind(store.KindPolicy, err)
-				}
 				return err
 			}
 			defer w.Close()

@@ -240,3 +240,6 @@ func sendAll(stateDir, pattern string, msgs [][]byte) {
 		done()
 	}
 }
+
+// setOFDLock takes an open file description lock (see WatchLock).
+const setOFDLock = unix.F_OFD_SETLK

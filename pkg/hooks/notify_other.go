@@ -2,7 +2,11 @@
 
 package hooks
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
 
 // Without abstract Unix sockets there are no notifications: the daemon
 // finds changes by its slow poll and writers always start a deliverer
@@ -34,3 +38,6 @@ func listen(stateDir, path string, bufSize int, lossy bool) (*Listener, error) {
 
 // sendAll does nothing here.
 func sendAll(stateDir, pattern string, msgs [][]byte) {}
+
+// setOFDLock falls back to a process lock where there are no OFD locks.
+const setOFDLock = unix.F_SETLK

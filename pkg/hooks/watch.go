@@ -19,7 +19,9 @@ import (
 // A watcher that is not running misses what happens meanwhile, as a Redis
 // pub/sub subscriber does.
 const (
-	// WatchLock is held, shared, by every running watcher.
+	// WatchLock is held, shared, by every running watcher: an open file
+	// description lock where the kernel has them, so that the watcher's
+	// own process testing it (Holder) neither misses nor drops it.
 	WatchLock = "watch.lock"
 	// watchPattern matches the watchers' socket files.
 	watchPattern = "watch-*.sock"
@@ -49,7 +51,7 @@ func Watch(stateDir string) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := tryLock(stateDir, WatchLock, unix.F_RDLCK)
+	lock, err := tryLock(stateDir, WatchLock, setOFDLock, unix.F_RDLCK)
 	if err != nil {
 		l.Close()
 		os.Remove(path)
