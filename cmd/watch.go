@@ -45,16 +45,10 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			if err != nil {
 				return err
 			}
-			err = hooks.CheckSafe(info)
-			var w *hooks.Watcher
-			if err == nil {
-				w, err = hooks.Watch(hooks.StateDir(info))
+			if err := hooks.CheckSafe(info); err != nil {
+				return store.WithKind(store.KindPolicy, err)
 			}
-			if errors.Is(err, hooks.ErrUnsafe) {
-				// A refusal, as for hooks (exit 4), though it also
-				// wraps the store's trust error (exit 3).
-				return &store.Error{Kind: store.KindPolicy, Err: err}
-			}
+			w, err := hooks.Watch(hooks.StateDir(info))
 			if err != nil {
 				return err
 			}
