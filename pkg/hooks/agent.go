@@ -70,6 +70,13 @@ func openStateFile(stateDir, name string, flags int) (*os.File, error) {
 // record lock, which the kernel drops when the holder dies (kill -9
 // included) and which other processes can test without taking (Holder).
 func TryLock(stateDir, name string) (*Lock, error) {
+	return tryLock(stateDir, name, unix.F_SETLK, unix.F_WRLCK)
+}
+
+// tryLock takes the named lock with fcntl command cmd (F_SETLK, or
+// F_OFD_SETLK for a lock that no other descriptor of the process can
+// drop) as typ: F_WRLCK (exclusive) or F_RDLCK (shared).
+func tryLock(stateDir, name string, cmd int, typ int16) (*Lock, error) {
 	if err := OpenStateDir(stateDir); err != nil {
 		return nil, err
 	}
@@ -77,8 +84,8 @@ func TryLock(stateDir, name string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+	lk := unix.Flock_t{Type: typ, Whence: 0}
+	if err := unix.FcntlFlock(f.Fd(), cmd, &lk); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 			return nil, ErrLocked

@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -92,11 +93,19 @@ var errInUse = errors.New("another process listens on it")
 // Listen binds the socket for role. It fails if another process has it.
 // The caller holds the lock of the role (DeliverLock, DaemonLock), so a
 // socket file nobody listens on is a stale one, and is replaced.
+// Datagrams are wake-ups: one queued is as good as many.
 func Listen(stateDir, role string) (*Listener, error) {
+	return listen(stateDir, SocketPath(stateDir, role), 512, true)
+}
+
+// listen binds the socket file at path in stateDir and passes on each
+// datagram of up to bufSize bytes from our own uid; lossy drops a
+// datagram while one is already queued (a wake-up), otherwise every one
+// is kept, in order (a watcher's events).
+func listen(stateDir, path string, bufSize int, lossy bool) (*Listener, error) {
 	if err := OpenStateDir(stateDir); err != nil {
 		return nil, err
 	}
-	path := SocketPath(stateDir, role)
 	addr, done, err := sockAddr(path)
 	if err != nil {
 		return nil, err
@@ -110,6 +119,10 @@ func Listen(stateDir, role string) (*Listener, error) {
 	defer f.Close() // net.FileConn holds its own descriptor
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 		return nil, err
+	}
+	if !lossy {
+		// Room for bursts of events; the kernel caps it at rmem_max.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 	}
 	err = unix.Bind(fd, addr)
 	if err == unix.EADDRINUSE {
@@ -127,7 +140,7 @@ func Listen(stateDir, role string) (*Listener, error) {
 	}
 	conn := c.(*net.UnixConn)
 	ch := make(chan []byte, 64)
-	go receive(conn, ch)
+	go receive(conn, ch, bufSize, lossy)
 	return &Listener{conn: conn, C: ch}, nil
 }
 
@@ -153,11 +166,11 @@ func removeStaleSocket(path string, addr *unix.SockaddrUnix) error {
 }
 
 // receive passes on each datagram sent by a process of our own uid, until
-// the socket is closed.
-func receive(conn *net.UnixConn, c chan<- []byte) {
+// the socket is closed (see listen for bufSize and lossy).
+func receive(conn *net.UnixConn, c chan<- []byte, bufSize int, lossy bool) {
 	defer close(c)
 	uid := uint32(os.Geteuid())
-	buf := make([]byte, 512)
+	buf := make([]byte, bufSize)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	for {
 		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
@@ -168,6 +181,10 @@ func receive(conn *net.UnixConn, c chan<- []byte) {
 			continue
 		}
 		msg := append([]byte(nil), buf[:n]...)
+		if !lossy {
+			c <- msg
+			continue
+		}
 		select {
 		case c <- msg:
 		default: // a wake-up is already queued
@@ -192,3 +209,37 @@ func fromUID(oob []byte, uid uint32) bool {
 
 // Close unbinds the socket.
 func (l *Listener) Close() error { return l.conn.Close() }
+
+// sendAll sends each of msgs to every socket file in stateDir whose name
+// matches pattern, never blocking: a listener that is gone, or whose
+// queue is full, is skipped, and nothing of it is removed (it may be
+// another user's doing, or a process about to clean up after itself).
+func sendAll(stateDir, pattern string, msgs [][]byte) {
+	ents, err := os.ReadDir(stateDir)
+	if err != nil {
+		return
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	for _, ent := range ents {
+		if ok, _ := filepath.Match(pattern, ent.Name()); !ok || ent.Type() != fs.ModeSocket {
+			continue
+		}
+		addr, done, err := sockAddr(filepath.Join(stateDir, ent.Name()))
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			if err := unix.Sendto(fd, m, unix.MSG_DONTWAIT, addr); err != nil && err != unix.EMSGSIZE {
+				break // gone or full: skip this watcher
+			}
+		}
+		done()
+	}
+}
+
+// setOFDLock takes an open file description lock (see WatchLock).
+const setOFDLock = unix.F_OFD_SETLK

@@ -67,6 +67,7 @@ func (s *Session) Update(ctx context.Context, fn func(*Tx) error) error {
 		return fn(htx)
 	})
 	if err == nil && htx != nil {
+		publish(s.dir, htx.Watched)
 		s.committed(htx)
 	}
 	return err
@@ -92,7 +93,22 @@ func (s *Session) Wrap(raw store.Tx) (*Tx, error) {
 			}
 		}
 	}
-	return Wrap(raw, rec), nil
+	tx := Wrap(raw, rec)
+	if s.watched() {
+		tx.watchMax = s.MaxEventValue
+		if tx.watchMax <= 0 {
+			tx.watchMax = DefaultMaxEventValue
+		}
+	}
+	return tx, nil
+}
+
+// watched reports whether a watcher runs for this store: one lock test,
+// made afresh for every write transaction (a daemon's session lives
+// long) and never cached.
+func (s *Session) watched() bool {
+	dir, err := s.stateDir()
+	return err == nil && watching(dir)
 }
 
 // undelivered reports whether events wait in the outbox while no process
@@ -174,15 +190,17 @@ func (s *Session) committed(tx *Tx) {
 	}
 }
 
-// WantsGet reports whether, in tx, a hook wants a get event for
-// bucket/key, so a read may be done again in a write transaction that
-// records it.
+// WantsGet reports whether, in tx, a hook or a running watcher wants a
+// get event for bucket/key, so a read may be done again in a write
+// transaction that records it.
 func (s *Session) WantsGet(tx store.Tx, bucket, key string) (bool, error) {
-	if s.NoHooks {
-		return false, nil
+	if !s.NoHooks {
+		rec, err := NewRecorder(tx, 0)
+		if err != nil || rec.Wants(Get, bucket, key) {
+			return err == nil, err
+		}
 	}
-	rec, err := NewRecorder(tx, 0)
-	return rec.Wants(Get, bucket, key), err
+	return s.watched(), nil
 }
 
 // Close runs once the writer is done and its changes are committed: it

@@ -23,6 +23,14 @@ type Tx struct {
 	MinDeadline int64
 	// Wrote reports whether any user entry was changed.
 	Wrote bool
+
+	// watchMax is non-zero while a watcher runs: then every event of the
+	// change is also kept, in memory only, in Watched, its value cut at
+	// watchMax bytes.
+	watchMax int
+	// Watched holds the event lines for watchers, in the order of the
+	// changes.
+	Watched [][]byte
 }
 
 // Wrap returns tx recording events for rec's hooks. rec may be nil.
@@ -30,7 +38,16 @@ func Wrap(tx store.Tx, rec *Recorder) *Tx {
 	return &Tx{Tx: tx, rec: rec}
 }
 
+// wants reports whether ev on bucket/key is recorded: a hook wants it, or
+// a watcher runs.
+func (t *Tx) wants(ev Event, bucket, key string) bool {
+	return t.watchMax > 0 && !store.IsInternal(bucket) || t.rec.Wants(ev, bucket, key)
+}
+
 func (t *Tx) record(ev Event, e store.Entry) error {
+	if t.watchMax > 0 && !store.IsInternal(e.Bucket) {
+		t.Watched = append(t.Watched, watchEvent(ev, e, t.Tx.Now(), t.watchMax))
+	}
 	seqs, err := t.rec.Record(t.Tx, ev, e)
 	t.Events = append(t.Events, seqs...)
 	return err
@@ -45,7 +62,7 @@ func (t *Tx) Put(e store.Entry) error {
 	if e.ExpiresAt != 0 && (t.MinDeadline == 0 || e.ExpiresAt < t.MinDeadline) {
 		t.MinDeadline = e.ExpiresAt
 	}
-	if t.TTLOnly || !t.rec.Wants(Set, e.Bucket, e.Key) {
+	if t.TTLOnly || !t.wants(Set, e.Bucket, e.Key) {
 		return nil
 	}
 	return t.record(Set, e)
@@ -53,7 +70,7 @@ func (t *Tx) Put(e store.Entry) error {
 
 // Delete removes bucket/key and records a delete event if a live entry went.
 func (t *Tx) Delete(bucket, key string) (bool, error) {
-	if !t.rec.Wants(Delete, bucket, key) {
+	if !t.wants(Delete, bucket, key) {
 		ok, err := t.Tx.Delete(bucket, key)
 		t.Wrote = t.Wrote || ok && !store.IsInternal(bucket)
 		return ok, err
@@ -76,9 +93,9 @@ func (t *Tx) Delete(bucket, key string) (bool, error) {
 // DropBucket drops bucket, recording a delete event for each live key a
 // hook wants.
 func (t *Tx) DropBucket(bucket string) (bool, error) {
-	if t.rec.WantsBucket(Delete, bucket) {
+	if t.watchMax > 0 && !store.IsInternal(bucket) || t.rec.WantsBucket(Delete, bucket) {
 		err := t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
-			if !t.rec.Wants(Delete, e.Bucket, e.Key) {
+			if !t.wants(Delete, e.Bucket, e.Key) {
 				return nil
 			}
 			return t.record(Delete, e)
@@ -97,14 +114,14 @@ func (t *Tx) DropBucket(bucket string) (bool, error) {
 // processes reap at once, each entry is reaped, and recorded, once.
 func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
 	wrapped := fn
-	if t.rec.WantsAny(Expire) {
+	if t.watchMax > 0 || t.rec.WantsAny(Expire) {
 		wrapped = func(e store.Entry) error {
 			if fn != nil {
 				if err := fn(e); err != nil {
 					return err
 				}
 			}
-			if !t.rec.Wants(Expire, e.Bucket, e.Key) {
+			if !t.wants(Expire, e.Bucket, e.Key) {
 				return nil
 			}
 			return t.record(Expire, e)
@@ -117,7 +134,7 @@ func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
 
 // RecordGet records a get event for e, which the command just read.
 func (t *Tx) RecordGet(e store.Entry) error {
-	if !t.rec.Wants(Get, e.Bucket, e.Key) {
+	if !t.wants(Get, e.Bucket, e.Key) {
 		return nil
 	}
 	return t.record(Get, e)
@@ -140,7 +157,7 @@ func (t *Tx) CountUpTo(bucket string, limit int64) (int64, error) {
 // writes entry by entry through Put, which records them.
 func (t *Tx) LoadMany(entries []store.Entry, mode store.ImportMode) (int, error) {
 	bl, ok := t.Tx.(store.BulkLoader)
-	if !ok || !t.TTLOnly && t.rec.WantsAny(Set) {
+	if !ok || !t.TTLOnly && (t.watchMax > 0 || t.rec.WantsAny(Set)) {
 		return store.LoadEach(t, entries, mode)
 	}
 	n, err := bl.LoadMany(entries, mode)

@@ -1,0 +1,81 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+
+	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newWatchCmd(a *App) *cobra.Command {
+	var o struct {
+		events string
+		all    bool
+	}
+	c := &cobra.Command{
+		Use:   "watch [GLOB] [--events set,delete,expire,get] [--all-buckets]",
+		Short: "Print events as they happen, one JSON line each",
+		Long: `Print one JSON line per event on the bucket's keys matching GLOB (default
+all) as it happens, in the hook event format (hook_id is 0), until ^C
+(exit 130). --events picks the kinds (a comma list of set, get, delete,
+expire, or all; default all). --all-buckets watches every bucket.
+
+watch needs no hook and records nothing: events that happen while no
+watcher runs are not kept for it (as with Redis pub/sub). Expire events
+come from whoever reaps: a command's lazy reap or the daemon.`,
+		Example: `  livedict watch 'session:*' --events set,expire
+  livedict watch --all-buckets | jq -r .key`,
+		Args: args(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			glob := "*"
+			if len(args) == 1 {
+				glob = args[0]
+			}
+			events, err := hooks.ParseEvents(o.events)
+			if err != nil {
+				return usageErr(err, "")
+			}
+			bucket, err := a.Bucket()
+			if err != nil {
+				return err
+			}
+			_, info, err := a.StoreInfo()
+			if err != nil {
+				return err
+			}
+			if err := hooks.CheckSafe(info); err != nil {
+				return store.WithKind(store.KindPolicy, err)
+			}
+			w, err := hooks.Watch(hooks.StateDir(info))
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			ctx, stop := interruptible()
+			defer stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return context.Canceled
+				case line, ok := <-w.C:
+					if !ok {
+						return errors.New("watch: the event socket closed")
+					}
+					ev, b, key, ok := hooks.ParseWatched(line)
+					if !ok || ev&events == 0 || !o.all && b != bucket ||
+						glob != "*" && (key == nil || !store.Match(glob, *key)) {
+						continue
+					}
+					if _, err := a.IO.Out.Write(line); err != nil {
+						return err
+					}
+				}
+			}
+		},
+	}
+	c.Flags().StringVar(&o.events, "events", "all", "event kinds to print: a comma list of set, get, delete, expire, or all")
+	c.Flags().BoolVar(&o.all, "all-buckets", false, "watch every bucket")
+	return c
+}

@@ -1,0 +1,113 @@
+package hooks
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/livedict/livedict/pkg/store"
+	"golang.org/x/sys/unix"
+)
+
+// Watchers ('livedict watch') hear events as they happen, with nothing
+// recorded: each holds WatchLock shared and binds its own socket file,
+// watch-PID.sock, in the state dir. A writer tests the lock (one fcntl,
+// or one failed open when nobody ever watched) and only when someone
+// holds it keeps its events in memory and, after the commit, sends each as
+// one datagram (the hook event JSON, hook_id 0) to every watcher's socket.
+// A watcher that is not running misses what happens meanwhile, as a Redis
+// pub/sub subscriber does.
+const (
+	// WatchLock is held, shared, by every running watcher: an open file
+	// description lock where the kernel has them, so that the watcher's
+	// own process testing it (Holder) neither misses nor drops it.
+	WatchLock = "watch.lock"
+	// watchPattern matches the watchers' socket files.
+	watchPattern = "watch-*.sock"
+)
+
+// watchBufSize is the largest event datagram a watcher reads: room for a
+// value cut at the default max_event_value_bytes, base64-encoded, and
+// more.
+const watchBufSize = 1 << 20
+
+// Watcher is a running watcher's side: its lock and socket.
+type Watcher struct {
+	lock *Lock
+	l    *Listener
+	path string
+	// C receives each event's JSON line (newline included).
+	C <-chan []byte
+}
+
+// Watch starts a watcher for the store whose state dir is stateDir. The
+// state dir must pass the trust rule as it must for hooks (the refusal
+// wraps ErrUnsafe). The socket is bound before the lock is taken, so a
+// writer that sees the lock finds the socket.
+func Watch(stateDir string) (*Watcher, error) {
+	path := filepath.Join(stateDir, "watch-"+strconv.Itoa(os.Getpid())+".sock")
+	l, err := listen(stateDir, path, watchBufSize, false)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := tryLock(stateDir, WatchLock, setOFDLock, unix.F_RDLCK)
+	if err != nil {
+		l.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return &Watcher{lock: lock, l: l, path: path, C: l.C}, nil
+}
+
+// Close stops watching and removes the watcher's socket file.
+func (w *Watcher) Close() error {
+	w.lock.Release()
+	err := w.l.Close()
+	os.Remove(w.path)
+	return err
+}
+
+// watching reports whether some watcher runs for the store whose state
+// dir is stateDir.
+func watching(stateDir string) bool {
+	pid, _ := Holder(stateDir, WatchLock)
+	return pid != 0
+}
+
+// watchEvent is the JSON line a watcher gets for ev on e at now (Unix
+// ms), its value cut at maxValue bytes as a hook's would be.
+func watchEvent(ev Event, e store.Entry, now int64, maxValue int) []byte {
+	r := &record{Event: ev, Bucket: e.Bucket, Key: []byte(e.Key), Value: e.Value, ExpiresAt: e.ExpiresAt, Time: now}
+	r.cut(maxValue)
+	return r.payload()
+}
+
+// publish sends events to every watcher of the store whose state dir is
+// stateDir, without blocking.
+func publish(stateDir string, events [][]byte) {
+	if len(events) > 0 {
+		sendAll(stateDir, watchPattern, events)
+	}
+}
+
+// watched is what a watcher filters an event line on.
+type watched struct {
+	Event  string  `json:"event"`
+	Bucket string  `json:"bucket"`
+	Key    *string `json:"key"`
+}
+
+// ParseWatched reads the fields a watcher filters on from an event line;
+// ok is false for a line that is not an event.
+func ParseWatched(line []byte) (ev Event, bucket string, key *string, ok bool) {
+	var w watched
+	if json.Unmarshal(line, &w) != nil {
+		return 0, "", nil, false
+	}
+	ev, err := ParseEvents(w.Event)
+	if err != nil || w.Event == "all" {
+		return 0, "", nil, false
+	}
+	return ev, w.Bucket, w.Key, true
+}

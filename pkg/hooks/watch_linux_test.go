@@ -1,0 +1,107 @@
+package hooks
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/livedict/livedict/pkg/store"
+	"golang.org/x/sys/unix"
+)
+
+// A committed change reaches every watcher's socket as one datagram per
+// event, in the order of the changes, values cut as hooks' are; a socket
+// file nobody listens on is skipped and left alone; with no watcher
+// nothing is kept.
+func TestWatchFanOut(t *testing.T) {
+	s, _ := sqliteStore(t)
+	info, err := store.Locate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := StateDir(info)
+	sess := &Session{Store: s, MaxEventValue: 4}
+	put := func(key, value string) *Tx {
+		t.Helper()
+		var htx *Tx
+		err := sess.Update(context.Background(), func(tx *Tx) error {
+			htx = tx
+			if err := tx.Put(store.Entry{Bucket: "main", Key: key, Value: []byte(value)}); err != nil {
+				return err
+			}
+			_, err := tx.Delete("main", key)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return htx
+	}
+	if tx := put("quiet", "v"); len(tx.Watched) != 0 || tx.watchMax != 0 {
+		t.Fatalf("no watcher, yet %d events kept", len(tx.Watched))
+	}
+
+	w, err := Watch(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	other, err := listen(dir, filepath.Join(dir, "watch-other.sock"), watchBufSize, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	dead, err := listen(dir, filepath.Join(dir, "watch-dead.sock"), watchBufSize, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close() // its file stays: a watcher killed with -9
+
+	put("k", "long value")
+	for _, c := range []<-chan []byte{w.C, other.C} {
+		for _, want := range []string{`"event":"set","bucket":"main","key":"k","value":"long","value_truncated":true`, `"event":"delete"`} {
+			line := string(<-c)
+			if !strings.Contains(line, want) || !strings.HasSuffix(line, "}\n") || !strings.Contains(line, `"hook_id":0`) {
+				t.Fatalf("got %q, want it to contain %s", line, want)
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "watch-dead.sock")); err != nil {
+		t.Fatalf("a writer removed another's socket file: %v", err)
+	}
+	w.Close()
+	if _, err := os.Lstat(w.path); !os.IsNotExist(err) {
+		t.Fatalf("the watcher's socket file outlived it: %v", err)
+	}
+}
+
+// A watcher hears only datagrams whose sender's uid is ours (root forges
+// another uid's credentials here; see TestListenDropsOtherUIDs).
+func TestWatchDropsOtherUIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to send another uid's credentials")
+	}
+	dir := t.TempDir()
+	w, err := Watch(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for _, uid := range []uint32{12345, 0} {
+		oob := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
+		msg := []byte(`{"event":"set","bucket":"main","key":"from` + string(rune('0'+uid%10)) + `"}`)
+		if err := unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: w.path}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string(<-w.C); !strings.Contains(got, `"from0"`) {
+		t.Fatalf("got %q first: another uid's event was heard", got)
+	}
+}
