@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/spf13/cobra"
 )
 
 // App is what every command shares: streams, clock, global flags, the
@@ -56,6 +58,12 @@ func (a *App) Run(args []string) int {
 	out := &checkedWriter{w: a.IO.Out}
 	a.IO.Out = out
 	root := NewRootCmd(a)
+	if slices.ContainsFunc(args, func(s string) bool { return s == cobra.ShellCompRequestCmd || s == cobra.ShellCompNoDescRequestCmd }) {
+		// Walking the tree for flag completions costs more than a
+		// whole 'get' (cobra merges every command's flags): only a
+		// shell asking for completions pays it.
+		registerCompletions(a, root)
+	}
 	root.SetArgs(protectNegativeNumbers(root, args))
 	err := unknownLeadingFlag(root, args)
 	if err == nil {

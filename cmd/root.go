@@ -68,7 +68,6 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newExitCodesTopic(),
 	)
 	root.SetHelpCommand(newHelpCmd())
-	registerCompletions(a, root)
 	restoreNegativeNumbers(root)
 	return root
 }
