@@ -261,7 +261,7 @@ func TestWaitWakes(t *testing.T) {
 
 // BenchmarkWaitWakeup measures how long after another process's set has
 // returned a sleeping `wait` exits (the median is reported as
-// median-ms). scripts/bench-scripting.sh runs it.
+// median-ms). scripts/bench.sh (section scripting) runs it.
 func BenchmarkWaitWakeup(b *testing.B) {
 	e := newProcEnv(b, "sqlite")
 	if s := os.Getenv("LIVEDICT_BENCH_STORE"); s != "" {

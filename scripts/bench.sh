@@ -25,7 +25,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(get set import expired hooks daemon)
+ALL_BENCHES=(get set import expired hooks daemon scripting)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -39,6 +39,9 @@ TARGET_EXPIRE_HOOK_P99_MS=100 # daemon: key deadline → its expire hook starts 
 TARGET_MASS_REAP_S=5         # daemon: 100k keys due in one second, all gone after (s)
 TARGET_IDLE_CPU_MS=100       # daemon: CPU per 60 s, idle, 1,000 keys an hour away
 TARGET_DAEMON_RSS_MIB=64     # daemon: peak RSS (VmHWM) with 1M TTL keys
+TARGET_RUN_VS_GET=1.1        # run cache hit / get of the same bytes
+TARGET_LOCK_VS_FLOCK=2.0     # lock NAME -- true / flock FILE true
+TARGET_WAIT_WAKE_MS=20       # wait KEY exits after another process's set (median)
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	# A smoke test: every section runs, on small data, in a few minutes.
@@ -49,6 +52,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	IMPORT_RUNS=2
 	EXPIRED_RUNS=3
 	HOOK_RECORD_RUNS=10 HOOK_START_RUNS=10 PICKUP_RUNS=10
+	WAIT_RUNS=10 LOCKERS=8 LOCKS_EACH=10
 	GO_BENCH_FLAGS=(-livedict.quick) # 2k expire hooks, 20k mass expiry, 10 s idle, 100k keys for RSS
 else
 	MODE="full"
@@ -58,6 +62,7 @@ else
 	IMPORT_RUNS=3
 	EXPIRED_RUNS=10
 	HOOK_RECORD_RUNS=100 HOOK_START_RUNS=30 PICKUP_RUNS=30
+	WAIT_RUNS=40 LOCKERS=32 LOCKS_EACH=50
 	GO_BENCH_FLAGS=() # 10k expire hooks, 100k mass expiry, 60 s idle, 1M keys for RSS
 fi
 
@@ -444,6 +449,62 @@ bench_daemon() {
 	check_target "$mib" "$TARGET_DAEMON_RSS_MIB"
 	add_summary "daemon memory (TTL keys, daemon --duration): peak RSS (ru_maxrss) $mib MiB" \
 		"(target ≤ $TARGET_DAEMON_RSS_MIB MiB at 1M keys) $ST"
+}
+
+# ---------------------------------------------------------------- scripting
+
+# scripting: lock, run and wait against the tools they replace, and the
+# lock's correctness under contention (every increment counted, never two
+# holders at once).
+bench_scripting() {
+	local st="sqlite:$TMP/scripting.db" bytes="$TMP/bytes"
+	head -c 2000 /dev/urandom | base64 >"$bytes"
+	"$LD" --store "$st" set plain - <"$bytes"
+	"$LD" --store "$st" run --ttl 1h --key hit -- cat "$bytes" >/dev/null
+	expect_eq "run cache hit" "$(cat "$bytes")" "$("$LD" --store "$st" run --ttl 1h --key hit -- cat "$bytes")"
+	hf run -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n get "$(q "$LD" --store "$st" get plain)" \
+		-n run "$(q "$LD" --store "$st" run --ttl 1h --key hit -- cat "$bytes")"
+	note_noise run
+	local g r rr
+	g=$(hf_median_ms run 0) r=$(hf_median_ms run 1) rr=$(ratio "$r" "$g")
+	check_target "$rr" "$TARGET_RUN_VS_GET"
+	add_summary "run cache hit $(fmt_ms "$r") vs get $(fmt_ms "$g") → ${rr}× (target ≤ $TARGET_RUN_VS_GET) $ST"
+
+	hf lock -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n flock "$(q flock "$TMP/flockfile" true)" \
+		-n lock "$(q "$LD" --store "$st" lock name -- true)"
+	note_noise lock
+	local f l lr
+	f=$(hf_median_ms lock 0) l=$(hf_median_ms lock 1) lr=$(ratio "$l" "$f")
+	check_target "$lr" "$TARGET_LOCK_VS_FLOCK"
+	add_summary "lock NAME -- true $(fmt_ms "$l") vs flock FILE true $(fmt_ms "$f") → ${lr}× (target ≤ $TARGET_LOCK_VS_FLOCK) $ST"
+
+	LIVEDICT_BENCH_STORE="$st" gobench WaitWakeup "${WAIT_RUNS}x"
+	local w
+	w=$(metric median-ms)
+	check_target "$w" "$TARGET_WAIT_WAKE_MS"
+	add_summary "wait KEY wakes after another process's set: median $w ms, p90 $(metric p90-ms) ms (target ≤ $TARGET_WAIT_WAKE_MS ms) $ST"
+
+	log "$LOCKERS processes x $LOCKS_EACH lock --wait 30s -- increment a file"
+	echo 0 >"$TMP/counter"
+	cat >"$TMP/incr.sh" <<'SH'
+mkdir "$1/held" 2>/dev/null || echo overlap >>"$1/bad"
+n=$(cat "$1/counter"); echo $((n + 1)) >"$1/counter"
+rmdir "$1/held"
+SH
+	local t0=$SECONDS i j
+	for ((i = 0; i < LOCKERS; i++)); do
+		for ((j = 0; j < LOCKS_EACH; j++)); do
+			"$LD" --store "$st" lock incr --wait 30s -- sh "$TMP/incr.sh" "$TMP" || echo "exit $?" >>"$TMP/bad"
+		done &
+	done
+	wait
+	local want=$((LOCKERS * LOCKS_EACH)) got bad=0
+	got=$(cat "$TMP/counter")
+	[[ -f "$TMP/bad" ]] && bad=$(wc -l <"$TMP/bad")
+	expect_eq "$LOCKERS x $LOCKS_EACH locked increments (overlaps or failures: $bad)" "$want 0" "$got $bad"
+	add_summary "$LOCKERS x $LOCKS_EACH lock --wait increments: $got of $want, no overlap, $((SECONDS - t0)) s"
 }
 
 # ---------------------------------------------------------------- main
