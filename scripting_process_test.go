@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -144,6 +145,11 @@ func TestLockSemaphoreAndFencing(t *testing.T) {
 // TestLockForwardsSignals: SIGTERM and SIGHUP sent to livedict reach CMD,
 // whose own exit status comes back; the lease is released.
 func TestLockForwardsSignals(t *testing.T) {
+	// Processes started under nohup (or by a runner that ignores SIGHUP)
+	// inherit SIGHUP ignored, and then neither livedict nor sh may catch
+	// it. Catching it here makes this process's children start with the
+	// default, whatever started the tests.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	scriptEnv(t, func(t *testing.T, e *procEnv) {
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
 			os.Remove(filepath.Join(e.dir, "ready"))

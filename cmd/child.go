@@ -51,48 +51,75 @@ func childStdio(w io.Writer) io.Writer {
 	return w
 }
 
+// child is a command livedict runs for the user (lock's and run's CMD),
+// with the signals livedict passes on to it.
+type child struct {
+	*exec.Cmd
+	sigs chan os.Signal
+}
+
+// forwarded are the signals passed on to a child: SIGINT, SIGTERM and
+// SIGHUP, less any livedict was started with ignored. Under nohup, or as a
+// shell's background job (SIGINT ignored), CMD inherits the same ignored
+// signal, as it would under flock(1); catching it to pass it on would undo
+// what the caller asked for.
+func forwarded() []os.Signal {
+	var sigs []os.Signal
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
+
 // startChild starts argv with extra environment, as a shell would: exit
-// 127 when it is not found, 126 when it cannot be run.
-func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*exec.Cmd, error) {
+// 127 when it is not found, 126 when it cannot be run. The signals to pass
+// on are caught before it starts, so one that arrives in between reaches
+// CMD instead of ending livedict.
+func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*child, error) {
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Env = append(os.Environ(), env...)
 	c.Stdin, c.Stdout, c.Stderr = in, out, errw
 	c.SysProcAttr = childAttr()
+	ch := &child{Cmd: c, sigs: make(chan os.Signal, 4)}
+	if sigs := forwarded(); len(sigs) > 0 {
+		signal.Notify(ch.sigs, sigs...)
+	}
 	if err := c.Start(); err != nil {
+		signal.Stop(ch.sigs)
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = 127
 		}
 		return nil, &launchError{code: code, err: fmt.Errorf("%s: %w", argv[0], err)}
 	}
-	return c, nil
+	return ch, nil
 }
 
-// waitChild waits for c while passing SIGINT, SIGTERM and SIGHUP on to it
-// (as consul lock does; in a terminal the child also gets ^C from the
-// terminal itself, as under flock). When stop yields, the child is sent
-// SIGTERM, then SIGKILL after grace. It returns the status a shell would
-// report: the exit code, or 128+N when signal N killed it.
-func waitChild(c *exec.Cmd, stop <-chan error, onStop func(error), grace time.Duration) int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// wait waits for the child while passing on the signals livedict gets (as
+// consul lock does; in a terminal the child also gets ^C from the terminal
+// itself, as under flock). When stop yields, the child is sent SIGTERM,
+// then SIGKILL after grace. It returns the status a shell would report:
+// the exit code, or 128+N when signal N killed it.
+func (ch *child) wait(stop <-chan error, onStop func(error), grace time.Duration) int {
+	defer signal.Stop(ch.sigs)
 	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
+	go func() { ch.Wait(); close(done) }()
 	var kill <-chan time.Time
 	for {
 		select {
-		case s := <-sigs:
-			c.Process.Signal(s)
+		case s := <-ch.sigs:
+			ch.Process.Signal(s)
 		case err := <-stop:
 			stop = nil
 			onStop(err)
-			c.Process.Signal(syscall.SIGTERM)
+			ch.Process.Signal(syscall.SIGTERM)
 			kill = time.After(grace)
 		case <-kill:
-			c.Process.Kill()
+			ch.Process.Kill()
 		case <-done:
-			return shellStatus(c.ProcessState)
+			return shellStatus(ch.ProcessState)
 		}
 	}
 }

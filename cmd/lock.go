@@ -178,12 +178,12 @@ func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Du
 		return err
 	}
 	lost, stopKeeping := l.Keep(r, h, ttlD)
-	status := waitChild(child, lost, func(err error) {
+	status := child.wait(lost, func(err error) {
 		fmt.Fprintf(a.IO.Err, "livedict: error: lease on %q lost while the command ran (%v); stopping it\n", terminalSafe(r.Name, false), err)
 	}, 5*time.Second)
 	stopKeeping()
 	if _, err := l.Release(r, h); err != nil {
-		fmt.Fprintf(a.IO.Err, "livedict: warning: releasing %q: %v (it frees itself when its TTL ends)\n", terminalSafe(r.Name, false), err)
+		a.warn(fmt.Sprintf("releasing %q: %v (it frees itself when its TTL ends)", r.Name, err))
 	}
 	return exitStatus(status)
 }

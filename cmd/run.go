@@ -166,7 +166,7 @@ func (a *App) runCaptured(argv []string) (runcache.Entry, bool) {
 	if err != nil {
 		return runcache.Entry{Status: 126, Stderr: []byte("livedict: error: " + err.Error() + "\n")}, false
 	}
-	status := waitChild(child, nil, nil, 0)
+	status := child.wait(nil, nil, 0)
 	ws, _ := child.ProcessState.Sys().(syscall.WaitStatus)
 	return runcache.Entry{Status: status, Stdout: out.Bytes(), Stderr: errb.Bytes()}, !ws.Signaled()
 }
