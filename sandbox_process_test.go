@@ -86,9 +86,14 @@ try:
             os.close(got)
 except OSError as e:
     print("pidfd_open:", e)
+# In a PID namespace os.getpid() is the namespace's number, which the
+# host's /proc may not have: then there is no ancestor to walk.
 pid = os.getpid()
 for _ in range(5):
-    stat = open("/proc/%d/stat" % pid).read()
+    try:
+        stat = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        break
     pid = int(stat[stat.rindex(")") + 2:].split()[1])
     if pid <= 1:
         break

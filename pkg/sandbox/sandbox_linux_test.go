@@ -286,7 +286,10 @@ func TestTimeoutKillsGrandchildren(t *testing.T) {
 	t.Parallel()
 	modes(t, func(t *testing.T, noNS bool) {
 		a, b := marker(), marker()
-		const grace = 2 * time.Second
+		// Long: the shell dies of SIGTERM at once, so the grace is never
+		// waited out when all is well, but on a machine at load 60 a
+		// dying process can take seconds to be scheduled.
+		const grace = 10 * time.Second
 		res, _ := untilReady(t, 300*time.Millisecond, func(timeout time.Duration) Result {
 			return runHook(t, Spec{
 				Argv:         sh("sleep " + a + " & sleep " + b + " & echo ready; wait"),
