@@ -287,16 +287,19 @@ func readDirNames(dir string) ([]string, error) {
 
 // lock takes the store's flock (unix.LOCK_SH or unix.LOCK_EX) on a fresh
 // open file, waiting in the kernel for up to the busy timeout (flockWait
-// says why it does not poll). Closing the returned file releases the lock.
+// says why it does not poll), behind a turnstile that keeps readers from
+// starving writers (lockGate). Closing the returned file releases the lock.
 func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	path := s.path(fileLockName)
+	writable := true
 	fd, err := OpenTrusted(path, unix.O_RDWR|unix.O_CREAT)
 	if err != nil && how == unix.LOCK_SH && !errors.Is(err, ErrUntrusted) {
 		// A store the user may only read can still be read.
 		fd, err = OpenTrusted(path, unix.O_RDONLY)
+		writable = false
 	}
 	if errors.Is(err, ErrUntrusted) {
 		return nil, err
@@ -305,7 +308,12 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), path)
-	err = flockWait(ctx, int(f.Fd()), how, s.opts.BusyTimeout)
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	leaveGate, err := lockGate(ctx, fd, writable, s.opts.BusyTimeout)
+	if err == nil {
+		err = flockWait(ctx, fd, how, time.Until(deadline))
+		leaveGate()
+	}
 	if err == nil {
 		return f, nil
 	}

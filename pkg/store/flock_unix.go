@@ -28,16 +28,25 @@ var errLockTimeout = errors.New("lock wait timed out")
 // call holds its own reference to the open file, and whatever lock it
 // gets is dropped with that reference as soon as it returns.
 func flockWait(ctx context.Context, fd int, how int, timeout time.Duration) error {
+	return waitLock(ctx, timeout,
+		func() error { return flock(fd, how|unix.LOCK_NB) },
+		func() error { return flock(fd, how) })
+}
+
+// waitLock takes a lock with try, which must not block, and when that
+// finds it held, with block in a goroutine, for at most timeout (see
+// flockWait, which is the common case).
+func waitLock(ctx context.Context, timeout time.Duration, try, block func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// The uncontended case costs one system call and no goroutine.
-	err := flock(fd, how|unix.LOCK_NB)
-	if !errors.Is(err, unix.EWOULDBLOCK) {
+	err := try()
+	if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EACCES) {
 		return err
 	}
 	got := make(chan error, 1)
-	go func() { got <- flock(fd, how) }()
+	go func() { got <- block() }()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
