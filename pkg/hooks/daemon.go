@@ -46,6 +46,9 @@ type Settings struct {
 	Backoff time.Duration
 	// MaxEventValue caps the value bytes an event carries.
 	MaxEventValue int
+	// HookKeyFile holds the key that verifies hook definitions on a
+	// shared store (see LoadHookKey).
+	HookKeyFile string
 }
 
 // NewDeliverer returns the deliverer for s, running hooks in the sandbox
@@ -64,7 +67,16 @@ func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, st
 	if err != nil {
 		return nil, "", err
 	}
+	var key []byte
+	shared := store.IsShared(s)
+	if shared {
+		if key, err = LoadHookKey(set.HookKeyFile); err != nil {
+			return nil, "", err
+		}
+	}
 	return &Deliverer{
+		Shared:      shared,
+		Key:         key,
 		Store:       s,
 		Run:         sandbox.Run,
 		Concurrency: set.Concurrency,
