@@ -36,7 +36,7 @@ var ErrHookKey = store.NewError(store.KindPolicy, "hook key refused")
 // key someone else can read lets them sign hooks that run as us. Many
 // processes creating it at once end up with the same key.
 func LoadHookKey(path string) ([]byte, error) {
-	key, err := readHookKey(path)
+	key, err := ReadHookKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
@@ -72,10 +72,12 @@ func LoadHookKey(path string) ([]byte, error) {
 	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err
 	}
-	return readHookKey(path)
+	return ReadHookKey(path)
 }
 
-func readHookKey(path string) ([]byte, error) {
+// ReadHookKey reads the hook key at path as LoadHookKey does, but never
+// creates it: a missing key is fs.ErrNotExist.
+func ReadHookKey(path string) ([]byte, error) {
 	fd, err := store.OpenTrusted(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, err
