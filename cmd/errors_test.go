@@ -46,6 +46,7 @@ var sentinels = map[string]struct {
 	"ttl.ErrTime":             {ttl.ErrTime, ExitUsage},
 	"hooks.ErrEvents":         {hooks.ErrEvents, ExitUsage},
 	"hooks.ErrNoHook":         {hooks.ErrNoHook, ExitNotFound},
+	"hooks.ErrHookKey":        {hooks.ErrHookKey, ExitPolicy},
 	// A backend that breaks the deadline contract: a store failure.
 	"ttl.ErrSource": {storeErr(ttl.ErrSource), ExitStore},
 	// Never returned to a command as is: CheckSafe's callers give it

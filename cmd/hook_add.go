@@ -130,8 +130,16 @@ hook with --no-network is not run where the kernel cannot give both; see
 			if err := hooks.CheckSafe(info); err != nil {
 				return store.WithKind(store.KindPolicy, err)
 			}
+			s, err := a.Store()
+			if err != nil {
+				return err
+			}
+			key, err := a.hookKey(s)
+			if err != nil {
+				return err
+			}
 			err = a.updateHooks(func(tx store.Tx) error {
-				h, err = hooks.Add(tx, h)
+				h, err = hooks.Add(tx, h, key)
 				return err
 			})
 			if err != nil {

@@ -31,10 +31,18 @@ changed and 0 if not.`,
 			if err != nil {
 				return err
 			}
+			s, err := a.Store()
+			if err != nil {
+				return err
+			}
+			key, err := a.hookKey(s)
+			if err != nil {
+				return err
+			}
 			changed := false
 			err = a.updateHooks(func(tx store.Tx) error {
 				var err error
-				changed, err = hooks.SetEnabled(tx, id, on)
+				changed, err = hooks.SetEnabled(tx, id, on, key)
 				return err
 			})
 			if errors.Is(err, hooks.ErrNoHook) {

@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -16,7 +18,11 @@ func newHookListCmd(a *App) *cobra.Command {
 		Long: `List every hook. On a terminal: a table. Piped: one line per hook,
 id<TAB>name<TAB>events<TAB>bucket<TAB>key<TAB>enabled|disabled<TAB>command,
 where bucket is * for every bucket and the command is shell-quoted.
---json: one object per line.`,
+--json: one object per line.
+
+On a store shared between hosts (Redis), a hook whose definition this
+host's hook_key_file did not sign shows as refused (--json: "refused":
+true): this host's daemon does not run it. 'hook enable ID' here signs it.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var hs []hooks.Hook
@@ -27,16 +33,35 @@ where bucket is * for every bucket and the command is shell-quoted.
 			}); err != nil {
 				return err
 			}
+			// On a shared store, a definition this host's key does not
+			// verify is not run here: say so rather than "enabled".
+			s, err := a.Store()
+			if err != nil {
+				return err
+			}
+			shared := store.IsShared(s)
+			var key []byte
+			if shared {
+				if key, err = hooks.ReadHookKey(a.Config.HookKeyFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
 			var rows [][]string
 			for _, h := range hs {
 				state, bucket := "enabled", h.Bucket
-				if !h.Enabled {
+				refused := shared && !h.Verified(key)
+				switch {
+				case !h.Enabled:
 					state = "disabled"
+				case refused:
+					state = hooks.StatusRefused
 				}
 				if bucket == "" {
 					bucket = "*"
 				}
 				switch {
+				case a.JSON && shared:
+					a.jsonLine(append(hookObject(h), field{"refused", refused}))
 				case a.JSON:
 					a.jsonLine(hookObject(h))
 				case a.IO.OutTTY:

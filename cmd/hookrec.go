@@ -36,6 +36,16 @@ func (a *App) updateHooks(fn func(store.Tx) error) error {
 	return storeErr(s.Update(context.Background(), fn))
 }
 
+// hookKey is the key that signs hook definitions written to s: on a store
+// shared between hosts, this host's hook_key_file (made on first use);
+// elsewhere nil, since only the store's owner can write its definitions.
+func (a *App) hookKey(s store.Store) ([]byte, error) {
+	if !store.IsShared(s) {
+		return nil, nil
+	}
+	return hooks.LoadHookKey(a.Config.HookKeyFile)
+}
+
 // spawnDispatcher starts a detached 'livedict hook deliver' for this store:
 // its own session (no terminal signals reach it), no stdio, the same
 // environment and configuration as this command.
@@ -67,6 +77,7 @@ func hookSettings(cfg *Config) hooks.Settings {
 		Retries:       cfg.Retries,
 		Backoff:       cfg.RetryBackoff,
 		MaxEventValue: cfg.MaxEventValueBytes,
+		HookKeyFile:   cfg.HookKeyFile,
 	}
 }
 

@@ -70,6 +70,7 @@ var settings = []setting{
 	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
 	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
+	{key: "hook_key_file", doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
 }
 
 func isPositive(s string) error {
@@ -93,6 +94,8 @@ type Config struct {
 	RetryBackoff       time.Duration
 	MaxEventValueBytes int
 	HookConcurrency    int
+	// HookKeyFile signs and verifies hook definitions on shared stores.
+	HookKeyFile string
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -195,6 +198,10 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	cfg.RetryBackoff, _ = ttl.ParseDuration(cfg.values["retry_backoff"])
 	cfg.MaxEventValueBytes, _ = strconv.Atoi(cfg.values["max_event_value_bytes"])
 	cfg.HookConcurrency, _ = strconv.Atoi(cfg.values["hook_concurrency"])
+	if cfg.values["hook_key_file"] == "" {
+		cfg.values["hook_key_file"] = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "hook.key")
+	}
+	cfg.HookKeyFile = expandHome(cfg.values["hook_key_file"])
 	return cfg, nil
 }
 

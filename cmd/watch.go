@@ -41,14 +41,14 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			if err != nil {
 				return err
 			}
-			_, info, err := a.StoreInfo()
+			s, info, err := a.StoreInfo()
 			if err != nil {
 				return err
 			}
 			if err := hooks.CheckSafe(info); err != nil {
 				return store.WithKind(store.KindPolicy, err)
 			}
-			w, err := hooks.Watch(hooks.StateDir(info))
+			w, err := hooks.WatchStore(s, info)
 			if err != nil {
 				return err
 			}

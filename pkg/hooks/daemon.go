@@ -29,6 +29,9 @@ const (
 	reapGap = 10 * time.Millisecond
 	// reapBatch is how many expired keys one transaction deletes.
 	reapBatch = 1000
+	// rereadGap is the least time between two readings of the schedule
+	// prompted by a shared store's change feed.
+	rereadGap = 20 * time.Millisecond
 	// lockPoll is how often the daemon looks whether a detached
 	// dispatcher let the delivery lock go.
 	lockPoll = 50 * time.Millisecond
@@ -46,6 +49,9 @@ type Settings struct {
 	Backoff time.Duration
 	// MaxEventValue caps the value bytes an event carries.
 	MaxEventValue int
+	// HookKeyFile holds the key that verifies hook definitions on a
+	// shared store (see LoadHookKey).
+	HookKeyFile string
 }
 
 // NewDeliverer returns the deliverer for s, running hooks in the sandbox
@@ -64,7 +70,16 @@ func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, st
 	if err != nil {
 		return nil, "", err
 	}
+	var key []byte
+	shared := store.IsShared(s)
+	if shared {
+		if key, err = LoadHookKey(set.HookKeyFile); err != nil {
+			return nil, "", err
+		}
+	}
 	return &Deliverer{
+		Shared:      shared,
+		Key:         key,
 		Store:       s,
 		Run:         sandbox.Run,
 		Concurrency: set.Concurrency,
@@ -209,7 +224,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.deliverLoop(deliverCtx)
 		}()
 	}
-	err = d.expireLoop(ctx, notes.C)
+	// On a store shared between hosts, writers elsewhere cannot reach
+	// our socket: the store's own change feed wakes us instead.
+	var changes <-chan struct{}
+	if cf, ok := d.Store.(store.ChangeFeed); ok {
+		if changes, err = cf.Changes(ctx); err != nil {
+			d.log().Warn("no change feed from the store; reading it again once a second", "error", err.Error())
+			changes = nil
+		}
+	}
+	err = d.expireLoop(ctx, notes.C, changes)
 	// Stop taking work; running hooks finish within their timeouts.
 	stopDelivery()
 	wg.Wait()
@@ -331,13 +355,20 @@ func (d *Daemon) newSchedule(ctx context.Context) *ttl.Schedule {
 
 // expireLoop sleeps until the next deadline, a notification or the safety
 // poll, and reaps what is due. It returns when ctx ends.
-func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte) error {
+func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-chan struct{}) error {
 	sched := d.newSchedule(ctx)
 	lastMod := d.storeModTime()
+	shared := store.IsShared(d.Store)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastReap time.Time
+	// changed: the change feed said another host wrote; the schedule is
+	// read again, at most once per rereadGap however fast they write.
+	changed, lastRead := false, time.Now()
 	for {
+		if changed && time.Since(lastRead) >= rereadGap {
+			sched, changed, lastRead = d.newSchedule(ctx), false, time.Now()
+		}
 		due := false
 		for {
 			ds, err := sched.Due(4096)
@@ -381,6 +412,9 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte) error {
 		if ok {
 			wait = min(wait, ttl.Until(ttl.NowMs(d.clock()), next)) // saturates centuries out
 		}
+		if changed {
+			wait = min(wait, rereadGap-time.Since(lastRead))
+		}
 		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
@@ -391,9 +425,22 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte) error {
 				continue
 			}
 			d.heard(sched, msg)
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			changed = true
+			d.wakeDelivery()
 		case <-timer.C:
 			mod := d.storeModTime()
-			if !mod.Equal(lastMod) {
+			if shared && time.Since(lastRead) >= safetyPoll {
+				// No modification time tells of other hosts'
+				// writes, and a change message can be lost:
+				// read the schedule again every poll.
+				sched, changed, lastRead = d.newSchedule(ctx), false, time.Now()
+				d.wakeDelivery()
+			} else if !mod.Equal(lastMod) {
 				// Changed behind our back (a writer that could not
 				// notify): start the schedule again from the store.
 				sched = d.newSchedule(ctx)

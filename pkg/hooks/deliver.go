@@ -54,6 +54,17 @@ type Deliverer struct {
 	// NoWait makes an untilIdle Deliver also return when what is left
 	// waits for a retry time (daemon --once delivers what is due now).
 	NoWait bool
+	// Shared is set for a store that several hosts deliver from: events
+	// are claimed before they run (claim.go), and only definitions Key
+	// verifies are run (sign.go).
+	Shared bool
+	// Key is this host's hook key (LoadHookKey), used when Shared.
+	Key []byte
+	// Lease is how long a claim lasts unrenewed (DefaultLease if zero).
+	Lease time.Duration
+
+	owner   string           // names this deliverer's claims
+	refused map[int64]string // definitions logged as refused, by id
 }
 
 // item is one outbox event held in memory.
@@ -62,6 +73,9 @@ type item struct {
 	rec     *record
 	key     string // orderKey
 	running bool
+	// heldUntil: another deliverer's claim on a shared store lasts until
+	// then (or until a wake-up says the store changed).
+	heldUntil time.Time
 }
 
 type outcome struct {
@@ -71,6 +85,10 @@ type outcome struct {
 	res     sandbox.Result
 	err     error // the sandbox could not run the hook
 	start   time.Time
+	// claim is what claiming the event found (shared stores); anything
+	// but claimed means no run happened.
+	claim     claimState
+	heldUntil time.Time
 }
 
 func (d *Deliverer) now() time.Time {
@@ -98,15 +116,21 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
+	if d.Shared && d.owner == "" {
+		d.owner = newOwner()
+	}
 	var (
 		pending []*item
 		cursor  string
 		// defs is the hook definitions as of the last load: reading
 		// them with the outbox saves a transaction per run.
-		defs    map[int64]Hook
-		running int
-		done    = make(chan outcome, conc)
-		stopErr error
+		defs map[int64]Hook
+		// verified says, on a shared store, which definitions this
+		// host's key verifies.
+		verified map[int64]bool
+		running  int
+		done     = make(chan outcome, conc)
+		stopErr  error
 	)
 	load := func() error {
 		if len(pending) >= maxPending && defs != nil {
@@ -119,8 +143,12 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				return err
 			}
 			defs = make(map[int64]Hook, len(hs))
+			verified = make(map[int64]bool, len(hs))
 			for _, h := range hs {
 				defs[h.ID] = h
+				if d.Shared {
+					verified[h.ID] = d.verify(h)
+				}
 			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				cursor = e.Key
@@ -166,18 +194,45 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		// Start what may start: the oldest event of each order key, once
 		// its retry time has come.
 		var next time.Time
+		// blocked counts the events left to other deliverers or to
+		// other hosts' keys (shared stores): not this one's to wait for.
+		blocked, heads := 0, []*item(nil)
 		if !stopping {
 			now := d.now()
+			// Only the oldest event of each order key may start.
 			seen := make(map[string]bool, len(pending))
+			heads = make([]*item, 0, len(pending))
 			for _, it := range pending {
+				if !seen[it.key] {
+					seen[it.key] = true
+					heads = append(heads, it)
+				}
+			}
+			// On a shared store each deliverer starts its pass at a
+			// place of its own, so that several do not all reach for
+			// the same events first.
+			first := 0
+			if d.Shared && len(heads) > 0 {
+				first = int(hash(d.owner) % uint64(len(heads)))
+			}
+			for i := range heads {
+				it := heads[(first+i)%len(heads)]
 				if running >= conc {
 					break
 				}
-				if seen[it.key] {
+				if it.running {
 					continue
 				}
-				seen[it.key] = true
-				if it.running {
+				h, ok := defs[it.rec.HookID]
+				if d.Shared && ok && !verified[h.ID] {
+					blocked++
+					continue
+				}
+				if it.heldUntil.After(now) {
+					blocked++
+					if next.IsZero() || it.heldUntil.Before(next) {
+						next = it.heldUntil
+					}
 					continue
 				}
 				if at := time.UnixMilli(it.rec.NextAt); it.rec.NextAt > 0 && at.After(now) {
@@ -188,13 +243,14 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				}
 				it.running = true
 				running++
-				h, ok := defs[it.rec.HookID]
 				go func() { done <- d.attempt(it, h, ok) }()
 			}
 		}
 		if running == 0 && untilIdle {
-			if len(pending) > 0 && d.NoWait && !stopping {
-				return nil // everything left waits for its retry time
+			if len(pending) > 0 && (d.NoWait || blocked == len(heads)) && !stopping {
+				// Everything left waits for its retry time, or is
+				// another deliverer's or another host's to run.
+				return nil
 			}
 			if len(pending) == 0 {
 				if err := load(); err != nil || len(pending) == 0 {
@@ -219,6 +275,16 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if stopErr != nil {
 				continue // the store failed: leave the event for next time
 			}
+			switch o.claim {
+			case gone:
+				pending = remove(pending, o.it)
+				continue
+			case held:
+				o.it.heldUntil = o.heldUntil
+				continue
+			case notDue:
+				continue
+			}
 			drop, err := d.finish(o)
 			if err != nil {
 				stopErr, stopping = err, true
@@ -235,6 +301,10 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		case <-wake:
 			if stopping {
 				continue
+			}
+			// Another deliverer may have let its claims go.
+			for _, it := range pending {
+				it.heldUntil = time.Time{}
 			}
 			if err := load(); err != nil {
 				loadFailed(err)
@@ -286,6 +356,12 @@ func remove(items []*item, it *item) []*item {
 // take seconds and the store must not wait for it.
 func (d *Deliverer) attempt(it *item, h Hook, found bool) outcome {
 	o := outcome{it: it, hook: h, start: d.now()}
+	if d.Shared {
+		if o.claim, o.heldUntil = d.claim(it); o.claim != claimed {
+			return o
+		}
+		defer d.renewClaim(it)()
+	}
 	switch {
 	case !found:
 		o.skipped = "hook removed"
@@ -364,12 +440,22 @@ func (d *Deliverer) finish(o outcome) (drop bool, err error) {
 	if !drop {
 		next.Attempts++
 		next.NextAt = d.now().Add(d.backoff(next.Attempts)).UnixMilli()
+		next.Owner, next.Lease = "", 0 // the retry is anyone's to run
 	}
 	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
-		if _, ok, err := tx.Get(outboxBucket, seqKey(o.it.seq)); err != nil || !ok {
+		e, ok, err := tx.Get(outboxBucket, seqKey(o.it.seq))
+		if err != nil || !ok {
 			return err // gone already: nothing to record
 		}
-		var err error
+		if d.Shared {
+			// Our claim lapsed (a pause longer than the lease) and
+			// another deliverer took the event over: the run is
+			// logged, the event is theirs now.
+			if cur, err := decodeRecord(e); err != nil || cur.Owner != d.owner {
+				drop = false
+				return appendRun(tx, run)
+			}
+		}
 		if drop {
 			_, err = tx.Delete(outboxBucket, seqKey(o.it.seq))
 		} else {

@@ -591,7 +591,7 @@ func TestDeliverSkipsRemovedAndDisabled(t *testing.T) {
 			if err := Remove(tx, gone.ID); err != nil {
 				return err
 			}
-			_, err := SetEnabled(tx, off.ID, false)
+			_, err := SetEnabled(tx, off.ID, false, nil)
 			return err
 		})
 		f := newFakeRunner(t)
@@ -627,7 +627,7 @@ func TestDeliverDisabledBetweenRetries(t *testing.T) {
 	set(t, s, "main", "k", "v")
 	f := newFakeRunner(t)
 	f.result = func(call, int) (sandbox.Result, error) {
-		update(t, s, func(tx store.Tx) error { _, err := SetEnabled(tx, h.ID, false); return err })
+		update(t, s, func(tx store.Tx) error { _, err := SetEnabled(tx, h.ID, false, nil); return err })
 		return sandbox.Result{ExitCode: 1}, nil
 	}
 	d := newDeliverer(t, s, f)

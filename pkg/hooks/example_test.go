@@ -20,7 +20,7 @@ func ExampleSession() {
 	ctx := context.Background()
 	// A hook on set events, as 'livedict hook add --on set' makes.
 	err = s.Update(ctx, func(tx store.Tx) error {
-		_, err := hooks.Add(tx, hooks.Hook{Events: hooks.Set, Argv: []string{"/bin/true"}})
+		_, err := hooks.Add(tx, hooks.Hook{Events: hooks.Set, Argv: []string{"/bin/true"}}, nil)
 		return err
 	})
 	if err != nil {

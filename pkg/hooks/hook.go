@@ -115,6 +115,9 @@ type Hook struct {
 	Retries *int  `json:"retries,omitempty"`
 	Enabled bool  `json:"enabled"`
 	Created int64 `json:"created_ms"`
+	// Sig is the definition's HMAC under the hook key of the host that
+	// wrote it (see LoadHookKey); shared stores run only what verifies.
+	Sig string `json:"sig,omitempty"`
 }
 
 // Timeout returns the hook's run timeout.
@@ -153,8 +156,9 @@ func nextSeq(tx store.Tx, name string) (uint64, error) {
 	return n, tx.Put(store.Entry{Bucket: metaBucket, Key: name, Value: []byte(strconv.FormatUint(n, 10))})
 }
 
-// Add stores a new hook, enabled, and returns it with its id.
-func Add(tx store.Tx, h Hook) (Hook, error) {
+// Add stores a new hook, enabled, and returns it with its id. A non-nil
+// key signs it (shared stores).
+func Add(tx store.Tx, h Hook, key []byte) (Hook, error) {
 	id, err := nextSeq(tx, "hook")
 	if err != nil {
 		return h, err
@@ -165,6 +169,7 @@ func Add(tx store.Tx, h Hook) (Hook, error) {
 	if h.Key == "" {
 		h.Key = "*"
 	}
+	sign(&h, key)
 	return h, put(tx, h)
 }
 
@@ -217,12 +222,15 @@ func Remove(tx store.Tx, id int64) error {
 }
 
 // SetEnabled enables or disables hook id and reports whether it changed.
-func SetEnabled(tx store.Tx, id int64, on bool) (bool, error) {
+// A non-nil key signs the changed definition (shared stores), so enabling
+// also vouches for a definition this host's key had not signed.
+func SetEnabled(tx store.Tx, id int64, on bool, key []byte) (bool, error) {
 	h, err := Lookup(tx, id)
-	if err != nil || h.Enabled == on {
+	if err != nil || (h.Enabled == on && (key == nil || h.Verified(key))) {
 		return false, err
 	}
 	h.Enabled = on
+	sign(&h, key)
 	return true, put(tx, h)
 }
 

@@ -72,7 +72,7 @@ func addHook(t *testing.T, s store.Store, h Hook) Hook {
 	}
 	update(t, s, func(tx store.Tx) error {
 		var err error
-		h, err = Add(tx, h)
+		h, err = Add(tx, h, nil)
 		return err
 	})
 	return h
@@ -210,16 +210,16 @@ func TestAddListLookupRemove(t *testing.T) {
 
 		// Enable/disable report changes only.
 		update(t, s, func(tx store.Tx) error {
-			if ch, err := SetEnabled(tx, 1, true); err != nil || ch {
+			if ch, err := SetEnabled(tx, 1, true, nil); err != nil || ch {
 				t.Fatalf("enable an enabled hook: %v, %v", ch, err)
 			}
-			if ch, err := SetEnabled(tx, 1, false); err != nil || !ch {
+			if ch, err := SetEnabled(tx, 1, false, nil); err != nil || !ch {
 				t.Fatalf("disable: %v, %v", ch, err)
 			}
-			if ch, err := SetEnabled(tx, 1, false); err != nil || ch {
+			if ch, err := SetEnabled(tx, 1, false, nil); err != nil || ch {
 				t.Fatalf("disable again: %v, %v", ch, err)
 			}
-			if _, err := SetEnabled(tx, 9, true); !errors.Is(err, ErrNoHook) {
+			if _, err := SetEnabled(tx, 9, true, nil); !errors.Is(err, ErrNoHook) {
 				t.Fatalf("SetEnabled(9) err = %v", err)
 			}
 			return nil
@@ -267,7 +267,7 @@ func TestAddRolledBack(t *testing.T) {
 	s, _ := memStore(t)
 	boom := errors.New("boom")
 	err := s.Update(context.Background(), func(tx store.Tx) error {
-		if _, err := Add(tx, Hook{Events: Set, Argv: []string{"x"}}); err != nil {
+		if _, err := Add(tx, Hook{Events: Set, Argv: []string{"x"}}, nil); err != nil {
 			return err
 		}
 		return boom

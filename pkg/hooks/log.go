@@ -18,6 +18,11 @@ const (
 	// StatusSkipped: the hook was removed or disabled before its event
 	// was delivered; the event is dropped without a run.
 	StatusSkipped = "skipped"
+	// StatusRefused: on a shared store, this host's hook key does not
+	// verify the definition, so its events are not run here (see
+	// LoadHookKey). It is a state in 'hook list' and the daemon's log,
+	// never a run in the log.
+	StatusRefused = "refused"
 )
 
 // logKeep is how many runs the log keeps; older ones are dropped as new

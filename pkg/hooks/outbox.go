@@ -29,6 +29,10 @@ type record struct {
 	// is when the next may start.
 	Attempts int   `json:"attempts,omitempty"`
 	NextAt   int64 `json:"next_at,omitempty"`
+	// On a shared store, Owner is the deliverer running the event and
+	// Lease (Unix ms, wall clock) when its claim lapses (see claim.go).
+	Owner string `json:"owner,omitempty"`
+	Lease int64  `json:"lease,omitempty"`
 }
 
 // orderKey is what per-key ordering is kept over: one hook's events for

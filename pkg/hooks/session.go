@@ -67,7 +67,7 @@ func (s *Session) Update(ctx context.Context, fn func(*Tx) error) error {
 		return fn(htx)
 	})
 	if err == nil && htx != nil {
-		publish(s.dir, htx.Watched)
+		s.publish(htx.Watched)
 		s.committed(htx)
 	}
 	return err
@@ -107,8 +107,27 @@ func (s *Session) Wrap(raw store.Tx) (*Tx, error) {
 // made afresh for every write transaction (a daemon's session lives
 // long) and never cached.
 func (s *Session) watched() bool {
+	if bus := sharedBus(s.Store); bus != nil {
+		on, err := bus.Listening(context.Background())
+		return err == nil && on
+	}
 	dir, err := s.stateDir()
 	return err == nil && watching(dir)
+}
+
+// publish hands committed events to the running watchers: over the store's
+// own bus when hosts share it, else over the watchers' sockets. Never
+// fails: a watcher that misses an event is a watcher that was not running.
+func (s *Session) publish(events [][]byte) {
+	if bus := sharedBus(s.Store); bus != nil {
+		for _, ev := range events {
+			if bus.Publish(context.Background(), ev) != nil {
+				return
+			}
+		}
+		return
+	}
+	publish(s.dir, events)
 }
 
 // undelivered reports whether events wait in the outbox while no process

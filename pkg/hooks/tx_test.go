@@ -406,7 +406,7 @@ func TestTxSeveralHooksAndDisabled(t *testing.T) {
 	a := addHook(t, s, Hook{Events: Set})
 	b := addHook(t, s, Hook{Events: Set | Delete, Key: "k"})
 	c := addHook(t, s, Hook{Events: Set})
-	update(t, s, func(tx store.Tx) error { _, err := SetEnabled(tx, c.ID, false); return err })
+	update(t, s, func(tx store.Tx) error { _, err := SetEnabled(tx, c.ID, false, nil); return err })
 	mustHookUpdate(t, s, func(tx *Tx) error {
 		return tx.Put(store.Entry{Bucket: "main", Key: "k", Value: []byte("v")})
 	})

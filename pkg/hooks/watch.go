@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -37,6 +38,8 @@ type Watcher struct {
 	lock *Lock
 	l    *Listener
 	path string
+	// stop ends a subscription to a shared store's event bus.
+	stop context.CancelFunc
 	// C receives each event's JSON line (newline included).
 	C <-chan []byte
 }
@@ -60,8 +63,36 @@ func Watch(stateDir string) (*Watcher, error) {
 	return &Watcher{lock: lock, l: l, path: path, C: l.C}, nil
 }
 
+// WatchStore starts a watcher for s: on a store shared between hosts, a
+// subscription to its event bus, which hears writers on every host;
+// elsewhere Watch on the state dir of the store at info.
+func WatchStore(s store.Store, info store.Info) (*Watcher, error) {
+	if bus := sharedBus(s); bus != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		c, err := bus.Subscribe(ctx)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		return &Watcher{C: c, stop: stop}, nil
+	}
+	return Watch(StateDir(info))
+}
+
+// sharedBus is s's event bus when hosts share s, else nil.
+func sharedBus(s store.Store) store.EventBus {
+	if bus, ok := s.(store.EventBus); ok && store.IsShared(s) {
+		return bus
+	}
+	return nil
+}
+
 // Close stops watching and removes the watcher's socket file.
 func (w *Watcher) Close() error {
+	if w.stop != nil {
+		w.stop()
+		return nil
+	}
 	w.lock.Release()
 	err := w.l.Close()
 	os.Remove(w.path)

@@ -35,6 +35,10 @@ type Waker struct {
 	clock   ttl.Clock
 	w       *watcher // nil when inotify is unavailable: timer only
 	watches []store.Watch
+	// feed is a shared store's change feed (store.ChangeFeed): writes on
+	// other hosts never touch a local folder.
+	feed     <-chan struct{}
+	stopFeed context.CancelFunc
 }
 
 // New watches folders (which need not exist yet: a missing one is retried
@@ -53,9 +57,20 @@ func New(clock ttl.Clock, watches ...store.Watch) *Waker {
 	return wk
 }
 
-// ForStore is New over the folders whose change may mean bucket changed.
+// ForStore is New over the folders whose change may mean bucket changed,
+// and over the store's change feed when it has one (Redis). A feed that
+// cannot start leaves the Fallback re-check.
 func ForStore(clock ttl.Clock, s store.Store, bucket string) *Waker {
-	return New(clock, store.ChangeWatches(s, bucket)...)
+	wk := New(clock, store.ChangeWatches(s, bucket)...)
+	if cf, ok := s.(store.ChangeFeed); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		if feed, err := cf.Changes(ctx); err == nil {
+			wk.feed, wk.stopFeed = feed, cancel
+		} else {
+			cancel()
+		}
+	}
+	return wk
 }
 
 // arm adds the watches that are missing (a bucket folder made since).
@@ -78,6 +93,9 @@ func (wk *Waker) Wait(ctx context.Context, until time.Time) (bool, error) {
 	if d <= 0 {
 		return wk.drain(), ctx.Err()
 	}
+	if wk.drainFeed() {
+		return true, nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	var events <-chan struct{}
@@ -91,14 +109,32 @@ func (wk *Waker) Wait(ctx context.Context, until time.Time) (bool, error) {
 		time.Sleep(settle)
 		wk.arm()
 		return true, nil
+	case _, ok := <-wk.feed:
+		if !ok {
+			wk.feed = nil // broken: the Fallback re-check is left
+		}
+		return ok, nil
 	case <-t.C:
 		wk.arm()
 		return false, nil
 	}
 }
 
+// drainFeed reports (and consumes) a change the feed already sent.
+func (wk *Waker) drainFeed() bool {
+	select {
+	case _, ok := <-wk.feed:
+		return ok
+	default:
+		return false
+	}
+}
+
 // drain reports (and consumes) a pending event without blocking.
 func (wk *Waker) drain() bool {
+	if wk.drainFeed() {
+		return true
+	}
 	if wk.w == nil {
 		return false
 	}
@@ -112,6 +148,9 @@ func (wk *Waker) drain() bool {
 
 // Close stops watching.
 func (wk *Waker) Close() error {
+	if wk.stopFeed != nil {
+		wk.stopFeed()
+	}
 	if wk.w == nil {
 		return nil
 	}

@@ -76,3 +76,44 @@ func TestDeadlineAndCancel(t *testing.T) {
 		t.Fatalf("cancelled Wait: %v", err)
 	}
 }
+
+// feedStore is a store with a change feed, as a shared (Redis) store has.
+type feedStore struct {
+	store.Store
+	ch      chan struct{}
+	stopped chan struct{}
+}
+
+func (f *feedStore) Changes(ctx context.Context) (<-chan struct{}, error) {
+	go func() { <-ctx.Done(); close(f.stopped) }()
+	return f.ch, nil
+}
+
+// TestWakesOnChangeFeed: a store's change feed wakes a waiter (no folder
+// changes), a change sent between two Waits is not lost, and Close stops
+// the feed.
+func TestWakesOnChangeFeed(t *testing.T) {
+	mem, err := store.Open("memory:", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &feedStore{Store: mem, ch: make(chan struct{}, 1), stopped: make(chan struct{})}
+	wk := ForStore(nil, fs, "b")
+	go func() { time.Sleep(10 * time.Millisecond); fs.ch <- struct{}{} }()
+	if woken, err := wk.Wait(context.Background(), time.Now().Add(time.Hour)); err != nil || !woken {
+		t.Fatalf("Wait = %v, %v; want woken by the feed", woken, err)
+	}
+	fs.ch <- struct{}{} // arrives while nobody waits
+	if woken, _ := wk.Wait(context.Background(), time.Now().Add(-time.Second)); !woken {
+		t.Fatal("a change sent before Wait was lost")
+	}
+	if woken, _ := wk.Wait(context.Background(), time.Now().Add(20*time.Millisecond)); woken {
+		t.Fatal("woken with no change")
+	}
+	wk.Close()
+	select {
+	case <-fs.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close left the feed running")
+	}
+}
