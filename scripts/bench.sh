@@ -131,7 +131,8 @@ build_livedict() {
 		return
 	fi
 	log "building livedict"
-	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/livedict" .)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/livedict" . &&
+		CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/livedict-sandbox" ./pkg/sandbox/livedict-sandbox)
 	LD="$TMP/livedict"
 }
 
