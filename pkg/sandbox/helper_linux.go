@@ -8,13 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// HelperName is the file name of the separate sandbox helper binary
-// (pkg/sandbox/livedict-sandbox), looked for beside the livedict
-// executable. It starts in a fraction of livedict's time because it links
-// none of livedict's heavy packages; without it livedict re-executes
-// itself, which works the same, only slower.
-const HelperName = "livedict-sandbox"
-
 // defaultHelper is the binary Run starts when Spec.Helper is empty: the
 // livedict-sandbox beside the running executable when it is trusted, else
 // the running executable itself.
