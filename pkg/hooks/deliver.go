@@ -62,10 +62,12 @@ type item struct {
 	rec     *record
 	key     string // orderKey
 	running bool
+	since   time.Time // when a batch hook's event was first ready (batch.go)
 }
 
 type outcome struct {
 	it      *item
+	batch   []*item // a batch run's events, it first (batch.go)
 	hook    Hook
 	skipped string // why the event is dropped without a run
 	res     sandbox.Result
@@ -107,6 +109,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		running int
 		done    = make(chan outcome, conc)
 		stopErr error
+		busy    = map[int64]int{} // runs going per batch hook
 	)
 	load := func() error {
 		if len(pending) >= maxPending && defs != nil {
@@ -168,6 +171,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		var next time.Time
 		if !stopping {
 			now := d.now()
+			b := newBatcher(busy)
 			seen := make(map[string]bool, len(pending))
 			for _, it := range pending {
 				if running >= conc {
@@ -186,11 +190,18 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 					}
 					continue
 				}
+				if b.add(it, defs, now) {
+					continue
+				}
 				it.running = true
 				running++
 				h, ok := defs[it.rec.HookID]
 				go func() { done <- d.attempt(it, h, ok) }()
 			}
+			next = d.startBatches(b, defs, now, conc-running, next, func(batch []*item, h Hook) {
+				running++
+				go func() { done <- d.attemptBatch(batch, h) }()
+			})
 		}
 		if running == 0 && untilIdle {
 			if len(pending) > 0 && d.NoWait && !stopping {
@@ -216,6 +227,17 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		case o := <-done:
 			running--
 			o.it.running = false
+			if o.batch != nil {
+				var err error
+				if pending, err = d.batchDone(o, busy, pending, stopErr == nil); err != nil {
+					stopErr, stopping = err, true
+				} else if len(pending) < maxPending/2 && !stopping && stopErr == nil {
+					if err := load(); err != nil {
+						loadFailed(err)
+					}
+				}
+				continue
+			}
 			if stopErr != nil {
 				continue // the store failed: leave the event for next time
 			}
