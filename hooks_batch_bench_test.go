@@ -103,7 +103,7 @@ func lineCount(out string) int {
 // checks every key's event was delivered exactly once. It returns each
 // key's deadline → run start, and when after the last deadline every
 // event had been handed to a run.
-func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, all time.Duration) {
+func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, all time.Duration, runs int) {
 	b.StopTimer()
 	e := newProcEnv(b, "sqlite")
 	out := e.hookOut("expire", batchStamp, "--batch", "1000")
@@ -117,6 +117,8 @@ func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, 
 	})
 	all = time.Since(t0.Add(span))
 	b.StopTimer()
+	files, _ := filepath.Glob(filepath.Join(out, "starts.*"))
+	runs = len(files)
 	starts, lines := batchStarts(b, out)
 	if len(starts) != n || lines != n {
 		b.Fatalf("%d events delivered for %d distinct keys, want each of %d once", lines, len(starts), n)
@@ -136,7 +138,7 @@ func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, 
 	if code := d.wait(time.Minute); code != 0 {
 		b.Fatalf("daemon exit %d after SIGTERM", code)
 	}
-	return lat, all
+	return lat, all, runs
 }
 
 // BenchmarkDaemonBatchExpire: 10,000 keys (2,000 with -livedict.quick)
@@ -145,11 +147,14 @@ func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, 
 func BenchmarkDaemonBatchExpire(b *testing.B) {
 	n, span := sized(10000, 2000), time.Duration(sized(10, 2))*time.Second
 	var lat []time.Duration
+	runs := 0
 	for i := 0; i < b.N; i++ {
-		l, _ := batchExpiry(b, n, span)
+		l, _, r := batchExpiry(b, n, span)
 		lat = append(lat, l...)
+		runs += r
 	}
 	reportLatencies(b, lat)
+	b.ReportMetric(float64(runs)/float64(b.N), "runs")
 }
 
 // BenchmarkDaemonBatchMass: 100,000 keys (20,000 with -livedict.quick)
@@ -159,9 +164,12 @@ func BenchmarkDaemonBatchExpire(b *testing.B) {
 func BenchmarkDaemonBatchMass(b *testing.B) {
 	n := sized(100000, 20000)
 	var total time.Duration
+	runs := 0
 	for i := 0; i < b.N; i++ {
-		_, all := batchExpiry(b, n, time.Second)
+		_, all, r := batchExpiry(b, n, time.Second)
 		total += all
+		runs += r
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "delivered-s")
+	b.ReportMetric(float64(runs)/float64(b.N), "runs")
 }
