@@ -23,9 +23,10 @@ const maxHookTimeout = time.Hour
 func newHookAddCmd(a *App) *cobra.Command {
 	var o struct {
 		on, key, timeout, name, run string
+		batchWait                   string
 		env, write                  []string
 		noNetwork                   bool
-		retries                     int
+		retries, batch              int
 	}
 	c := &cobra.Command{
 		Use:   "add --on EVENTS [flags] -- COMMAND [ARGS...]",
@@ -56,7 +57,14 @@ TCP, UDP, netlink or abstract Unix socket outside it) and seccomp denies
 socket(2), so no socket file can be connected to either. It does not block
 socketpair(2) stream pairs, pipes, or files the hook may read or write. A
 hook with --no-network is not run where the kernel cannot give both; see
-'livedict hook sandbox --no-network'.`,
+'livedict hook sandbox --no-network'.
+
+With --batch N one run gets up to N events, as JSON Lines on stdin (one
+object per line, oldest first) with LIVEDICT_EVENTS set to the count; at
+most one event per key, so a key's events still arrive in order. A batch
+starts at once when the hook is idle, otherwise when it is full or its
+oldest event has waited --batch-wait (default 100ms). A failed run is
+retried as a batch; the log has one entry per run.`,
 		Example: `  livedict hook add --on expire --key 'session:*' -- logger -t livedict "session expired"
   livedict hook add --on set -b config --run 'systemctl reload myapp'
   livedict hook add --on set,delete --key 'cache:*' --write /var/cache/app --no-network -- /usr/local/bin/sync-cache`,
@@ -103,6 +111,25 @@ hook with --no-network is not run where the kernel cannot give both; see
 					return usageErr(fmt.Errorf("--timeout %q: must be more than 0 and at most %s", o.timeout, maxHookTimeout), "")
 				}
 				h.TimeoutMs = d.Milliseconds()
+			}
+			if fs.Changed("batch") {
+				if o.batch < 1 || o.batch > hooks.MaxBatch {
+					return usageErr(fmt.Errorf("--batch %d: must be 1 to %d", o.batch, hooks.MaxBatch), "")
+				}
+				h.Batch = o.batch
+			}
+			if fs.Changed("batch-wait") {
+				if !fs.Changed("batch") {
+					return usageErr(errors.New("--batch-wait needs --batch N"), "")
+				}
+				d, err := ttl.ParseDuration(o.batchWait)
+				if err != nil {
+					return usageErr(fmt.Errorf("--batch-wait: %w", err), "")
+				}
+				if d <= 0 || d > maxHookTimeout {
+					return usageErr(fmt.Errorf("--batch-wait %q: must be more than 0 and at most %s", o.batchWait, maxHookTimeout), "")
+				}
+				h.BatchWaitMs = max(1, d.Milliseconds())
 			}
 			if fs.Changed("retries") {
 				if o.retries < 0 || o.retries > 100 {
@@ -163,6 +190,8 @@ hook with --no-network is not run where the kernel cannot give both; see
 	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")
 	f.IntVar(&o.retries, "retries", 0, "retries after a failed run (default: the retries setting, 3)")
+	f.IntVar(&o.batch, "batch", 0, "give one run up to `N` events, as JSON Lines")
+	f.StringVar(&o.batchWait, "batch-wait", "100ms", "with --batch: how long a partial batch waits to fill while the hook runs (`D`)")
 	return c
 }
 
@@ -205,6 +234,9 @@ func hookObject(h hooks.Hook) object {
 		{"env", nonNil(h.Env)}, {"write", nonNil(h.Write)}, {"no_network", h.NoNetwork}}
 	if h.Retries != nil {
 		o = append(o, field{"retries", *h.Retries})
+	}
+	if h.Batch > 0 {
+		o = append(o, field{"batch", h.Batch}, field{"batch_wait_ms", h.BatchWait().Milliseconds()})
 	}
 	return append(o, field{"created", formatDeadline(h.Created)})
 }

@@ -64,6 +64,9 @@ with the output's tabs, newlines and control bytes backslash-escaped.
 						field{"signal", r.Signal}, field{"timed_out", r.TimedOut}, field{"duration_ms", r.DurationMs})
 					o = bytesField(o, "output", r.Output)
 					o = append(o, field{"output_cut", r.OutputCut}, field{"error", r.Error})
+					if r.Events > 0 { // a batch run: key and bucket are its first event's
+						o = append(o, field{"events", r.Events})
+					}
 					a.jsonLine(o)
 				case a.IO.OutTTY:
 					rows = append(rows, []string{formatDeadline(r.Time), strconv.FormatInt(r.HookID, 10), event,

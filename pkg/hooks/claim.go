@@ -52,49 +52,75 @@ func (d *Deliverer) lease() time.Duration {
 }
 
 // claim takes it's event for this deliverer unless another holds a live
-// claim on it. It refreshes it.rec from the store: another deliverer may
-// have run it and scheduled a retry.
+// claim on it (see claimIn).
 func (d *Deliverer) claim(it *item) (claimState, time.Time) {
-	state, until := claimed, time.Time{}
+	if d.claimAll([]*item{it}) == nil {
+		if it.gone {
+			return gone, time.Time{}
+		}
+		if !it.heldUntil.IsZero() {
+			return held, it.heldUntil
+		}
+		return notDue, time.Time{}
+	}
+	return claimed, time.Time{}
+}
+
+// claimAll claims, in one transaction, every event of items that no other
+// deliverer holds and that is due, and returns those. Of the rest, it
+// marks the ones delivered already gone and sets heldUntil on the ones
+// another holds. It refreshes each item's record from the store: another
+// deliverer may have run it and scheduled a retry.
+func (d *Deliverer) claimAll(items []*item) []*item {
+	var got []*item
 	err := d.Store.Update(context.Background(), func(tx store.Tx) error {
-		state, until = claimed, time.Time{}
-		e, ok, err := tx.Get(outboxBucket, seqKey(it.seq))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			state = gone
-			return nil
-		}
-		r, err := decodeRecord(e)
-		if err != nil {
-			return err
-		}
+		got = got[:0]
 		now := d.now()
-		switch {
-		case r.Owner != "" && r.Owner != d.owner && r.Lease > now.UnixMilli():
-			state, until = held, time.UnixMilli(r.Lease)
-		case r.NextAt > now.UnixMilli():
-			state = notDue
-		default:
-			r.Owner, r.Lease = d.owner, now.Add(d.lease()).UnixMilli()
-			if err := putRecord(tx, it.seq, r); err != nil {
+		for _, it := range items {
+			it.gone, it.heldUntil = false, time.Time{}
+			e, ok, err := tx.Get(outboxBucket, seqKey(it.seq))
+			if err != nil {
 				return err
 			}
+			if !ok {
+				it.gone = true
+				continue
+			}
+			r, err := decodeRecord(e)
+			if err != nil {
+				return err
+			}
+			*it.rec = *r
+			switch {
+			case r.Owner != "" && r.Owner != d.owner && r.Lease > now.UnixMilli():
+				it.heldUntil = time.UnixMilli(r.Lease)
+			case r.NextAt > now.UnixMilli():
+				// not due: its retry time was set elsewhere
+			default:
+				r.Owner, r.Lease = d.owner, now.Add(d.lease()).UnixMilli()
+				if err := putRecord(tx, it.seq, r); err != nil {
+					return err
+				}
+				*it.rec = *r
+				got = append(got, it)
+			}
 		}
-		*it.rec = *r
 		return nil
 	})
 	if err != nil {
 		// Cannot tell: look again after a short while.
-		d.logger().Warn("claiming a hook event", "error", err.Error())
-		return held, d.now().Add(time.Second)
+		d.logger().Warn("claiming hook events", "error", err.Error())
+		for _, it := range items {
+			it.gone, it.heldUntil = false, d.now().Add(time.Second)
+		}
+		return nil
 	}
-	return state, until
+	return got
 }
 
-// renewClaim keeps it's claim alive until the returned stop is called.
-func (d *Deliverer) renewClaim(it *item) (stop func()) {
+// renewClaims keeps the claims on items alive until the returned stop is
+// called.
+func (d *Deliverer) renewClaims(items []*item) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -108,23 +134,44 @@ func (d *Deliverer) renewClaim(it *item) (stop func()) {
 			case <-t.C:
 			}
 			err := d.Store.Update(context.Background(), func(tx store.Tx) error {
-				e, ok, err := tx.Get(outboxBucket, seqKey(it.seq))
-				if err != nil || !ok {
-					return err
+				for _, it := range items {
+					e, ok, err := tx.Get(outboxBucket, seqKey(it.seq))
+					if err != nil {
+						return err
+					}
+					if !ok {
+						continue
+					}
+					r, err := decodeRecord(e)
+					if err != nil {
+						return err
+					}
+					if r.Owner != d.owner {
+						continue // taken over: our run still ends in finish
+					}
+					r.Lease = d.now().Add(d.lease()).UnixMilli()
+					if err := putRecord(tx, it.seq, r); err != nil {
+						return err
+					}
 				}
-				r, err := decodeRecord(e)
-				if err != nil || r.Owner != d.owner {
-					return err // taken over: our run still ends in finish
-				}
-				r.Lease = d.now().Add(d.lease()).UnixMilli()
-				return putRecord(tx, it.seq, r)
+				return nil
 			})
 			if err != nil {
-				d.logger().Warn("renewing a hook event's claim", "error", err.Error())
+				d.logger().Warn("renewing hook events' claims", "error", err.Error())
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// owns reports whether the outbox entry e is claimed by this deliverer;
+// on a store that is not shared every event is.
+func (d *Deliverer) owns(e store.Entry) bool {
+	if !d.Shared {
+		return true
+	}
+	r, err := decodeRecord(e)
+	return err == nil && r.Owner == d.owner
 }
 
 // verify tells, on a shared store, whether this host's key signed h; a

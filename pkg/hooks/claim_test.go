@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 )
@@ -344,4 +347,90 @@ func TestLoadHookKey(t *testing.T) {
 	if b, _ := os.ReadFile(bad); string(b) != "not hex\n" {
 		t.Fatal("damaged key was overwritten")
 	}
+}
+
+// Batches on a shared store: three deliverers, each batch made of the
+// events it could claim; every event runs once, a key's in order.
+func TestSharedBatches(t *testing.T) {
+	eachStore(t, func(t *testing.T, base store.Store, _ *ttl.Fake) {
+		s := sharedStore{base}
+		addSigned(t, s, Hook{Events: Set, Batch: 4, BatchWaitMs: 1}, testKey)
+		const keys, per = 6, 5
+		for v := 0; v < per; v++ {
+			for k := 0; k < keys; k++ {
+				set(t, s, "main", fmt.Sprintf("k%d", k), fmt.Sprintf("%d", v))
+			}
+		}
+		var mu sync.Mutex
+		var order []string // key=value, in run order
+		running := map[string]bool{}
+		var problems []string
+		run := func(ctx context.Context, sp sandbox.Spec) (sandbox.Result, error) {
+			var evs []payload
+			for _, line := range bytes.Split(bytes.TrimSpace(sp.Stdin), []byte("\n")) {
+				var p payload
+				if err := json.Unmarshal(line, &p); err != nil {
+					return sandbox.Result{}, err
+				}
+				evs = append(evs, p)
+			}
+			if n := sp.Env["LIVEDICT_EVENTS"]; n != strconv.Itoa(len(evs)) {
+				mu.Lock()
+				problems = append(problems, "LIVEDICT_EVENTS="+n)
+				mu.Unlock()
+			}
+			mu.Lock()
+			for _, p := range evs {
+				if running[*p.Key] {
+					problems = append(problems, "two runs at once for "+*p.Key)
+				}
+				running[*p.Key] = true
+				order = append(order, *p.Key+"="+*p.Value)
+			}
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			for _, p := range evs {
+				delete(running, *p.Key)
+			}
+			mu.Unlock()
+			return sandbox.Result{}, nil
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 3; i++ {
+			d := sharedDeliverer(t, s, newFakeRunner(t))
+			d.Run = run
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for try := 0; try < 2000; try++ {
+					if err := d.Deliver(context.Background(), nil, true); err != nil {
+						t.Error(err)
+						return
+					}
+					if len(outbox(t, s)) == 0 {
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				t.Error("outbox never emptied")
+			}()
+		}
+		wg.Wait()
+		for _, p := range problems {
+			t.Error(p)
+		}
+		if len(order) != keys*per {
+			t.Fatalf("%d events ran, want %d: %v", len(order), keys*per, order)
+		}
+		last := map[string]int{}
+		for _, kv := range order {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.Atoi(v)
+			if prev, ok := last[k]; ok && n != prev+1 {
+				t.Fatalf("key %s: %d ran after %d (%v)", k, n, prev, order)
+			}
+			last[k] = n
+		}
+	})
 }

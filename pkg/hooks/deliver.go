@@ -73,13 +73,20 @@ type item struct {
 	rec     *record
 	key     string // orderKey
 	running bool
+	since   time.Time // when a batch hook's event was first ready (batch.go)
 	// heldUntil: another deliverer's claim on a shared store lasts until
 	// then (or until a wake-up says the store changed).
 	heldUntil time.Time
+	// gone: a claim found the event delivered by another deliverer.
+	gone bool
 }
 
 type outcome struct {
-	it      *item
+	it    *item
+	batch []*item // a batch run's events, it first (batch.go)
+	// ran is the part of batch that ran: on a shared store, the events
+	// this deliverer could claim.
+	ran     []*item
 	hook    Hook
 	skipped string // why the event is dropped without a run
 	res     sandbox.Result
@@ -131,6 +138,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		running  int
 		done     = make(chan outcome, conc)
 		stopErr  error
+		busy     = map[int64]int{} // runs going per batch hook
 	)
 	load := func() error {
 		if len(pending) >= maxPending && defs != nil {
@@ -199,6 +207,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		blocked, heads := 0, []*item(nil)
 		if !stopping {
 			now := d.now()
+			b := newBatcher(busy)
 			// Only the oldest event of each order key may start.
 			seen := make(map[string]bool, len(pending))
 			heads = make([]*item, 0, len(pending))
@@ -241,10 +250,17 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 					}
 					continue
 				}
+				if b.add(it, defs, now) {
+					continue
+				}
 				it.running = true
 				running++
 				go func() { done <- d.attempt(it, h, ok) }()
 			}
+			next = d.startBatches(b, defs, now, conc-running, next, func(batch []*item, h Hook) {
+				running++
+				go func() { done <- d.attemptBatch(batch, h) }()
+			})
 		}
 		if running == 0 && untilIdle {
 			if len(pending) > 0 && (d.NoWait || blocked == len(heads)) && !stopping {
@@ -272,6 +288,17 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		case o := <-done:
 			running--
 			o.it.running = false
+			if o.batch != nil {
+				var err error
+				if pending, err = d.batchDone(o, busy, pending, stopErr == nil); err != nil {
+					stopErr, stopping = err, true
+				} else if len(pending) < maxPending/2 && !stopping && stopErr == nil {
+					if err := load(); err != nil {
+						loadFailed(err)
+					}
+				}
+				continue
+			}
 			if stopErr != nil {
 				continue // the store failed: leave the event for next time
 			}
@@ -360,7 +387,7 @@ func (d *Deliverer) attempt(it *item, h Hook, found bool) outcome {
 		if o.claim, o.heldUntil = d.claim(it); o.claim != claimed {
 			return o
 		}
-		defer d.renewClaim(it)()
+		defer d.renewClaims([]*item{it})()
 	}
 	switch {
 	case !found:
@@ -447,14 +474,12 @@ func (d *Deliverer) finish(o outcome) (drop bool, err error) {
 		if err != nil || !ok {
 			return err // gone already: nothing to record
 		}
-		if d.Shared {
+		if !d.owns(e) {
 			// Our claim lapsed (a pause longer than the lease) and
 			// another deliverer took the event over: the run is
 			// logged, the event is theirs now.
-			if cur, err := decodeRecord(e); err != nil || cur.Owner != d.owner {
-				drop = false
-				return appendRun(tx, run)
-			}
+			drop = false
+			return appendRun(tx, run)
 		}
 		if drop {
 			_, err = tx.Delete(outboxBucket, seqKey(o.it.seq))

@@ -111,6 +111,11 @@ type Hook struct {
 	Env       []string `json:"env,omitempty"`
 	Write     []string `json:"write,omitempty"`
 	NoNetwork bool     `json:"no_network,omitempty"`
+	// Batch > 0 delivers up to Batch events to one run, as JSON Lines
+	// (see batch.go); BatchWaitMs is how long a partial batch may wait to
+	// fill, 0 meaning DefaultBatchWait.
+	Batch       int   `json:"batch,omitempty"`
+	BatchWaitMs int64 `json:"batch_wait_ms,omitempty"`
 	// Retries overrides the configured number of retries when not nil.
 	Retries *int  `json:"retries,omitempty"`
 	Enabled bool  `json:"enabled"`

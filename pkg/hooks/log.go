@@ -42,7 +42,10 @@ type Run struct {
 	Bucket   string `json:"bucket"`
 	Key      []byte `json:"key"`
 	Attempt  int    `json:"attempt"` // 1 for the first run of an event
-	Status   string `json:"status"`
+	// Events is how many events a batch run had (Event, Bucket and Key
+	// are its first one's, Event all their kinds); 0 for a single event.
+	Events int    `json:"events,omitempty"`
+	Status string `json:"status"`
 	// ExitCode is the hook's exit status; -1 when a signal ended it or it
 	// never ran.
 	ExitCode   int    `json:"exit_code"`

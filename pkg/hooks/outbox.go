@@ -191,8 +191,8 @@ func Pending(tx store.Tx, seqs []uint64) (int, error) {
 	return n, nil
 }
 
-// Counts returns how many events wait in the outbox and how many of the
-// logged runs failed for good.
+// Counts returns how many events wait in the outbox and how many events
+// the logged runs gave up (failed for good).
 func Counts(tx store.Tx) (pending, failed int64, err error) {
 	err = tx.Scan(outboxBucket, "", false, func(store.Entry) error { pending++; return nil })
 	if err != nil {
@@ -201,7 +201,7 @@ func Counts(tx store.Tx) (pending, failed int64, err error) {
 	err = tx.Scan(runsBucket, "", true, func(e store.Entry) error {
 		var r Run
 		if json.Unmarshal(e.Value, &r) == nil && r.Status == StatusFailed {
-			failed++
+			failed += max(1, int64(r.Events)) // a batch run gave up all its events
 		}
 		return nil
 	})

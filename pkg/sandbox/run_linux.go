@@ -83,8 +83,8 @@ func run(ctx context.Context, s Spec, probe bool) (Result, error) {
 	}
 	resolveLimits(&cfg, s)
 	if s.Helper == "" {
-		if s.Helper, err = os.Executable(); err != nil {
-			return Result{}, fmt.Errorf("sandbox: cannot find livedict's own binary: %w", err)
+		if s.Helper, err = defaultHelper(); err != nil {
+			return Result{}, err
 		}
 	}
 

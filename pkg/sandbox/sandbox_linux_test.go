@@ -20,8 +20,12 @@ import (
 	"time"
 )
 
-// The test binary is its own sandbox helper: Run re-executes it, and
-// TestMain hands the helper mode to MaybeRunChild before any test runs.
+// The tests run against the real helper: TestMain builds livedict-sandbox
+// beside the test binary, where Run finds it as it finds it beside
+// livedict. With LIVEDICT_SANDBOX_TEST_SELF=1 it does not, and the test
+// binary is its own helper, as livedict is when the helper is missing (Run
+// re-executes it, and TestMain hands the helper mode to MaybeRunChild
+// before any test runs).
 func TestMain(m *testing.M) {
 	MaybeRunChild()
 	// The hostile hooks of descriptors_linux_test.go and
@@ -34,7 +38,49 @@ func TestMain(m *testing.M) {
 		reachUnixSockets(socks)
 		os.Exit(0)
 	}
+	if os.Getenv("LIVEDICT_SANDBOX_TEST_SELF") != "1" && os.Getenv(unprivilegedEnv) == "" {
+		if err := buildHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, "building the sandbox helper:", err)
+			os.Exit(1)
+		}
+	}
 	os.Exit(m.Run())
+}
+
+// buildHelper builds livedict-sandbox beside the test binary, as the
+// README builds it.
+func buildHelper() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(filepath.Dir(self), HelperName)
+	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", dst, "./livedict-sandbox")
+	c.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	if err := TrustedHelper(dst); err != nil {
+		return err
+	}
+	return nil
+}
+
+// TestHelperFound: the tests run against livedict-sandbox, not the test
+// binary, unless asked not to.
+func TestHelperFound(t *testing.T) {
+	got, err := defaultHelper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	want := filepath.Join(filepath.Dir(self), HelperName)
+	if os.Getenv("LIVEDICT_SANDBOX_TEST_SELF") == "1" {
+		want = self
+	}
+	if got != want {
+		t.Fatalf("helper %s, want %s", got, want)
+	}
 }
 
 // unprivilegedEnv marks the copy of this test binary that

@@ -1,0 +1,73 @@
+package hooks
+
+import (
+	"testing"
+	"time"
+)
+
+// TestBatcherReady: a partial batch starts at once when its hook is idle;
+// while the hook runs it waits until full or until its oldest event has
+// waited BatchWait; a full batch takes no more events; hooks without
+// Batch are not batched; slots bound how many batches start.
+func TestBatcherReady(t *testing.T) {
+	t0 := time.UnixMilli(1_000_000)
+	defs := map[int64]Hook{
+		1: {ID: 1, Enabled: true, Batch: 3, BatchWaitMs: 50},
+		2: {ID: 2, Enabled: true},
+		3: {ID: 3, Enabled: false, Batch: 3},
+	}
+	mk := func(hook int64, n int) []*item {
+		var its []*item
+		for i := 0; i < n; i++ {
+			its = append(its, &item{seq: uint64(i), rec: &record{HookID: hook}})
+		}
+		return its
+	}
+	gather := func(busy map[int64]int, its []*item, now time.Time) *batcher {
+		b := newBatcher(busy)
+		for _, it := range its {
+			b.add(it, defs, now)
+		}
+		return b
+	}
+
+	if b := newBatcher(map[int64]int{}); b.add(mk(2, 1)[0], defs, t0) || b.add(mk(3, 1)[0], defs, t0) || b.add(mk(9, 1)[0], defs, t0) {
+		t.Fatal("an event of a hook without --batch, disabled or removed was batched")
+	}
+
+	// Idle: a partial batch starts at once.
+	busy := map[int64]int{}
+	start, next := gather(busy, mk(1, 2), t0).ready(defs, t0, 4)
+	if len(start) != 1 || len(start[0]) != 2 || !next.IsZero() {
+		t.Fatalf("idle hook: started %d batches, next %v; want one of 2 at once", len(start), next)
+	}
+
+	// Busy: it waits for BatchWait from its oldest event...
+	busy[1] = 1
+	its := mk(1, 2)
+	start, next = gather(busy, its, t0).ready(defs, t0, 4)
+	if len(start) != 0 || !next.Equal(t0.Add(50*time.Millisecond)) {
+		t.Fatalf("busy hook: started %d, next %v; want none until %v", len(start), next, t0.Add(50*time.Millisecond))
+	}
+	// ... measured from when each was first ready, not from this pass.
+	later := t0.Add(49 * time.Millisecond)
+	if start, _ = gather(busy, its, later).ready(defs, later, 4); len(start) != 0 {
+		t.Fatal("busy hook: a partial batch started before its wait")
+	}
+	later = t0.Add(50 * time.Millisecond)
+	if start, _ = gather(busy, its, later).ready(defs, later, 4); len(start) != 1 || len(start[0]) != 2 {
+		t.Fatal("busy hook: a partial batch did not start after its wait")
+	}
+
+	// Busy but full: starts at once, with Batch events, the rest left.
+	five := mk(1, 5)
+	start, _ = gather(busy, five, t0).ready(defs, t0, 4)
+	if len(start) != 1 || len(start[0]) != 3 || start[0][0] != five[0] || start[0][2] != five[2] {
+		t.Fatalf("full batch: %v, want the first 3 events at once", start)
+	}
+
+	// No slot: nothing starts.
+	if start, _ = gather(map[int64]int{}, mk(1, 1), t0).ready(defs, t0, 0); len(start) != 0 {
+		t.Fatal("a batch started with no slot free")
+	}
+}
