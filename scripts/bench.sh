@@ -407,6 +407,16 @@ bench_startup() {
 		"→ get ${gf}× floor (target ≤ $TARGET_START_GET_VS_FLOOR) $st1, ${gr}× redis-cli (target ≤ $TARGET_START_GET_VS_REDIS) $st2," \
 		"$(ratio "$g" "$sg")× sqlite3; set --ttl $(fmt_ms "$s") → ${sr}× redis-cli SET EX $(fmt_ms "$rs")" \
 		"(target ≤ $TARGET_START_SET_VS_REDIS) $st3, $(ratio "$s" "$ss")× sqlite3 INSERT"
+	# CPU time (user + system, hyperfine's means) moves far less than wall
+	# time when other jobs load the machine: informational, no target.
+	local -a cpu
+	local i
+	for i in 0 1 2 3 4 5 6; do
+		cpu[i]=$(awk -v u="$(hf_stat startup "$i" user)" -v s="$(hf_stat startup "$i" system)" 'BEGIN { print u + s }')
+	done
+	add_summary "startup CPU (user+sys, hyperfine means): get $(fmt_ms "${cpu[0]}") → $(ratio "${cpu[0]}" "${cpu[1]}")× floor," \
+		"$(ratio "${cpu[0]}" "${cpu[3]}")× redis-cli GET, $(ratio "${cpu[0]}" "${cpu[2]}")× sqlite3;" \
+		"set --ttl $(fmt_ms "${cpu[4]}") → $(ratio "${cpu[4]}" "${cpu[6]}")× redis-cli SET EX (informational)"
 
 	log "paired interleaved runs: get ($SMALL_RUNS rounds)"
 	"$BT" paired "$SMALL_RUNS" get "${get[@]}" -- floor "${floor[@]}" -- sqlite3 "${sget[@]}" \
