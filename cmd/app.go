@@ -57,7 +57,7 @@ func Main() int {
 func (a *App) Run(args []string) int {
 	out := &checkedWriter{w: a.IO.Out}
 	a.IO.Out = out
-	root := NewRootCmd(a)
+	root := newRootCmd(a, args)
 	if slices.ContainsFunc(args, func(s string) bool { return s == cobra.ShellCompRequestCmd || s == cobra.ShellCompNoDescRequestCmd }) {
 		// Walking the tree for flag completions costs more than a
 		// whole 'get' (cobra merges every command's flags): only a

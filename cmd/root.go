@@ -6,14 +6,56 @@ package cmd
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
+// commands is every top-level command, by name, with the function that
+// builds it. THIS TABLE IS THE ONE PLACE TO ADD A TOP-LEVEL COMMAND: one
+// line here, its constructor in its own file. A one-shot run builds only
+// the command it names (see Run), so a command missing from this table
+// could not be run; TestCommandTable checks the table against the tree.
+func commands() []topLevel {
+	return []topLevel{
+		{"set", newSetCmd}, {"get", newGetCmd}, {"getdel", newGetDelCmd}, {"getex", newGetExCmd},
+		{"mset", newMSetCmd}, {"mget", newMGetCmd}, {"append", newAppendCmd}, {"strlen", newStrlenCmd},
+		{"del", newDelCmd}, {"exists", newExistsCmd},
+		{"lock", newLockCmd}, {"run", newRunCmd}, {"wait", newWaitCmd}, {"watch", newWatchCmd},
+		{"ttl", func(a *App) *cobra.Command { return newTTLCmd(a, "ttl") }},
+		{"pttl", func(a *App) *cobra.Command { return newTTLCmd(a, "pttl") }},
+		{"expire", func(a *App) *cobra.Command { return newExpireCmd(a, "expire") }},
+		{"expireat", func(a *App) *cobra.Command { return newExpireCmd(a, "expireat") }},
+		{"persist", newPersistCmd},
+		{"incr", func(a *App) *cobra.Command { return newIncrCmd(a, "incr") }},
+		{"decr", func(a *App) *cobra.Command { return newIncrCmd(a, "decr") }},
+		{"incrbyfloat", newIncrByFloatCmd},
+		{"rename", newRenameCmd}, {"keys", newKeysCmd}, {"list", newListCmd},
+		{"buckets", newBucketsCmd}, {"bucket", newBucketCmd}, {"stats", newStatsCmd}, {"reap", newReapCmd},
+		{"export", newExportCmd}, {"import", newImportCmd},
+		{"config", newConfigCmd}, {"completion", newCompletionCmd}, {"version", newVersionCmd},
+		{"hook", newHookCmd}, {"daemon", newDaemonCmd},
+		{"exit-codes", func(*App) *cobra.Command { return newExitCodesTopic() }},
+	}
+}
+
+// topLevel names a top-level command and builds it.
+type topLevel struct {
+	name string
+	new  func(*App) *cobra.Command
+}
+
 // NewRootCmd builds the whole command tree around app.
-func NewRootCmd(a *App) *cobra.Command {
+func NewRootCmd(a *App) *cobra.Command { return newRootCmd(a, nil) }
+
+// newRootCmd builds the root command for the command line args: with only
+// the top-level command args name, when it is in the table (building all
+// of them cost a one-shot `get` a tenth of its instructions); with the
+// whole tree when args name no command, an unknown one (so cobra can
+// suggest a near one), help or completion (which describe the tree).
+func newRootCmd(a *App, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:     "livedict",
 		Example: "  livedict set token \"$t\" --ttl 55m\n  livedict get token || refresh\n  livedict help exit-codes",
@@ -53,20 +95,21 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 	pf.BoolVar(&a.NoHooks, "no-hooks", false, "record no hook events for this command")
 	pf.BoolVar(&a.WaitHooks, "wait-hooks", false, "wait until the hooks this command triggered have run")
 
-	root.AddCommand(
-		newSetCmd(a), newGetCmd(a), newGetDelCmd(a), newGetExCmd(a),
-		newMSetCmd(a), newMGetCmd(a), newAppendCmd(a), newStrlenCmd(a),
-		newDelCmd(a), newExistsCmd(a),
-		newLockCmd(a), newRunCmd(a), newWaitCmd(a), newWatchCmd(a),
-		newTTLCmd(a, "ttl"), newTTLCmd(a, "pttl"),
-		newExpireCmd(a, "expire"), newExpireCmd(a, "expireat"), newPersistCmd(a),
-		newIncrCmd(a, "incr"), newIncrCmd(a, "decr"), newIncrByFloatCmd(a),
-		newRenameCmd(a), newKeysCmd(a), newListCmd(a),
-		newBucketsCmd(a), newBucketCmd(a), newStatsCmd(a), newReapCmd(a),
-		newExportCmd(a), newImportCmd(a),
-		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a), newDaemonCmd(a),
-		newExitCodesTopic(),
-	)
+	built := false
+	if only := commandName(root, args); only != "" && only != "help" && only != "completion" {
+		for _, c := range commands() {
+			if c.name == only {
+				root.AddCommand(c.new(a))
+				built = true
+				break
+			}
+		}
+	}
+	if !built {
+		for _, c := range commands() {
+			root.AddCommand(c.new(a))
+		}
+	}
 	root.SetHelpCommand(newHelpCmd())
 	restoreNegativeNumbers(root)
 	return root
@@ -98,6 +141,9 @@ const negMark = "\x00neg"
 // a word that is one of the command's own shorthand flags (keys -0) or the
 // value of the flag before it.
 func protectNegativeNumbers(root *cobra.Command, args []string) []string {
+	if !slices.ContainsFunc(args, looksNegative) {
+		return slices.Clone(args) // the common case: no command lookup needed
+	}
 	flags := root.PersistentFlags()
 	if c, _, err := root.Find(args); err == nil {
 		flags = c.Flags() // includes the persistent flags it inherits
@@ -118,7 +164,7 @@ func protectNegativeNumbers(root *cobra.Command, args []string) []string {
 		if arg == "--" {
 			break
 		}
-		if len(arg) < 2 || arg[0] != '-' || arg[1] < '0' || arg[1] > '9' {
+		if !looksNegative(arg) {
 			continue
 		}
 		if len(arg) == 2 && flags.ShorthandLookup(arg[1:]) != nil {
@@ -130,6 +176,41 @@ func protectNegativeNumbers(root *cobra.Command, args []string) []string {
 		out[i] = negMark + arg
 	}
 	return out
+}
+
+// commandName returns the top-level command name in args, skipping the
+// global flags before it, or "" when it cannot tell (combined shorthands,
+// an unknown flag, no name at all): then the whole tree is built.
+func commandName(root *cobra.Command, args []string) string {
+	flags := root.PersistentFlags()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" || len(arg) < 2 || !strings.HasPrefix(arg, "-") {
+			if arg == "--" || arg == "" || strings.HasPrefix(arg, "-") {
+				return ""
+			}
+			return arg
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		var f *pflag.Flag
+		if strings.HasPrefix(arg, "--") {
+			f = flags.Lookup(name)
+		} else if len(name) == 1 {
+			f = flags.ShorthandLookup(name)
+		}
+		if f == nil {
+			return ""
+		}
+		if !hasValue && f.NoOptDefVal == "" {
+			i++ // its value
+		}
+	}
+	return ""
+}
+
+// looksNegative says whether arg could be a negative number: "-5", "-1.5s".
+func looksNegative(arg string) bool {
+	return len(arg) >= 2 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9'
 }
 
 // unknownLeadingFlag reports an unknown flag before the command name.

@@ -7,7 +7,9 @@
 #   BENCH_ONLY=get,set scripts/bench.sh   # only some sections
 #   LIVEDICT_BIN=/path/to/livedict ...    # measure that binary instead of building one
 #
-# Sections: get, set, import, expired (hyperfine: livedict against sqlite3
+# Sections: startup (a one-shot command against the floor of its own stack,
+# scripts/bench/floor, sqlite3 and redis-cli, by hyperfine and by paired
+# interleaved runs), get, set, import, expired (hyperfine: livedict against sqlite3
 # and redis-cli), hooks, daemon (the Go benchmarks in process_bench_test.go,
 # run from a test binary built here; their figures and the targets below
 # are checked here). Missing tools (hyperfine, sqlite3,
@@ -25,7 +27,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(get set import expired hooks daemon scripting)
+ALL_BENCHES=(startup get set import expired hooks daemon scripting)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -46,6 +48,9 @@ TARGET_DAEMON_RSS_MIB=64     # daemon: peak RSS (VmHWM) with 1M TTL keys
 TARGET_RUN_VS_GET=1.1        # run cache hit / get of the same bytes
 TARGET_LOCK_VS_FLOCK=2.0     # lock NAME -- true / flock FILE true
 TARGET_WAIT_WAKE_MS=20       # wait KEY exits after another process's set (median)
+TARGET_START_GET_VS_FLOOR=1.05 # startup: livedict get / the floor of its stack (scripts/bench/floor)
+TARGET_START_GET_VS_REDIS=1.0  # startup: livedict get / redis-cli GET
+TARGET_START_SET_VS_REDIS=0.9  # startup: livedict set --ttl / redis-cli SET EX
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	# A smoke test: every section runs, on small data, in a few minutes.
@@ -130,6 +135,9 @@ build_livedict() {
 	log "building the benchmark helper and the hook/daemon benchmarks"
 	(cd "$ROOT" && go build -o "$TMP/bench" ./scripts/bench && go test -c -o "$TMP/livedict.test" .)
 	BT="$TMP/bench" LT="$TMP/livedict.test"
+	# The floor is built exactly as livedict is, from the project's go.mod.
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/floor" ./scripts/bench/floor)
+	FLOOR="$TMP/floor"
 	if [[ -n "${LIVEDICT_BIN:-}" ]]; then
 		LD=$(command -v "$LIVEDICT_BIN") || die "LIVEDICT_BIN=$LIVEDICT_BIN is not executable"
 		return
@@ -366,6 +374,70 @@ bench_expired() {
 	rm -f "$db" "$work"
 }
 
+
+# startup: a one-shot command from a cold process, against the floor of its
+# own stack (scripts/bench/floor: the same libraries, the same store file,
+# one SELECT), the sqlite3 CLI and redis-cli. Two measures: hyperfine
+# (medians), and paired interleaved runs (bench paired: each round runs
+# every command once in random order; the ratio is the median of the
+# per-round ratios, which cancels most of the load drift of a busy machine).
+bench_startup() {
+	ensure_base
+	local key=key0050000 want=value-0050000 skey=key0070000 val=newvalue-0070000
+	expect_eq "floor SELECT" "$want" "$("$FLOOR" "$BASE_DB" main "$key")"
+	expect_eq "livedict get" "$want" "$("$LD" --store "sqlite:$BASE_DB" get "$key")"
+	local sql="INSERT OR REPLACE INTO kv VALUES('$skey','$val',CAST(strftime('%s','now') AS INTEGER)*1000+60000)"
+	local get=("$LD" --store "sqlite:$BASE_DB" get "$key")
+	local floor=("$FLOOR" "$BASE_DB" main "$key")
+	local sget=(sqlite3 "$BASE_SQLITE" "SELECT v FROM kv WHERE k='$key'")
+	local rget=(redis-cli -p "$REDIS_PORT" GET "$key")
+	local set=("$LD" --store "sqlite:$BASE_DB" set "$skey" "$val" --ttl 60s)
+	local sset=(sqlite3 "$BASE_SQLITE" "$sql")
+	local rset=(redis-cli -p "$REDIS_PORT" SET "$skey" "$val" EX 60)
+	hf startup -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n "livedict get" "$(q "${get[@]}")" -n floor "$(q "${floor[@]}")" \
+		-n "sqlite3 SELECT" "$(q "${sget[@]}")" -n "redis-cli GET" "$(q "${rget[@]}")" \
+		-n "livedict set --ttl" "$(q "${set[@]}")" -n "sqlite3 INSERT" "$(q "${sset[@]}")" \
+		-n "redis-cli SET EX" "$(q "${rset[@]}")"
+	note_noise startup
+	local g f sg rg s ss rs
+	g=$(hf_median_ms startup 0) f=$(hf_median_ms startup 1) sg=$(hf_median_ms startup 2) rg=$(hf_median_ms startup 3)
+	s=$(hf_median_ms startup 4) ss=$(hf_median_ms startup 5) rs=$(hf_median_ms startup 6)
+	local gf gr sr st1 st2 st3
+	gf=$(ratio "$g" "$f") gr=$(ratio "$g" "$rg") sr=$(ratio "$s" "$rs")
+	check_target "$gf" "$TARGET_START_GET_VS_FLOOR"; st1=$ST
+	check_target "$gr" "$TARGET_START_GET_VS_REDIS"; st2=$ST
+	check_target "$sr" "$TARGET_START_SET_VS_REDIS"; st3=$ST
+	add_summary "startup (hyperfine medians): get $(fmt_ms "$g"), floor $(fmt_ms "$f"), sqlite3 $(fmt_ms "$sg"), redis-cli GET $(fmt_ms "$rg")" \
+		"→ get ${gf}× floor (target ≤ $TARGET_START_GET_VS_FLOOR) $st1, ${gr}× redis-cli (target ≤ $TARGET_START_GET_VS_REDIS) $st2," \
+		"$(ratio "$g" "$sg")× sqlite3; set --ttl $(fmt_ms "$s") → ${sr}× redis-cli SET EX $(fmt_ms "$rs")" \
+		"(target ≤ $TARGET_START_SET_VS_REDIS) $st3, $(ratio "$s" "$ss")× sqlite3 INSERT"
+	# CPU time (user + system, hyperfine's means) moves far less than wall
+	# time when other jobs load the machine: informational, no target.
+	local -a cpu
+	local i
+	for i in 0 1 2 3 4 5 6; do
+		cpu[i]=$(awk -v u="$(hf_stat startup "$i" user)" -v s="$(hf_stat startup "$i" system)" 'BEGIN { print u + s }')
+	done
+	add_summary "startup CPU (user+sys, hyperfine means): get $(fmt_ms "${cpu[0]}") → $(ratio "${cpu[0]}" "${cpu[1]}")× floor," \
+		"$(ratio "${cpu[0]}" "${cpu[3]}")× redis-cli GET, $(ratio "${cpu[0]}" "${cpu[2]}")× sqlite3;" \
+		"set --ttl $(fmt_ms "${cpu[4]}") → $(ratio "${cpu[4]}" "${cpu[6]}")× redis-cli SET EX (informational)"
+
+	log "paired interleaved runs: get ($SMALL_RUNS rounds)"
+	"$BT" paired "$SMALL_RUNS" get "${get[@]}" -- floor "${floor[@]}" -- sqlite3 "${sget[@]}" \
+		-- redis-cli "${rget[@]}" >"$TMP/paired-get"
+	log "paired interleaved runs: set --ttl ($SMALL_RUNS rounds)"
+	"$BT" paired "$SMALL_RUNS" set "${set[@]}" -- sqlite3 "${sset[@]}" -- redis-cli "${rset[@]}" >"$TMP/paired-set"
+	local pf pr ps psr
+	pf=$(awk '$1 == "floor" { print $3 }' "$TMP/paired-get") pr=$(awk '$1 == "redis-cli" { print $3 }' "$TMP/paired-get")
+	ps=$(awk '$1 == "sqlite3" { print $3 }' "$TMP/paired-get") psr=$(awk '$1 == "redis-cli" { print $3 }' "$TMP/paired-set")
+	check_target "$pf" "$TARGET_START_GET_VS_FLOOR"; st1=$ST
+	check_target "$pr" "$TARGET_START_GET_VS_REDIS"; st2=$ST
+	check_target "$psr" "$TARGET_START_SET_VS_REDIS"; st3=$ST
+	add_summary "startup (paired, median of per-round ratios over $SMALL_RUNS rounds): get ${pf}× floor $st1," \
+		"${pr}× redis-cli GET $st2, ${ps}× sqlite3; set --ttl ${psr}× redis-cli SET EX $st3," \
+		"$(awk '$1 == "sqlite3" { print $3 }' "$TMP/paired-set")× sqlite3 INSERT"
+}
 
 # ---------------------------------------------------------------- Go benchmarks
 

@@ -7,6 +7,8 @@
 //	bench noise FILE                    "pct command" per result: stddev/mean
 //	bench json FIELD...                 fields of the JSON object on stdin
 //	bench freeport                      a free TCP port on 127.0.0.1
+//	bench paired RUNS NAME CMD... [-- NAME CMD...]...
+//	                                    interleaved runs; see paired
 package main
 
 import (
@@ -14,11 +16,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -37,6 +43,8 @@ func main() {
 		err = jsonFields(args)
 	case "freeport":
 		err = freePort()
+	case "paired":
+		err = paired(args)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -193,4 +201,68 @@ func freePort() error {
 	defer l.Close()
 	fmt.Println(l.Addr().(*net.TCPAddr).Port)
 	return nil
+}
+
+// paired runs each of the commands once per round, in a fresh random order
+// each round, RUNS rounds, so every command meets the same load drift as
+// the others. It prints, per command, "NAME MEDIAN_MS RATIO", where RATIO
+// is the median over the rounds of (the first command's time) / (this
+// command's time in the same round): the first command's cost as a
+// multiple of this one's, less noisy than a ratio of medians on a busy
+// machine. Each command must exit 0; its output is discarded.
+func paired(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: paired RUNS NAME CMD... [-- NAME CMD...]...")
+	}
+	runs, err := strconv.Atoi(args[0])
+	if err != nil || runs < 1 {
+		return fmt.Errorf("paired: bad RUNS %q", args[0])
+	}
+	type cmd struct {
+		name string
+		argv []string
+		ms   []float64
+	}
+	var cmds []*cmd
+	for group := range strings.SplitSeq(strings.Join(args[1:], "\x00"), "\x00--\x00") {
+		f := strings.Split(group, "\x00")
+		if len(f) < 2 {
+			return fmt.Errorf("paired: %q: want NAME CMD...", group)
+		}
+		cmds = append(cmds, &cmd{name: f[0], argv: f[1:]})
+	}
+	order := make([]int, len(cmds))
+	for i := range order {
+		order[i] = i
+	}
+	for range runs {
+		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, i := range order {
+			c := cmds[i]
+			x := exec.Command(c.argv[0], c.argv[1:]...)
+			start := time.Now()
+			if err := x.Run(); err != nil {
+				return fmt.Errorf("paired: %s: %v", strings.Join(c.argv, " "), err)
+			}
+			c.ms = append(c.ms, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	for _, c := range cmds {
+		ratios := make([]float64, runs)
+		for r := range runs {
+			ratios[r] = cmds[0].ms[r] / c.ms[r]
+		}
+		fmt.Printf("%s %.3f %.3f\n", c.name, median(c.ms), median(ratios))
+	}
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
