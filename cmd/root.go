@@ -65,6 +65,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 		newBucketsCmd(a), newBucketCmd(a), newStatsCmd(a), newReapCmd(a),
 		newExportCmd(a), newImportCmd(a),
 		newConfigCmd(a), newCompletionCmd(a), newVersionCmd(a), newHookCmd(a), newDaemonCmd(a),
+		newIdentityCmd(a),
 		newExitCodesTopic(),
 	)
 	root.SetHelpCommand(newHelpCmd())

@@ -70,6 +70,8 @@ var settings = []setting{
 	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
 	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
+	{key: "identity_file", doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
+	{key: "recipients_file", doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
 }
 
 func isPositive(s string) error {
@@ -93,6 +95,9 @@ type Config struct {
 	RetryBackoff       time.Duration
 	MaxEventValueBytes int
 	HookConcurrency    int
+	// Encryption at rest.
+	IdentityFile   string
+	RecipientsFile string
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -195,6 +200,13 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	cfg.RetryBackoff, _ = ttl.ParseDuration(cfg.values["retry_backoff"])
 	cfg.MaxEventValueBytes, _ = strconv.Atoi(cfg.values["max_event_value_bytes"])
 	cfg.HookConcurrency, _ = strconv.Atoi(cfg.values["hook_concurrency"])
+	cfg.IdentityFile = cfg.values["identity_file"]
+	if cfg.IdentityFile == "" {
+		cfg.IdentityFile = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "identity.txt")
+		cfg.values["identity_file"] = cfg.IdentityFile
+	}
+	cfg.IdentityFile = expandHome(cfg.IdentityFile)
+	cfg.RecipientsFile = expandHome(cfg.values["recipients_file"])
 	return cfg, nil
 }
 
