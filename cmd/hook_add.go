@@ -24,7 +24,7 @@ func newHookAddCmd(a *App) *cobra.Command {
 	var o struct {
 		on, key, timeout, name, run string
 		env, write                  []string
-		noNetwork                   bool
+		noNetwork, decrypt          bool
 		retries                     int
 	}
 	c := &cobra.Command{
@@ -88,7 +88,7 @@ hook with --no-network is not run where the kernel cannot give both; see
 			if argv[0], err = resolveCommand(argv[0]); err != nil {
 				return usageErr(err, "")
 			}
-			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork}
+			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork, Decrypt: o.decrypt}
 			if cmd.Flags().Changed("bucket") {
 				if h.Bucket, err = a.Bucket(); err != nil {
 					return err
@@ -151,6 +151,7 @@ hook with --no-network is not run where the kernel cannot give both; see
 	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
 	f.StringArrayVar(&o.env, "env", nil, "pass the environment variable `NAME` through (repeatable)")
 	f.StringArrayVar(&o.write, "write", nil, "let the hook write in `DIR` (repeatable)")
+	f.BoolVar(&o.decrypt, "decrypt", false, "give the hook the plaintext of encrypted buckets' values (events carry them encrypted otherwise)")
 	f.BoolVar(&o.noNetwork, "no-network", false, "no TCP, UDP, netlink or Unix sockets, by path or abstract name (refused where it cannot be had)")
 	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")

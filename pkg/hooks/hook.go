@@ -111,6 +111,9 @@ type Hook struct {
 	Env       []string `json:"env,omitempty"`
 	Write     []string `json:"write,omitempty"`
 	NoNetwork bool     `json:"no_network,omitempty"`
+	// Decrypt gives the hook the plaintext of encrypted buckets' values;
+	// otherwise its events carry them encrypted.
+	Decrypt bool `json:"decrypt,omitempty"`
 	// Retries overrides the configured number of retries when not nil.
 	Retries *int  `json:"retries,omitempty"`
 	Enabled bool  `json:"enabled"`

@@ -392,11 +392,27 @@ func (t *Tx) Soonest(bucket string) (store.Entry, bool, error) {
 	return e, err == nil, err
 }
 
-// Reap is store.Tx's Reap. fn sees expired values as stored: reaping
-// must not need an identity, and what fn does with them (hook events)
-// must not see plaintext.
+// Reap is store.Tx's Reap. fn sees expired values decrypted when this
+// host can open the bucket, and without a value (nil) otherwise: reaping
+// must never need an identity.
 func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
-	return t.Tx.Reap(limit, fn)
+	if fn == nil {
+		return t.Tx.Reap(limit, nil)
+	}
+	return t.Tx.Reap(limit, func(e store.Entry) error {
+		if enc, err := t.Encrypted(e.Bucket); err != nil || !enc {
+			if err != nil {
+				return err
+			}
+			return fn(e)
+		}
+		o, err := t.open(e)
+		if err != nil {
+			e.Value = nil
+			return fn(e)
+		}
+		return fn(o)
+	})
 }
 
 // EnableEncryption makes bucket encrypted: a fresh data key wrapped to the
