@@ -127,10 +127,17 @@ Policies live in the store, so every user of the store sees the same ones.`,
 				return err
 			}
 			if a.JSON {
-				a.jsonLine(append(append(object{{"bucket", name}}, policyFields(p)...), field{"encrypted", encrypted}))
+				o := append(object{{"bucket", name}}, policyFields(p)...)
+				if encrypted { // only then, so the plain policy reads as before
+					o = append(o, field{"encrypted", true})
+				}
+				a.jsonLine(o)
 				return nil
 			}
-			a.printf("max_keys = %d\ndefault_ttl = %q\non_full = %q\nencrypted = %t\n", p.MaxKeys, defaultTTLText(p), onFull(p), encrypted)
+			a.printf("max_keys = %d\ndefault_ttl = %q\non_full = %q\n", p.MaxKeys, defaultTTLText(p), onFull(p))
+			if encrypted {
+				a.printf("encrypted = true\n")
+			}
 			return nil
 		},
 	}

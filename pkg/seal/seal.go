@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -292,6 +293,11 @@ func (t *Tx) open(e store.Entry) (store.Entry, error) {
 		return e, nil
 	}
 	k, err := t.dataKey(e.Bucket)
+	var oe *OpenError
+	if errors.As(err, &oe) && oe.Key == "" {
+		// Name the key the command asked for, not only the bucket.
+		err = &OpenError{Bucket: oe.Bucket, Key: e.Key, Why: "this host's identity does not open the bucket's data key (" + oe.Why + ")"}
+	}
 	if err != nil || k == nil {
 		return e, err
 	}
