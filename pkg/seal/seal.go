@@ -24,12 +24,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/livedict/livedict/pkg/store"
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // Bucket is the internal bucket holding each encrypted bucket's wrapped
@@ -551,3 +553,56 @@ func Encrypted(tx store.Tx) ([]string, error) {
 }
 
 var _ store.Tx = (*Tx)(nil)
+
+// Deadlines passes the backend's deadline listing through (see
+// store.DeadlineLister): deadlines are not encrypted.
+func (t *Tx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
+	dl, ok := t.Tx.(store.DeadlineLister)
+	if !ok {
+		return nil, fmt.Errorf("store: %T cannot list deadlines", t.Tx)
+	}
+	return dl.Deadlines(after, limit)
+}
+
+// CountUpTo keeps the backend's bounded count available (see
+// store.BoundedCounter).
+func (t *Tx) CountUpTo(bucket string, limit int64) (int64, error) {
+	if bc, ok := t.Tx.(store.BoundedCounter); ok {
+		return bc.CountUpTo(bucket, limit)
+	}
+	if bucket == "" {
+		return t.Tx.CountAll()
+	}
+	return t.Tx.Count(bucket)
+}
+
+// LoadMany keeps the backend's bulk load available (see store.BulkLoader),
+// sealing the values bound for encrypted buckets first.
+func (t *Tx) LoadMany(entries []store.Entry, mode store.ImportMode) (int, error) {
+	out := entries
+	for i, e := range entries {
+		k, err := t.dataKey(e.Bucket)
+		if err != nil {
+			return 0, err
+		}
+		if k == nil {
+			continue
+		}
+		if &out[0] == &entries[0] {
+			out = slices.Clone(entries)
+		}
+		if out[i].Value, err = Seal(k, e.Bucket, e.Key, e.Value); err != nil {
+			return 0, err
+		}
+	}
+	if bl, ok := t.Tx.(store.BulkLoader); ok {
+		return bl.LoadMany(out, mode)
+	}
+	return store.LoadEach(t.Tx, out, mode)
+}
+
+var (
+	_ store.DeadlineLister = (*Tx)(nil)
+	_ store.BoundedCounter = (*Tx)(nil)
+	_ store.BulkLoader     = (*Tx)(nil)
+)
