@@ -71,3 +71,34 @@ func envCommand(e *procEnv, kv string, args ...string) *exec.Cmd {
 	c.Env = append(slices.Clone(c.Env), kv)
 	return c
 }
+
+// TestEncryptForeignIdentity: an identity file planted by another local
+// user (theirs, 0644, or theirs 0600 in our folder) is never used, and no
+// value is decrypted with it; our own 0644 identity is refused too.
+func TestEncryptForeignIdentity(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	e.mustRun("bucket", "policy", "sec", "--encrypt")
+	e.mustRun("-b", "sec", "set", "k", "secret")
+	idPath := filepath.Join(e.dir, "home", ".config", "livedict", "identity.txt")
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		if err := os.Chmod(idPath, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(idPath, e.other.uid, e.other.gid); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := e.run("-b", "sec", "get", "k")
+		if code != 3 || out != "" || !strings.Contains(stderr, "owned by uid") {
+			t.Fatalf("identity of uid %d, mode %o: exit %d, stdout %q, stderr %q", e.other.uid, mode, code, out, stderr)
+		}
+	}
+	os.Chown(idPath, os.Getuid(), os.Getgid())
+	os.Chmod(idPath, 0o644)
+	if _, stderr, code := e.run("-b", "sec", "get", "k"); code != 3 || !strings.Contains(stderr, "readable by others") {
+		t.Fatalf("our 0644 identity: exit %d, %q", code, stderr)
+	}
+	os.Chmod(idPath, 0o600)
+	if out := e.mustRun("-b", "sec", "get", "k"); out != "secret" {
+		t.Fatalf("get = %q", out)
+	}
+}
