@@ -433,7 +433,7 @@ func (t *Tx) EnableEncryption(bucket string) (bool, error) {
 	if enc, err := t.Encrypted(bucket); err != nil || enc {
 		return false, err
 	}
-	return true, t.rekey(bucket, nil, true)
+	return true, t.rekey(bucket, nil)
 }
 
 // DisableEncryption turns encryption off for bucket. With decrypt, the
@@ -484,12 +484,12 @@ func (t *Tx) Rekey(bucket string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int(n), t.rekey(bucket, old, false)
+	return int(n), t.rekey(bucket, old)
 }
 
 // rekey makes a new data key for bucket and reseals its values from old
 // (nil: plaintext) to it.
-func (t *Tx) rekey(bucket string, old []byte, _ bool) error {
+func (t *Tx) rekey(bucket string, old []byte) error {
 	key := make([]byte, chacha20poly1305.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return store.WithKind(store.KindStore, err)
