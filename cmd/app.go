@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -139,6 +140,7 @@ func (a *App) Store() (store.Store, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	s = seal.Wrap(s, &seal.FileKeys{IdentityFile: a.Config.IdentityFile, RecipientsFile: a.Config.RecipientsFile})
 	a.store, a.session = s, a.newSession(s)
 	return s, nil
 }

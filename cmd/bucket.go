@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/spf13/cobra"
@@ -22,21 +23,27 @@ func newBucketCmd(a *App) *cobra.Command {
 			return usageErr(fmt.Errorf("unknown bucket command %q", args[0]), "use 'livedict bucket policy' or 'livedict bucket drop'")
 		},
 	}
-	c.AddCommand(newBucketPolicyCmd(a), newBucketDropCmd(a))
+	c.AddCommand(newBucketPolicyCmd(a), newBucketDropCmd(a), newBucketRekeyCmd(a))
 	return c
 }
 
 func newBucketPolicyCmd(a *App) *cobra.Command {
 	var maxKeys int64
 	var defaultTTL, full string
+	var encrypt, noEncrypt bool
 	c := &cobra.Command{
-		Use:   "policy NAME [--max-keys N] [--default-ttl D] [--on-full reject|evict-soonest]",
+		Use:   "policy NAME [--max-keys N] [--default-ttl D] [--on-full reject|evict-soonest] [--encrypt|--no-encrypt]",
 		Short: "Show or set a bucket's policy",
 		Long: `Set the policy of bucket NAME; without flags, show it. Flags not given keep
 their current value. --max-keys 0 and --default-ttl 0 remove the limit and the
 default TTL. When a write would add a key to a full bucket, reject refuses it
 (exit 4) and evict-soonest deletes the key with the nearest deadline (and
 refuses, exit 4, when no key has a TTL).
+
+--encrypt encrypts every value of the bucket with age to this host's identity
+and the keys of recipients_file (values already there are encrypted at once);
+keys, TTLs and sizes stay readable. --no-encrypt turns it off for an empty
+bucket; 'livedict bucket rekey NAME --decrypt' decrypts one that holds values.
 
 Policies live in the store, so every user of the store sees the same ones.`,
 		Example:           "  livedict bucket policy cache --max-keys 1000 --default-ttl 1h --on-full evict-soonest",
@@ -64,18 +71,43 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			if fs.Changed("on-full") && full != string(store.Reject) && full != string(store.EvictSoonest) {
 				return usageErr(fmt.Errorf("--on-full %q: must be reject or evict-soonest", full), "")
 			}
-			change := fs.Changed("max-keys") || fs.Changed("default-ttl") || fs.Changed("on-full")
+			if encrypt && noEncrypt {
+				return usageErr(errors.New("--encrypt and --no-encrypt contradict each other"), "")
+			}
+			change := fs.Changed("max-keys") || fs.Changed("default-ttl") || fs.Changed("on-full") || encrypt || noEncrypt
 			var p store.Policy
+			var encrypted bool
+			ss, err := a.sealed()
+			if err != nil {
+				return err
+			}
 			update := a.View
 			if change {
 				update = func(fn func(store.Tx) error) error {
 					return a.Update(func(tx *hooks.Tx) error { return fn(tx) })
 				}
 			}
-			err := update(func(tx store.Tx) error {
+			err = update(func(tx store.Tx) error {
 				var err error
-				if p, err = tx.Policy(name); err != nil || !change {
+				if p, err = tx.Policy(name); err != nil {
 					return err
+				}
+				st := ss.Tx(tx)
+				if encrypted, err = st.Encrypted(name); err != nil || !change {
+					return err
+				}
+				if encrypt {
+					if _, err := st.EnableEncryption(name); err != nil {
+						return err
+					}
+				}
+				if noEncrypt {
+					if _, err := st.DisableEncryption(name, false); err != nil {
+						return err
+					}
+				}
+				if !fs.Changed("max-keys") && !fs.Changed("default-ttl") && !fs.Changed("on-full") {
+					return nil
 				}
 				if fs.Changed("max-keys") {
 					p.MaxKeys = maxKeys
@@ -88,14 +120,24 @@ Policies live in the store, so every user of the store sees the same ones.`,
 				}
 				return tx.SetPolicy(name, p)
 			})
+			if errors.Is(err, seal.ErrSealed) {
+				return &exitError{kind: store.KindPolicy, err: err, hint: "decrypt it first: livedict bucket rekey " + name + " --decrypt"}
+			}
 			if err != nil || change {
 				return err
 			}
 			if a.JSON {
-				a.jsonLine(append(object{{"bucket", name}}, policyFields(p)...))
+				o := append(object{{"bucket", name}}, policyFields(p)...)
+				if encrypted { // only then, so the plain policy reads as before
+					o = append(o, field{"encrypted", true})
+				}
+				a.jsonLine(o)
 				return nil
 			}
 			a.printf("max_keys = %d\ndefault_ttl = %q\non_full = %q\n", p.MaxKeys, defaultTTLText(p), onFull(p))
+			if encrypted {
+				a.printf("encrypted = true\n")
+			}
 			return nil
 		},
 	}
@@ -103,6 +145,8 @@ Policies live in the store, so every user of the store sees the same ones.`,
 	f.Int64Var(&maxKeys, "max-keys", 0, "most live keys the bucket may hold (0 = no limit)")
 	f.StringVar(&defaultTTL, "default-ttl", "", "TTL `D` for keys written without one (0 = none)")
 	f.StringVar(&full, "on-full", "", "what a full bucket does: reject or evict-soonest")
+	f.BoolVar(&encrypt, "encrypt", false, "encrypt the bucket's values with age (see 'livedict identity')")
+	f.BoolVar(&noEncrypt, "no-encrypt", false, "stop encrypting the (empty) bucket")
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 )
 
@@ -90,7 +91,14 @@ func classify(err error) (code int, hint string) {
 
 // hintFor returns the hint for an error that carries none of its own.
 func hintFor(err error) string {
+	var ie *seal.IdentityError
 	switch {
+	case errors.As(err, &ie) && errors.Is(err, fs.ErrNotExist):
+		return "livedict looks for this host's age identity at identity_file (" + ie.Path + "); copy it there or set identity_file"
+	case errors.As(err, &ie):
+		return "the identity must be yours and private (chmod 600 " + ie.Path + ")"
+	case errors.Is(err, seal.ErrOpen):
+		return "this host's identity is not among the bucket's recipients, or the value is damaged: 'livedict identity' prints this host's key; a host that can read the bucket adds it to recipients_file and runs 'livedict bucket rekey'"
 	case errors.Is(err, hooks.ErrUnsafe):
 		return "make the store and its folder writable only by you (chmod go-w)"
 	case errors.Is(err, store.ErrUntrusted):

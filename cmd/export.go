@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"encoding/base64"
 
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
 
 func newExportCmd(a *App) *cobra.Command {
-	var all bool
+	var all, decrypt bool
 	c := &cobra.Command{
 		Use:   "export [GLOB]",
 		Short: "Write live entries as JSON Lines, for backup or import",
@@ -19,7 +20,8 @@ func newExportCmd(a *App) *cobra.Command {
   {"bucket":"main","key":"k","value_b64":"dg==","expires_at_ms":1767225599000}
 
 expires_at_ms is null for keys without a TTL. A key that is not valid UTF-8
-is written as key_b64. 'livedict import' reads this back. A progress bar is
+is written as key_b64. Values of encrypted buckets are written as their
+ciphertext, marked "encrypted":true, unless --decrypt is given. 'livedict import' reads this back. A progress bar is
 shown on stderr when it is a terminal.`,
 		Example: "  livedict export --all-buckets > backup.jsonl",
 		Args:    args(0, 1),
@@ -35,8 +37,20 @@ shown on stderr when it is a terminal.`,
 			// Collect, then write after the transaction: a reader blocked
 			// on a full pipe must not hold the store.
 			var entries []store.Entry
+			sealed := map[string]bool{}
 			err = a.View(func(tx store.Tx) error {
+				st, ok := tx.(*seal.Tx)
+				if ok && !decrypt {
+					tx = st.Raw() // values as stored: ciphertext stays ciphertext
+				}
 				return scanBuckets(tx, buckets, glob, true, func(e store.Entry) error {
+					if ok && !decrypt {
+						enc, err := st.Encrypted(e.Bucket)
+						if err != nil {
+							return err
+						}
+						sealed[e.Bucket] = enc
+					}
 					entries = append(entries, e)
 					return nil
 				})
@@ -57,6 +71,9 @@ shown on stderr when it is a terminal.`,
 				}
 				o := keyFields(e.Bucket, e.Key)
 				o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
+				if sealed[e.Bucket] {
+					o = append(o, field{"encrypted", true})
+				}
 				line, err := o.MarshalJSON()
 				if err != nil {
 					return err
@@ -71,6 +88,7 @@ shown on stderr when it is a terminal.`,
 		},
 	}
 	c.Flags().BoolVar(&all, "all-buckets", false, "export every bucket")
+	c.Flags().BoolVar(&decrypt, "decrypt", false, "write encrypted buckets' values in plaintext")
 	return c
 }
 

@@ -25,7 +25,7 @@ func newHookAddCmd(a *App) *cobra.Command {
 		on, key, timeout, name, run string
 		batchWait                   string
 		env, write                  []string
-		noNetwork                   bool
+		noNetwork, decrypt          bool
 		retries, batch              int
 	}
 	c := &cobra.Command{
@@ -96,7 +96,7 @@ retried as a batch; the log has one entry per run.`,
 			if argv[0], err = resolveCommand(argv[0]); err != nil {
 				return usageErr(err, "")
 			}
-			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork}
+			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork, Decrypt: o.decrypt}
 			if cmd.Flags().Changed("bucket") {
 				if h.Bucket, err = a.Bucket(); err != nil {
 					return err
@@ -186,6 +186,7 @@ retried as a batch; the log has one entry per run.`,
 	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
 	f.StringArrayVar(&o.env, "env", nil, "pass the environment variable `NAME` through (repeatable)")
 	f.StringArrayVar(&o.write, "write", nil, "let the hook write in `DIR` (repeatable)")
+	f.BoolVar(&o.decrypt, "decrypt", false, "give the hook the plaintext of encrypted buckets' values (events carry them encrypted otherwise)")
 	f.BoolVar(&o.noNetwork, "no-network", false, "no TCP, UDP, netlink or Unix sockets, by path or abstract name (refused where it cannot be had)")
 	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")

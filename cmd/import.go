@@ -113,6 +113,10 @@ type importLine struct {
 	ValueB64    *string     `json:"value_b64"`
 	Value       *string     `json:"value"`
 	ExpiresAtMs *int64      `json:"expires_at_ms"`
+	// Encrypted marks a value exported as ciphertext (export without
+	// --decrypt): it opens only with its store's data key, so it is
+	// refused rather than imported as if it were the value.
+	Encrypted *bool `json:"encrypted"`
 }
 
 // utf8String is a JSON string that must be valid UTF-8 as written:
@@ -307,6 +311,9 @@ func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 	}
 	if err := store.ValidateKey(e.Key); err != nil {
 		return e, err
+	}
+	if l.Encrypted != nil && *l.Encrypted {
+		return e, errors.New("the value is encrypted (exported without --decrypt): export it with --decrypt, then encrypt the bucket here with bucket policy --encrypt")
 	}
 	switch {
 	case l.Value != nil && l.ValueB64 != nil:

@@ -36,7 +36,7 @@ func commands() []topLevel {
 		{"buckets", newBucketsCmd}, {"bucket", newBucketCmd}, {"stats", newStatsCmd}, {"reap", newReapCmd},
 		{"export", newExportCmd}, {"import", newImportCmd},
 		{"config", newConfigCmd}, {"completion", newCompletionCmd}, {"version", newVersionCmd},
-		{"hook", newHookCmd}, {"daemon", newDaemonCmd},
+		{"hook", newHookCmd}, {"daemon", newDaemonCmd}, {"identity", newIdentityCmd},
 		{"exit-codes", func(*App) *cobra.Command { return newExitCodesTopic() }},
 	}
 }

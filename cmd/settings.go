@@ -71,6 +71,8 @@ var settings = []setting{
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
 	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
 	{key: "hook_key_file", doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
+	{key: "identity_file", doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
+	{key: "recipients_file", doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
 }
 
 func isPositive(s string) error {
@@ -96,6 +98,9 @@ type Config struct {
 	HookConcurrency    int
 	// HookKeyFile signs and verifies hook definitions on shared stores.
 	HookKeyFile string
+	// Encryption at rest.
+	IdentityFile   string
+	RecipientsFile string
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -197,6 +202,13 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		cfg.values["hook_key_file"] = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "hook.key")
 	}
 	cfg.HookKeyFile = expandHome(cfg.values["hook_key_file"])
+	cfg.IdentityFile = cfg.values["identity_file"]
+	if cfg.IdentityFile == "" {
+		cfg.IdentityFile = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "identity.txt")
+		cfg.values["identity_file"] = cfg.IdentityFile
+	}
+	cfg.IdentityFile = expandHome(cfg.IdentityFile)
+	cfg.RecipientsFile = expandHome(cfg.values["recipients_file"])
 	return cfg, nil
 }
 

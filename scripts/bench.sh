@@ -27,7 +27,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(startup get set import expired hooks daemon scripting)
+ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -51,6 +51,8 @@ TARGET_WAIT_WAKE_MS=20       # wait KEY exits after another process's set (media
 TARGET_START_GET_VS_FLOOR=1.05 # startup: livedict get / the floor of its stack (scripts/bench/floor)
 TARGET_START_GET_VS_REDIS=1.0  # startup: livedict get / redis-cli GET
 TARGET_START_SET_VS_REDIS=0.9  # startup: livedict set --ttl / redis-cli SET EX
+TARGET_ENCRYPT_GET=1.15      # get of a 100-byte value, encrypted bucket / plain bucket
+TARGET_ENCRYPT_SET=1.15      # set of a 100-byte value, encrypted bucket / plain bucket
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	# A smoke test: every section runs, on small data, in a few minutes.
@@ -463,6 +465,37 @@ metric() {
 	v=$(awk -v u="$1" '{ for (i = 3; i <= NF; i++) if ($i == u) { print $(i - 1); exit } }' <<<"$GB_LINE")
 	[[ -n "$v" ]] || die "no $1 in: $GB_LINE"
 	echo "$v"
+}
+
+# ---------------------------------------------------------------- encrypt
+
+# encrypt: what encryption at rest costs one get and one set of a 100-byte
+# value (an age X25519 unwrap of the bucket's data key, then
+# XChaCha20-Poly1305), against the same command on a plain bucket of the
+# same store.
+bench_encrypt() {
+	local db="$TMP/encrypt.db" val
+	val=$(printf 'v%.0s' {1..100})
+	"$LD" --store "sqlite:$db" bucket policy sec --encrypt
+	"$LD" --store "sqlite:$db" -b sec set k "$val"
+	"$LD" --store "sqlite:$db" -b plain set k "$val"
+	expect_eq "livedict get (encrypted)" "$val" "$("$LD" --store "sqlite:$db" -b sec get k)"
+	hf encrypt_get -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n encrypted "$(q "$LD" --store "sqlite:$db" -b sec get k)" \
+		-n plain "$(q "$LD" --store "sqlite:$db" -b plain get k)"
+	note_noise encrypt_get
+	hf encrypt_set -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n encrypted "$(q "$LD" --store "sqlite:$db" -b sec set k "$val")" \
+		-n plain "$(q "$LD" --store "sqlite:$db" -b plain set k "$val")"
+	note_noise encrypt_set
+	local ge gp se sp rg rs st1 st2
+	ge=$(hf_median_ms encrypt_get 0) gp=$(hf_median_ms encrypt_get 1)
+	se=$(hf_median_ms encrypt_set 0) sp=$(hf_median_ms encrypt_set 1)
+	rg=$(ratio "$ge" "$gp") rs=$(ratio "$se" "$sp")
+	check_target "$rg" "$TARGET_ENCRYPT_GET"; st1=$ST
+	check_target "$rs" "$TARGET_ENCRYPT_SET"; st2=$ST
+	add_summary "encrypt: get $(fmt_ms "$ge") vs $(fmt_ms "$gp") plain → ${rg}× (target ≤ $TARGET_ENCRYPT_GET) $st1," \
+		"set $(fmt_ms "$se") vs $(fmt_ms "$sp") plain → ${rs}× (target ≤ $TARGET_ENCRYPT_SET) $st2"
 }
 
 # ---------------------------------------------------------------- hooks

@@ -116,6 +116,9 @@ type Hook struct {
 	// fill, 0 meaning DefaultBatchWait.
 	Batch       int   `json:"batch,omitempty"`
 	BatchWaitMs int64 `json:"batch_wait_ms,omitempty"`
+	// Decrypt gives the hook the plaintext of encrypted buckets' values;
+	// otherwise its events carry them encrypted.
+	Decrypt bool `json:"decrypt,omitempty"`
 	// Retries overrides the configured number of retries when not nil.
 	Retries *int  `json:"retries,omitempty"`
 	Enabled bool  `json:"enabled"`

@@ -128,6 +128,12 @@ func (r *Recorder) WantsBucket(ev Event, bucket string) bool {
 // Record writes one outbox event per enabled hook matching ev on e, and
 // returns their sequence numbers.
 func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error) {
+	return r.record(tx, ev, e, e)
+}
+
+// record is Record where e carries the value as stored (ciphertext in an
+// encrypted bucket) and plain the value hooks added with --decrypt get.
+func (r *Recorder) record(tx store.Tx, ev Event, e, plain store.Entry) ([]uint64, error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -139,6 +145,9 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 		rec := &record{
 			HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key),
 			Value: e.Value, ExpiresAt: e.ExpiresAt, Time: tx.Now(),
+		}
+		if h.Decrypt {
+			rec.Value = plain.Value
 		}
 		rec.cut(r.maxValue)
 		seq, err := nextSeq(tx, "event")

@@ -45,12 +45,28 @@ func (t *Tx) wants(ev Event, bucket, key string) bool {
 }
 
 func (t *Tx) record(ev Event, e store.Entry) error {
+	plain := e
+	if c, ok := t.Tx.(ciphertexter); ok && e.Value != nil {
+		// An encrypted bucket's value: watchers and hooks get it sealed,
+		// only hooks added with --decrypt the plaintext.
+		v, err := c.Ciphertext(e)
+		if err != nil {
+			return err
+		}
+		e.Value = v
+	}
 	if t.watchMax > 0 && !store.IsInternal(e.Bucket) {
 		t.Watched = append(t.Watched, watchEvent(ev, e, t.Tx.Now(), t.watchMax))
 	}
-	seqs, err := t.rec.Record(t.Tx, ev, e)
+	seqs, err := t.rec.record(t.Tx, ev, e, plain)
 	t.Events = append(t.Events, seqs...)
 	return err
+}
+
+// ciphertexter is a transaction that encrypts some buckets at rest
+// (seal.Tx): Ciphertext returns a value as such a bucket stores it.
+type ciphertexter interface {
+	Ciphertext(store.Entry) ([]byte, error)
 }
 
 // Put writes e and records a set event unless TTLOnly.

@@ -22,6 +22,9 @@ import (
 // joins backendNames when it exists; every test below runs against each.
 func openBackend(t *testing.T, name string, clock ttl.Clock) Store {
 	t.Helper()
+	if base, ok := strings.CutSuffix(name, "+sealed"); ok {
+		return SealWrap(t, openBackend(t, base, clock))
+	}
 	opts := Options{Clock: clock, BusyTimeout: 10 * time.Second}
 	dir := t.TempDir()
 	var s Store
@@ -45,9 +48,21 @@ var backendNames = []string{"memory", "sqlite", "file"}
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// SealWrap is set by seal_conformance_test.go (package store_test, which
+// may import pkg/seal): it wraps a backend so that the buckets the suite
+// uses are encrypted at rest. forEach then runs every backend a second
+// time, named BACKEND+sealed, through it.
+var SealWrap func(t *testing.T, s Store) Store
+
 // forEach runs fn against every backend with its own fake clock.
 func forEach(t *testing.T, fn func(t *testing.T, s Store, clock *ttl.Fake)) {
-	for _, name := range backendNames {
+	names := backendNames
+	if SealWrap != nil {
+		for _, n := range backendNames {
+			names = append(names[:len(names):len(names)], n+"+sealed")
+		}
+	}
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			clock := ttl.NewFake(t0)
 			fn(t, openBackend(t, name, clock), clock)
@@ -1005,7 +1020,11 @@ func TestConformanceDeadlines(t *testing.T) {
 			t.Errorf("deadlines %v, want %v", ats, wantAts)
 		}
 		// On the hashing backends the ID is FNV-1a of bucket NUL key.
-		if _, ok := s.(*sqliteStore); !ok {
+		base := s
+		if u, ok := s.(interface{ Unwrap() Store }); ok { // +sealed
+			base = u.Unwrap()
+		}
+		if _, ok := base.(*sqliteStore); !ok {
 			for k, at := range want {
 				h := fnv.New64a()
 				h.Write([]byte(k.bucket + "\x00" + k.key))

@@ -1,0 +1,77 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livedict/livedict/pkg/seal"
+	"github.com/livedict/livedict/pkg/store"
+)
+
+func newBucketRekeyCmd(a *App) *cobra.Command {
+	var decrypt bool
+	c := &cobra.Command{
+		Use:   "rekey NAME [--decrypt]",
+		Short: "Re-encrypt an encrypted bucket to the current recipients",
+		Long: `Give encrypted bucket NAME a new data key, wrapped to this host's identity and
+the recipients_file's keys as they are now, and re-encrypt every value with it,
+in one transaction: all or nothing. Run it after removing a host from
+recipients_file so that host can no longer read new or old values from the
+store (it may have kept copies of what it read before).
+
+With --decrypt, decrypt every value and turn encryption off for NAME.`,
+		Example:           "  livedict bucket rekey secrets\n  livedict bucket rekey secrets --decrypt",
+		Args:              args(1, 1),
+		ValidArgsFunction: completeBuckets(a, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := store.ValidateBucket(name); err != nil {
+				return usageErr(err, "")
+			}
+			ss, err := a.sealed()
+			if err != nil {
+				return err
+			}
+			n := 0
+			err = ss.Update(context.Background(), func(tx store.Tx) error {
+				t := ss.Tx(tx)
+				if decrypt {
+					c, err := t.Raw().Count(name)
+					n = int(c)
+					if err != nil {
+						return err
+					}
+					ok, err := t.DisableEncryption(name, true)
+					if err == nil && !ok {
+						return usageErr(fmt.Errorf("bucket %q is not encrypted", name), "")
+					}
+					return err
+				}
+				n, err = t.Rekey(name)
+				return err
+			})
+			if err != nil {
+				if errors.Is(err, store.ErrInvalidBucket) {
+					return usageErr(err, "")
+				}
+				return storeErr(err)
+			}
+			a.printCount(n)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&decrypt, "decrypt", false, "decrypt every value and turn encryption off")
+	return c
+}
+
+// sealed returns the open store's sealing layer.
+func (a *App) sealed() (*seal.Store, error) {
+	s, err := a.Store()
+	if err != nil {
+		return nil, err
+	}
+	return s.(*seal.Store), nil
+}
