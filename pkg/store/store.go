@@ -79,8 +79,8 @@ type Stats struct {
 
 // Info describes where a store lives.
 type Info struct {
-	Backend   string // "sqlite", "file", "memory"
-	Location  string // file or folder path; empty for memory
+	Backend   string // "sqlite", "file", "memory", "redis"
+	Location  string // file or folder path; redacted URL for redis; empty for memory
 	SizeBytes int64
 }
 
@@ -211,6 +211,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Durability of commits; "" means Normal.
 	Durability Durability
+	// Redis holds what only the Redis backend reads.
+	Redis RedisOptions
 }
 
 func (o Options) withDefaults() Options {
