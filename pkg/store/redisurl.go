@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -74,8 +75,8 @@ func parseRedisURL(raw string) (redisTarget, error) {
 			return bad("needs a host: redis://HOST[:PORT][/DB]")
 		}
 		host, port := u.Hostname(), u.Port()
-		if host == "" {
-			return bad("needs a host")
+		if !validRedisHost(host) {
+			return bad("needs a host name or IP address")
 		}
 		if port == "" {
 			port = "6379"
@@ -169,4 +170,19 @@ func RedactURL(raw string) string {
 		return raw
 	}
 	return scheme + "://" + user + ":***" + rest[at:]
+}
+
+func validRedisHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -110,7 +111,8 @@ func start(args ...string) (string, func(), error) {
 	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, DisableIdentity: true, MaxRetries: -1})
 	defer c.Close()
 	for i := 0; ; i++ {
-		if err := c.Ping(context.Background()).Err(); err == nil {
+		var reply redis.Error // any reply, NOAUTH too, says the server is up
+		if err := c.Ping(context.Background()).Err(); err == nil || errors.As(err, &reply) {
 			break
 		} else if i > 500 {
 			log, _ := os.ReadFile(filepath.Join(dir, "log"))
