@@ -59,7 +59,7 @@ func isDuration(s string) error {
 // settings lists every configuration key livedict reads. Keeping them in one
 // table gives `config` its listing and the file check its list of known keys.
 var settings = []setting{
-	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, memory: or a path"},
+	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, redis://HOST[:PORT][/DB][?prefix=P], rediss://…, unix:///SOCKET, or a path"},
 	{key: "bucket", flag: "bucket", def: store.DefaultBucket, check: func(s string) error { return store.ValidateBucket(s) }, doc: "bucket used when -b is not given"},
 	{key: "color", flag: "color", def: "auto", check: oneOf("auto", "always", "never"), doc: "colour on a terminal"},
 	{key: "busy_timeout", def: "5s", check: isDuration, doc: "how long to wait for another process holding the store"},
@@ -70,6 +70,9 @@ var settings = []setting{
 	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
 	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
+	{key: "connect_timeout", def: "2s", check: isDuration, doc: "how long to wait for a Redis server to answer"},
+	{key: "redis_password_file", doc: "file holding the Redis password (instead of the URL or LIVEDICT_REDIS_PASSWORD)"},
+	{key: "redis_ca_file", doc: "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
 }
 
 func isPositive(s string) error {
@@ -93,6 +96,10 @@ type Config struct {
 	RetryBackoff       time.Duration
 	MaxEventValueBytes int
 	HookConcurrency    int
+	// Redis.
+	ConnectTimeout    time.Duration
+	RedisPasswordFile string
+	RedisCAFile       string
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -195,6 +202,11 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	cfg.RetryBackoff, _ = ttl.ParseDuration(cfg.values["retry_backoff"])
 	cfg.MaxEventValueBytes, _ = strconv.Atoi(cfg.values["max_event_value_bytes"])
 	cfg.HookConcurrency, _ = strconv.Atoi(cfg.values["hook_concurrency"])
+	cfg.ConnectTimeout, _ = ttl.ParseDuration(cfg.values["connect_timeout"])
+	cfg.RedisPasswordFile = expandHome(cfg.values["redis_password_file"])
+	cfg.RedisCAFile = expandHome(cfg.values["redis_ca_file"])
+	// `config` shows the store URL, never a password in it.
+	cfg.values["store"] = store.RedactURL(cfg.values["store"])
 	return cfg, nil
 }
 

@@ -88,10 +88,13 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		DisableIdentity: true,
 	}
 	if t.TLS {
-		o.TLSConfig = ro.TLSConfig
-		if o.TLSConfig == nil {
-			host, _, _ := net.SplitHostPort(t.Addr)
-			o.TLSConfig = &tls.Config{ServerName: strings.Trim(host, "[]"), MinVersion: tls.VersionTLS12}
+		host, _, _ := net.SplitHostPort(t.Addr)
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if ro.TLSConfig != nil {
+			o.TLSConfig = ro.TLSConfig.Clone()
+		}
+		if o.TLSConfig.ServerName == "" {
+			o.TLSConfig.ServerName = strings.Trim(host, "[]")
 		}
 	}
 	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
