@@ -22,6 +22,7 @@ import (
 //	{P}:buckets      SET of user buckets that may hold entries
 //	{P}:b:BUCKET     HASH key -> 8-byte big-endian deadline + value
 //	{P}:pol          HASH bucket -> policy
+//	{P}:dl           ZSET of user deadlines: score deadline, member bucket NUL key
 //	{P}:changes      pub/sub channel: one message per commit
 //	{P}:events       pub/sub channel of the EventBus
 //
@@ -174,7 +175,7 @@ func (s *redisStore) Info() (Info, error) {
 	if err != nil {
 		return Info{}, s.wrap(err)
 	}
-	keys := []string{s.fence(), s.bucketsKey(), s.policyKey()}
+	keys := []string{s.fence(), s.bucketsKey(), s.policyKey(), s.deadlineKey()}
 	for _, n := range names {
 		keys = append(keys, s.bucketKey(n))
 	}
@@ -274,3 +275,7 @@ func decodeRedisPolicy(bucket, raw string) (Policy, error) {
 	}
 	return p, nil
 }
+
+// deadlineKey is the ZSET of user deadlines (score deadline, member
+// bucket NUL key) that HasExpired and Reap read instead of the buckets.
+func (s *redisStore) deadlineKey() string { return s.p + "dl" }

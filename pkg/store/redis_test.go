@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/livedict/livedict/pkg/store/redistest"
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -241,4 +242,50 @@ func TestRedisVersionCheck(t *testing.T) {
 			t.Errorf("redisVersionOK(%q) != %v", v, ok)
 		}
 	}
+}
+
+// The deadline index holds exactly the user entries that have a deadline:
+// puts add, persists, deletes, reaps and bucket drops remove.
+func TestRedisDeadlineIndex(t *testing.T) {
+	clock := ttl.NewFake(t0)
+	s, err := Open(redistest.URL(t), Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rs := s.(*redisStore)
+	ctx := context.Background()
+	card := func(want int64) {
+		t.Helper()
+		if n, err := rs.c.ZCard(ctx, rs.deadlineKey()).Result(); err != nil || n != want {
+			t.Fatalf("index holds %d (%v), want %d", n, err, want)
+		}
+	}
+	at := clock.Now().UnixMilli() + 1000
+	update(t, s, func(tx Tx) error {
+		for _, e := range []Entry{{Bucket: "a", Key: "1", ExpiresAt: at}, {Bucket: "a", Key: "2", ExpiresAt: at},
+			{Bucket: "b", Key: "1", ExpiresAt: at}, {Bucket: "b", Key: "2", ExpiresAt: at + 1}, {Bucket: "b", Key: "3"}} {
+			if err := tx.Put(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	card(4)
+	update(t, s, func(tx Tx) error { _, err := tx.DropBucket("a"); return err })
+	card(2)
+	update(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "2"}) })
+	card(1)
+	clock.Advance(2 * time.Second)
+	update(t, s, func(tx Tx) error {
+		if due, err := tx.HasExpired(); err != nil || !due {
+			t.Fatalf("HasExpired = %v, %v", due, err)
+		}
+		n, err := tx.Reap(0, nil)
+		if n != 1 {
+			t.Fatalf("reaped %d, want 1", n)
+		}
+		return err
+	})
+	card(0)
 }

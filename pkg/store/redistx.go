@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -14,10 +15,11 @@ import (
 // redisBucket is what a transaction knows of one bucket: its buffered
 // writes and, once a read needed the whole bucket, all of its entries.
 type redisBucket struct {
-	loaded  bool
-	m       map[string]Entry  // every entry, expired or not, when loaded
-	dirty   map[string]*Entry // buffered writes; nil deletes
-	dropped bool              // the bucket was emptied before the dirty writes
+	loaded   bool
+	m        map[string]Entry  // every entry, expired or not, when loaded
+	dirty    map[string]*Entry // buffered writes; nil deletes
+	dropped  bool              // the bucket was emptied before the dirty writes
+	dropKeys []string          // keys whose deadlines a drop removes from the index
 }
 
 // redisTx runs on one connection under WATCH of the store's fence.
@@ -394,27 +396,70 @@ func (t *redisTx) DropBucket(bucket string) (bool, error) {
 		return false, err
 	}
 	had := n > 0 || !p.IsZero()
-	t.buckets[bucket] = &redisBucket{loaded: true, m: map[string]Entry{}, dirty: map[string]*Entry{}, dropped: true}
+	old := t.buckets[bucket]
+	drop := &redisBucket{loaded: true, m: map[string]Entry{}, dirty: map[string]*Entry{}, dropped: true, dropKeys: old.dropKeys}
+	for k := range old.m {
+		drop.dropKeys = append(drop.dropKeys, k)
+	}
+	for k := range old.dirty {
+		drop.dropKeys = append(drop.dropKeys, k)
+	}
+	t.buckets[bucket] = drop
 	if err := t.SetPolicy(bucket, Policy{}); err != nil {
 		return false, err
 	}
 	return had, nil
 }
 
-// expired lists every expired user entry, oldest deadline first.
-func (t *redisTx) expired() ([]Entry, error) {
-	names, err := t.userBuckets()
-	if err != nil {
-		return nil, err
-	}
+// expired lists up to limit (<= 0: all) expired user entries, oldest
+// deadline first. The server's deadline index {P}:dl (score = deadline,
+// member = bucket NUL key) finds them without reading any bucket; what
+// this transaction changed is checked in its own state.
+func (t *redisTx) expired(limit int) ([]Entry, error) {
+	const page = 512
+	seen := map[string]bool{}
 	var out []Entry
-	for _, name := range names {
-		b, err := t.load(name)
+	for offset := int64(0); ; offset += page {
+		t.reads++
+		members, err := t.rtx.ZRangeByScore(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: offset, Count: page,
+		}).Result()
 		if err != nil {
-			return nil, err
+			return nil, t.s.wrap(err)
 		}
-		for _, e := range b.m {
-			if !t.live(e) {
+		for _, m := range members {
+			seen[m] = true
+			bucket, key, ok := strings.Cut(m, "\x00")
+			if !ok || IsInternal(bucket) {
+				continue
+			}
+			e, ok, err := t.raw(bucket, key)
+			if err != nil {
+				return nil, err
+			}
+			if ok && !t.live(e) {
+				out = append(out, e)
+			}
+		}
+		if len(members) < page || limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	for name, b := range t.buckets {
+		if IsInternal(name) {
+			continue
+		}
+		local := b.m
+		if !b.loaded {
+			local = map[string]Entry{}
+			for k, e := range b.dirty {
+				if e != nil {
+					local[k] = *e
+				}
+			}
+		}
+		for k, e := range local {
+			if !t.live(e) && !seen[name+"\x00"+k] {
 				out = append(out, e)
 			}
 		}
@@ -428,11 +473,14 @@ func (t *redisTx) expired() ([]Entry, error) {
 		}
 		return out[i].Key < out[j].Key
 	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
 }
 
 func (t *redisTx) HasExpired() (bool, error) {
-	exp, err := t.expired()
+	exp, err := t.expired(1)
 	return len(exp) > 0, err
 }
 
@@ -440,12 +488,9 @@ func (t *redisTx) Reap(limit int, fn func(Entry) error) (int, error) {
 	if !t.write {
 		return 0, errRedisReadOnly
 	}
-	exp, err := t.expired()
+	exp, err := t.expired(limit)
 	if err != nil {
 		return 0, err
-	}
-	if limit > 0 && len(exp) > limit {
-		exp = exp[:limit]
 	}
 	for _, e := range exp {
 		if fn != nil {
@@ -547,25 +592,43 @@ func (t *redisTx) commit() error {
 		p.Incr(t.ctx, t.s.fence())
 		for name, b := range t.buckets {
 			key := t.s.bucketKey(name)
+			user := !IsInternal(name)
+			var unindex []any
 			if b.dropped {
 				p.Del(t.ctx, key)
 				p.SRem(t.ctx, t.s.bucketsKey(), name)
+				for _, k := range b.dropKeys {
+					unindex = append(unindex, name+"\x00"+k)
+				}
 			}
 			var puts []any
 			var dels []string
+			var index []redis.Z
 			for k, e := range b.dirty {
 				if e == nil {
 					dels = append(dels, k)
+					unindex = append(unindex, name+"\x00"+k)
 				} else {
 					puts = append(puts, k, encodeRedisEntry(*e))
+					if e.ExpiresAt != 0 {
+						index = append(index, redis.Z{Score: float64(e.ExpiresAt), Member: name + "\x00" + k})
+					} else {
+						unindex = append(unindex, name+"\x00"+k)
+					}
 				}
+			}
+			if user && len(unindex) > 0 {
+				p.ZRem(t.ctx, t.s.deadlineKey(), unindex...)
+			}
+			if user && len(index) > 0 {
+				p.ZAdd(t.ctx, t.s.deadlineKey(), index...)
 			}
 			if len(dels) > 0 && !b.dropped {
 				p.HDel(t.ctx, key, dels...)
 			}
 			if len(puts) > 0 {
 				p.HSet(t.ctx, key, puts...)
-				if !IsInternal(name) {
+				if user {
 					p.SAdd(t.ctx, t.s.bucketsKey(), name)
 				}
 			}
