@@ -132,10 +132,15 @@ func (a *App) Store() (store.Store, error) {
 		// Nothing written there would outlive this one command.
 		return nil, usageErr(fmt.Errorf("store %q lives only inside one process", a.Config.Store), "memory: is for the Go API and tests; use sqlite:PATH or file:DIR")
 	}
+	ro, err := a.redisOptions()
+	if err != nil {
+		return nil, err
+	}
 	s, err := store.Open(a.Config.Store, store.Options{
 		Clock:       a.Clock,
 		BusyTimeout: a.Config.BusyTimeout,
 		Durability:  a.Config.Durability,
+		Redis:       ro,
 	})
 	if err != nil {
 		return nil, storeErr(err)

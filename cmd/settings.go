@@ -59,7 +59,7 @@ func isDuration(s string) error {
 // settings lists every configuration key livedict reads. Keeping them in one
 // table gives `config` its listing and the file check its list of known keys.
 var settings = []setting{
-	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, memory: or a path"},
+	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, redis://HOST[:PORT][/DB][?prefix=P], rediss://…, unix:///SOCKET, or a path"},
 	{key: "bucket", flag: "bucket", def: store.DefaultBucket, check: func(s string) error { return store.ValidateBucket(s) }, doc: "bucket used when -b is not given"},
 	{key: "color", flag: "color", def: "auto", check: oneOf("auto", "always", "never"), doc: "colour on a terminal"},
 	{key: "busy_timeout", def: "5s", check: isDuration, doc: "how long to wait for another process holding the store"},
@@ -73,6 +73,9 @@ var settings = []setting{
 	{key: "hook_key_file", doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
 	{key: "identity_file", doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
 	{key: "recipients_file", doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
+	{key: "connect_timeout", def: "2s", check: isDuration, doc: "how long to wait for a Redis server to answer"},
+	{key: "redis_password_file", doc: "file holding the Redis password (instead of the URL or LIVEDICT_REDIS_PASSWORD)"},
+	{key: "redis_ca_file", doc: "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
 }
 
 func isPositive(s string) error {
@@ -101,6 +104,10 @@ type Config struct {
 	// Encryption at rest.
 	IdentityFile   string
 	RecipientsFile string
+	// Redis.
+	ConnectTimeout    time.Duration
+	RedisPasswordFile string
+	RedisCAFile       string
 
 	// File is the configuration file that was read, if any.
 	File string
@@ -209,6 +216,11 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	}
 	cfg.IdentityFile = expandHome(cfg.IdentityFile)
 	cfg.RecipientsFile = expandHome(cfg.values["recipients_file"])
+	cfg.ConnectTimeout, _ = ttl.ParseDuration(cfg.values["connect_timeout"])
+	cfg.RedisPasswordFile = expandHome(cfg.values["redis_password_file"])
+	cfg.RedisCAFile = expandHome(cfg.values["redis_ca_file"])
+	// `config` shows the store URL, never a password in it.
+	cfg.values["store"] = store.RedactURL(cfg.values["store"])
 	return cfg, nil
 }
 

@@ -27,7 +27,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt)
+ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt redis)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -53,6 +53,8 @@ TARGET_START_GET_VS_REDIS=1.0  # startup: livedict get / redis-cli GET
 TARGET_START_SET_VS_REDIS=0.9  # startup: livedict set --ttl / redis-cli SET EX
 TARGET_ENCRYPT_GET=1.15      # get of a 100-byte value, encrypted bucket / plain bucket
 TARGET_ENCRYPT_SET=1.15      # set of a 100-byte value, encrypted bucket / plain bucket
+TARGET_REDIS_GET=1.2         # livedict get on a Redis store / redis-cli GET
+TARGET_REDIS_SET=1.2         # livedict set --ttl on a Redis store / redis-cli SET EX
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	# A smoke test: every section runs, on small data, in a few minutes.
@@ -305,6 +307,32 @@ bench_set() {
 	check_target "$rr" "$TARGET_SET_VS_REDIS"
 	add_summary "set: livedict $(fmt_ms "$l"), sqlite3 $(fmt_ms "$s"), redis-cli $(fmt_ms "$r")" \
 		"→ ${rs}× sqlite3 (no target), ${rr}× redis-cli SET (target ≤ $TARGET_SET_VS_REDIS) $ST"
+}
+
+# The Redis backend against redis-cli on the same server: the one-shot
+# path (connect, HELLO, WATCH/read, MULTI/EXEC) against one command.
+bench_redis() {
+	ensure_redis
+	local url="redis://127.0.0.1:$REDIS_PORT?prefix=bench" key=rkey val=rvalue
+	"$LD" --store "$url" set "$key" "$val"
+	expect_eq "livedict get (redis)" "$val" "$("$LD" --store "$url" get "$key")"
+	expect_eq "redis-cli SET" OK "$(rcli SET "$key" "$val")"
+	hf redisget -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n livedict "$(q "$LD" --store "$url" get "$key")" \
+		-n redis-cli "$(q redis-cli -p "$REDIS_PORT" GET "$key")"
+	hf redisset -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
+		-n livedict "$(q "$LD" --store "$url" set "$key" "$val" --ttl 60s)" \
+		-n redis-cli "$(q redis-cli -p "$REDIS_PORT" SET "$key" "$val" EX 60)"
+	note_noise redisget
+	local lg rg ls rs g s st1 st2
+	lg=$(hf_median_ms redisget 0) rg=$(hf_median_ms redisget 1)
+	ls=$(hf_median_ms redisset 0) rs=$(hf_median_ms redisset 1)
+	g=$(ratio "$lg" "$rg")
+	check_target "$g" "$TARGET_REDIS_GET"; st1=$ST
+	s=$(ratio "$ls" "$rs")
+	check_target "$s" "$TARGET_REDIS_SET"; st2=$ST
+	add_summary "redis: get $(fmt_ms "$lg") vs redis-cli GET $(fmt_ms "$rg") → ${g}× (target ≤ $TARGET_REDIS_GET) $st1;" \
+		"set --ttl $(fmt_ms "$ls") vs SET EX $(fmt_ms "$rs") → ${s}× (target ≤ $TARGET_REDIS_SET) $st2"
 }
 
 bench_import() {

@@ -27,11 +27,23 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing redis-server (the Redis backend's tests need a real one)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+  fi
+fi
+
 FUZZTIME=${FUZZTIME:-4s}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/livedict-test.XXXXXX")
 e2e_pid=""
+redis_pid=""
 cleanup() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
   # The end-to-end suite runs in a session of its own: stop all of it.
   if [ -n "$e2e_pid" ] && kill -0 "$e2e_pid" 2>/dev/null; then
     kill -TERM -- "-$e2e_pid" 2>/dev/null || true
@@ -42,6 +54,34 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# One redis-server for every package's Redis tests (each uses its own key
+# prefix), on a free loopback port, persistence off. The tests fail, not
+# skip, without one.
+if [ -z "${LIVEDICT_TEST_REDIS:-}" ] && command -v redis-server >/dev/null 2>&1; then
+  mkdir "$tmp/redis"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 40000))
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/redis" --save '' --appendonly no \
+      --daemonize no --logfile "$tmp/redis/log" &
+    redis_pid=$!
+    for _ in $(seq 50); do
+      if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then break 2; fi
+      kill -0 "$redis_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=""
+  done
+  if [ -z "$redis_pid" ]; then
+    echo "could not start redis-server:" >&2
+    cat "$tmp/redis/log" >&2 || true
+    exit 1
+  fi
+  export LIVEDICT_TEST_REDIS="redis://127.0.0.1:$port"
+  echo "== redis-server on 127.0.0.1:$port"
+fi
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

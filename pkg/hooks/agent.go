@@ -15,8 +15,12 @@ import (
 // StateDir is where livedict keeps what belongs to a store but is not data:
 // the delivery and daemon locks and the hooks' private work dirs. It sits
 // beside a SQLite file (PATH.d) and inside a file store (DIR/.d), so it has
-// the same owner and permissions as the store.
+// the same owner and permissions as the store. A store that is not local
+// (Redis) names its own (Info.StateDir).
 func StateDir(info store.Info) string {
+	if info.StateDir != "" {
+		return info.StateDir
+	}
 	if info.Backend == "file" {
 		return filepath.Join(info.Location, ".d")
 	}
@@ -200,6 +204,14 @@ func refuse(err error) error {
 func CheckSafe(info store.Info) error {
 	if info.Location == "" {
 		return nil
+	}
+	if info.StateDir != "" {
+		// No local store file to check: only the state dir is ours.
+		err := store.CheckPath(info.StateDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return refuse(err)
 	}
 	if err := store.CheckHooksPath(info.Location); err != nil {
 		return refuse(err)

@@ -227,7 +227,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// On a store shared between hosts, writers elsewhere cannot reach
 	// our socket: the store's own change feed wakes us instead.
 	var changes <-chan struct{}
-	if cf, ok := d.Store.(store.ChangeFeed); ok {
+	if cf, ok := store.FeedOf(d.Store); ok {
 		if changes, err = cf.Changes(ctx); err != nil {
 			d.log().Warn("no change feed from the store; reading it again once a second", "error", err.Error())
 			changes = nil

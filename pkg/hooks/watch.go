@@ -81,7 +81,7 @@ func WatchStore(s store.Store, info store.Info) (*Watcher, error) {
 
 // sharedBus is s's event bus when hosts share s, else nil.
 func sharedBus(s store.Store) store.EventBus {
-	if bus, ok := s.(store.EventBus); ok && store.IsShared(s) {
+	if bus, ok := store.BusOf(s); ok && store.IsShared(s) {
 		return bus
 	}
 	return nil

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livedict/livedict/pkg/store/redistest"
 	"github.com/livedict/livedict/pkg/ttl"
 )
 
-// openBackend opens a fresh store of the named kind. The Redis backend
-// joins backendNames when it exists; every test below runs against each.
+// openBackend opens a fresh store of the named kind; every test below runs
+// against each. Redis is a real server (see package redistest).
 func openBackend(t *testing.T, name string, clock ttl.Clock) Store {
 	t.Helper()
 	if base, ok := strings.CutSuffix(name, "+sealed"); ok {
@@ -36,6 +37,8 @@ func openBackend(t *testing.T, name string, clock ttl.Clock) Store {
 		s, err = Open("sqlite:"+filepath.Join(dir, "s.db"), opts)
 	case "file":
 		s, err = Open("file:"+filepath.Join(dir, "files"), opts)
+	case "redis":
+		s, err = Open(redistest.URL(t), opts)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +47,7 @@ func openBackend(t *testing.T, name string, clock ttl.Clock) Store {
 	return s
 }
 
-var backendNames = []string{"memory", "sqlite", "file"}
+var backendNames = []string{"memory", "sqlite", "file", "redis"}
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 

@@ -6,7 +6,8 @@ import (
 )
 
 // Open opens (creating if needed) the store named by a URL: "sqlite:PATH",
-// "file:DIR", "memory:", or a bare path, which means SQLite.
+// "file:DIR", "memory:", "redis://…", "rediss://…", "unix:///…" (Redis), or a bare path,
+// which means SQLite.
 func Open(storeURL string, opts Options) (Store, error) {
 	scheme, rest, found := strings.Cut(storeURL, ":")
 	if !found || strings.ContainsAny(scheme, "/.\\") {
@@ -22,8 +23,8 @@ func Open(storeURL string, opts Options) (Store, error) {
 		return openFile(rest, opts)
 	case "memory":
 		return NewMemory(opts), nil
-	case "redis", "rediss":
-		return nil, fmt.Errorf("%w %q: the Redis backend is not available in this version", ErrBadURL, storeURL)
+	case "redis", "rediss", "unix":
+		return openRedis(storeURL, opts, opts.Redis)
 	}
-	return nil, fmt.Errorf("%w %q: use sqlite:PATH, file:DIR, memory: or a path", ErrBadURL, storeURL)
+	return nil, fmt.Errorf("%w %q: use sqlite:PATH, file:DIR, memory:, redis://HOST or a path", ErrBadURL, RedactURL(storeURL))
 }

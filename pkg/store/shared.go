@@ -10,10 +10,35 @@ type Sharer interface {
 	Shared() bool
 }
 
-// IsShared reports whether s is shared between hosts.
+// IsShared reports whether s (or the store it wraps) is shared between
+// hosts.
 func IsShared(s Store) bool {
-	sh, ok := s.(Sharer)
+	sh, ok := Base(s).(Sharer)
 	return ok && sh.Shared()
+}
+
+// Base is the store under every wrapper of s (a wrapper, such as
+// encryption's, has an Unwrap method), where the interfaces below live.
+func Base(s Store) Store {
+	for {
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			return s
+		}
+		s = u.Unwrap()
+	}
+}
+
+// FeedOf returns s's change feed, if its store has one.
+func FeedOf(s Store) (ChangeFeed, bool) {
+	cf, ok := Base(s).(ChangeFeed)
+	return cf, ok
+}
+
+// BusOf returns s's event bus, if its store has one.
+func BusOf(s Store) (EventBus, bool) {
+	b, ok := Base(s).(EventBus)
+	return b, ok
 }
 
 // ChangeFeed is implemented by stores that can tell a waiting process that

@@ -79,9 +79,13 @@ type Stats struct {
 
 // Info describes where a store lives.
 type Info struct {
-	Backend   string // "sqlite", "file", "memory"
-	Location  string // file or folder path; empty for memory
+	Backend   string // "sqlite", "file", "memory", "redis"
+	Location  string // file or folder path; redacted URL for redis; empty for memory
 	SizeBytes int64
+	// StateDir, when set, is the local folder for what belongs to the store
+	// but is not data (locks, sockets, hook work dirs); stores that are not
+	// a local file or folder (Redis) set it. Empty: beside the store.
+	StateDir string
 }
 
 // Store is an opened livedict store. It is safe for concurrent use by
@@ -211,6 +215,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Durability of commits; "" means Normal.
 	Durability Durability
+	// Redis holds what only the Redis backend reads.
+	Redis RedisOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -236,7 +242,7 @@ type Locator interface {
 // Locate returns s's Backend and Location, and may be called from inside
 // one of s's transactions. Other fields may be left zero.
 func Locate(s Store) (Info, error) {
-	if l, ok := s.(Locator); ok {
+	if l, ok := Base(s).(Locator); ok {
 		return l.Locate(), nil
 	}
 	return s.Info()

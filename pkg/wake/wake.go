@@ -62,7 +62,7 @@ func New(clock ttl.Clock, watches ...store.Watch) *Waker {
 // cannot start leaves the Fallback re-check.
 func ForStore(clock ttl.Clock, s store.Store, bucket string) *Waker {
 	wk := New(clock, store.ChangeWatches(s, bucket)...)
-	if cf, ok := s.(store.ChangeFeed); ok {
+	if cf, ok := store.FeedOf(s); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		if feed, err := cf.Changes(ctx); err == nil {
 			wk.feed, wk.stopFeed = feed, cancel

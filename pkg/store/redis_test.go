@@ -1,0 +1,304 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store/redistest"
+	"github.com/livedict/livedict/pkg/ttl"
+)
+
+func TestParseRedisURL(t *testing.T) {
+	t.Setenv("LIVEDICT_REDIS_PASSWORD", "")
+	for _, c := range []struct {
+		in   string
+		want redisTarget
+	}{
+		{"redis://h", redisTarget{Network: "tcp", Addr: "h:6379", Prefix: "livedict"}},
+		{"redis://u:pw@h:7000/3?prefix=app", redisTarget{Network: "tcp", Addr: "h:7000", User: "u", Password: "pw", DB: 3, Prefix: "app"}},
+		{"redis://:pw@[::1]:7000", redisTarget{Network: "tcp", Addr: "[::1]:7000", Password: "pw", Prefix: "livedict"}},
+		{"rediss://h", redisTarget{Network: "tcp", Addr: "h:6379", TLS: true, Prefix: "livedict"}},
+		{"unix:///run/r.sock?db=2&prefix=x", redisTarget{Network: "unix", Addr: "/run/r.sock", DB: 2, Prefix: "x"}},
+	} {
+		got, err := parseRedisURL(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("parseRedisURL(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "redis://h?prefix={a}",
+		"redis://h?prefix=", "redis://h?db=1", "redis://h?foo=1", "unix://host/p", "unix://", "redis://:secretpw@h/x"} {
+		_, err := parseRedisURL(bad)
+		if !errors.Is(err, ErrBadURL) {
+			t.Errorf("parseRedisURL(%q) = %v, want ErrBadURL", bad, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
+
+func TestParseRedisURLPasswordFromEnvironment(t *testing.T) {
+	t.Setenv("LIVEDICT_REDIS_PASSWORD", "envpw")
+	got, err := parseRedisURL("redis://h")
+	if err != nil || got.Password != "envpw" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if s := got.String(); strings.Contains(s, "envpw") || s != "redis://:***@h:6379" {
+		t.Fatalf("String() = %q", s)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://u:pw@h:1/2":      "redis://u:***@h:1/2",
+		"redis://:p@w@h":          "redis://:***@h",
+		"redis://h/x?a=b@c":       "redis://h/x?a=b@c",
+		"redis://u@h":             "redis://u@h",
+		"sqlite:/tmp/a@b":         "sqlite:/tmp/a@b",
+		"rediss://u:p:q@h?prefix": "rediss://u:***@h?prefix",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzParseRedisURL(f *testing.F) {
+	for _, s := range []string{"redis://u:pw@h:1/2?prefix=p", "rediss://h", "unix:///a?db=1", "redis://[::1]:1", "redis://%zz@h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		tg, err := parseRedisURL(in)
+		if err != nil {
+			if tg != (redisTarget{}) {
+				t.Fatalf("error with a target: %+v", tg)
+			}
+			return
+		}
+		// What is shown parses back to the same target, with *** for a password.
+		shown := tg.String()
+		back, err := parseRedisURL(shown)
+		want := tg
+		if want.Password != "" {
+			want.Password = "***"
+		}
+		if err != nil || back != want {
+			t.Fatalf("String() = %q parses to %+v, %v; want %+v", shown, back, err, want)
+		}
+		if tg.Addr == "" || tg.Prefix == "" {
+			t.Fatalf("accepted %q without an address or prefix: %+v", in, tg)
+		}
+		_ = RedactURL(in)
+	})
+}
+
+// Two handles on one store (as two processes would be) increment one
+// counter concurrently: every increment is counted, none is lost to a
+// conflict.
+func TestRedisConcurrentIncrements(t *testing.T) {
+	url := redistest.URL(t)
+	const workers, each = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(url, Options{BusyTimeout: time.Minute})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			for i := 0; i < each; i++ {
+				if err := s.Update(context.Background(), func(tx Tx) error {
+					_, err := IncrBy(tx, Limits{}, "b", "n", 1)
+					return err
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s, err := Open(url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.View(context.Background(), func(tx Tx) error {
+		e, ok, err := tx.Get("b", "n")
+		if err != nil || !ok || string(e.Value) != fmt.Sprint(workers*each) {
+			t.Fatalf("n = %q %v %v, want %d", e.Value, ok, err, workers*each)
+		}
+		return nil
+	})
+}
+
+func TestRedisFeedAndBus(t *testing.T) {
+	url := redistest.URL(t)
+	a, err := Open(url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !IsShared(a) {
+		t.Fatal("a Redis store is shared")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes, err := a.(ChangeFeed).Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "x", Key: "k", Value: []byte("v")}) }); err != nil {
+		t.Fatal(err)
+	}
+	<-changes
+	bus := a.(EventBus)
+	if on, err := bus.Listening(ctx); err != nil || on {
+		t.Fatalf("Listening = %v, %v before anyone subscribed", on, err)
+	}
+	msgs, err := b.(EventBus).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, err := bus.Listening(ctx); err != nil || !on {
+		t.Fatalf("Listening = %v, %v with a subscriber", on, err)
+	}
+	if err := bus.Publish(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-msgs; string(m) != "hello" {
+		t.Fatalf("got %q", m)
+	}
+	cancel()
+	for range msgs {
+	}
+	if loc := Must(Locate(a)); loc.Backend != "redis" {
+		t.Fatalf("Locate = %+v", loc)
+	}
+}
+
+func Must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// An address nobody listens on fails as a store error naming it.
+func TestRedisUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, err = Open("redis://"+addr, Options{Redis: RedisOptions{ConnectTimeout: time.Minute}})
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+}
+
+// A wrong password is a store error that does not show the password.
+func TestRedisWrongPassword(t *testing.T) {
+	base := redistest.Start(t, "--save", "", "--appendonly", "no", "--requirepass", "rightpw")
+	t.Setenv("LIVEDICT_REDIS_PASSWORD", "")
+	_, err := Open(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
+	if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+	s, err := Open(base, Options{Redis: RedisOptions{Password: "rightpw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := Must(s.Info())
+	s.Close()
+	if strings.Contains(loc.Location, "rightpw") {
+		t.Fatalf("Location %q shows the password", loc.Location)
+	}
+}
+
+func TestRedisVersionCheck(t *testing.T) {
+	for v, ok := range map[string]bool{"6.2.0": true, "7.0.15": true, "10.0": true, "6.0.9": false, "5.0": false, "": false, "x.y": false} {
+		if redisVersionOK(v) != ok {
+			t.Errorf("redisVersionOK(%q) != %v", v, ok)
+		}
+	}
+}
+
+// The deadline index holds exactly the user entries that have a deadline:
+// puts add, persists, deletes, reaps and bucket drops remove.
+func TestRedisDeadlineIndex(t *testing.T) {
+	clock := ttl.NewFake(t0)
+	s, err := Open(redistest.URL(t), Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rs := s.(*redisStore)
+	ctx := context.Background()
+	card := func(want int64) {
+		t.Helper()
+		if n, err := rs.c.ZCard(ctx, rs.deadlineKey()).Result(); err != nil || n != want {
+			t.Fatalf("index holds %d (%v), want %d", n, err, want)
+		}
+	}
+	at := clock.Now().UnixMilli() + 1000
+	update(t, s, func(tx Tx) error {
+		for _, e := range []Entry{{Bucket: "a", Key: "1", ExpiresAt: at}, {Bucket: "a", Key: "2", ExpiresAt: at},
+			{Bucket: "b", Key: "1", ExpiresAt: at}, {Bucket: "b", Key: "2", ExpiresAt: at + 1}, {Bucket: "b", Key: "3"}} {
+			if err := tx.Put(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	card(4)
+	update(t, s, func(tx Tx) error { _, err := tx.DropBucket("a"); return err })
+	card(2)
+	update(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "2"}) })
+	card(1)
+	clock.Advance(2 * time.Second)
+	update(t, s, func(tx Tx) error {
+		if due, err := tx.HasExpired(); err != nil || !due {
+			t.Fatalf("HasExpired = %v, %v", due, err)
+		}
+		n, err := tx.Reap(0, nil)
+		if n != 1 {
+			t.Fatalf("reaped %d, want 1", n)
+		}
+		return err
+	})
+	card(0)
+}
+
+// A Redis store's local state lives under $XDG_STATE_HOME, one folder per
+// server, DB and prefix, whatever the credentials.
+func TestRedisStateDir(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/state")
+	a, _ := parseRedisURL("redis://u:one@h:1/2?prefix=p")
+	b, _ := parseRedisURL("redis://other:two@h:1/2?prefix=p")
+	c, _ := parseRedisURL("redis://h:1/2?prefix=q")
+	da, db, dc := redisStateDir(a), redisStateDir(b), redisStateDir(c)
+	if !strings.HasPrefix(da, "/state/livedict/redis/") || da != db || da == dc {
+		t.Fatalf("state dirs %q %q %q", da, db, dc)
+	}
+}
