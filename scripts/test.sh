@@ -124,6 +124,14 @@ for pkg in $(grep -rl --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(' pkg cmd |
     # other core more than a smoke run of fuzzing does.
     if ! (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$FUZZTIME" \
       -test.fuzzcachedir="$gocache/fuzz/$importpath" -test.parallel=1 -test.timeout=10m) >"$tmp/fuzz.log" 2>&1; then
+      # Go's fuzzing coordinator sometimes reports its own time limit,
+      # "context deadline exceeded", when a worker on a loaded machine is
+      # slow to stop: no input failed (none was written), so it is no
+      # finding. Anything else is.
+      if grep -q 'context deadline exceeded' "$tmp/fuzz.log" && ! grep -q 'Failing input written\|panic:' "$tmp/fuzz.log"; then
+        echo "   (the fuzzer overran its ${FUZZTIME} on a loaded machine; no failing input)"
+        continue
+      fi
       cat "$tmp/fuzz.log" >&2
       exit 1
     fi
