@@ -236,6 +236,9 @@ func hookObject(h hooks.Hook) object {
 	if h.Retries != nil {
 		o = append(o, field{"retries", *h.Retries})
 	}
+	if h.Decrypt {
+		o = append(o, field{"decrypt", true})
+	}
 	if h.Batch > 0 {
 		o = append(o, field{"batch", h.Batch}, field{"batch_wait_ms", h.BatchWait().Milliseconds()})
 	}
