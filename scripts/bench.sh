@@ -639,14 +639,26 @@ bench_scripting() {
 	check_target "$rr" "$TARGET_RUN_VS_GET"
 	add_summary "run cache hit $(fmt_ms "$r") vs get $(fmt_ms "$g") → ${rr}× (target ≤ $TARGET_RUN_VS_GET) $ST"
 
+	# livedict version is the binary's start-up alone (no store opened):
+	# how much of the lock is the floor of the process, not the lock.
 	hf lock -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
 		-n flock "$(q flock "$TMP/flockfile" true)" \
-		-n lock "$(q "$LD" --store "$st" lock name -- true)"
+		-n lock "$(q "$LD" --store "$st" lock name -- true)" \
+		-n "livedict version" "$(q "$LD" version)"
 	note_noise lock
-	local f l lr
-	f=$(hf_median_ms lock 0) l=$(hf_median_ms lock 1) lr=$(ratio "$l" "$f")
+	local f l lr v
+	f=$(hf_median_ms lock 0) l=$(hf_median_ms lock 1) v=$(hf_median_ms lock 2) lr=$(ratio "$l" "$f")
 	check_target "$lr" "$TARGET_LOCK_VS_FLOCK"
-	add_summary "lock NAME -- true $(fmt_ms "$l") vs flock FILE true $(fmt_ms "$f") → ${lr}× (target ≤ $TARGET_LOCK_VS_FLOCK) $ST"
+	add_summary "lock NAME -- true $(fmt_ms "$l") vs flock FILE true $(fmt_ms "$f") → ${lr}× (target ≤ $TARGET_LOCK_VS_FLOCK) $ST;" \
+		"start-up alone (livedict version) $(fmt_ms "$v") = $(ratio "$v" "$f")× flock"
+	log "paired interleaved runs: lock, flock, version ($SMALL_RUNS rounds)"
+	"$BT" paired "$SMALL_RUNS" -sep :: lock "$LD" --store "$st" lock name -- true :: flock flock "$TMP/flockfile" true \
+		:: version "$LD" version >"$TMP/paired-lock"
+	local pl pv
+	pl=$(awk '$1 == "flock" { print $3 }' "$TMP/paired-lock") pv=$(awk '$1 == "version" { print $3 }' "$TMP/paired-lock")
+	check_target "$pl" "$TARGET_LOCK_VS_FLOCK"
+	add_summary "lock vs flock (paired, median of per-round ratios over $SMALL_RUNS rounds): ${pl}× $ST;" \
+		"lock / livedict version ${pv}×"
 
 	LIVEDICT_BENCH_STORE="$st" gobench WaitWakeup "${WAIT_RUNS}x"
 	local w
