@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,10 +60,12 @@ func childStdio(w io.Writer) io.Writer {
 // fork and exec (pid set, cmd nil); otherwise (run capturing its output)
 // through os/exec.
 type child struct {
-	cmd  *exec.Cmd
-	pid  int
-	ws   syscall.WaitStatus // once wait returned
-	sigs chan os.Signal
+	cmd    *exec.Cmd
+	pid    int
+	mu     sync.Mutex         // a signal and the reaping of pid take turns
+	reaped bool               // pid may belong to another process now
+	ws     syscall.WaitStatus // once wait returned
+	sigs   chan os.Signal
 }
 
 // forwarded are the signals passed on to a child: SIGINT, SIGTERM and
@@ -159,29 +162,39 @@ func (ch *child) forkExec(argv, env []string, files []uintptr) error {
 	return nil
 }
 
-// signal sends s to the child (not yet reaped: wait's loop only signals
-// before done).
+// signal sends s to the child unless it was reaped (its pid could name
+// another process by then).
 func (ch *child) signal(s os.Signal) {
 	if ch.cmd != nil {
 		ch.cmd.Process.Signal(s)
 		return
 	}
-	syscall.Kill(ch.pid, s.(syscall.Signal))
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if !ch.reaped {
+		syscall.Kill(ch.pid, s.(syscall.Signal))
+	}
 }
 
-// reap waits for the child to end.
+// reap waits for the child to end. It first waits without reaping
+// (waitExited), so a signal sent meanwhile still reaches the child or its
+// zombie, never a process that reused the pid; os.Process does the same.
 func (ch *child) reap() {
 	if ch.cmd != nil {
 		ch.cmd.Wait()
 		ch.ws, _ = ch.cmd.ProcessState.Sys().(syscall.WaitStatus)
 		return
 	}
+	waitExited(ch.pid)
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
 	for {
 		_, err := syscall.Wait4(ch.pid, &ch.ws, 0, nil)
 		if err != syscall.EINTR {
-			return
+			break
 		}
 	}
+	ch.reaped = true
 }
 
 // wait waits for the child while passing on the signals livedict gets (as
