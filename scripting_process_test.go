@@ -12,20 +12,39 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livedict/livedict/pkg/store/redistest"
 )
 
 // Real-process tests of lock, run and wait: many livedict processes, real
-// signals, real kill -9, on SQLite and the file backend. Counts are small
-// and time limits generous: a loaded 2-core machine must pass them; what
-// they prove is "woken, not timed out" and "never two holders", not speed.
+// signals, real kill -9, on SQLite, the file backend and a real
+// redis-server. Counts are small and time limits generous: a loaded
+// 2-core machine must pass them; what they prove is "woken, not timed
+// out" and "never two holders", not speed.
 
 // scriptEnv is a store of each backend with its folder as $D, where the
-// commands' sh -c scripts leave their marks.
+// commands' sh -c scripts leave their marks. The redis subtest's store is
+// a key prefix of its own on the server LIVEDICT_TEST_REDIS names (or on
+// one started for the test): leases, fencing counters, run's cache and
+// wait's wake-ups then all go through Redis, as between hosts.
 func scriptEnv(t *testing.T, fn func(t *testing.T, e *procEnv)) {
 	forEachBackend(t, func(t *testing.T, e *procEnv) {
 		e.setenv("D=" + e.dir)
 		fn(t, e)
 	})
+	t.Run("redis", func(t *testing.T) {
+		e := redisProcEnv(t)
+		e.setenv("D=" + e.dir)
+		fn(t, e)
+	})
+}
+
+// redisProcEnv is a procEnv (environment, private folder) whose store is
+// a fresh key prefix on a real Redis server.
+func redisProcEnv(t *testing.T) *procEnv {
+	e := *newProcEnv(t, "sqlite") // the environment; its SQLite store goes unused
+	e.backend, e.url, e.path = "redis", redistest.URL(t), ""
+	return &e // no hooks here, so no dispatcher to stop
 }
 
 // file is the content of name in e.dir; "" when it does not exist (yet).

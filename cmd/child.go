@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,10 +55,17 @@ func childStdio(w io.Writer) io.Writer {
 }
 
 // child is a command livedict runs for the user (lock's and run's CMD),
-// with the signals livedict passes on to it.
+// with the signals livedict passes on to it. When CMD's stdin, stdout and
+// stderr are all files (lock from a shell), it is started with a bare
+// fork and exec (pid set, cmd nil); otherwise (run capturing its output)
+// through os/exec.
 type child struct {
-	*exec.Cmd
-	sigs chan os.Signal
+	cmd    *exec.Cmd
+	pid    int
+	mu     sync.Mutex         // a signal and the reaping of pid take turns
+	reaped bool               // pid may belong to another process now
+	ws     syscall.WaitStatus // once wait returned
+	sigs   chan os.Signal
 }
 
 // forwarded are the signals passed on to a child: SIGINT, SIGTERM and
@@ -78,15 +88,21 @@ func forwarded() []os.Signal {
 // on are caught before it starts, so one that arrives in between reaches
 // CMD instead of ending livedict.
 func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*child, error) {
-	c := exec.Command(argv[0], argv[1:]...)
-	c.Env = append(os.Environ(), env...)
-	c.Stdin, c.Stdout, c.Stderr = in, out, errw
-	c.SysProcAttr = childAttr()
-	ch := &child{Cmd: c, sigs: make(chan os.Signal, 4)}
+	ch := &child{sigs: make(chan os.Signal, 4)}
 	if sigs := forwarded(); len(sigs) > 0 {
 		signal.Notify(ch.sigs, sigs...)
 	}
-	if err := c.Start(); err != nil {
+	var err error
+	if files, ok := stdioFiles(in, out, errw); ok {
+		err = ch.forkExec(argv, withEnv(os.Environ(), env), files)
+	} else {
+		c := exec.Command(argv[0], argv[1:]...)
+		c.Env = append(os.Environ(), env...)
+		c.Stdin, c.Stdout, c.Stderr = in, out, errw
+		c.SysProcAttr = childAttr()
+		ch.cmd, err = c, c.Start()
+	}
+	if err != nil {
 		signal.Stop(ch.sigs)
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -97,6 +113,90 @@ func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*child, 
 	return ch, nil
 }
 
+// stdioFiles returns the descriptors of in, out and errw when all three
+// are files (a nil in is /dev/null's job: not a file here).
+func stdioFiles(in io.Reader, out, errw io.Writer) ([]uintptr, bool) {
+	var fds []uintptr
+	for _, s := range []any{in, out, errw} {
+		f, ok := s.(*os.File)
+		if !ok || f == nil {
+			return nil, false
+		}
+		fds = append(fds, f.Fd())
+	}
+	return fds, true
+}
+
+// withEnv is base with extra added, an extra NAME replacing base's (as
+// os/exec does: a nested lock's CMD must see its own token).
+func withEnv(base, extra []string) []string {
+	out := make([]string, 0, len(base)+len(extra))
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(extra, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
+// forkExec starts argv with a plain fork and exec. os/exec would first
+// probe whether pidfds work, forking an extra child once per process
+// (its clone(CLONE_PIDFD) check), a cost every lock paid for nothing: a
+// lock has one child and waits for it with wait4. Names without a slash
+// are looked up in PATH as os/exec does (same errors).
+func (ch *child) forkExec(argv, env []string, files []uintptr) error {
+	path := argv[0]
+	if !strings.Contains(path, "/") {
+		lp, err := exec.LookPath(path)
+		if err != nil {
+			return err
+		}
+		path = lp
+	}
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: childAttr()})
+	if err != nil {
+		return &os.PathError{Op: "fork/exec", Path: path, Err: err}
+	}
+	ch.pid = pid
+	return nil
+}
+
+// signal sends s to the child unless it was reaped (its pid could name
+// another process by then).
+func (ch *child) signal(s os.Signal) {
+	if ch.cmd != nil {
+		ch.cmd.Process.Signal(s)
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if !ch.reaped {
+		syscall.Kill(ch.pid, s.(syscall.Signal))
+	}
+}
+
+// reap waits for the child to end. It first waits without reaping
+// (waitExited), so a signal sent meanwhile still reaches the child or its
+// zombie, never a process that reused the pid; os.Process does the same.
+func (ch *child) reap() {
+	if ch.cmd != nil {
+		ch.cmd.Wait()
+		ch.ws, _ = ch.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		return
+	}
+	waitExited(ch.pid)
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for {
+		_, err := syscall.Wait4(ch.pid, &ch.ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	ch.reaped = true
+}
+
 // wait waits for the child while passing on the signals livedict gets (as
 // consul lock does; in a terminal the child also gets ^C from the terminal
 // itself, as under flock). When stop yields, the child is sent SIGTERM,
@@ -105,30 +205,33 @@ func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*child, 
 func (ch *child) wait(stop <-chan error, onStop func(error), grace time.Duration) int {
 	defer signal.Stop(ch.sigs)
 	done := make(chan struct{})
-	go func() { ch.Wait(); close(done) }()
+	go func() { ch.reap(); close(done) }()
 	var kill <-chan time.Time
 	for {
 		select {
 		case s := <-ch.sigs:
-			ch.Process.Signal(s)
+			ch.signal(s)
 		case err := <-stop:
 			stop = nil
 			onStop(err)
-			ch.Process.Signal(syscall.SIGTERM)
+			ch.signal(syscall.SIGTERM)
 			kill = time.After(grace)
 		case <-kill:
-			ch.Process.Kill()
+			ch.signal(syscall.SIGKILL)
 		case <-done:
-			return shellStatus(ch.ProcessState)
+			return shellStatus(ch.ws)
 		}
 	}
 }
 
-func shellStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+// waitStatus is how the child ended, once wait returned.
+func (ch *child) waitStatus() syscall.WaitStatus { return ch.ws }
+
+func shellStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}
-	return ps.ExitCode()
+	return ws.ExitStatus()
 }
 
 // durationFlag parses a duration flag that must be positive (or, when

@@ -167,8 +167,7 @@ func (a *App) runCaptured(argv []string) (runcache.Entry, bool) {
 		return runcache.Entry{Status: 126, Stderr: []byte("livedict: error: " + err.Error() + "\n")}, false
 	}
 	status := child.wait(nil, nil, 0)
-	ws, _ := child.ProcessState.Sys().(syscall.WaitStatus)
-	return runcache.Entry{Status: status, Stdout: out.Bytes(), Stderr: errb.Bytes()}, !ws.Signaled()
+	return runcache.Entry{Status: status, Stdout: out.Bytes(), Stderr: errb.Bytes()}, !child.waitStatus().Signaled()
 }
 
 // refreshInBackground starts `livedict run --refresh` for the same entry in

@@ -639,14 +639,38 @@ bench_scripting() {
 	check_target "$rr" "$TARGET_RUN_VS_GET"
 	add_summary "run cache hit $(fmt_ms "$r") vs get $(fmt_ms "$g") → ${rr}× (target ≤ $TARGET_RUN_VS_GET) $ST"
 
+	# Beside flock: livedict version, the binary's start-up alone (no
+	# store opened), and the floor of a lease on livedict's stack
+	# (scripts/bench/lockfloor: one write transaction, fork/exec, one
+	# more; linking cobra, viper, lipgloss, shlex and modernc.org/sqlite,
+	# or with -tags bare modernc.org/sqlite alone), built as livedict is.
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/lockfloor" ./scripts/bench/lockfloor &&
+		CGO_ENABLED=0 go build -tags bare -trimpath -ldflags='-s -w' -o "$TMP/lockfloor-bare" ./scripts/bench/lockfloor)
+	local lfdb=${st#sqlite:}
 	hf lock -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
 		-n flock "$(q flock "$TMP/flockfile" true)" \
-		-n lock "$(q "$LD" --store "$st" lock name -- true)"
+		-n lock "$(q "$LD" --store "$st" lock name -- true)" \
+		-n "livedict version" "$(q "$LD" version)" \
+		-n lockfloor "$(q "$TMP/lockfloor" "$lfdb" name true)" \
+		-n lockfloor-bare "$(q "$TMP/lockfloor-bare" "$lfdb" name true)"
 	note_noise lock
-	local f l lr
-	f=$(hf_median_ms lock 0) l=$(hf_median_ms lock 1) lr=$(ratio "$l" "$f")
+	local f l lr v lf lb
+	f=$(hf_median_ms lock 0) l=$(hf_median_ms lock 1) v=$(hf_median_ms lock 2) lr=$(ratio "$l" "$f")
+	lf=$(hf_median_ms lock 3) lb=$(hf_median_ms lock 4)
 	check_target "$lr" "$TARGET_LOCK_VS_FLOCK"
-	add_summary "lock NAME -- true $(fmt_ms "$l") vs flock FILE true $(fmt_ms "$f") → ${lr}× (target ≤ $TARGET_LOCK_VS_FLOCK) $ST"
+	add_summary "lock NAME -- true $(fmt_ms "$l") vs flock FILE true $(fmt_ms "$f") → ${lr}× (target ≤ $TARGET_LOCK_VS_FLOCK) $ST;" \
+		"livedict version $(fmt_ms "$v") = $(ratio "$v" "$f")× flock; lock floor $(fmt_ms "$lf") = $(ratio "$lf" "$f")× flock," \
+		"sqlite-only lock floor $(fmt_ms "$lb") = $(ratio "$lb" "$f")× flock"
+	log "paired interleaved runs: lock, flock, version, lock floors ($SMALL_RUNS rounds)"
+	"$BT" paired "$SMALL_RUNS" -sep :: lock "$LD" --store "$st" lock name -- true :: flock flock "$TMP/flockfile" true \
+		:: version "$LD" version :: lockfloor "$TMP/lockfloor" "$lfdb" name true \
+		:: bare "$TMP/lockfloor-bare" "$lfdb" name true >"$TMP/paired-lock"
+	local pl pv pf pb
+	pl=$(awk '$1 == "flock" { print $3 }' "$TMP/paired-lock") pv=$(awk '$1 == "version" { print $3 }' "$TMP/paired-lock")
+	pf=$(awk '$1 == "lockfloor" { print $3 }' "$TMP/paired-lock") pb=$(awk '$1 == "bare" { print $3 }' "$TMP/paired-lock")
+	check_target "$pl" "$TARGET_LOCK_VS_FLOCK"
+	add_summary "lock (paired, median of per-round ratios over $SMALL_RUNS rounds): ${pl}× flock $ST," \
+		"${pv}× livedict version, ${pf}× its lock floor, ${pb}× the sqlite-only lock floor"
 
 	LIVEDICT_BENCH_STORE="$st" gobench WaitWakeup "${WAIT_RUNS}x"
 	local w

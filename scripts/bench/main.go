@@ -209,14 +209,20 @@ func freePort() error {
 // is the median over the rounds of (the first command's time) / (this
 // command's time in the same round): the first command's cost as a
 // multiple of this one's, less noisy than a ratio of medians on a busy
-// machine. Each command must exit 0; its output is discarded.
+// machine. Each command must exit 0; its output is discarded. With
+// "-sep S" after RUNS, S separates the commands instead of "--" (for
+// commands that take a "--" of their own, as lock does).
 func paired(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: paired RUNS NAME CMD... [-- NAME CMD...]...")
+		return fmt.Errorf("usage: paired RUNS [-sep S] NAME CMD... [-- NAME CMD...]...")
 	}
 	runs, err := strconv.Atoi(args[0])
 	if err != nil || runs < 1 {
 		return fmt.Errorf("paired: bad RUNS %q", args[0])
+	}
+	sep := "--"
+	if len(args) > 3 && args[1] == "-sep" {
+		sep, args = args[2], append(args[:1:1], args[3:]...)
 	}
 	type cmd struct {
 		name string
@@ -224,7 +230,7 @@ func paired(args []string) error {
 		ms   []float64
 	}
 	var cmds []*cmd
-	for group := range strings.SplitSeq(strings.Join(args[1:], "\x00"), "\x00--\x00") {
+	for group := range strings.SplitSeq(strings.Join(args[1:], "\x00"), "\x00"+sep+"\x00") {
 		f := strings.Split(group, "\x00")
 		if len(f) < 2 {
 			return fmt.Errorf("paired: %q: want NAME CMD...", group)
