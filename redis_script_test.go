@@ -3,7 +3,10 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -11,12 +14,37 @@ import (
 	"github.com/livedict/livedict/pkg/store/redistest"
 )
 
-// TestScriptsRedis runs the scripts of testdata/redis against a real
-// redis-server: $REDIS is a store URL with a key prefix of the script's
-// own, so the scripts run in parallel on one server.
+// TestScriptsRedis runs every script of testdata/script, and the
+// Redis-only scripts of testdata/redis, against a real redis-server:
+// $REDIS is a store URL with a key prefix of the script's own, so the
+// scripts run in parallel on one server. In testdata/script the store is
+// the Redis one through LIVEDICT_STORE (so `--store` and `env
+// LIVEDICT_STORE=` lines still pick their own), and the `[redis]`
+// condition holds; scripts about local files opt out with
+// `[redis] skip 'why'` (listed in testdata/script/README.md).
 func TestScriptsRedis(t *testing.T) {
-	base := redistest.Start(t, "--save", "", "--appendonly", "no")
-	p := scriptParams("testdata/redis")
+	// Uncompressed snapshots: encrypt.txtar greps one for plaintext.
+	base := redistest.Start(t, "--save", "", "--appendonly", "no", "--rdbcompression", "no")
+	scripts, err := filepath.Glob("testdata/script/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := filepath.Glob("testdata/redis/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := make(map[string]bool, len(scripts))
+	for _, f := range scripts {
+		shared[filepath.Base(f)] = true
+	}
+	p := scriptParams("")
+	p.Files = append(scripts, own...)
+	p.Condition = func(cond string) (bool, error) {
+		if cond == "redis" {
+			return true, nil
+		}
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
 	setup := p.Setup
 	p.Setup = func(e *testscript.Env) error {
 		if err := setup(e); err != nil {
@@ -32,7 +60,12 @@ func TestScriptsRedis(t *testing.T) {
 		}
 		u.RawQuery = "prefix=s" + hex.EncodeToString(b)
 		e.Setenv("REDIS", u.String())
+		e.Setenv("REDIS_SOCK", u.Path)
 		e.Setenv("LIVEDICT_REDIS_PASSWORD", "")
+		name := strings.TrimPrefix(filepath.Base(e.WorkDir), "script-")
+		if shared[name+".txtar"] {
+			e.Setenv("LIVEDICT_STORE", u.String())
+		}
 		return nil
 	}
 	testscript.Run(t, p)
