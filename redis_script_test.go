@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,7 @@ func TestScriptsRedis(t *testing.T) {
 		}
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}
+	p.Cmds["silent-server"] = cmdSilentServer
 	setup := p.Setup
 	p.Setup = func(e *testscript.Env) error {
 		if err := setup(e); err != nil {
@@ -69,4 +71,20 @@ func TestScriptsRedis(t *testing.T) {
 		return nil
 	}
 	testscript.Run(t, p)
+}
+
+// cmdSilentServer listens on a loopback TCP port and never answers: the
+// kernel completes connections into the backlog, nothing reads them. It
+// sets the named variable to the listener's host:port, and closes it when
+// the script ends.
+//
+//	silent-server ADDR
+func cmdSilentServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: silent-server VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	ts.Setenv(args[0], l.Addr().String())
 }
