@@ -28,7 +28,7 @@ import (
 
 // newRedisEnv is the harness's procEnv on the store at url: its
 // processes are the first host.
-func newRedisEnv(t *testing.T, url string) *procEnv {
+func newRedisEnv(t testing.TB, url string) *procEnv {
 	t.Helper()
 	e := newProcEnv(t, "sqlite") // its private folder and environment; its SQLite store stays unused
 	e.url, e.backend, e.path = url, "redis", url
