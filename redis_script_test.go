@@ -47,6 +47,7 @@ func TestScriptsRedis(t *testing.T) {
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}
 	p.Cmds["silent-server"] = cmdSilentServer
+	p.Cmds["redis-server"] = cmdRedisServer
 	setup := p.Setup
 	p.Setup = func(e *testscript.Env) error {
 		if err := setup(e); err != nil {
@@ -87,4 +88,21 @@ func cmdSilentServer(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Defer(func() { l.Close() })
 	ts.Setenv(args[0], l.Addr().String())
+}
+
+// cmdRedisServer starts a redis-server of the script's own (for steps that
+// would disturb the other scripts on the shared one, such as CLIENT
+// PAUSE), stopped when the script ends. It sets VAR to its store URL and
+// VAR_SOCK to its socket.
+//
+//	redis-server VAR
+func cmdRedisServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: redis-server VAR")
+	}
+	u, stop, err := redistest.Launch("--save", "", "--appendonly", "no")
+	ts.Check(err)
+	ts.Defer(stop)
+	ts.Setenv(args[0], u)
+	ts.Setenv(args[0]+"_SOCK", strings.TrimPrefix(u, "unix://"))
 }

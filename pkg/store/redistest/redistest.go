@@ -85,6 +85,11 @@ func Start(t testing.TB, args ...string) string {
 	return url
 }
 
+// Launch is Start for callers that are not a test (a testscript command):
+// it returns the server's unix:// URL and a function that stops it and
+// removes its folder.
+func Launch(args ...string) (string, func(), error) { return start(args...) }
+
 func start(args ...string) (string, func(), error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
