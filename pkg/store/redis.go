@@ -78,24 +78,24 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		ro.ConnectTimeout = 2 * time.Second
 	}
 	o := &redis.Options{
-		Network:     t.Network,
-		Addr:        t.Addr,
-		Username:    t.User,
-		Password:    t.Password,
-		DB:          t.DB,
-		Protocol:    3,
-		DialTimeout: ro.ConnectTimeout,
-		ReadTimeout: -1, // a blocked command is bounded by the context
-		// Without this go-redis reads replies under a background context,
-		// so a server that accepts and never answers hangs every command
-		// (redis_errors.txtar).
-		ContextTimeoutEnabled: true,
-		WriteTimeout:          ro.ConnectTimeout,
-		PoolSize:              4,
-		MinIdleConns:          0,
-		MaxRetries:            -1,
-		DisableIdentity:       true,
+		Network:         t.Network,
+		Addr:            t.Addr,
+		Username:        t.User,
+		Password:        t.Password,
+		DB:              t.DB,
+		Protocol:        3,
+		DialTimeout:     ro.ConnectTimeout,
+		ReadTimeout:     -1, // a blocked command is bounded by the context
+		WriteTimeout:    ro.ConnectTimeout,
+		PoolSize:        4,
+		MinIdleConns:    0,
+		MaxRetries:      -1,
+		DisableIdentity: true,
 	}
+	// Without this go-redis reads replies under a background context, so a
+	// server that accepts and never answers hangs every command
+	// (redis_errors.txtar).
+	o.ContextTimeoutEnabled = true
 	if t.TLS {
 		host, _, _ := net.SplitHostPort(t.Addr)
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
