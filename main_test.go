@@ -108,6 +108,13 @@ func scriptParams(dir string) testscript.Params {
 			}
 			return nil
 		},
+		// [redis] holds only in TestScriptsRedis (redis_script_test.go).
+		Condition: func(cond string) (bool, error) {
+			if cond == "redis" {
+				return false, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"clock": cmdClock,
 			"exits": cmdExits,

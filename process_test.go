@@ -261,6 +261,9 @@ func (e *procEnv) asOther(argv ...string) *exec.Cmd {
 
 // stateDir is the store's state folder (locks, hook work dirs).
 func (e *procEnv) stateDir() string {
+	if e.backend == "redis" {
+		return e.redisStateDir() // redis_process_test.go
+	}
 	return hooks.StateDir(store.Info{Location: e.path, Backend: e.backend})
 }
 

@@ -92,6 +92,10 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		MaxRetries:      -1,
 		DisableIdentity: true,
 	}
+	// Without this go-redis reads replies under a background context, so a
+	// server that accepts and never answers hangs every command
+	// (redis_errors.txtar).
+	o.ContextTimeoutEnabled = true
 	if t.TLS {
 		host, _, _ := net.SplitHostPort(t.Addr)
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -116,6 +120,11 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 // …) and turns connection failures into one line naming the address.
 func (s *redisStore) checkServer(ctx context.Context) error {
 	v, err := s.c.Do(ctx, "HELLO", "3").Result()
+	var reply redis.Error
+	if errors.As(err, &reply) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+		// Redis before 6.0 has no HELLO: say what is needed, not what failed.
+		return WithKind(KindStore, fmt.Errorf("redis %s: server older than 6.0 (no HELLO): livedict needs Redis 6.2 or newer", s.target.Addr))
+	}
 	if err != nil {
 		return s.wrap(err)
 	}

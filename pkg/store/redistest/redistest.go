@@ -85,6 +85,11 @@ func Start(t testing.TB, args ...string) string {
 	return url
 }
 
+// Launch is Start for callers that are not a test (a testscript command):
+// it returns the server's unix:// URL and a function that stops it and
+// removes its folder.
+func Launch(args ...string) (string, func(), error) { return start(args...) }
+
 func start(args ...string) (string, func(), error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -157,4 +162,81 @@ func clientOptions(base string) (*redis.Options, error) {
 	}
 	o.DisableIdentity = true
 	return o, nil
+}
+
+// Server is a redis-server started for one test, which the test may crash
+// and start again on the same folder and socket (chaos tests: with
+// --appendonly yes its data survives).
+type Server struct {
+	URL  string // unix:///…/redis.sock
+	Sock string // the socket's path
+	tb   testing.TB
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// StartServer runs a redis-server with args as Start does and returns it;
+// it is stopped, and its folder removed, when the test ends.
+func StartServer(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redis-server is needed for the Redis tests (apt-get install redis-server): %v", err)
+	}
+	dir, err := os.MkdirTemp("", "ldr")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &Server{tb: tb, dir: dir, Sock: filepath.Join(dir, "redis.sock")}
+	s.URL = "unix://" + s.Sock
+	s.args = append([]string{bin, "--port", "0", "--unixsocket", s.Sock, "--unixsocketperm", "700",
+		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "log")}, args...)
+	tb.Cleanup(func() {
+		s.Kill()
+		os.RemoveAll(dir)
+	})
+	s.Start()
+	return s
+}
+
+// Start starts the server again after Kill, and returns once it answers.
+func (s *Server) Start() {
+	s.tb.Helper()
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if err := s.cmd.Start(); err != nil {
+		s.tb.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.Sock, DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
+	for i := 0; ; i++ {
+		var reply redis.Error
+		err := c.Ping(context.Background()).Err()
+		if err == nil || errors.As(err, &reply) && !strings.HasPrefix(err.Error(), "LOADING") {
+			return
+		}
+		if i > 1500 {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
+			s.tb.Fatalf("redis-server did not answer: %v\n%s", err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill kills the server with SIGKILL (a crash: no shutdown save) and
+// waits for it to end.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Client is a go-redis client on the server, closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.Sock, DisableIdentity: true})
+	s.tb.Cleanup(func() { c.Close() })
+	return c
 }

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livedict/livedict/pkg/store/redistest"
+)
+
+// Chaos tests of the Redis backend with real processes on a real
+// redis-server (each test starts its own, with the options it needs):
+// the server crashing mid-run, livedict's connection killed mid-import,
+// a daemon killed mid-delivery, three daemons sharing a flood of expiries.
+//
+// A "host" is an environment of its own (HOME, XDG dirs, the local state
+// folder: locks, sockets, hooks' work dirs) on the one machine; hosts that
+// run the same hooks share one hook_key_file, as an operator would copy it.
+
+// newRedisEnv is the harness's procEnv on the store at url: its
+// processes are the first host.
+func newRedisEnv(t testing.TB, url string) *procEnv {
+	t.Helper()
+	e := newProcEnv(t, "sqlite") // its private folder and environment; its SQLite store stays unused
+	e.url, e.backend, e.path = url, "redis", url
+	e.setenv("XDG_STATE_HOME=" + filepath.Join(e.dir, "state"))
+	return e
+}
+
+// redisStateDir is the host's local state folder for the store: the one
+// folder livedict made under its XDG_STATE_HOME (none before it ran).
+func (e *procEnv) redisStateDir() string {
+	dirs, _ := filepath.Glob(filepath.Join(e.dir, "state", "livedict", "redis", "*"))
+	if len(dirs) != 1 {
+		return filepath.Join(e.dir, "state", "none")
+	}
+	return dirs[0]
+}
+
+// host is another host on e's store: a fresh HOME and state folder. With
+// sharedKey its hook_key_file is e's, so it runs the hooks e signs.
+func (e *procEnv) host(name string, sharedKey bool) *procEnv {
+	e.tb.Helper()
+	h := *e
+	h.dir = filepath.Join(e.dir, name)
+	if err := os.Mkdir(h.dir, 0o700); err != nil {
+		e.tb.Fatal(err)
+	}
+	home := filepath.Join(h.dir, "home")
+	h.env = append(slices.Clone(e.env), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"), "XDG_STATE_HOME="+filepath.Join(h.dir, "state"))
+	if sharedKey {
+		h.env = append(h.env, "LIVEDICT_HOOK_KEY_FILE="+filepath.Join(e.dir, "home", ".config", "livedict", "hook.key"))
+	}
+	e.tb.Cleanup(h.stopDispatcher)
+	return &h
+}
+
+// The server crashes (SIGKILL) and comes back, twice, while 32 processes
+// each run 50 'incr': with appendonly yes and appendfsync always, every
+// increment acknowledged with exit 0 is in the final value; the ones that
+// failed exit 3, and each of them counts at most once (its EXEC may have
+// run before the connection died).
+func TestRedisServerRestartDuringIncr(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	e := newRedisEnv(t, srv.URL+"?prefix=incr")
+	e.setenv("LIVEDICT_CONNECT_TIMEOUT=10s")
+
+	var acked, failed, started atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		parallel(32, func(i int) {
+			for j := 0; j < 50; j++ {
+				started.Add(1)
+				_, errOut, code := e.run("--no-hooks", "incr", "n")
+				switch code {
+				case 0:
+					acked.Add(1)
+				case 3:
+					failed.Add(1)
+				default:
+					t.Errorf("incr exited %d: %s", code, errOut)
+				}
+			}
+		})
+	}()
+	for _, at := range []int64{300, 900} {
+		waitProgress(t, time.Minute, "incrs to run", func() (int64, bool) { return started.Load(), started.Load() >= at })
+		srv.Kill()
+		time.Sleep(200 * time.Millisecond) // some incrs find no server
+		srv.Start()
+	}
+	<-done
+
+	out := strings.TrimSpace(e.mustRun("get", "n"))
+	n, err := strconv.ParseInt(out, 10, 64)
+	if err != nil {
+		t.Fatalf("get n: %q", out)
+	}
+	a, f := acked.Load(), failed.Load()
+	t.Logf("final %d, acknowledged %d, failed %d", n, a, f)
+	if a+f != 32*50 {
+		t.Fatalf("%d acknowledged + %d failed != %d", a, f, 32*50)
+	}
+	if f == 0 {
+		t.Fatal("no incr failed: the restarts did not happen mid-run")
+	}
+	if n < a || n > a+f {
+		t.Fatalf("final value %d, want between the %d acknowledged and %d (acknowledged + failed)", n, a, a+f)
+	}
+}
+
+// livedict's connection is killed (CLIENT KILL) again and again while it
+// imports a large file: the import fails with exit 3 and leaves nothing,
+// or it got through and left everything; never part of it.
+func TestRedisClientKillMidImport(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	e := newRedisEnv(t, srv.URL+"?prefix=imp")
+	const n = 200_000
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, "{\"key\":\"k%06d\",\"value\":\"%s\"}\n", i, strings.Repeat("v", 40))
+	}
+	file := filepath.Join(e.dir, "in.jsonl")
+	if err := os.WriteFile(file, in.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("set", "before", "x") // a key the import must not disturb
+
+	c := srv.Client()
+	ctx := context.Background()
+	// Kill every connection but ours once the import's connection is there
+	// and has sent something, then keep killing until it ends.
+	p := e.start("--no-hooks", "import", file)
+	var kills int64
+	for !p.exited() {
+		k, err := c.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kills += k
+		time.Sleep(2 * time.Millisecond)
+	}
+	code := p.wait(time.Minute)
+	keys := strings.Count(e.mustRun("keys"), "\n")
+	t.Logf("import exit %d after %d connection kills; %d keys", code, kills, keys)
+	if kills == 0 {
+		t.Fatal("the import's connection was never killed")
+	}
+	switch {
+	case code != 0 && code != 3:
+		t.Fatalf("import exit %d, want 3 (or 0):\n%s", code, p.stderr.String())
+	case code == 0 && keys != n+1:
+		t.Fatalf("import exit 0 but %d keys, want %d", keys, n+1)
+	case keys != 1 && keys != n+1:
+		t.Fatalf("import half-written: %d keys, want 1 (none imported) or %d (all)", keys, n+1)
+	}
+	if code == 3 && !strings.Contains(p.stderr.String(), srv.Sock) {
+		t.Errorf("import's error does not name the server:\n%s", p.stderr.String())
+	}
+	// The store still works, and a second import succeeds whole.
+	e.mustRun("--no-hooks", "import", "--replace", file)
+	if keys := strings.Count(e.mustRun("keys"), "\n"); keys != n+1 {
+		t.Fatalf("after a clean import: %d keys, want %d", keys, n+1)
+	}
+}
+
+// Two daemons on two hosts deliver a set hook (each run takes a while);
+// one is killed with -9 mid-delivery. The other takes its events over once
+// their lease lapses: every event is delivered at least once, and each
+// key's events in the order they happened. The events are written from a
+// third host whose hook key does not verify the hook, so only the daemons
+// run it.
+func TestRedisDaemonKill9MidDelivery(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	a := newRedisEnv(t, srv.URL+"?prefix=kill")
+	out := a.hookOut("set", "sleep 0.2; cat >> $OUT/events")
+	b := a.host("b", true)
+	w := a.host("w", false)
+	const keys, rounds = 5, 6
+	for v := 1; v <= rounds; v++ {
+		for k := 0; k < keys; k++ {
+			w.mustRun("set", fmt.Sprintf("k%d", k), strconv.Itoa(v))
+		}
+	}
+	if p, _ := w.pending(); p != keys*rounds {
+		t.Fatalf("%d events pending, want %d", p, keys*rounds)
+	}
+	da := a.startDaemon()
+	b.startDaemon()
+	events := filepath.Join(out, "events")
+	poll(t, time.Minute, "a few events delivered", func() bool { return len(readEvents(t, events)) >= 4 })
+	da.signal(syscall.SIGKILL)
+	da.wait(time.Minute)
+	// B takes over what A held after the lease (30s).
+	waitProgress(t, 2*time.Minute, "every event delivered", func() (int64, bool) {
+		p, _ := b.pending()
+		return -p, p == 0
+	})
+	seen := map[string][]int{}
+	for _, ev := range readEvents(t, events) {
+		v, err := strconv.Atoi(ev.Value)
+		if err != nil || ev.Event != "set" {
+			t.Fatalf("unexpected event %+v", ev)
+		}
+		seen[ev.Key] = append(seen[ev.Key], v)
+	}
+	for k := 0; k < keys; k++ {
+		vs := seen[fmt.Sprintf("k%d", k)]
+		if !slices.IsSorted(vs) {
+			t.Errorf("k%d: events out of order: %v", k, vs)
+		}
+		if c := slices.Compact(slices.Clone(vs)); len(c) != rounds || c[0] != 1 || c[rounds-1] != rounds {
+			t.Errorf("k%d: delivered %v, want each of 1..%d", k, vs, rounds)
+		}
+	}
+	t.Logf("delivered %v", seen)
+}
+
+// Three daemons on three hosts, 100,000 keys that expire within one
+// second, 10,000 of them matching an expire hook (batches of up to 1,000
+// events a run): every key is reaped, and each hook event is delivered
+// exactly once. (The 5 s target for the reaping is checked in
+// scripts/bench.sh; here the bound is loose.)
+func TestRedisThreeDaemonsExpiryFlood(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	a := newRedisEnv(t, srv.URL+"?prefix=flood")
+	out := a.hookOut("expire", `cat > $OUT/run.$$.$(date +%s%N)`, "--key", "h*", "--batch", "1000")
+	hosts := []*procEnv{a, a.host("b", true), a.host("c", true)}
+	for _, h := range hosts {
+		h.startDaemon()
+	}
+	const n, hooked = 100_000, 10_000
+	// Deadlines far enough out for the import to land first on a loaded
+	// machine, spread over one second.
+	at := time.Now().Add(20 * time.Second).UnixMilli()
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("k%06d", i)
+		if i < hooked {
+			key = fmt.Sprintf("h%06d", i)
+		}
+		fmt.Fprintf(&in, "{\"key\":%q,\"value\":\"%d\",\"expires_at_ms\":%d}\n", key, i, at+int64(i%1000))
+	}
+	file := filepath.Join(a.dir, "in.jsonl")
+	if err := os.WriteFile(file, in.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.mustRun("import", file)
+	if late := time.Now().UnixMilli() - at; late > 0 {
+		t.Logf("the import ended %d ms after the first deadline", late)
+	}
+	// daemon status counts the keys still scheduled (reads hide expired
+	// keys whether reaped or not).
+	waitProgress(t, time.Minute, "every key reaped", func() (int64, bool) {
+		k, err := strconv.ParseInt(a.status()["scheduled_keys"], 10, 64)
+		if err != nil {
+			t.Fatalf("daemon status: scheduled_keys: %v", err)
+		}
+		return -k, k == 0
+	})
+	t.Logf("no key scheduled %d ms after the first deadline", time.Now().UnixMilli()-at)
+	// Reaped keys' events are recorded as they are claimed: wait until the
+	// outbox is empty and every key's event ran.
+	runs := func() map[string]int {
+		files, _ := filepath.Glob(filepath.Join(out, "run.*"))
+		count := map[string]int{}
+		for _, f := range files {
+			for _, ev := range readEvents(t, f) {
+				if ev.Event != "expire" || !strings.HasPrefix(ev.Key, "h") {
+					t.Fatalf("unexpected event %+v", ev)
+				}
+				count[ev.Key]++
+			}
+		}
+		return count
+	}
+	var count map[string]int
+	waitProgress(t, 2*time.Minute, "every hook event delivered", func() (int64, bool) {
+		p, _ := a.pending()
+		count = runs()
+		return int64(len(count)) - p, p == 0 && len(count) >= hooked
+	})
+	t.Logf("every hook event delivered %d ms after the first deadline", time.Now().UnixMilli()-at)
+	if k := a.mustRun("keys"); k != "" {
+		t.Errorf("keys left: %q", k[:min(len(k), 200)])
+	}
+	dup := 0
+	for _, c := range count {
+		if c != 1 {
+			dup++
+		}
+	}
+	if len(count) != hooked || dup != 0 {
+		log := strings.Split(a.mustRun("hook", "log", "--json"), "\n")
+		t.Logf("the hook log ends with:\n%s", strings.Join(log[max(0, len(log)-5):], "\n"))
+		t.Fatalf("%d keys' expire events delivered (want %d), %d of them more than once", len(count), hooked, dup)
+	}
+}
