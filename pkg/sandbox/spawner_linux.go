@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -76,9 +75,12 @@ type spawnReply struct {
 
 // spawner is livedict's side of one spawner process.
 type spawner struct {
-	key  string
-	cmd  *exec.Cmd
-	conn *net.UnixConn
+	key string
+	cmd *exec.Cmd
+	// fd is livedict's end of the socket pair, blocking; raw calls rather
+	// than package net, which the helper binary must not link (its
+	// initialisation alone costs each run's start 0.5 ms).
+	fd int
 
 	mu       sync.Mutex
 	nextID   uint64
@@ -140,18 +142,8 @@ func startSpawner(helper, dir string) (*spawner, error) {
 	if err != nil {
 		return nil, err
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "spawner"), os.NewFile(uintptr(fds[1]), "spawner")
+	theirs := os.NewFile(uintptr(fds[1]), "spawner")
 	defer theirs.Close()
-	fc, err := net.FileConn(ours)
-	ours.Close()
-	if err != nil {
-		return nil, err
-	}
-	conn, ok := fc.(*net.UnixConn)
-	if !ok {
-		fc.Close()
-		return nil, errors.New("spawner socket is not a Unix socket")
-	}
 	uid, gid := os.Getuid(), os.Getgid()
 	attr := &syscall.SysProcAttr{
 		// Its own group: nothing sent to livedict's group reaches it.
@@ -178,11 +170,11 @@ func startSpawner(helper, dir string) (*spawner, error) {
 		SysProcAttr: attr,
 	}
 	if err := cmd.Start(); err != nil {
-		conn.Close()
+		unix.Close(fds[0])
 		return nil, err
 	}
 	theirs.Close()
-	sp := &spawner{cmd: cmd, conn: conn, waiters: map[uint64]chan spawnReply{}, lastUsed: time.Now(), exited: make(chan struct{})}
+	sp := &spawner{cmd: cmd, fd: fds[0], waiters: map[uint64]chan spawnReply{}, lastUsed: time.Now(), exited: make(chan struct{})}
 	ready := make(chan error, 1)
 	go sp.read(ready)
 	go func() {
@@ -206,10 +198,20 @@ func startSpawner(helper, dir string) (*spawner, error) {
 
 // read dispatches the spawner's replies to the runs waiting for them.
 func (sp *spawner) read(ready chan<- error) {
+	defer func() {
+		// Closed here, once nothing can use it: fail has marked the
+		// spawner dead, and spawn sends only to a live one.
+		sp.mu.Lock()
+		unix.Close(sp.fd)
+		sp.mu.Unlock()
+	}()
 	buf := make([]byte, 4096)
 	first := true
 	for {
-		n, _, _, _, err := sp.conn.ReadMsgUnix(buf, nil)
+		n, _, _, _, err := unix.Recvmsg(sp.fd, buf, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || n == 0 {
 			if err == nil {
 				err = errors.New("the sandbox spawner closed its socket")
@@ -258,7 +260,8 @@ func (sp *spawner) fail(err error) {
 	for _, ch := range waiters {
 		ch <- spawnReply{Error: err.Error()}
 	}
-	sp.conn.Close()
+	// Wakes read, which closes the socket, and tells the spawner to go.
+	_ = unix.Shutdown(sp.fd, unix.SHUT_RDWR)
 }
 
 func (sp *spawner) close() {
@@ -328,42 +331,53 @@ func (p *spawned) Wait() (syscall.WaitStatus, error) {
 // for noNetwork, network) namespaces, with the pipes of p.
 func (sp *spawner) spawn(config []byte, env []string, dir string, noNetwork bool, p *hookPipes) (*spawned, error) {
 	ch := make(chan spawnReply, 2)
-	sp.mu.Lock()
-	if sp.dead != nil {
-		sp.mu.Unlock()
-		return nil, sp.dead
-	}
-	sp.nextID++
-	id := sp.nextID
-	sp.waiters[id] = ch
-	sp.inflight++
-	sp.lastUsed = time.Now()
-	sp.mu.Unlock()
-	done := func() {
-		sp.mu.Lock()
-		delete(sp.waiters, id)
-		sp.inflight--
-		sp.mu.Unlock()
-	}
-	b, err := json.Marshal(spawnRequest{ID: id, Config: string(config), Env: env, Dir: dir, NoNetwork: noNetwork})
+	id, err := sp.send(func(id uint64) ([]byte, error) {
+		return json.Marshal(spawnRequest{ID: id, Config: string(config), Env: env, Dir: dir, NoNetwork: noNetwork})
+	}, ch, unix.UnixRights(int(p.stdinR.Fd()), int(p.outW.Fd()), int(p.repW.Fd())))
 	if err != nil {
-		done()
-		return nil, err
-	}
-	oob := unix.UnixRights(int(p.stdinR.Fd()), int(p.outW.Fd()), int(p.repW.Fd()))
-	if _, _, err := sp.conn.WriteMsgUnix(b, oob, nil); err != nil {
-		done()
 		return nil, err
 	}
 	r := <-ch
 	if r.Pid <= 0 {
-		done()
+		sp.mu.Lock()
+		delete(sp.waiters, id)
+		sp.inflight--
+		sp.mu.Unlock()
 		if r.Error == "" {
 			r.Error = "no pid"
 		}
 		return nil, errors.New(r.Error)
 	}
 	return &spawned{sp: sp, pid: r.Pid, ch: ch}, nil
+}
+
+// send sends the request msg makes for a new id, with the descriptors in
+// oob, to a live spawner, registering ch for its replies.
+func (sp *spawner) send(msg func(id uint64) ([]byte, error), ch chan spawnReply, oob []byte) (uint64, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.dead != nil {
+		return 0, sp.dead
+	}
+	sp.nextID++
+	id := sp.nextID
+	b, err := msg(id)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		err = unix.Sendmsg(sp.fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	sp.waiters[id] = ch
+	sp.inflight++
+	sp.lastUsed = time.Now()
+	return id, nil
 }
 
 // runSpawner is the spawner process (see above). It returns its exit code.
