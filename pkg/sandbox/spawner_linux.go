@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +53,10 @@ const spawnerIdle = 30 * time.Second
 
 // spawnerFD is the spawner's end of its socket pair.
 const spawnerFD = 3
+
+// spawnReplyWait bounds the wait for the spawner's answer to a request: a
+// spawner that does not answer is ended, and the run started directly.
+const spawnReplyWait = 30 * time.Second
 
 // spawnRequest is what livedict sends the spawner for one run, with the
 // run's stdin, output and report pipe ends as SCM_RIGHTS.
@@ -337,7 +343,15 @@ func (sp *spawner) spawn(config []byte, env []string, dir string, noNetwork bool
 	if err != nil {
 		return nil, err
 	}
-	r := <-ch
+	var r spawnReply
+	t := time.NewTimer(spawnReplyWait)
+	defer t.Stop()
+	select {
+	case r = <-ch:
+	case <-t.C:
+		sp.close() // its waiters, this one's included, get an error
+		r = <-ch
+	}
 	if r.Pid <= 0 {
 		sp.mu.Lock()
 		delete(sp.waiters, id)
@@ -431,8 +445,7 @@ func runSpawner() int {
 				}
 			}
 		}
-		var req spawnRequest
-		err = json.Unmarshal(buf[:n], &req)
+		req, err := decodeSpawnRequest(buf[:n])
 		switch {
 		case err != nil:
 			send(spawnReply{ID: req.ID, Error: "bad spawn request: " + err.Error()})
@@ -498,4 +511,28 @@ func clearInheritable() error {
 	}
 	data[0].Inheritable, data[1].Inheritable = 0, 0
 	return unix.Capset(&hdr, &data[0])
+}
+
+// decodeSpawnRequest reads a request the spawner got: a JSON object with
+// an id, the helper's configuration, an environment of NAME=VALUE entries
+// and an absolute work dir, none with a NUL byte.
+func decodeSpawnRequest(b []byte) (spawnRequest, error) {
+	var r spawnRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, err
+	}
+	switch {
+	case r.ID == 0:
+		return r, errors.New("no request id")
+	case r.Config == "" || strings.IndexByte(r.Config, 0) >= 0:
+		return r, errors.New("no helper configuration, or one with a NUL byte")
+	case !filepath.IsAbs(r.Dir) || strings.IndexByte(r.Dir, 0) >= 0:
+		return r, fmt.Errorf("work dir %q is not an absolute path", r.Dir)
+	}
+	for _, kv := range r.Env {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" || strings.IndexByte(kv, 0) >= 0 {
+			return r, fmt.Errorf("environment entry %q is not NAME=VALUE", kv)
+		}
+	}
+	return r, nil
 }

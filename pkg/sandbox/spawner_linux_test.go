@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -155,4 +157,39 @@ func TestSpawnerKilledRunsGoOn(t *testing.T) {
 	if again := spawnerOf(t, wd); again == nil || again == sp {
 		t.Errorf("no new spawner after the first died")
 	}
+}
+
+// FuzzDecodeSpawnRequest: any input is refused with an error or gives a
+// request with an id, a configuration, an absolute work dir and an
+// environment of NAME=VALUE entries, none with a NUL byte, which encodes
+// and decodes back to itself; never a panic.
+func FuzzDecodeSpawnRequest(f *testing.F) {
+	ok, _ := json.Marshal(spawnRequest{ID: 1, Config: `{"work_dir":"/w"}`, Env: []string{"PATH=/bin", "A="}, Dir: "/w", NoNetwork: true})
+	for _, s := range []string{string(ok), `{}`, `{"id":1}`, `{"id":1,"config":"x","dir":"w"}`,
+		`{"id":1,"config":"x","dir":"/w","env":["NOEQUALS"]}`, `{"id":1,"config":"x","dir":"/w","env":["=v"]}`,
+		`{"id":1,"config":"x\u0000","dir":"/w"}`, `[`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeSpawnRequest(b)
+		if err != nil {
+			return
+		}
+		if r.ID == 0 || r.Config == "" || !filepath.IsAbs(r.Dir) || strings.ContainsRune(r.Config+r.Dir, 0) {
+			t.Fatalf("accepted %+v", r)
+		}
+		for _, kv := range r.Env {
+			if name, _, ok := strings.Cut(kv, "="); !ok || name == "" || strings.ContainsRune(kv, 0) {
+				t.Fatalf("accepted environment entry %q", kv)
+			}
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeSpawnRequest(again)
+		if err != nil || !reflect.DeepEqual(back, r) {
+			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
+		}
+	})
 }
