@@ -15,9 +15,10 @@ import (
 // A batch takes only the oldest waiting event of each order key, so a
 // key's next event waits until the batch holding the one before it is
 // done, retries included: at least once and in order per key hold as for
-// single events. A partial batch starts at once when none of its hook's
-// runs is going, otherwise when it is full or its oldest event has waited
-// the hook's BatchWait since it became ready.
+// single events. A partial batch starts at once when fewer of its hook's
+// runs are going than half the deliverer's concurrency (batchEager),
+// otherwise when it is full or its oldest event has waited the hook's
+// BatchWait since it became ready.
 
 // DefaultBatchWait is how long a partial batch may wait to fill while its
 // hook is busy.
@@ -37,14 +38,26 @@ func (h Hook) BatchWait() time.Duration {
 // batcher gathers one scheduling pass's startable events of batch hooks.
 // busy (kept across passes) counts each hook's runs going.
 type batcher struct {
-	busy   map[int64]int
+	busy map[int64]int
+	// eager is how many runs of a hook may be going with a partial batch
+	// of it still starting at once.
+	eager  int
 	groups map[int64][]*item
 	order  []int64
 }
 
-func newBatcher(busy map[int64]int) *batcher {
-	return &batcher{busy: busy, groups: map[int64][]*item{}}
+func newBatcher(busy map[int64]int, eager int) *batcher {
+	return &batcher{busy: busy, eager: max(eager, 1), groups: map[int64][]*item{}}
 }
+
+// batchEager is the batcher's eager for a deliverer running at most conc
+// hooks at once: half of them. A batch hook whose runs take longer than
+// BatchWait is nearly always busy; when a partial batch waited whenever
+// one run was going, nearly every event waited BatchWait. Starting on
+// every free slot instead was worse on a loaded machine: tiny batches in
+// four concurrent runs slowed each other's start (p99 709 ms). Batches
+// still fill while half the slots run.
+func batchEager(conc int) int { return max(conc/2, 1) }
 
 // add takes it into its hook's batch when the hook batches, reporting
 // whether it did. A full batch takes no more: the rest wait for the next.
@@ -79,7 +92,7 @@ func (b *batcher) ready(defs map[int64]Hook, now time.Time, slots int) (start []
 			}
 		}
 		due := oldest.Add(h.BatchWait())
-		if len(g) < h.Batch && b.busy[id] > 0 && now.Before(due) {
+		if len(g) < h.Batch && b.busy[id] >= b.eager && now.Before(due) {
 			if next.IsZero() || due.Before(next) {
 				next = due
 			}

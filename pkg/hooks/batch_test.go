@@ -8,7 +8,9 @@ import (
 // TestBatcherReady: a partial batch starts at once when its hook is idle;
 // while the hook runs it waits until full or until its oldest event has
 // waited BatchWait; a full batch takes no more events; hooks without
-// Batch are not batched; slots bound how many batches start.
+// Batch are not batched; slots bound how many batches start. With eager
+// above one, a partial batch also starts at once while fewer runs of its
+// hook than eager are going.
 func TestBatcherReady(t *testing.T) {
 	t0 := time.UnixMilli(1_000_000)
 	defs := map[int64]Hook{
@@ -24,14 +26,14 @@ func TestBatcherReady(t *testing.T) {
 		return its
 	}
 	gather := func(busy map[int64]int, its []*item, now time.Time) *batcher {
-		b := newBatcher(busy)
+		b := newBatcher(busy, 1)
 		for _, it := range its {
 			b.add(it, defs, now)
 		}
 		return b
 	}
 
-	if b := newBatcher(map[int64]int{}); b.add(mk(2, 1)[0], defs, t0) || b.add(mk(3, 1)[0], defs, t0) || b.add(mk(9, 1)[0], defs, t0) {
+	if b := newBatcher(map[int64]int{}, 1); b.add(mk(2, 1)[0], defs, t0) || b.add(mk(3, 1)[0], defs, t0) || b.add(mk(9, 1)[0], defs, t0) {
 		t.Fatal("an event of a hook without --batch, disabled or removed was batched")
 	}
 
@@ -59,6 +61,16 @@ func TestBatcherReady(t *testing.T) {
 		t.Fatal("busy hook: a partial batch did not start after its wait")
 	}
 
+	// Busy, but with fewer runs going than eager: at once.
+	if start, _ = newBatcherWith(busy, 2, its, defs, t0).ready(defs, t0, 4); len(start) != 1 || len(start[0]) != 2 {
+		t.Fatal("a partial batch waited with fewer runs of its hook going than eager")
+	}
+	busy[1] = 2
+	if start, _ = newBatcherWith(busy, 2, its, defs, t0).ready(defs, t0, 4); len(start) != 0 {
+		t.Fatal("a partial batch started at once with eager runs of its hook going")
+	}
+	busy[1] = 1
+
 	// Busy but full: starts at once, with Batch events, the rest left.
 	five := mk(1, 5)
 	start, _ = gather(busy, five, t0).ready(defs, t0, 4)
@@ -70,4 +82,12 @@ func TestBatcherReady(t *testing.T) {
 	if start, _ = gather(map[int64]int{}, mk(1, 1), t0).ready(defs, t0, 0); len(start) != 0 {
 		t.Fatal("a batch started with no slot free")
 	}
+}
+
+func newBatcherWith(busy map[int64]int, eager int, its []*item, defs map[int64]Hook, now time.Time) *batcher {
+	b := newBatcher(busy, eager)
+	for _, it := range its {
+		b.add(it, defs, now)
+	}
+	return b
 }

@@ -207,7 +207,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		blocked, heads := 0, []*item(nil)
 		if !stopping {
 			now := d.now()
-			b := newBatcher(busy)
+			b := newBatcher(busy, batchEager(conc))
 			// Only the oldest event of each order key may start.
 			seen := make(map[string]bool, len(pending))
 			heads = make([]*item, 0, len(pending))

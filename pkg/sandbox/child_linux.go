@@ -56,6 +56,9 @@ type childReport struct {
 // execs the hook, and never returns. Call it first thing in main, before
 // any other work, and in the TestMain of any package whose tests call Run.
 func MaybeRunChild() {
+	if len(os.Args) == 2 && os.Args[1] == spawnerArg {
+		syscall.Exit(runSpawner())
+	}
 	if len(os.Args) < 3 || os.Args[1] != childArg {
 		return
 	}

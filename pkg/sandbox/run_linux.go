@@ -93,11 +93,15 @@ func run(ctx context.Context, s Spec, probe bool) (Result, error) {
 		return Result{}, fmt.Errorf("sandbox: %w", err)
 	}
 	defer p.close()
-	cmd, nsLayers, err := startHelper(s, cfg, p, probe)
-	if err != nil {
-		return Result{}, err
+	proc, nsLayers := spawnHelper(s, cfg, p, probe)
+	if proc == nil {
+		var cmd *exec.Cmd
+		if cmd, nsLayers, err = startHelper(s, cfg, p, probe); err != nil {
+			return Result{}, err
+		}
+		proc = cmdProc{cmd}
 	}
-	res, status, childLayers, childErr, ctxErr := supervise(ctx, s, cmd, p)
+	res, status, childLayers, childErr, ctxErr := supervise(ctx, s, proc, p)
 	res.Layers = mergeLayers([]Layer{
 		on(layerEnvironment, fmt.Sprintf("only PATH, LANG, TZ, HOME and TMPDIR (the work dir) and %d --env name(s)", len(s.Env))),
 		on(layerProcessGroup, fmt.Sprintf("own process group: SIGTERM on timeout, SIGKILL %v later, and SIGKILL to what is left when the hook exits", s.Grace)),
@@ -154,6 +158,63 @@ func (p *hookPipes) close() {
 			f.Close()
 		}
 	}
+}
+
+// helperProc is a started helper: its pid (and process group) and a wait
+// for its exit.
+type helperProc interface {
+	Pid() int
+	// Wait waits for the helper to exit; the error is set only when its
+	// status cannot be had.
+	Wait() (syscall.WaitStatus, error)
+}
+
+// cmdProc is a helper livedict started itself.
+type cmdProc struct{ cmd *exec.Cmd }
+
+func (c cmdProc) Pid() int { return c.cmd.Process.Pid }
+
+func (c cmdProc) Wait() (syscall.WaitStatus, error) {
+	err := c.cmd.Wait()
+	if c.cmd.ProcessState == nil {
+		return 0, err
+	}
+	return c.cmd.ProcessState.Sys().(syscall.WaitStatus), nil
+}
+
+// spawnHelper starts the helper through the work dir's spawner (see
+// spawner_linux.go), in a fresh PID namespace (and network namespace for
+// NoNetwork) inside the spawner's user namespace. It returns nil when
+// that cannot be had: no spawner, or one that could not start this run;
+// Run then starts the helper itself.
+func spawnHelper(s Spec, cfg childConfig, p *hookPipes, probe bool) (helperProc, []Layer) {
+	if probe || s.noNamespaces {
+		return nil, nil
+	}
+	sp := spawnerFor(s.Helper, s.WorkDir)
+	if sp == nil {
+		return nil, nil
+	}
+	cfg.Init, cfg.UserNS = true, true
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, nil
+	}
+	proc, err := sp.spawn(b, s.environment(), s.WorkDir, s.NoNetwork, p)
+	if err != nil {
+		return nil, nil
+	}
+	p.closeChildEnds()
+	layers := []Layer{
+		on(layerUserNS, fmt.Sprintf("uid %d and gid %d mapped to themselves", os.Getuid(), os.Getgid())),
+		on(layerPIDNS, "the hook's whole tree dies with it, setsid escapees included"),
+	}
+	if s.NoNetwork {
+		layers = append(layers, on(layerNetNS, "no interfaces but a loopback that is down"))
+	} else {
+		layers = append(layers, off(layerNetNS, "not requested (--no-network not set)"))
+	}
+	return proc, layers
 }
 
 // startHelper starts the helper in new user and PID namespaces (and a
@@ -249,9 +310,9 @@ func startHelper(s Spec, cfg childConfig, p *hookPipes, probe bool) (*exec.Cmd, 
 // group when the hook exits. It returns the hook's wait status: the one
 // the init reported or, if the helper exec'd the hook or died first, the
 // helper's own.
-func supervise(ctx context.Context, s Spec, cmd *exec.Cmd, p *hookPipes) (res Result, status syscall.WaitStatus, childLayers []Layer, childErr string, ctxErr error) {
+func supervise(ctx context.Context, s Spec, proc helperProc, p *hookPipes) (res Result, status syscall.WaitStatus, childLayers []Layer, childErr string, ctxErr error) {
 	start := time.Now()
-	pgid := cmd.Process.Pid
+	pgid := proc.Pid()
 
 	tail := &tailBuffer{limit: s.OutputCap}
 	outDone := make(chan struct{})
@@ -293,12 +354,13 @@ func supervise(ctx context.Context, s Spec, cmd *exec.Cmd, p *hookPipes) (res Re
 	}()
 
 	waitDone := make(chan struct{})
-	var waitErr error
+	var (
+		waitErr    error
+		waitStatus syscall.WaitStatus
+	)
 	go func() {
 		defer close(waitDone)
-		// A non-zero exit is an error here but not for us: the status is
-		// read from ProcessState.
-		waitErr = cmd.Wait()
+		waitStatus, waitErr = proc.Wait()
 	}()
 
 	// stop is the timeout path: SIGTERM to the whole group, SIGKILL to the
@@ -349,10 +411,10 @@ func supervise(ctx context.Context, s Spec, cmd *exec.Cmd, p *hookPipes) (res Re
 	res.Output, res.CutBytes = tail.tail()
 	res.Truncated = res.CutBytes > 0
 
-	if cmd.ProcessState == nil {
+	if waitErr != nil {
 		return res, status, nil, "wait: " + waitErr.Error(), ctxErr
 	}
-	status = cmd.ProcessState.Sys().(syscall.WaitStatus)
+	status = waitStatus
 	for _, m := range reports {
 		if m.Layers != nil {
 			childLayers = m.Layers

@@ -28,3 +28,6 @@ func CloseInherited(from int) error { return nil }
 
 // MarkCloseOnExec does nothing off Linux.
 func MarkCloseOnExec(from int) error { return nil }
+
+// CloseSpawners does nothing off Linux.
+func CloseSpawners() {}

@@ -1,0 +1,195 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// spawnerOf returns the running spawner of this test's helper for wd.
+func spawnerOf(t *testing.T, wd string) *spawner {
+	t.Helper()
+	helper, err := defaultHelper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spawners.mu.Lock()
+	defer spawners.mu.Unlock()
+	return spawners.m[helper+"\x00"+wd]
+}
+
+// procStatus reads one field of /proc/PID/status.
+func procStatus(t *testing.T, pid int, field string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return ""
+}
+
+// TestRunsGoThroughTheSpawner: where namespaces work, a hook's helper is
+// started by its work dir's spawner, not by livedict (whose fork for a new
+// user namespace is what the spawner saves).
+func TestRunsGoThroughTheSpawner(t *testing.T) {
+	if os.Getuid() == 0 && os.Getenv(unprivilegedEnv) == "" {
+		t.Run("as-nobody", func(t *testing.T) { runAsNobody(t, "TestRunsGoThroughTheSpawner") })
+	}
+	needLayer(t, layerPIDNS)
+	wd := t.TempDir()
+	m := marker()
+	done := make(chan Result, 1)
+	go func() {
+		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(wd, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sp := spawnerOf(t, wd)
+	if sp == nil {
+		t.Fatal("no spawner for the work dir")
+	}
+	helpers := procsWith(childArg)
+	var ours int
+	for _, pid := range helpers {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), m) {
+			ours = pid
+		}
+	}
+	if ours == 0 {
+		t.Fatal("no helper process found")
+	}
+	if ppid := procStatus(t, ours, "PPid"); ppid != strconv.Itoa(sp.cmd.Process.Pid) {
+		t.Errorf("the helper's parent is %s, want the spawner %d (livedict is %d)", ppid, sp.cmd.Process.Pid, os.Getpid())
+	}
+	for _, pid := range procsWith("sleep", m) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if res := <-done; res.Signal != "SIGKILL" {
+		t.Errorf("hook ended with %+v, want SIGKILL", res)
+	}
+}
+
+// TestSpawnedHookGetsNoCapabilities: the spawner keeps CAP_SYS_ADMIN in
+// its user namespace (as ambient capability when it is not root) to make
+// PID and network namespaces; a hook it starts must not inherit it. As
+// another user the hook has no capability at all (none inheritable
+// either); as root it has no ambient ones and no CAP_SYS_PTRACE, as when
+// started directly. Twice per
+// user: the first run starts the spawner, the second reuses it.
+func TestSpawnedHookGetsNoCapabilities(t *testing.T) {
+	if os.Getuid() == 0 && os.Getenv(unprivilegedEnv) == "" {
+		t.Run("as-nobody", func(t *testing.T) { runAsNobody(t, "TestSpawnedHookGetsNoCapabilities") })
+	}
+	needLayer(t, layerUserNS)
+	wd := t.TempDir()
+	for i := range 2 {
+		res := runHook(t, Spec{Argv: sh(`grep ^Cap /proc/self/status`), WorkDir: wd})
+		caps := map[string]uint64{}
+		for _, l := range strings.Split(strings.TrimSpace(string(res.Output)), "\n") {
+			name, v, _ := strings.Cut(l, ":")
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatalf("run %d: output %q", i, res.Output)
+			}
+			caps[name] = n
+		}
+		if len(caps) < 5 {
+			t.Fatalf("run %d: output %q", i, res.Output)
+		}
+		if caps["CapAmb"] != 0 {
+			t.Errorf("run %d: ambient capabilities %x", i, caps["CapAmb"])
+		}
+		if os.Getuid() == 0 && caps["CapBnd"]&(1<<19) != 0 { // CAP_SYS_PTRACE
+			t.Errorf("run %d: CAP_SYS_PTRACE in the bounding set %x", i, caps["CapBnd"])
+		}
+		if os.Getuid() != 0 && (caps["CapEff"] != 0 || caps["CapPrm"] != 0 || caps["CapInh"] != 0) {
+			t.Errorf("run %d: a hook of uid %d has capabilities %v", i, os.Getuid(), caps)
+		}
+		if spawnerOf(t, wd) == nil {
+			t.Errorf("run %d did not go through a spawner", i)
+		}
+	}
+}
+
+// TestSpawnerKilledRunsGoOn: a spawner that dies (killed by whoever can)
+// costs no run: the next one starts a new spawner, or the helper directly.
+func TestSpawnerKilledRunsGoOn(t *testing.T) {
+	t.Parallel()
+	needLayer(t, layerUserNS)
+	wd := t.TempDir()
+	if res := runHook(t, Spec{Argv: sh("echo one"), WorkDir: wd}); string(res.Output) != "one\n" {
+		t.Fatalf("first run: %+v", res)
+	}
+	sp := spawnerOf(t, wd)
+	if sp == nil {
+		t.Fatal("no spawner")
+	}
+	if err := sp.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-sp.exited
+	res, err := Run(context.Background(), Spec{Argv: sh("echo two"), WorkDir: wd, Timeout: 10 * time.Second})
+	if err != nil || string(res.Output) != "two\n" || res.ExitCode != 0 {
+		t.Fatalf("after the spawner died: %v %+v", err, res)
+	}
+	if again := spawnerOf(t, wd); again == nil || again == sp {
+		t.Errorf("no new spawner after the first died")
+	}
+}
+
+// FuzzDecodeSpawnRequest: any input is refused with an error or gives a
+// request with an id, a configuration, an absolute work dir and an
+// environment of NAME=VALUE entries, none with a NUL byte, which encodes
+// and decodes back to itself; never a panic.
+func FuzzDecodeSpawnRequest(f *testing.F) {
+	ok, _ := json.Marshal(spawnRequest{ID: 1, Config: `{"work_dir":"/w"}`, Env: []string{"PATH=/bin", "A="}, Dir: "/w", NoNetwork: true})
+	for _, s := range []string{string(ok), `{}`, `{"id":1}`, `{"id":1,"config":"x","dir":"w"}`,
+		`{"id":1,"config":"x","dir":"/w","env":["NOEQUALS"]}`, `{"id":1,"config":"x","dir":"/w","env":["=v"]}`,
+		`{"id":1,"config":"x\u0000","dir":"/w"}`, `[`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeSpawnRequest(b)
+		if err != nil {
+			return
+		}
+		if r.ID == 0 || r.Config == "" || !filepath.IsAbs(r.Dir) || strings.ContainsRune(r.Config+r.Dir, 0) {
+			t.Fatalf("accepted %+v", r)
+		}
+		for _, kv := range r.Env {
+			if name, _, ok := strings.Cut(kv, "="); !ok || name == "" || strings.ContainsRune(kv, 0) {
+				t.Fatalf("accepted environment entry %q", kv)
+			}
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeSpawnRequest(again)
+		if err != nil || !reflect.DeepEqual(back, r) {
+			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
+		}
+	})
+}
