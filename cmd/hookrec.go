@@ -48,11 +48,12 @@ func (a *App) hookKey(s store.Store) ([]byte, error) {
 
 // spawnDispatcher starts a detached 'livedict hook deliver' for this store:
 // its own session (no terminal signals reach it), no stdio, the same
-// environment and configuration as this command.
-func (a *App) spawnDispatcher() error {
+// environment and configuration as this command. The channel closes when
+// it exited, so --wait-hooks can tell a slow start from a failed one.
+func (a *App) spawnDispatcher() (<-chan struct{}, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	argv := []string{"livedict", "--store", a.Config.Store}
 	if a.Config.File != "" {
@@ -65,9 +66,14 @@ func (a *App) spawnDispatcher() error {
 	}
 	_ = hooks.PrepareSpawn() // the caller's descriptors stay with the caller
 	if err := c.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	return c.Process.Release()
+	exited := make(chan struct{})
+	go func() {
+		_, _ = c.Process.Wait()
+		close(exited)
+	}()
+	return exited, nil
 }
 
 // hookSettings are the parts of cfg that recording and delivery read.

@@ -27,9 +27,11 @@ type Session struct {
 	// default).
 	MaxEventValue int
 	// Spawn starts a detached deliverer ('livedict hook deliver') when
-	// events wait and nobody delivers them. Nil leaves them for a running
-	// daemon or the next livedict command that writes to the store.
-	Spawn func() error
+	// events wait and nobody delivers them, and returns a channel closed
+	// when that process has exited (nil when it cannot tell). Nil leaves
+	// the events for a running daemon or the next livedict command that
+	// writes to the store.
+	Spawn func() (exited <-chan struct{}, err error)
 	// Wait makes Close wait until the events this session recorded have
 	// left the outbox (the --wait-hooks flag).
 	Wait bool
@@ -49,6 +51,9 @@ type Session struct {
 	safety     error // checked once, when a hook first matters
 	safetyDone bool
 	dir        string
+	// spawned is closed when the deliverer this session last started has
+	// exited; nil when none was started or Spawn could not tell.
+	spawned <-chan struct{}
 	// delivers marks the daemon's own session: it holds the delivery
 	// locks, so it neither looks for undelivered events (testing its own
 	// locks would drop them, see Holder) nor keeps what it recorded.
@@ -254,7 +259,23 @@ func (s *Session) spawn() error {
 	if s.Spawn == nil {
 		return nil
 	}
-	return s.Spawn()
+	exited, err := s.Spawn()
+	s.spawned = exited
+	return err
+}
+
+// spawnedGone reports whether the deliverer this session last started has
+// exited (true when it cannot tell).
+func (s *Session) spawnedGone() bool {
+	if s.spawned == nil {
+		return true
+	}
+	select {
+	case <-s.spawned:
+		return true
+	default:
+		return false
+	}
 }
 
 // strikeLimit is how many deliverers in a row may come and go without
@@ -265,7 +286,9 @@ const strikeLimit = 3
 // (delivered, failed for good, or skipped). Every second it makes sure
 // someone is still delivering; when three deliverers in a row came and
 // went without delivering anything (a store they cannot use), it gives up
-// with a warning rather than hang the script.
+// with a warning rather than hang the script. A deliverer still starting
+// (a loaded machine can take seconds) or a daemon running a slow hook is
+// not a strike: only one that exited while nothing moved is.
 func (s *Session) wait(dir string) {
 	now, sleep := s.Now, s.Sleep
 	if now == nil {
@@ -289,15 +312,27 @@ func (s *Session) wait(dir string) {
 		if now().Sub(last) < time.Second {
 			continue
 		}
-		if d, _ := Holder(dir, DeliverLock); d == 0 && n == lastN {
-			if strikes++; strikes == strikeLimit {
-				s.warn(fmt.Sprintf("--wait-hooks: %d event(s) not delivered; see 'livedict hook log' and 'livedict daemon status'", n))
-				return
-			}
-		} else if n != lastN {
-			strikes = 0
+		last = now()
+		if n != lastN || s.delivering(dir) {
+			strikes, lastN = 0, n
+			continue
+		}
+		if !s.spawnedGone() {
+			continue
+		}
+		if strikes++; strikes == strikeLimit {
+			s.warn(fmt.Sprintf("--wait-hooks: %d event(s) not delivered; see 'livedict hook log' and 'livedict daemon status'", n))
+			return
 		}
 		Kick(dir, s.spawn)
-		last, lastN = now(), n
 	}
+}
+
+// delivering reports whether a daemon or a dispatcher holds its lock.
+func (s *Session) delivering(dir string) bool {
+	d, _ := Holder(dir, DaemonLock)
+	if d == 0 {
+		d, _ = Holder(dir, DeliverLock)
+	}
+	return d != 0
 }

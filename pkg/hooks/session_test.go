@@ -29,7 +29,7 @@ func TestSessionKicksDelivery(t *testing.T) {
 	s, _ := sqliteStore(t)
 	addHook(t, s, Hook{Events: Set, Key: "watched"})
 	spawned := 0
-	spawn := func() error { spawned++; return nil }
+	spawn := func() (<-chan struct{}, error) { spawned++; return nil, nil }
 
 	// An event: nobody delivers, so the session starts a dispatcher.
 	sessionPut(t, &Session{Store: s, Spawn: spawn}, "main", "watched")
@@ -49,14 +49,14 @@ func TestSessionKicksDelivery(t *testing.T) {
 func TestSessionRestartsDeliveryForOrphanedEvents(t *testing.T) {
 	s, _ := sqliteStore(t)
 	addHook(t, s, Hook{Events: Set, Key: "watched"})
-	dead := func() error { return nil } // a dispatcher that dies at once
+	dead := func() (<-chan struct{}, error) { return nil, nil } // a dispatcher that dies at once
 	sessionPut(t, &Session{Store: s, Spawn: dead}, "main", "watched")
 	if len(outbox(t, s)) != 1 {
 		t.Fatal("no event recorded")
 	}
 
 	spawned := 0
-	spawn := func() error { spawned++; return nil }
+	spawn := func() (<-chan struct{}, error) { spawned++; return nil, nil }
 	sess := &Session{Store: s, Spawn: spawn}
 	err := sess.Store.View(context.Background(), func(tx store.Tx) error {
 		_, err := sess.WantsGet(tx, "main", "other")
@@ -96,7 +96,7 @@ func TestSessionLeavesRunningDispatcherAlone(t *testing.T) {
 	}
 	holdLock(t, StateDir(info), DeliverLock)
 	spawned := 0
-	sessionPut(t, &Session{Store: s, Spawn: func() error { spawned++; return nil }}, "main", "unwatched")
+	sessionPut(t, &Session{Store: s, Spawn: func() (<-chan struct{}, error) { spawned++; return nil, nil }}, "main", "unwatched")
 	if spawned != 0 {
 		t.Fatalf("started %d dispatchers beside a running one", spawned)
 	}
@@ -118,16 +118,52 @@ func TestSessionWaitGivesUp(t *testing.T) {
 	var warnings []string
 	sess := &Session{
 		Store: s, Wait: true, Now: clk.Now, Sleep: clk.Sleep,
-		Spawn: func() error { spawned++; return nil },
+		Spawn: func() (<-chan struct{}, error) { spawned++; return nil, nil },
 		Warn:  func(msg string) { warnings = append(warnings, msg) },
 	}
 	sessionPut(t, sess, "main", "watched")
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "1 event(s) not delivered") {
 		t.Fatalf("warnings: %q", warnings)
 	}
-	// One for the event, then one a second until the strikes ran out.
-	if spawned != 1+strikeLimit {
-		t.Fatalf("spawned %d dispatchers, want %d", spawned, 1+strikeLimit)
+	// One for the event, then one a second until three came and went.
+	if spawned != strikeLimit {
+		t.Fatalf("spawned %d dispatchers, want %d", spawned, strikeLimit)
+	}
+}
+
+// A deliverer that is still starting (a loaded machine) is not a strike:
+// Wait neither gives up on it nor starts another until it exited.
+func TestSessionWaitPatientWithSlowStart(t *testing.T) {
+	s, _ := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set, Key: "watched"})
+	clk := &fakeTime{now: t0}
+	slow := make(chan struct{})
+	spawned, slowUntil := 0, t0.Add(20*time.Second)
+	var warnedAt time.Time
+	sess := &Session{
+		Store: s, Wait: true, Now: clk.Now,
+		Sleep: func(d time.Duration) {
+			clk.Sleep(d)
+			if slow != nil && !clk.now.Before(slowUntil) {
+				close(slow)
+				slow = nil
+			}
+		},
+		Spawn: func() (<-chan struct{}, error) {
+			spawned++
+			if spawned == 1 {
+				return slow, nil
+			}
+			return nil, nil
+		},
+		Warn: func(string) { warnedAt = clk.now },
+	}
+	sessionPut(t, sess, "main", "watched")
+	if warnedAt.Before(slowUntil) {
+		t.Fatalf("gave up at %v, while the first deliverer was still running (until %v)", warnedAt.Sub(t0), slowUntil.Sub(t0))
+	}
+	if spawned != strikeLimit {
+		t.Fatalf("spawned %d dispatchers, want %d", spawned, strikeLimit)
 	}
 }
 
@@ -142,11 +178,11 @@ func TestSessionWaitReturnsWhenDelivered(t *testing.T) {
 	var delivered []chan error
 	sess := &Session{
 		Store: s, Wait: true,
-		Spawn: func() error {
+		Spawn: func() (<-chan struct{}, error) {
 			done := make(chan error, 1)
 			delivered = append(delivered, done)
 			go func() { done <- d.Deliver(context.Background(), nil, true) }()
-			return nil
+			return nil, nil
 		},
 		Warn: func(msg string) { warnings = append(warnings, msg) },
 	}
