@@ -88,10 +88,7 @@ func TestDaemonOnce(t *testing.T) {
 		out := s.hookOut("expire", "cat >> $OUT/events")
 		s.mustRun("set", "keep", "v")
 		s.mustRun("set", "later", "v", "--ttl", "1h")
-		at := time.Now().Add(300 * time.Millisecond)
-		for _, k := range []string{"a", "b", "c"} {
-			s.mustRun("set", k, "v-"+k, "--at", at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-		}
+		at := s.setExpiring(300*time.Millisecond, "a", "b", "c")
 		time.Sleep(time.Until(at.Add(50 * time.Millisecond))) // real processes, real time: let the three expire
 
 		// Nothing else runs: only the daemon can reap them (a lazy reap
@@ -101,7 +98,7 @@ func TestDaemonOnce(t *testing.T) {
 		if code := once.wait(5 * time.Second); code != 0 {
 			t.Fatalf("daemon --once: exit %d\n%s", code, once.stderr.String())
 		}
-		if took := once.ended.Sub(begin); took > 2*time.Second {
+		if took := once.ended.Sub(begin); took > 30*time.Second { // a hang, not a slow machine
 			t.Errorf("daemon --once took %v", took)
 		}
 		log := once.stderr.String()
@@ -462,12 +459,11 @@ func TestDaemonKill9AtLeastOnce(t *testing.T) {
 	out := s.hookOut("expire", "cat >> $OUT/events; sleep 0.2")
 	events := filepath.Join(out, "events")
 	d := s.startDaemon()
-	at := time.Now().Add(700 * time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	keys := make([]string, 10)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%02d", i)
-		s.mustRun("set", keys[i], "v", "--at", at)
 	}
+	s.setExpiring(700*time.Millisecond, keys...)
 	poll(t, 4*time.Second, "the first expire event", func() bool { return len(readEvents(t, events)) > 0 })
 	d.signal(syscall.SIGKILL)
 	d.wait(5 * time.Second)
