@@ -264,6 +264,11 @@ func (sp *spawner) fail(err error) {
 	sp.mu.Lock()
 	if sp.dead == nil {
 		sp.dead = err
+		// Wakes read, which closes the socket, and tells the spawner to
+		// go. Only this once, and under the lock: read closes the socket
+		// (under the lock too) only after it has seen the spawner dead,
+		// and a later call must not shut down whatever reuses the number.
+		_ = unix.Shutdown(sp.fd, unix.SHUT_RDWR)
 	}
 	waiters := sp.waiters
 	sp.waiters = map[uint64]chan spawnReply{}
@@ -271,8 +276,6 @@ func (sp *spawner) fail(err error) {
 	for _, ch := range waiters {
 		ch <- spawnReply{Error: err.Error()}
 	}
-	// Wakes read, which closes the socket, and tells the spawner to go.
-	_ = unix.Shutdown(sp.fd, unix.SHUT_RDWR)
 }
 
 func (sp *spawner) close() {
