@@ -193,6 +193,16 @@ func (d *Deliverer) finishBatch(o outcome) (dropped []*item, err error) {
 	}
 	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
 		for i, it := range o.ran {
+			if drop[i] && !d.Shared {
+				// Every event is this deliverer's: whether it was
+				// still there is what Delete reports, no Get needed.
+				there, err := tx.Delete(outboxBucket, seqKey(it.seq))
+				if err != nil {
+					return err
+				}
+				drop[i] = there
+				continue
+			}
 			e, there, err := tx.Get(outboxBucket, seqKey(it.seq))
 			if err != nil {
 				return err

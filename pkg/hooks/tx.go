@@ -31,6 +31,9 @@ type Tx struct {
 	// Watched holds the event lines for watchers, in the order of the
 	// changes.
 	Watched [][]byte
+
+	// seq numbers the events this transaction records.
+	seq eventSeq
 }
 
 // Wrap returns tx recording events for rec's hooks. rec may be nil.
@@ -58,7 +61,7 @@ func (t *Tx) record(ev Event, e store.Entry) error {
 	if t.watchMax > 0 && !store.IsInternal(e.Bucket) {
 		t.Watched = append(t.Watched, watchEvent(ev, e, t.Tx.Now(), t.watchMax))
 	}
-	seqs, err := t.rec.record(t.Tx, ev, e, plain)
+	seqs, err := t.rec.record(t.Tx, ev, e, plain, &t.seq)
 	t.Events = append(t.Events, seqs...)
 	return err
 }

@@ -97,12 +97,17 @@ type spawner struct {
 	lastUsed time.Time
 }
 
+// spawnerRetry is how long after a helper failed to start a spawner Run
+// starts that helper directly before it tries again.
+const spawnerRetry = time.Minute
+
 var spawners struct {
 	mu sync.Mutex
 	m  map[string]*spawner
-	// refused names the helpers that could not start a spawner: the
-	// kernel refuses user namespaces, or the binary is no helper.
-	refused map[string]bool
+	// refused holds, for each helper that could not start a spawner (the
+	// kernel refuses user namespaces, the binary is no helper, or it did
+	// not answer in time), when to try again.
+	refused map[string]time.Time
 }
 
 // spawnerFor returns the running spawner of helper for work dir dir,
@@ -112,7 +117,7 @@ func spawnerFor(helper, dir string) *spawner {
 	key := helper + "\x00" + dir
 	spawners.mu.Lock()
 	defer spawners.mu.Unlock()
-	if spawners.refused[helper] {
+	if time.Now().Before(spawners.refused[helper]) {
 		return nil
 	}
 	if sp := spawners.m[key]; sp != nil {
@@ -127,9 +132,9 @@ func spawnerFor(helper, dir string) *spawner {
 	sp, err := startSpawner(helper, dir)
 	if err != nil {
 		if spawners.refused == nil {
-			spawners.refused = map[string]bool{}
+			spawners.refused = map[string]time.Time{}
 		}
-		spawners.refused[helper] = true
+		spawners.refused[helper] = time.Now().Add(spawnerRetry)
 		return nil
 	}
 	sp.key = key
@@ -259,6 +264,11 @@ func (sp *spawner) fail(err error) {
 	sp.mu.Lock()
 	if sp.dead == nil {
 		sp.dead = err
+		// Wakes read, which closes the socket, and tells the spawner to
+		// go. Only this once, and under the lock: read closes the socket
+		// (under the lock too) only after it has seen the spawner dead,
+		// and a later call must not shut down whatever reuses the number.
+		_ = unix.Shutdown(sp.fd, unix.SHUT_RDWR)
 	}
 	waiters := sp.waiters
 	sp.waiters = map[uint64]chan spawnReply{}
@@ -266,8 +276,6 @@ func (sp *spawner) fail(err error) {
 	for _, ch := range waiters {
 		ch <- spawnReply{Error: err.Error()}
 	}
-	// Wakes read, which closes the socket, and tells the spawner to go.
-	_ = unix.Shutdown(sp.fd, unix.SHUT_RDWR)
 }
 
 func (sp *spawner) close() {
