@@ -10,7 +10,8 @@
 # Sections: startup (a one-shot command against the floor of its own stack,
 # scripts/bench/floor, sqlite3 and redis-cli, by hyperfine and by paired
 # interleaved runs), get, set, import, expired (hyperfine: livedict against sqlite3
-# and redis-cli), hooks, daemon (the Go benchmarks in process_bench_test.go,
+# and redis-cli), hooks, daemon, redisdaemon (the Go benchmarks in process_bench_test.go
+# and redis_daemon_bench_test.go,
 # run from a test binary built here; their figures and the targets below
 # are checked here). Missing tools (hyperfine, sqlite3,
 # redis-server, redis-cli) are installed from Debian packages. Everything
@@ -27,7 +28,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt redis redis_daemons)
+ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt redis redis_daemons redisdaemon)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -56,6 +57,9 @@ TARGET_ENCRYPT_SET=1.15      # set of a 100-byte value, encrypted bucket / plain
 TARGET_REDIS_GET=1.2         # livedict get on a Redis store / redis-cli GET
 TARGET_REDIS_SET=1.2         # livedict set --ttl on a Redis store / redis-cli SET EX
 TARGET_REDIS_DAEMONS_REAP_S=5 # 3 daemons on one Redis, 100k keys due in 1 s: none scheduled after (s)
+TARGET_REDIS_EXPIRE_HOOK_MS=50 # 3 daemons on one Redis store: deadline → expire hook start (median)
+TARGET_REDIS_IDLE_CPU_MS=100 # daemon on a Redis store of 1M TTL keys: CPU per 60 s idle (≈ 0)
+TARGET_REDIS_DAEMON_RSS_MIB=64 # daemon on a Redis store of 1M TTL keys: peak RSS (VmHWM)
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	# A smoke test: every section runs, on small data, in a few minutes.
@@ -636,6 +640,35 @@ bench_daemon() {
 	check_target "$mib" "$TARGET_DAEMON_RSS_MIB"
 	add_summary "daemon memory (TTL keys, daemon --duration): peak RSS (ru_maxrss) $mib MiB" \
 		"(target ≤ $TARGET_DAEMON_RSS_MIB MiB at 1M keys) $ST"
+}
+
+# ---------------------------------------------------------------- redisdaemon
+
+# redisdaemon: daemons on a Redis store, on this script's redis-server (Go
+# benchmarks in redis_daemon_bench_test.go, each on a key prefix of its
+# own): three daemons ("hosts") sharing keys that expire one at a time,
+# 300 ms apart, each with an expire hook; and one daemon idle on a store of
+# 1M TTL keys (quick: 100k keys, 10 s), its CPU from /proc/PID/stat and
+# its peak RSS (VmHWM).
+bench_redisdaemon() {
+	ensure_redis
+	local url="redis://127.0.0.1:$REDIS_PORT" p50 p90 mx
+	LIVEDICT_TEST_REDIS=$url gobench RedisDaemonExpire 1x
+	p50=$(metric p50-ms) p90=$(metric p90-ms) mx=$(metric max-ms)
+	check_target "$p50" "$TARGET_REDIS_EXPIRE_HOOK_MS"
+	add_summary "redis daemons (3 on one server, keys expiring 300 ms apart): deadline → expire hook start" \
+		"median $p50 ms, p90 $p90 ms, max $mx ms (target median ≤ $TARGET_REDIS_EXPIRE_HOOK_MS ms) $ST;" \
+		"deadline → reap (the event's time) median $(metric reap-p50-ms) ms, p90 $(metric reap-p90-ms) ms;" \
+		"runs beyond one per key: $(metric dup-runs) (of them, expiries recorded twice: $(metric dup-events))"
+
+	LIVEDICT_TEST_REDIS=$url gobench RedisDaemonIdle 1x
+	local cpu scpu mib st1
+	cpu=$(metric cpu-ms/60s) scpu=$(metric start-cpu-ms) mib=$(metric VmHWM-MiB)
+	check_target "$cpu" "$TARGET_REDIS_IDLE_CPU_MS"; st1=$ST
+	check_target "$mib" "$TARGET_REDIS_DAEMON_RSS_MIB"
+	add_summary "redis daemon idle ($([[ $MODE == full ]] && echo 1M || echo 100k) TTL keys hours away): $cpu ms CPU per 60 s" \
+		"(/proc/PID/stat; target ≤ $TARGET_REDIS_IDLE_CPU_MS) $st1; $scpu ms CPU to start;" \
+		"peak RSS (VmHWM) $mib MiB (target ≤ $TARGET_REDIS_DAEMON_RSS_MIB MiB at 1M keys) $ST"
 }
 
 # ---------------------------------------------------------------- scripting

@@ -54,7 +54,7 @@ func (d *Deliverer) lease() time.Duration {
 // claim takes it's event for this deliverer unless another holds a live
 // claim on it (see claimIn).
 func (d *Deliverer) claim(it *item) (claimState, time.Time) {
-	if d.claimAll([]*item{it}) == nil {
+	if len(d.claimAll([]*item{it})) == 0 {
 		if it.gone {
 			return gone, time.Time{}
 		}
@@ -74,7 +74,10 @@ func (d *Deliverer) claim(it *item) (claimState, time.Time) {
 func (d *Deliverer) claimAll(items []*item) []*item {
 	var got []*item
 	err := d.Store.Update(context.Background(), func(tx store.Tx) error {
-		got = got[:0]
+		// Anew on every run: a store with optimistic transactions
+		// (Redis) runs this again after a conflict, when what the
+		// first run claimed may be another deliverer's now.
+		got = nil
 		now := d.now()
 		for _, it := range items {
 			it.gone, it.heldUntil = false, time.Time{}

@@ -434,3 +434,59 @@ func TestSharedBatches(t *testing.T) {
 		}
 	})
 }
+
+// conflictStore runs every Update's fn twice, as an optimistic store
+// (Redis) does when its first commit meets another's: the first run's
+// writes are dropped, then between runs, then fn runs again and commits.
+type conflictStore struct {
+	store.Store
+	between func()
+}
+
+var errConflict = errors.New("test: commit conflict")
+
+func (s *conflictStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errConflict // roll back, as a refused EXEC
+	})
+	if !errors.Is(err, errConflict) {
+		return err
+	}
+	s.between()
+	return s.Store.Update(ctx, fn)
+}
+
+// A claim whose first run met another deliverer's commit, and which on
+// its second run finds the event claimed by that deliverer, is not ours:
+// its hook must not run here too (it was, once: every event that three
+// daemons on one Redis raced for could run twice).
+func TestClaimRetriedAfterConflictIsHeld(t *testing.T) {
+	eachStore(t, func(t *testing.T, base store.Store, _ *ttl.Fake) {
+		s := sharedStore{base}
+		addSigned(t, s, Hook{Events: Set}, testKey)
+		set(t, s, "main", "k", "v")
+		rows := outbox(t, s)
+		if len(rows) != 1 {
+			t.Fatalf("%d events, want 1", len(rows))
+		}
+		other := time.Now().Add(time.Hour).UnixMilli()
+		cs := &conflictStore{Store: s, between: func() {
+			// The other deliverer's claim commits first.
+			update(t, s, func(tx store.Tx) error {
+				r := *rows[0].rec
+				r.Owner, r.Lease = "other-host:1:abc", other
+				return putRecord(tx, rows[0].seq, &r)
+			})
+		}}
+		d := sharedDeliverer(t, cs, newFakeRunner(t))
+		d.owner = newOwner()
+		it := &item{seq: rows[0].seq, rec: rows[0].rec, key: rows[0].rec.orderKey()}
+		got, until := d.claim(it)
+		if got != held || until.UnixMilli() != other {
+			t.Fatalf("claim after a conflict: state %d, held until %v; want held (%d) until the other's lease", got, until, held)
+		}
+	})
+}

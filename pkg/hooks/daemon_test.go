@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,4 +196,55 @@ func TestDaemonReloadWhileDelivering(t *testing.T) {
 		t.Fatalf("settings after reloads: concurrency %d", got)
 	}
 	f.check(t)
+}
+
+// countingStore is a shared store that counts how often its transactions
+// list deadlines (every deadline, on Redis: the whole store) and ask
+// whether anything is due (the head of the expiry index).
+type countingStore struct {
+	store.Store
+	deadlines, hasExpired atomic.Int64
+}
+
+func (*countingStore) Shared() bool { return true }
+
+func (c *countingStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	return c.Store.View(ctx, func(tx store.Tx) error { return fn(countingTx{tx, c}) })
+}
+
+type countingTx struct {
+	store.Tx
+	c *countingStore
+}
+
+func (t countingTx) HasExpired() (bool, error) {
+	t.c.hasExpired.Add(1)
+	return t.Tx.HasExpired()
+}
+
+func (t countingTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
+	t.c.deadlines.Add(1)
+	return t.Tx.(store.DeadlineLister).Deadlines(after, limit)
+}
+
+// On a shared store no writer elsewhere can reach the daemon's socket and
+// a change message can be lost: the daemon's slow poll finds a key that
+// fell due behind its back. It does so by asking whether anything is due,
+// not by reading every deadline again (on Redis, the whole store each
+// second; BenchmarkRedisDaemonIdle).
+func TestDaemonSharedPollReadsNoSchedule(t *testing.T) {
+	base, clk := sqliteStore(t)
+	putTTL(t, base, "far", t0.Add(24*time.Hour).UnixMilli()) // the store exists before the daemon starts
+	s := &countingStore{Store: base}
+	startDaemon(t, testDaemon(t, s, clk, newFakeRunner(t)))
+	eventually(t, "the daemon's first schedule read", func() bool { return s.deadlines.Load() > 0 })
+	// Behind its back: no notification, no change message.
+	putTTL(t, base, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(time.Hour)
+	eventually(t, "k reaped by the poll", func() bool { return !live(t, base, "k") })
+	polls := s.hasExpired.Load()
+	eventually(t, "another poll", func() bool { return s.hasExpired.Load() > polls })
+	if n := s.deadlines.Load(); n != 1 {
+		t.Errorf("the schedule was read %d times, want once (at start)", n)
+	}
 }
