@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // The Redis backend keeps all of a store's keys under one hash tag {P}, so
@@ -23,8 +25,17 @@ import (
 // its keys:
 //
 //	{P}:fence        a counter every commit bumps; transactions WATCH it
+//	{P}:layout       "2": the layout below (written by every commit)
 //	{P}:buckets      SET of user buckets that may hold entries
-//	{P}:b:BUCKET     HASH key -> 8-byte big-endian deadline + value
+//	{P}:m:BUCKET     HASH key -> 8-byte big-endian deadline + 8-byte size
+//	{P}:v:N:BUCKET:KEY  STRING: the value, with the deadline as its native
+//	                 TTL (PXAT); N is len(BUCKET), so the name is unambiguous
+//	{P}:s:N:BUCKET:KEY  STRING without TTL: a shadow copy of the value of an
+//	                 entry with a deadline, kept only while someone listens
+//	                 for expire events, so the event still carries the value
+//	                 after Redis freed the entry
+//	{P}:b:!NAME      HASH key -> 8-byte deadline (0) + value: livedict's
+//	                 internal buckets, which never expire
 //	{P}:pol          HASH bucket -> policy
 //	{P}:dl           ZSET of user deadlines: score deadline, member bucket NUL key
 //	{P}:changes      pub/sub channel: one message per commit
@@ -37,8 +48,18 @@ import (
 // (ErrBusy). A View ends with an empty MULTI/EXEC so that its reads too
 // are checked against the fence: what it saw was one committed state.
 //
-// Deadlines are kept in the entries and enforced by every read (as the
-// other backends do), so a read never sees an expired value with no daemon.
+// TTLs are Redis's own: a value's STRING key expires at the entry's
+// deadline, so Redis frees expired values with no livedict running and
+// redis-cli TTL/PTTL show them. The deadline is also kept in the bucket's
+// metadata and the deadline index, and every read treats an entry whose
+// deadline passed (by the transaction's clock), or whose value Redis has
+// already freed, as absent. Reap (the daemon, or any command's lazy reap)
+// removes the metadata of expired entries and records their expire
+// events, handing over the shadow copy's value when there is one.
+//
+// Native TTLs need the transaction's clock to be the server's: a store
+// opened with any clock other than ttl.System (tests' fake clocks) keeps
+// deadlines in the metadata only, and values stay until reaped.
 
 // RedisOptions are the settings only the Redis backend reads.
 type RedisOptions struct {
@@ -64,6 +85,8 @@ type redisStore struct {
 	opts   Options
 	target redisTarget
 	p      string // "{prefix}:"
+	// native: values carry their deadline as a Redis TTL (see above).
+	native bool
 }
 
 func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
@@ -103,6 +126,7 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		}
 	}
 	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
+	s.native = s.opts.Clock == ttl.System
 	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
 	defer cancel()
 	if err := s.checkServer(ctx); err != nil {
@@ -112,17 +136,33 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 	return s, nil
 }
 
-// checkServer refuses a server older than 6.2 (GETEX, EXAT, ZRANGE BYLEX
-// …) and turns connection failures into one line naming the address.
+// redisLayout is the value of {P}:layout in the layout above.
+const redisLayout = "2"
+
+// checkServer refuses a server older than 6.2 (GETEX, EXAT, SET PXAT …)
+// and a store written in the first Redis layout (values inside one hash
+// per bucket, no {P}:layout), and turns connection failures into one line
+// naming the address. It is one round trip.
 func (s *redisStore) checkServer(ctx context.Context) error {
-	v, err := s.c.Do(ctx, "HELLO", "3").Result()
-	if err != nil {
+	var hello *redis.Cmd
+	var layout *redis.StringCmd
+	var users *redis.IntCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hello = p.Do(ctx, "HELLO", "3")
+		layout = p.Get(ctx, s.layoutKey())
+		users = p.SCard(ctx, s.bucketsKey())
+		return nil
+	})
+	if err != nil && err != redis.Nil {
 		return s.wrap(err)
 	}
-	m, _ := v.(map[any]any)
+	m, _ := hello.Val().(map[any]any)
 	ver, _ := m["version"].(string)
 	if !redisVersionOK(ver) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
+	}
+	if l := layout.Val(); l != redisLayout && users.Val() > 0 {
+		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
 	}
 	return nil
 }
@@ -163,9 +203,31 @@ func (s *redisStore) wrap(err error) error {
 func (s *redisStore) fence() string             { return s.p + "fence" }
 func (s *redisStore) bucketsKey() string        { return s.p + "buckets" }
 func (s *redisStore) bucketKey(b string) string { return s.p + "b:" + b }
-func (s *redisStore) policyKey() string         { return s.p + "pol" }
-func (s *redisStore) changesChannel() string    { return s.p + "changes" }
-func (s *redisStore) eventsChannel() string     { return s.p + "events" }
+func (s *redisStore) metaKey(b string) string   { return s.p + "m:" + b }
+func (s *redisStore) layoutKey() string         { return s.p + "layout" }
+
+// valueKey and shadowKey name a user entry's value and its shadow copy.
+func (s *redisStore) valueKey(b, k string) string { return s.entryKey("v:", b, k) }
+func (s *redisStore) shadowKey(b, k string) string {
+	return s.entryKey("s:", b, k)
+}
+
+func (s *redisStore) entryKey(kind, b, k string) string {
+	n := strconv.Itoa(len(b))
+	var sb strings.Builder
+	sb.Grow(len(s.p) + len(kind) + len(n) + len(b) + len(k) + 2)
+	sb.WriteString(s.p)
+	sb.WriteString(kind)
+	sb.WriteString(n)
+	sb.WriteByte(':')
+	sb.WriteString(b)
+	sb.WriteByte(':')
+	sb.WriteString(k)
+	return sb.String()
+}
+func (s *redisStore) policyKey() string      { return s.p + "pol" }
+func (s *redisStore) changesChannel() string { return s.p + "changes" }
+func (s *redisStore) eventsChannel() string  { return s.p + "events" }
 
 func (s *redisStore) Shared() bool { return true }
 
@@ -201,7 +263,18 @@ func (s *redisStore) Info() (Info, error) {
 	}
 	keys := []string{s.fence(), s.bucketsKey(), s.policyKey(), s.deadlineKey()}
 	for _, n := range names {
-		keys = append(keys, s.bucketKey(n))
+		keys = append(keys, s.metaKey(n))
+		// Values live in keys of their own: count their bytes from the
+		// metadata rather than asking for each key's memory.
+		meta, err := s.c.HGetAll(ctx, s.metaKey(n)).Result()
+		if err != nil {
+			return Info{}, s.wrap(err)
+		}
+		for k, raw := range meta {
+			if e, err := decodeRedisMeta(n, k, raw); err == nil {
+				info.SizeBytes += e.Size + int64(len(s.valueKey(n, k)))
+			}
+		}
 	}
 	for _, k := range keys {
 		n, err := s.c.MemoryUsage(ctx, k).Result()
@@ -276,6 +349,22 @@ func decodeRedisEntry(bucket, key, raw string) (Entry, error) {
 	}
 	v := []byte(raw[8:])
 	return Entry{Bucket: bucket, Key: key, Value: v, ExpiresAt: int64(binary.BigEndian.Uint64([]byte(raw[:8]))), Size: int64(len(v))}, nil
+}
+
+// encodeRedisMeta is a user entry's metadata: its deadline and its
+// value's size.
+func encodeRedisMeta(e Entry) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(e.ExpiresAt))
+	binary.BigEndian.PutUint64(b[8:], uint64(len(e.Value)))
+	return string(b[:])
+}
+
+func decodeRedisMeta(bucket, key, raw string) (Entry, error) {
+	if len(raw) != 16 {
+		return Entry{}, fmt.Errorf("%w: redis metadata of %q/%q is %d bytes", ErrCorrupt, bucket, key, len(raw))
+	}
+	return Entry{Bucket: bucket, Key: key, ExpiresAt: int64(binary.BigEndian.Uint64([]byte(raw[:8]))), Size: int64(binary.BigEndian.Uint64([]byte(raw[8:])))}, nil
 }
 
 func encodeRedisPolicy(p Policy) string {

@@ -302,3 +302,252 @@ func TestRedisStateDir(t *testing.T) {
 		t.Fatalf("state dirs %q %q %q", da, db, dc)
 	}
 }
+
+// openNative opens a Redis store on the system clock, where values carry
+// native TTLs.
+func openNative(t *testing.T, url string) *redisStore {
+	t.Helper()
+	s, err := Open(url, Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	rs := s.(*redisStore)
+	if !rs.native {
+		t.Fatal("a store on the system clock has native TTLs")
+	}
+	return rs
+}
+
+// An entry's value is a STRING whose native TTL is the deadline, so
+// redis-cli GET/PTTL see it; an entry without deadline has none.
+func TestRedisNativeTTL(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	at := time.Now().Add(time.Hour).UnixMilli()
+	update(t, rs, func(tx Tx) error {
+		if err := tx.Put(Entry{Bucket: "b", Key: "k:1", Value: []byte("v1"), ExpiresAt: at}); err != nil {
+			return err
+		}
+		return tx.Put(Entry{Bucket: "b", Key: "forever", Value: []byte("v2")})
+	})
+	vk := rs.valueKey("b", "k:1")
+	if vk != rs.p+"v:1:b:k:1" {
+		t.Fatalf("value key %q", vk)
+	}
+	if v, err := rs.c.Get(ctx, vk).Result(); err != nil || v != "v1" {
+		t.Fatalf("GET %s = %q, %v", vk, v, err)
+	}
+	pttl, err := rs.c.PTTL(ctx, vk).Result()
+	if err != nil || pttl <= 59*time.Minute || pttl > time.Hour {
+		t.Fatalf("PTTL = %v, %v; want about an hour", pttl, err)
+	}
+	if pttl, err := rs.c.PTTL(ctx, rs.valueKey("b", "forever")).Result(); err != nil || pttl != -1*time.Nanosecond {
+		t.Fatalf("PTTL of an entry without deadline = %v, %v", pttl, err)
+	}
+	// persist drops the native TTL too.
+	update(t, rs, func(tx Tx) error { _, err := Persist(tx, "b", "k:1"); return err })
+	if pttl, err := rs.c.PTTL(ctx, vk).Result(); err != nil || pttl != -1*time.Nanosecond {
+		t.Fatalf("PTTL after persist = %v, %v", pttl, err)
+	}
+	if n, _ := rs.c.Exists(ctx, rs.shadowKey("b", "k:1")).Result(); n != 0 {
+		t.Fatal("a shadow with nobody listening")
+	}
+}
+
+// A value Redis has freed (here: its key expired on the server's clock
+// before the transaction's) is not read, even though the metadata says
+// the entry lives.
+func TestRedisFreedValueIsAbsent(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	set(t, rs, "b", "k", "v", time.Now().Add(time.Hour).UnixMilli())
+	set(t, rs, "b", "other", "w", time.Now().Add(time.Hour).UnixMilli())
+	if err := rs.c.PExpire(ctx, rs.valueKey("b", "k"), time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for rs.c.Exists(ctx, rs.valueKey("b", "k")).Val() != 0 {
+		time.Sleep(5 * time.Millisecond) // the server frees it
+	}
+	if _, ok := get(t, rs, "b", "k"); ok {
+		t.Fatal("read a value Redis freed")
+	}
+	view(t, rs, func(tx Tx) error {
+		var keys []string
+		err := tx.Scan("b", "", true, func(e Entry) error { keys = append(keys, e.Key); return nil })
+		if fmt.Sprint(keys) != "[other]" {
+			t.Errorf("scan with values = %v", keys)
+		}
+		return err
+	})
+}
+
+// Shadow copies exist only while someone listens for expire events: hook
+// definitions in !hooks, or a subscriber of the events channel. Reap hands
+// fn the shadow's value once Redis freed the entry, and marks the entry
+// Lost when there was no shadow.
+func TestRedisShadowOnlyWithListeners(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Second).UnixMilli() // Redis frees it at once
+	put := func(key string) {
+		t.Helper()
+		update(t, rs, func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "b", Key: key, Value: []byte("value of " + key), ExpiresAt: past})
+		})
+	}
+	shadowed := func(key string) bool {
+		return rs.c.Exists(ctx, rs.shadowKey("b", key)).Val() == 1
+	}
+	put("nobody")
+	if shadowed("nobody") {
+		t.Fatal("shadow with nobody listening")
+	}
+	// A watcher subscribes.
+	sctx, cancel := context.WithCancel(ctx)
+	msgs, err := rs.Subscribe(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("watched")
+	cancel()
+	for range msgs {
+	}
+	if !shadowed("watched") {
+		t.Fatal("no shadow while a watcher listens")
+	}
+	// A hook definition.
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: hooksBucketName, Key: "h", Value: []byte("def")}) })
+	put("hooked")
+	if !shadowed("hooked") {
+		t.Fatal("no shadow while hooks are defined")
+	}
+	got := map[string]Entry{}
+	update(t, rs, func(tx Tx) error {
+		_, err := tx.Reap(0, func(e Entry) error { got[e.Key] = e; return nil })
+		return err
+	})
+	if len(got) != 3 {
+		t.Fatalf("reaped %v", got)
+	}
+	for _, k := range []string{"watched", "hooked"} {
+		if e := got[k]; string(e.Value) != "value of "+k || e.Lost {
+			t.Errorf("reaped %s: %+v", k, e)
+		}
+		if shadowed(k) {
+			t.Errorf("shadow of %s outlives the reap", k)
+		}
+	}
+	if e := got["nobody"]; len(e.Value) != 0 || !e.Lost {
+		t.Errorf("reaped nobody: %+v, want Lost", e)
+	}
+	// Deleting or persisting an entry drops its shadow.
+	set(t, rs, "b", "d", "v", time.Now().Add(time.Hour).UnixMilli())
+	set(t, rs, "b", "p", "v", time.Now().Add(time.Hour).UnixMilli())
+	if !shadowed("d") || !shadowed("p") {
+		t.Fatal("no shadows")
+	}
+	update(t, rs, func(tx Tx) error {
+		if _, err := tx.Delete("b", "d"); err != nil {
+			return err
+		}
+		_, err := Persist(tx, "b", "p")
+		return err
+	})
+	if shadowed("d") || shadowed("p") {
+		t.Fatal("shadow outlives delete or persist")
+	}
+}
+
+// Three reapers (as three daemons would be) on one server: each expired
+// entry is reaped, and handed to fn with its value, exactly once.
+func TestRedisConcurrentReapersReapOnce(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	const n = 300
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: hooksBucketName, Key: "h", Value: []byte("def")}) })
+	past := time.Now().Add(-time.Second).UnixMilli()
+	update(t, rs, func(tx Tx) error {
+		for i := 0; i < n; i++ {
+			if err := tx.Put(Entry{Bucket: fmt.Sprint("b", i%3), Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("v", i)), ExpiresAt: past}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for w := 0; w < 3; w++ {
+		s := openNative(t, url)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var got []Entry
+				var reaped int
+				err := s.Update(context.Background(), func(tx Tx) error {
+					got = got[:0] // a retried transaction starts again
+					var err error
+					reaped, err = tx.Reap(20, func(e Entry) error { got = append(got, e); return nil })
+					return err
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, e := range got {
+					if string(e.Value) != "v"+strings.TrimPrefix(e.Key, "k") || e.Lost {
+						errs <- fmt.Errorf("reaped %+v", e)
+					}
+					seen[e.Bucket+"/"+e.Key]++
+				}
+				mu.Unlock()
+				if reaped == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("reaped %d distinct entries, want %d", len(seen), n)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("%s reaped %d times", k, c)
+		}
+	}
+}
+
+// A store written in the first Redis layout is refused with one line
+// saying what to do, not misread.
+func TestRedisOldLayoutRefused(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	if err := rs.c.SAdd(ctx, rs.bucketsKey(), "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.c.HSet(ctx, rs.bucketKey("b"), "k", encodeRedisEntry(Entry{Value: []byte("v")})).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(url, Options{})
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), "older livedict layout") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+	// Once written by this version, it opens.
+	rs.c.Set(ctx, rs.layoutKey(), redisLayout, 0)
+	s, err := Open(url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

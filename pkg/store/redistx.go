@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,12 +15,23 @@ import (
 
 // redisBucket is what a transaction knows of one bucket: its buffered
 // writes and, once a read needed the whole bucket, all of its entries.
+// For a user bucket the entries in m are metadata (Value nil); values
+// read from the server are kept in vals.
 type redisBucket struct {
 	loaded   bool
 	m        map[string]Entry  // every entry, expired or not, when loaded
 	dirty    map[string]*Entry // buffered writes; nil deletes
 	dropped  bool              // the bucket was emptied before the dirty writes
 	dropKeys []string          // keys whose deadlines a drop removes from the index
+	metas    map[string]*Entry // user buckets: metadata read key by key; nil: none
+	vals     map[string]redisVal
+}
+
+// redisVal is a user entry's value as read from the server; ok is false
+// when its STRING key is gone (Redis freed it at its native deadline).
+type redisVal struct {
+	v  []byte
+	ok bool
 }
 
 // redisTx runs on one connection under WATCH of the store's fence.
@@ -37,6 +49,10 @@ type redisTx struct {
 	policies  map[string]Policy // once read
 	polDirty  map[string]bool
 	published bool
+	// listen, once known, says whether anyone listens for expire events
+	// (hook definitions exist, or a watcher is subscribed): then entries
+	// with a deadline get a shadow copy.
+	listen *bool
 }
 
 func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Tx, write bool) *redisTx {
@@ -63,20 +79,31 @@ func (t *redisTx) bucket(name string) *redisBucket {
 	return b
 }
 
-// load reads the whole bucket once, then lays the buffered writes over it.
+// load reads the whole bucket once (a user bucket's metadata, an internal
+// bucket's entries), then lays the buffered writes over it.
 func (t *redisTx) load(name string) (*redisBucket, error) {
 	b := t.bucket(name)
 	if b.loaded {
 		return b, nil
 	}
 	t.reads++
-	all, err := t.rtx.HGetAll(t.ctx, t.s.bucketKey(name)).Result()
+	user := !IsInternal(name)
+	key := t.s.bucketKey(name)
+	if user {
+		key = t.s.metaKey(name)
+	}
+	all, err := t.rtx.HGetAll(t.ctx, key).Result()
 	if err != nil {
 		return nil, t.s.wrap(err)
 	}
 	b.m = make(map[string]Entry, len(all))
 	for k, raw := range all {
-		e, err := decodeRedisEntry(name, k, raw)
+		var e Entry
+		if user {
+			e, err = decodeRedisMeta(name, k, raw)
+		} else {
+			e, err = decodeRedisEntry(name, k, raw)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -93,29 +120,159 @@ func (t *redisTx) load(name string) (*redisBucket, error) {
 	return b, nil
 }
 
-// raw returns key's stored entry, expired or not.
+// redisReadEntry reads a user entry's metadata and value in one atomic
+// step and, when ARGV[2] names the events channel, whether anyone listens
+// for expire events (hook definitions, or a subscriber).
+var redisReadEntry = redis.NewScript(`
+local m = redis.call('HGET', KEYS[1], ARGV[1])
+local v = false
+if m then v = redis.call('GET', KEYS[2]) end
+local l = 0
+if ARGV[2] ~= '' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then l = 1
+  elseif redis.call('PUBSUB', 'NUMSUB', ARGV[2])[2] > 0 then l = 1 end
+end
+return {m, v, l}
+`)
+
+// raw returns key's stored entry, expired or not. For a user bucket it
+// carries the value, and an entry whose value Redis already freed is
+// absent.
 func (t *redisTx) raw(bucket, key string) (Entry, bool, error) {
 	b := t.bucket(bucket)
-	if b.loaded {
-		e, ok := b.m[key]
-		return e, ok, nil
-	}
 	if e, ok := b.dirty[key]; ok {
 		if e == nil {
 			return Entry{}, false, nil
 		}
 		return *e, true, nil
 	}
-	t.reads++
-	v, err := t.rtx.HGet(t.ctx, t.s.bucketKey(bucket), key).Result()
-	if err == redis.Nil {
+	if IsInternal(bucket) {
+		if b.loaded {
+			e, ok := b.m[key]
+			return e, ok, nil
+		}
+		t.reads++
+		v, err := t.rtx.HGet(t.ctx, t.s.bucketKey(bucket), key).Result()
+		if err == redis.Nil {
+			return Entry{}, false, nil
+		}
+		if err != nil {
+			return Entry{}, false, t.s.wrap(err)
+		}
+		e, err := decodeRedisEntry(bucket, key, v)
+		return e, err == nil, err
+	}
+	var meta *Entry
+	if b.loaded {
+		if e, ok := b.m[key]; ok {
+			meta = &e
+		}
+	} else if m, ok := b.metas[key]; ok {
+		meta = m
+	} else {
+		if err := t.readEntry(b, bucket, key); err != nil {
+			return Entry{}, false, err
+		}
+		meta = b.metas[key]
+	}
+	if meta == nil {
 		return Entry{}, false, nil
 	}
-	if err != nil {
-		return Entry{}, false, t.s.wrap(err)
+	v, err := t.value(b, bucket, key)
+	if err != nil || !v.ok {
+		return Entry{}, false, err
 	}
-	e, err := decodeRedisEntry(bucket, key, v)
-	return e, err == nil, err
+	e := *meta
+	e.Value = v.v
+	return e, true, nil
+}
+
+// readEntry runs redisReadEntry for one user key, keeping what it read.
+func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
+	t.reads++
+	channel := ""
+	if t.write && t.listen == nil && t.s.native {
+		channel = t.s.eventsChannel()
+	}
+	res, err := redisReadEntry.Run(t.ctx, t.rtx,
+		[]string{t.s.metaKey(bucket), t.s.valueKey(bucket, key), t.s.bucketKey(hooksBucketName)},
+		key, channel).Slice()
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	if len(res) != 3 {
+		return fmt.Errorf("%w: redis: entry read returned %d values", ErrCorrupt, len(res))
+	}
+	if b.metas == nil {
+		b.metas = map[string]*Entry{}
+	}
+	if b.vals == nil {
+		b.vals = map[string]redisVal{}
+	}
+	b.metas[key] = nil
+	if m, ok := res[0].(string); ok {
+		e, err := decodeRedisMeta(bucket, key, m)
+		if err != nil {
+			return err
+		}
+		b.metas[key] = &e
+	}
+	v, ok := res[1].(string)
+	b.vals[key] = redisVal{v: []byte(v), ok: ok}
+	if channel != "" {
+		on := res[2] == int64(1)
+		t.listen = &on
+	}
+	return nil
+}
+
+// hooksBucketName is where pkg/hooks keeps hook definitions: any entry
+// there means expire events may be wanted.
+const hooksBucketName = "!hooks"
+
+// value returns a user entry's value as the server has it (one GET, the
+// first time).
+func (t *redisTx) value(b *redisBucket, bucket, key string) (redisVal, error) {
+	if v, ok := b.vals[key]; ok {
+		return v, nil
+	}
+	if err := t.fetchValues(b, bucket, []string{key}); err != nil {
+		return redisVal{}, err
+	}
+	return b.vals[key], nil
+}
+
+// fetchValues reads the values of keys (a user bucket's) not read yet,
+// with MGET in batches.
+func (t *redisTx) fetchValues(b *redisBucket, bucket string, keys []string) error {
+	if b.vals == nil {
+		b.vals = map[string]redisVal{}
+	}
+	var want []string
+	for _, k := range keys {
+		if _, ok := b.vals[k]; !ok {
+			want = append(want, k)
+		}
+	}
+	const batch = 1000
+	for len(want) > 0 {
+		n := min(batch, len(want))
+		names := make([]string, n)
+		for i, k := range want[:n] {
+			names[i] = t.s.valueKey(bucket, k)
+		}
+		t.reads++
+		vs, err := t.rtx.MGet(t.ctx, names...).Result()
+		if err != nil {
+			return t.s.wrap(err)
+		}
+		for i, k := range want[:n] {
+			v, ok := vs[i].(string)
+			b.vals[k] = redisVal{v: []byte(v), ok: ok}
+		}
+		want = want[n:]
+	}
+	return nil
 }
 
 func (t *redisTx) Get(bucket, key string) (Entry, bool, error) {
@@ -189,23 +346,46 @@ func (t *redisTx) scan(bucket string, want func(string) bool, withValues bool, f
 	if err != nil {
 		return err
 	}
-	var keys []string
+	user := !IsInternal(bucket)
+	var keys, fetch []string
 	for k, e := range b.m {
 		if want(k) && t.live(e) {
 			keys = append(keys, k)
+			if _, dirty := b.dirty[k]; user && withValues && !dirty {
+				fetch = append(fetch, k)
+			}
 		}
 	}
 	sort.Strings(keys)
+	if len(fetch) > 0 {
+		sort.Strings(fetch)
+		if err := t.fetchValues(b, bucket, fetch); err != nil {
+			return err
+		}
+	}
 	for _, k := range keys {
 		e, ok := b.m[k]
 		if !ok || !t.live(e) {
 			continue // fn deleted it
 		}
-		e.Size = int64(len(e.Value))
-		if withValues {
-			e.Value = append([]byte{}, e.Value...)
-		} else {
+		if !withValues {
+			if _, dirty := b.dirty[k]; dirty || !user {
+				e.Size = int64(len(e.Value))
+			}
 			e.Value = nil
+		} else {
+			if _, dirty := b.dirty[k]; user && !dirty {
+				v, err := t.value(b, bucket, k)
+				if err != nil {
+					return err
+				}
+				if !v.ok {
+					continue // Redis freed it: expired by the server's clock
+				}
+				e.Value = v.v
+			}
+			e.Value = append([]byte{}, e.Value...)
+			e.Size = int64(len(e.Value))
 		}
 		if err := fn(e); err == ErrStopScan {
 			return nil
@@ -294,21 +474,30 @@ func (t *redisTx) Soonest(bucket string) (Entry, bool, error) {
 	if err != nil {
 		return Entry{}, false, err
 	}
-	var best Entry
-	found := false
+	var cands []Entry
 	for _, e := range b.m {
-		if e.ExpiresAt == 0 || !t.live(e) {
-			continue
-		}
-		if !found || e.ExpiresAt < best.ExpiresAt || e.ExpiresAt == best.ExpiresAt && e.Key < best.Key {
-			best, found = e, true
+		if e.ExpiresAt != 0 && t.live(e) {
+			cands = append(cands, e)
 		}
 	}
-	if found {
-		best.Value = append([]byte{}, best.Value...)
-		best.Size = int64(len(best.Value))
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].ExpiresAt != cands[j].ExpiresAt {
+			return cands[i].ExpiresAt < cands[j].ExpiresAt
+		}
+		return cands[i].Key < cands[j].Key
+	})
+	for _, c := range cands {
+		e, ok, err := t.raw(bucket, c.Key)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		if ok { // else Redis freed it already: the next one
+			e.Value = append([]byte{}, e.Value...)
+			e.Size = int64(len(e.Value))
+			return e, true, nil
+		}
 	}
-	return best, found, nil
+	return Entry{}, false, nil
 }
 
 func (t *redisTx) Buckets() ([]BucketInfo, error) {
@@ -412,12 +601,13 @@ func (t *redisTx) DropBucket(bucket string) (bool, error) {
 }
 
 // expired lists up to limit (<= 0: all) expired user entries, oldest
-// deadline first. The server's deadline index {P}:dl (score = deadline,
-// member = bucket NUL key) finds them without reading any bucket; what
-// this transaction changed is checked in its own state.
+// deadline first, with their values: the value key's while Redis has not
+// freed it, else the shadow copy's, else none (Lost). The server's
+// deadline index {P}:dl (score = deadline, member = bucket NUL key) finds
+// them without reading any bucket; what this transaction changed is
+// checked in its own state.
 func (t *redisTx) expired(limit int) ([]Entry, error) {
 	const page = 512
-	seen := map[string]bool{}
 	var out []Entry
 	for offset := int64(0); ; offset += page {
 		t.reads++
@@ -427,19 +617,60 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
-		for _, m := range members {
-			seen[m] = true
-			bucket, key, ok := strings.Cut(m, "\x00")
-			if !ok || IsInternal(bucket) {
-				continue
+		type found struct {
+			bucket, key string
+			meta        *redis.StringCmd
+			val, shadow *redis.StringCmd
+		}
+		var todo []found
+		if len(members) > 0 {
+			t.reads++
+			_, err = t.rtx.Pipelined(t.ctx, func(p redis.Pipeliner) error {
+				for _, m := range members {
+					bucket, key, ok := strings.Cut(m, "\x00")
+					if !ok || IsInternal(bucket) {
+						continue
+					}
+					if b := t.buckets[bucket]; b != nil {
+						if _, dirty := b.dirty[key]; dirty || b.dropped {
+							continue // this transaction's own state: below
+						}
+					}
+					todo = append(todo, found{bucket: bucket, key: key,
+						meta:   p.HGet(t.ctx, t.s.metaKey(bucket), key),
+						val:    p.Get(t.ctx, t.s.valueKey(bucket, key)),
+						shadow: p.Get(t.ctx, t.s.shadowKey(bucket, key)),
+					})
+				}
+				return nil
+			})
+			if err != nil && err != redis.Nil {
+				return nil, t.s.wrap(err)
 			}
-			e, ok, err := t.raw(bucket, key)
+		}
+		for _, f := range todo {
+			raw, err := f.meta.Result()
+			if err == redis.Nil {
+				continue // the index is ahead of a delete: nothing to reap
+			}
+			if err != nil {
+				return nil, t.s.wrap(err)
+			}
+			e, err := decodeRedisMeta(f.bucket, f.key, raw)
 			if err != nil {
 				return nil, err
 			}
-			if ok && !t.live(e) {
-				out = append(out, e)
+			if t.live(e) {
+				continue
 			}
+			if v, err := f.val.Result(); err == nil {
+				e.Value = []byte(v)
+			} else if v, err := f.shadow.Result(); err == nil {
+				e.Value = []byte(v)
+			} else {
+				e.Value, e.Lost = []byte{}, true
+			}
+			out = append(out, e)
 		}
 		if len(members) < page || limit > 0 && len(out) >= limit {
 			break
@@ -449,18 +680,9 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 		if IsInternal(name) {
 			continue
 		}
-		local := b.m
-		if !b.loaded {
-			local = map[string]Entry{}
-			for k, e := range b.dirty {
-				if e != nil {
-					local[k] = *e
-				}
-			}
-		}
-		for k, e := range local {
-			if !t.live(e) && !seen[name+"\x00"+k] {
-				out = append(out, e)
+		for _, e := range b.dirty {
+			if e != nil && !t.live(*e) {
+				out = append(out, *e)
 			}
 		}
 	}
@@ -573,6 +795,53 @@ func (t *redisTx) dirty() bool {
 	return false
 }
 
+// listeners reports whether anyone listens for expire events: hook
+// definitions exist or a watcher is subscribed (one round trip, unless a
+// read of this transaction already told).
+func (t *redisTx) listeners() (bool, error) {
+	if t.listen != nil {
+		return *t.listen, nil
+	}
+	on := false
+	if b := t.buckets[hooksBucketName]; b != nil && b.loaded {
+		on = len(b.m) > 0
+	}
+	if !on {
+		var hooks *redis.IntCmd
+		var subs *redis.MapStringIntCmd
+		_, err := t.rtx.Pipelined(t.ctx, func(p redis.Pipeliner) error {
+			hooks = p.Exists(t.ctx, t.s.bucketKey(hooksBucketName))
+			subs = p.PubSubNumSub(t.ctx, t.s.eventsChannel())
+			return nil
+		})
+		if err != nil {
+			return false, t.s.wrap(err)
+		}
+		on = hooks.Val() > 0 || subs.Val()[t.s.eventsChannel()] > 0
+	}
+	t.listen = &on
+	return on, nil
+}
+
+// needShadows reports whether the commit writes a user entry with a
+// deadline while Redis expires values natively.
+func (t *redisTx) needShadows() bool {
+	if !t.s.native {
+		return false
+	}
+	for name, b := range t.buckets {
+		if IsInternal(name) {
+			continue
+		}
+		for _, e := range b.dirty {
+			if e != nil && e.ExpiresAt != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // commit sends the buffered writes in one MULTI/EXEC that bumps the
 // fence; the server refuses it if the fence moved since WATCH. A
 // transaction that read more than once and wrote nothing still runs an
@@ -588,49 +857,21 @@ func (t *redisTx) commit() error {
 		})
 		return err
 	}
+	shadow := false
+	if t.needShadows() {
+		var err error
+		if shadow, err = t.listeners(); err != nil {
+			return err
+		}
+	}
 	_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
 		p.Incr(t.ctx, t.s.fence())
+		p.Set(t.ctx, t.s.layoutKey(), redisLayout, 0)
 		for name, b := range t.buckets {
-			key := t.s.bucketKey(name)
-			user := !IsInternal(name)
-			var unindex []any
-			if b.dropped {
-				p.Del(t.ctx, key)
-				p.SRem(t.ctx, t.s.bucketsKey(), name)
-				for _, k := range b.dropKeys {
-					unindex = append(unindex, name+"\x00"+k)
-				}
-			}
-			var puts []any
-			var dels []string
-			var index []redis.Z
-			for k, e := range b.dirty {
-				if e == nil {
-					dels = append(dels, k)
-					unindex = append(unindex, name+"\x00"+k)
-				} else {
-					puts = append(puts, k, encodeRedisEntry(*e))
-					if e.ExpiresAt != 0 {
-						index = append(index, redis.Z{Score: float64(e.ExpiresAt), Member: name + "\x00" + k})
-					} else {
-						unindex = append(unindex, name+"\x00"+k)
-					}
-				}
-			}
-			if user && len(unindex) > 0 {
-				p.ZRem(t.ctx, t.s.deadlineKey(), unindex...)
-			}
-			if user && len(index) > 0 {
-				p.ZAdd(t.ctx, t.s.deadlineKey(), index...)
-			}
-			if len(dels) > 0 && !b.dropped {
-				p.HDel(t.ctx, key, dels...)
-			}
-			if len(puts) > 0 {
-				p.HSet(t.ctx, key, puts...)
-				if user {
-					p.SAdd(t.ctx, t.s.bucketsKey(), name)
-				}
+			if IsInternal(name) {
+				t.commitInternal(p, name, b)
+			} else {
+				t.commitUser(p, name, b, shadow)
 			}
 		}
 		for name := range t.polDirty {
@@ -644,4 +885,97 @@ func (t *redisTx) commit() error {
 		return nil
 	})
 	return err
+}
+
+// commitInternal writes an internal bucket: one HASH of whole entries.
+func (t *redisTx) commitInternal(p redis.Pipeliner, name string, b *redisBucket) {
+	key := t.s.bucketKey(name)
+	if b.dropped {
+		p.Del(t.ctx, key)
+	}
+	var puts []any
+	var dels []string
+	for k, e := range b.dirty {
+		if e == nil {
+			dels = append(dels, k)
+		} else {
+			puts = append(puts, k, encodeRedisEntry(*e))
+		}
+	}
+	if len(dels) > 0 && !b.dropped {
+		p.HDel(t.ctx, key, dels...)
+	}
+	if len(puts) > 0 {
+		p.HSet(t.ctx, key, puts...)
+	}
+}
+
+// commitUser writes a user bucket: metadata in its HASH, each value in its
+// own STRING with the deadline as native TTL, the deadline index, and
+// shadow copies when shadow is set.
+func (t *redisTx) commitUser(p redis.Pipeliner, name string, b *redisBucket, shadow bool) {
+	meta := t.s.metaKey(name)
+	var unindex []any
+	var delKeys []string
+	if b.dropped {
+		p.Del(t.ctx, meta)
+		p.SRem(t.ctx, t.s.bucketsKey(), name)
+		for _, k := range b.dropKeys {
+			unindex = append(unindex, name+"\x00"+k)
+			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
+		}
+	}
+	var puts []any
+	var dels []string
+	var index []redis.Z
+	for k, e := range b.dirty {
+		if e == nil {
+			dels = append(dels, k)
+			unindex = append(unindex, name+"\x00"+k)
+			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
+		} else if e.ExpiresAt == 0 || !shadow {
+			if t.s.native {
+				delKeys = append(delKeys, t.s.shadowKey(name, k))
+			}
+		}
+	}
+	// Deletes go first: a key dropped with its bucket and written again
+	// keeps what is written.
+	if len(delKeys) > 0 {
+		p.Del(t.ctx, delKeys...)
+	}
+	for k, e := range b.dirty {
+		if e == nil {
+			continue
+		}
+		member := name + "\x00" + k
+		puts = append(puts, k, encodeRedisMeta(*e))
+		vkey := t.s.valueKey(name, k)
+		if e.ExpiresAt != 0 {
+			index = append(index, redis.Z{Score: float64(e.ExpiresAt), Member: member})
+		} else {
+			unindex = append(unindex, member)
+		}
+		if e.ExpiresAt != 0 && t.s.native {
+			p.Do(t.ctx, "SET", vkey, e.Value, "PXAT", e.ExpiresAt)
+		} else {
+			p.Set(t.ctx, vkey, e.Value, 0)
+		}
+		if e.ExpiresAt != 0 && shadow {
+			p.Set(t.ctx, t.s.shadowKey(name, k), e.Value, 0)
+		}
+	}
+	if len(unindex) > 0 {
+		p.ZRem(t.ctx, t.s.deadlineKey(), unindex...)
+	}
+	if len(index) > 0 {
+		p.ZAdd(t.ctx, t.s.deadlineKey(), index...)
+	}
+	if len(dels) > 0 && !b.dropped {
+		p.HDel(t.ctx, meta, dels...)
+	}
+	if len(puts) > 0 {
+		p.HSet(t.ctx, meta, puts...)
+		p.SAdd(t.ctx, t.s.bucketsKey(), name)
+	}
 }
