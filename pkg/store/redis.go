@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -87,6 +89,26 @@ type redisStore struct {
 	p      string // "{prefix}:"
 	// native: values carry their deadline as a Redis TTL (see above).
 	native bool
+	// connectTimeout bounds dialling and the store's first round trip.
+	connectTimeout time.Duration
+	// checked is set once a transaction checked the server's version and
+	// the store's layout (see redisread.go).
+	checked atomic.Bool
+
+	hintMu sync.Mutex
+	// hints counts the transactions running that read whether a watcher
+	// listens; listening is the last answer (see Listening).
+	hints     int
+	listening bool
+}
+
+// hint keeps a transaction's answer to "does a watcher listen" for
+// Listening, while the transaction runs.
+func (s *redisStore) hint(on bool) {
+	s.hintMu.Lock()
+	s.hints++
+	s.listening = on
+	s.hintMu.Unlock()
 }
 
 func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
@@ -127,45 +149,18 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 	}
 	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
 	s.native = s.opts.Clock == ttl.System
-	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
-	defer cancel()
-	if err := s.checkServer(ctx); err != nil {
-		s.c.Close()
-		return nil, err
-	}
+	s.connectTimeout = ro.ConnectTimeout
+	// Nothing is sent yet: the store's first transaction checks the
+	// server's version and the layout in its first round trip (see
+	// redisread.go), and an unreachable server fails it, naming the
+	// address, within the connect timeout.
 	return s, nil
 }
 
-// redisLayout is the value of {P}:layout in the layout above.
+// redisLayout is the value of {P}:layout in the layout above. A store
+// with user buckets and no such value was written in the first Redis
+// layout (values inside one hash per bucket) and is refused.
 const redisLayout = "2"
-
-// checkServer refuses a server older than 6.2 (GETEX, EXAT, SET PXAT …)
-// and a store written in the first Redis layout (values inside one hash
-// per bucket, no {P}:layout), and turns connection failures into one line
-// naming the address. It is one round trip.
-func (s *redisStore) checkServer(ctx context.Context) error {
-	var hello *redis.Cmd
-	var layout *redis.StringCmd
-	var users *redis.IntCmd
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		hello = p.Do(ctx, "HELLO", "3")
-		layout = p.Get(ctx, s.layoutKey())
-		users = p.SCard(ctx, s.bucketsKey())
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return s.wrap(err)
-	}
-	m, _ := hello.Val().(map[any]any)
-	ver, _ := m["version"].(string)
-	if !redisVersionOK(ver) {
-		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
-	}
-	if l := layout.Val(); l != redisLayout && users.Val() > 0 {
-		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
-	}
-	return nil
-}
 
 func redisVersionOK(ver string) bool {
 	parts := strings.SplitN(ver, ".", 3)
@@ -307,17 +302,23 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 	backoff := time.Millisecond
 	for {
 		var fnErr error
+		hinted := false
+		// No key is watched here: see redisread.go.
 		err := s.c.Watch(ctx, func(rtx *redis.Tx) error {
 			tx := newRedisTx(s, ctx, rtx, write)
-			if fnErr = fn(tx); fnErr != nil {
+			fnErr = fn(tx)
+			hinted = tx.prefetched // it counted in s.hints
+			if fnErr != nil {
 				return fnErr
 			}
 			return tx.commit()
-		}, s.fence())
-		if fnErr != nil {
-			return fnErr // the caller's own error, or a read's, already shown as such
+		})
+		if hinted {
+			s.hintMu.Lock()
+			s.hints--
+			s.hintMu.Unlock()
 		}
-		if errors.Is(err, redis.TxFailedErr) || errors.Is(err, errRedisRetry) {
+		if errors.Is(err, errRedisRetry) || errors.Is(err, redis.TxFailedErr) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%w: redis %s: other writers kept committing for %s", ErrBusy, s.target.Addr, s.opts.BusyTimeout)
 			}
@@ -330,6 +331,9 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 				backoff *= 2
 			}
 			continue
+		}
+		if fnErr != nil {
+			return fnErr // the caller's own error, or a read's, already shown as such
 		}
 		return s.wrap(err)
 	}

@@ -211,7 +211,7 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = Open("redis://"+addr, Options{Redis: RedisOptions{ConnectTimeout: time.Minute}})
+	err = openAndRead("redis://"+addr, Options{Redis: RedisOptions{ConnectTimeout: time.Minute}})
 	if KindOf(err) != KindStore || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
@@ -221,7 +221,7 @@ func TestRedisUnreachable(t *testing.T) {
 func TestRedisWrongPassword(t *testing.T) {
 	base := redistest.Start(t, "--save", "", "--appendonly", "no", "--requirepass", "rightpw")
 	t.Setenv("LIVEDICT_REDIS_PASSWORD", "")
-	_, err := Open(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
+	err := openAndRead(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
 	if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
@@ -418,7 +418,7 @@ func TestRedisShadowOnlyWithListeners(t *testing.T) {
 		t.Fatal("no shadow while a watcher listens")
 	}
 	// A hook definition.
-	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: hooksBucketName, Key: "h", Value: []byte("def")}) })
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: redisHooksBucket, Key: "h", Value: []byte("def")}) })
 	put("hooked")
 	if !shadowed("hooked") {
 		t.Fatal("no shadow while hooks are defined")
@@ -466,7 +466,7 @@ func TestRedisConcurrentReapersReapOnce(t *testing.T) {
 	url := redistest.URL(t)
 	rs := openNative(t, url)
 	const n = 300
-	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: hooksBucketName, Key: "h", Value: []byte("def")}) })
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: redisHooksBucket, Key: "h", Value: []byte("def")}) })
 	past := time.Now().Add(-time.Second).UnixMilli()
 	update(t, rs, func(tx Tx) error {
 		for i := 0; i < n; i++ {
@@ -539,15 +539,27 @@ func TestRedisOldLayoutRefused(t *testing.T) {
 	if err := rs.c.HSet(ctx, rs.bucketKey("b"), "k", encodeRedisEntry(Entry{Value: []byte("v")})).Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(url, Options{})
+	err := openAndRead(url, Options{})
 	if KindOf(err) != KindStore || !strings.Contains(err.Error(), "older livedict layout") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
 	// Once written by this version, it opens.
 	rs.c.Set(ctx, rs.layoutKey(), redisLayout, 0)
-	s, err := Open(url, Options{})
-	if err != nil {
+	if err := openAndRead(url, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+}
+
+// openAndRead opens a store and reads from it: a Redis store talks to its
+// server first in its first transaction.
+func openAndRead(url string, opts Options) error {
+	s, err := Open(url, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.View(context.Background(), func(tx Tx) error {
+		_, _, err := tx.Get("b", "k")
+		return err
+	})
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ type redisBucket struct {
 	dropped  bool              // the bucket was emptied before the dirty writes
 	dropKeys []string          // keys whose deadlines a drop removes from the index
 	metas    map[string]*Entry // user buckets: metadata read key by key; nil: none
+	srv      map[string]bool   // user buckets, once loaded: the keys the server has
 	vals     map[string]redisVal
 }
 
@@ -41,7 +41,6 @@ type redisTx struct {
 	rtx   *redis.Tx
 	write bool
 	now   int64
-	reads int
 
 	buckets map[string]*redisBucket
 	names   map[string]bool // user buckets named in the server's set, once read
@@ -53,6 +52,13 @@ type redisTx struct {
 	// (hook definitions exist, or a watcher is subscribed): then entries
 	// with a deadline get a shadow copy.
 	listen *bool
+
+	// See redisread.go.
+	prefetched bool   // the first read round trip carried the prefetch
+	fence      string // the fence every read saw ("" missing)
+	fenceKnown bool
+	dueKnown   bool // due: the deadline index had an entry due at the prefetch
+	due        bool
 }
 
 func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Tx, write bool) *redisTx {
@@ -86,20 +92,30 @@ func (t *redisTx) load(name string) (*redisBucket, error) {
 	if b.loaded {
 		return b, nil
 	}
-	t.reads++
 	user := !IsInternal(name)
 	key := t.s.bucketKey(name)
 	if user {
 		key = t.s.metaKey(name)
 	}
-	all, err := t.rtx.HGetAll(t.ctx, key).Result()
+	var cmd *redis.MapStringStringCmd
+	if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGetAll(t.ctx, key) }); err != nil {
+		return nil, err
+	}
+	if b.loaded { // the prefetch read it
+		return b, nil
+	}
+	all, err := cmd.Result()
 	if err != nil {
 		return nil, t.s.wrap(err)
 	}
 	b.m = make(map[string]Entry, len(all))
+	if user {
+		b.srv = make(map[string]bool, len(all))
+	}
 	for k, raw := range all {
 		var e Entry
 		if user {
+			b.srv[k] = true
 			e, err = decodeRedisMeta(name, k, raw)
 		} else {
 			e, err = decodeRedisEntry(name, k, raw)
@@ -120,21 +136,6 @@ func (t *redisTx) load(name string) (*redisBucket, error) {
 	return b, nil
 }
 
-// redisReadEntry reads a user entry's metadata and value in one atomic
-// step and, when ARGV[2] names the events channel, whether anyone listens
-// for expire events (hook definitions, or a subscriber).
-var redisReadEntry = redis.NewScript(`
-local m = redis.call('HGET', KEYS[1], ARGV[1])
-local v = false
-if m then v = redis.call('GET', KEYS[2]) end
-local l = 0
-if ARGV[2] ~= '' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then l = 1
-  elseif redis.call('PUBSUB', 'NUMSUB', ARGV[2])[2] > 0 then l = 1 end
-end
-return {m, v, l}
-`)
-
 // raw returns key's stored entry, expired or not. For a user bucket it
 // carries the value, and an entry whose value Redis already freed is
 // absent.
@@ -151,8 +152,15 @@ func (t *redisTx) raw(bucket, key string) (Entry, bool, error) {
 			e, ok := b.m[key]
 			return e, ok, nil
 		}
-		t.reads++
-		v, err := t.rtx.HGet(t.ctx, t.s.bucketKey(bucket), key).Result()
+		var cmd *redis.StringCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGet(t.ctx, t.s.bucketKey(bucket), key) }); err != nil {
+			return Entry{}, false, err
+		}
+		if b.loaded { // the prefetch read it
+			e, ok := b.m[key]
+			return e, ok, nil
+		}
+		v, err := cmd.Result()
 		if err == redis.Nil {
 			return Entry{}, false, nil
 		}
@@ -187,21 +195,16 @@ func (t *redisTx) raw(bucket, key string) (Entry, bool, error) {
 	return e, true, nil
 }
 
-// readEntry runs redisReadEntry for one user key, keeping what it read.
+// readEntry reads one user key's metadata and value in one round trip,
+// keeping what it read.
 func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
-	t.reads++
-	channel := ""
-	if t.write && t.listen == nil && t.s.native {
-		channel = t.s.eventsChannel()
-	}
-	res, err := redisReadEntry.Run(t.ctx, t.rtx,
-		[]string{t.s.metaKey(bucket), t.s.valueKey(bucket, key), t.s.bucketKey(hooksBucketName)},
-		key, channel).Slice()
+	var meta, val *redis.StringCmd
+	err := t.pipe(func(p redis.Pipeliner) {
+		meta = p.HGet(t.ctx, t.s.metaKey(bucket), key)
+		val = p.Get(t.ctx, t.s.valueKey(bucket, key))
+	})
 	if err != nil {
-		return t.s.wrap(err)
-	}
-	if len(res) != 3 {
-		return fmt.Errorf("%w: redis: entry read returned %d values", ErrCorrupt, len(res))
+		return err
 	}
 	if b.metas == nil {
 		b.metas = map[string]*Entry{}
@@ -209,26 +212,25 @@ func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
 	if b.vals == nil {
 		b.vals = map[string]redisVal{}
 	}
+	m, err := meta.Result()
+	if err != nil && err != redis.Nil {
+		return t.s.wrap(err)
+	}
 	b.metas[key] = nil
-	if m, ok := res[0].(string); ok {
+	if err == nil {
 		e, err := decodeRedisMeta(bucket, key, m)
 		if err != nil {
 			return err
 		}
 		b.metas[key] = &e
 	}
-	v, ok := res[1].(string)
-	b.vals[key] = redisVal{v: []byte(v), ok: ok}
-	if channel != "" {
-		on := res[2] == int64(1)
-		t.listen = &on
+	v, err := val.Result()
+	if err != nil && err != redis.Nil {
+		return t.s.wrap(err)
 	}
+	b.vals[key] = redisVal{v: []byte(v), ok: err == nil}
 	return nil
 }
-
-// hooksBucketName is where pkg/hooks keeps hook definitions: any entry
-// there means expire events may be wanted.
-const hooksBucketName = "!hooks"
 
 // value returns a user entry's value as the server has it (one GET, the
 // first time).
@@ -261,8 +263,11 @@ func (t *redisTx) fetchValues(b *redisBucket, bucket string, keys []string) erro
 		for i, k := range want[:n] {
 			names[i] = t.s.valueKey(bucket, k)
 		}
-		t.reads++
-		vs, err := t.rtx.MGet(t.ctx, names...).Result()
+		var cmd *redis.SliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.MGet(t.ctx, names...) }); err != nil {
+			return err
+		}
+		vs, err := cmd.Result()
 		if err != nil {
 			return t.s.wrap(err)
 		}
@@ -416,8 +421,11 @@ func (t *redisTx) Count(bucket string) (int64, error) {
 // userBuckets names every user bucket that may hold entries or a policy.
 func (t *redisTx) userBuckets() ([]string, error) {
 	if t.names == nil {
-		t.reads++
-		names, err := t.rtx.SMembers(t.ctx, t.s.bucketsKey()).Result()
+		var cmd *redis.StringSliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.SMembers(t.ctx, t.s.bucketsKey()) }); err != nil {
+			return nil, err
+		}
+		names, err := cmd.Result()
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
@@ -522,18 +530,19 @@ func (t *redisTx) loadPolicies() (map[string]Policy, error) {
 	if t.policies != nil {
 		return t.policies, nil
 	}
-	t.reads++
-	all, err := t.rtx.HGetAll(t.ctx, t.s.policyKey()).Result()
+	var cmd *redis.MapStringStringCmd
+	if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGetAll(t.ctx, t.s.policyKey()) }); err != nil {
+		return nil, err
+	}
+	if t.policies != nil { // the prefetch read them
+		return t.policies, nil
+	}
+	all, err := cmd.Result()
 	if err != nil {
 		return nil, t.s.wrap(err)
 	}
-	t.policies = map[string]Policy{}
-	for name, raw := range all {
-		p, err := decodeRedisPolicy(name, raw)
-		if err != nil {
-			return nil, err
-		}
-		t.policies[name] = p
+	if err := t.fillPolicies(all); err != nil {
+		return nil, err
 	}
 	return t.policies, nil
 }
@@ -610,10 +619,16 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 	const page = 512
 	var out []Entry
 	for offset := int64(0); ; offset += page {
-		t.reads++
-		members, err := t.rtx.ZRangeByScore(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{
-			Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: offset, Count: page,
-		}).Result()
+		var cmd *redis.StringSliceCmd
+		err := t.pipe(func(p redis.Pipeliner) {
+			cmd = p.ZRangeByScore(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{
+				Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: offset, Count: page,
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		members, err := cmd.Result()
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
@@ -624,8 +639,7 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 		}
 		var todo []found
 		if len(members) > 0 {
-			t.reads++
-			_, err = t.rtx.Pipelined(t.ctx, func(p redis.Pipeliner) error {
+			err = t.pipe(func(p redis.Pipeliner) {
 				for _, m := range members {
 					bucket, key, ok := strings.Cut(m, "\x00")
 					if !ok || IsInternal(bucket) {
@@ -642,10 +656,9 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 						shadow: p.Get(t.ctx, t.s.shadowKey(bucket, key)),
 					})
 				}
-				return nil
 			})
-			if err != nil && err != redis.Nil {
-				return nil, t.s.wrap(err)
+			if err != nil {
+				return nil, err
 			}
 		}
 		for _, f := range todo {
@@ -702,6 +715,26 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 }
 
 func (t *redisTx) HasExpired() (bool, error) {
+	if !t.prefetched {
+		if err := t.pipe(nil); err != nil {
+			return false, err
+		}
+	}
+	if !t.due {
+		// Nothing was due at the prefetch: only this transaction's own
+		// writes may be.
+		for name, b := range t.buckets {
+			if IsInternal(name) {
+				continue
+			}
+			for _, e := range b.dirty {
+				if e != nil && !t.live(*e) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	}
 	exp, err := t.expired(1)
 	return len(exp) > 0, err
 }
@@ -796,31 +829,14 @@ func (t *redisTx) dirty() bool {
 }
 
 // listeners reports whether anyone listens for expire events: hook
-// definitions exist or a watcher is subscribed (one round trip, unless a
-// read of this transaction already told).
+// definitions exist or a watcher is subscribed, as the prefetch read.
 func (t *redisTx) listeners() (bool, error) {
-	if t.listen != nil {
-		return *t.listen, nil
-	}
-	on := false
-	if b := t.buckets[hooksBucketName]; b != nil && b.loaded {
-		on = len(b.m) > 0
-	}
-	if !on {
-		var hooks *redis.IntCmd
-		var subs *redis.MapStringIntCmd
-		_, err := t.rtx.Pipelined(t.ctx, func(p redis.Pipeliner) error {
-			hooks = p.Exists(t.ctx, t.s.bucketKey(hooksBucketName))
-			subs = p.PubSubNumSub(t.ctx, t.s.eventsChannel())
-			return nil
-		})
-		if err != nil {
-			return false, t.s.wrap(err)
+	if t.listen == nil {
+		if err := t.pipe(nil); err != nil {
+			return false, err
 		}
-		on = hooks.Val() > 0 || subs.Val()[t.s.eventsChannel()] > 0
 	}
-	t.listen = &on
-	return on, nil
+	return *t.listen, nil
 }
 
 // needShadows reports whether the commit writes a user entry with a
@@ -842,20 +858,13 @@ func (t *redisTx) needShadows() bool {
 	return false
 }
 
-// commit sends the buffered writes in one MULTI/EXEC that bumps the
-// fence; the server refuses it if the fence moved since WATCH. A
-// transaction that read more than once and wrote nothing still runs an
-// (almost) empty MULTI/EXEC, so a torn read is retried too.
+// commit sends the buffered writes in one script call that applies them
+// only if the fence still reads what the transaction's reads saw, and
+// bumps it (see redisread.go). A transaction that wrote nothing has
+// nothing to send: its reads were checked against the fence as they ran.
 func (t *redisTx) commit() error {
 	if !t.dirty() {
-		if t.reads <= 1 {
-			return nil // one command is atomic on its own
-		}
-		_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
-			p.Ping(t.ctx)
-			return nil
-		})
-		return err
+		return nil
 	}
 	shadow := false
 	if t.needShadows() {
@@ -864,37 +873,85 @@ func (t *redisTx) commit() error {
 			return err
 		}
 	}
-	_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
-		p.Incr(t.ctx, t.s.fence())
-		p.Set(t.ctx, t.s.layoutKey(), redisLayout, 0)
-		for name, b := range t.buckets {
-			if IsInternal(name) {
-				t.commitInternal(p, name, b)
-			} else {
-				t.commitUser(p, name, b, shadow)
-			}
+	ops := &redisOps{}
+	ops.add("SET", t.s.layoutKey(), redisLayout)
+	for name, b := range t.buckets {
+		if IsInternal(name) {
+			t.commitInternal(ops, name, b)
+		} else {
+			t.commitUser(ops, name, b, shadow)
 		}
-		for name := range t.polDirty {
-			if pol, ok := t.policies[name]; ok {
-				p.HSet(t.ctx, t.s.policyKey(), name, encodeRedisPolicy(pol))
-			} else {
-				p.HDel(t.ctx, t.s.policyKey(), name)
-			}
+	}
+	for name := range t.polDirty {
+		if pol, ok := t.policies[name]; ok {
+			ops.add("HSET", t.s.policyKey(), name, encodeRedisPolicy(pol))
+		} else {
+			ops.add("HDEL", t.s.policyKey(), name)
 		}
-		p.Publish(t.ctx, t.s.changesChannel(), "1")
-		return nil
-	})
-	return err
+	}
+	ops.add("PUBLISH", t.s.changesChannel(), "1")
+	return t.apply(ops)
 }
 
+// mayHave reports whether the server may hold an entry (and so a shadow
+// or an index member) for key: false only when a read showed it has none
+// and no drop came since.
+func (b *redisBucket) mayHave(key string) bool {
+	if b.dropped {
+		return true // the drop's deletes cover it; be safe
+	}
+	if b.srv != nil {
+		return b.srv[key]
+	}
+	if m, ok := b.metas[key]; ok {
+		return m != nil
+	}
+	return true
+}
+
+// LoadMany is Import's bulk path: each bucket's metadata is read once
+// (not each key's), and the entries are written in the transaction's one
+// commit, a pipelined MULTI/EXEC for a large import: all or nothing, since
+// Redis drops a MULTI whose connection is lost before EXEC.
+func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
+	if !t.write {
+		return 0, errRedisReadOnly
+	}
+	n := 0
+	for _, e := range entries {
+		if IsInternal(e.Bucket) {
+			return 0, checkUserBucket(e.Bucket)
+		}
+		b, err := t.load(e.Bucket)
+		if err != nil {
+			return 0, err
+		}
+		if cur, had := b.m[e.Key]; had && t.live(cur) {
+			switch mode {
+			case SkipExisting:
+				continue
+			case FailOnExisting:
+				return 0, existsErr(e)
+			}
+		}
+		if err := t.Put(e); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// redisPerCommand is how many items one write command carries at most.
+const redisPerCommand = 500
+
 // commitInternal writes an internal bucket: one HASH of whole entries.
-func (t *redisTx) commitInternal(p redis.Pipeliner, name string, b *redisBucket) {
+func (t *redisTx) commitInternal(ops *redisOps, name string, b *redisBucket) {
 	key := t.s.bucketKey(name)
 	if b.dropped {
-		p.Del(t.ctx, key)
+		ops.add("DEL", key)
 	}
-	var puts []any
-	var dels []string
+	var puts, dels []any
 	for k, e := range b.dirty {
 		if e == nil {
 			dels = append(dels, k)
@@ -902,48 +959,39 @@ func (t *redisTx) commitInternal(p redis.Pipeliner, name string, b *redisBucket)
 			puts = append(puts, k, encodeRedisEntry(*e))
 		}
 	}
-	if len(dels) > 0 && !b.dropped {
-		p.HDel(t.ctx, key, dels...)
+	if !b.dropped {
+		ops.addMany(redisPerCommand, []any{"HDEL", key}, dels)
 	}
-	if len(puts) > 0 {
-		p.HSet(t.ctx, key, puts...)
-	}
+	ops.addMany(2*redisPerCommand, []any{"HSET", key}, puts)
 }
 
 // commitUser writes a user bucket: metadata in its HASH, each value in its
 // own STRING with the deadline as native TTL, the deadline index, and
 // shadow copies when shadow is set.
-func (t *redisTx) commitUser(p redis.Pipeliner, name string, b *redisBucket, shadow bool) {
+func (t *redisTx) commitUser(ops *redisOps, name string, b *redisBucket, shadow bool) {
 	meta := t.s.metaKey(name)
-	var unindex []any
-	var delKeys []string
+	var unindex, delKeys []any
 	if b.dropped {
-		p.Del(t.ctx, meta)
-		p.SRem(t.ctx, t.s.bucketsKey(), name)
+		ops.add("DEL", meta)
+		ops.add("SREM", t.s.bucketsKey(), name)
 		for _, k := range b.dropKeys {
 			unindex = append(unindex, name+"\x00"+k)
 			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
 		}
 	}
-	var puts []any
-	var dels []string
-	var index []redis.Z
+	var puts, dels, index []any
 	for k, e := range b.dirty {
 		if e == nil {
 			dels = append(dels, k)
 			unindex = append(unindex, name+"\x00"+k)
 			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
-		} else if e.ExpiresAt == 0 || !shadow {
-			if t.s.native {
-				delKeys = append(delKeys, t.s.shadowKey(name, k))
-			}
+		} else if (e.ExpiresAt == 0 || !shadow) && t.s.native && b.mayHave(k) {
+			delKeys = append(delKeys, t.s.shadowKey(name, k))
 		}
 	}
 	// Deletes go first: a key dropped with its bucket and written again
 	// keeps what is written.
-	if len(delKeys) > 0 {
-		p.Del(t.ctx, delKeys...)
-	}
+	ops.addMany(redisPerCommand, []any{"DEL"}, delKeys)
 	for k, e := range b.dirty {
 		if e == nil {
 			continue
@@ -952,30 +1000,26 @@ func (t *redisTx) commitUser(p redis.Pipeliner, name string, b *redisBucket, sha
 		puts = append(puts, k, encodeRedisMeta(*e))
 		vkey := t.s.valueKey(name, k)
 		if e.ExpiresAt != 0 {
-			index = append(index, redis.Z{Score: float64(e.ExpiresAt), Member: member})
-		} else {
+			index = append(index, e.ExpiresAt, member)
+		} else if b.mayHave(k) {
 			unindex = append(unindex, member)
 		}
 		if e.ExpiresAt != 0 && t.s.native {
-			p.Do(t.ctx, "SET", vkey, e.Value, "PXAT", e.ExpiresAt)
+			ops.add("SET", vkey, e.Value, "PXAT", e.ExpiresAt)
 		} else {
-			p.Set(t.ctx, vkey, e.Value, 0)
+			ops.add("SET", vkey, e.Value)
 		}
 		if e.ExpiresAt != 0 && shadow {
-			p.Set(t.ctx, t.s.shadowKey(name, k), e.Value, 0)
+			ops.add("SET", t.s.shadowKey(name, k), e.Value)
 		}
 	}
-	if len(unindex) > 0 {
-		p.ZRem(t.ctx, t.s.deadlineKey(), unindex...)
-	}
-	if len(index) > 0 {
-		p.ZAdd(t.ctx, t.s.deadlineKey(), index...)
-	}
-	if len(dels) > 0 && !b.dropped {
-		p.HDel(t.ctx, meta, dels...)
+	ops.addMany(redisPerCommand, []any{"ZREM", t.s.deadlineKey()}, unindex)
+	ops.addMany(2*redisPerCommand, []any{"ZADD", t.s.deadlineKey()}, index)
+	if !b.dropped {
+		ops.addMany(redisPerCommand, []any{"HDEL", meta}, dels)
 	}
 	if len(puts) > 0 {
-		p.HSet(t.ctx, meta, puts...)
-		p.SAdd(t.ctx, t.s.bucketsKey(), name)
+		ops.addMany(2*redisPerCommand, []any{"HSET", meta}, puts)
+		ops.add("SADD", t.s.bucketsKey(), name)
 	}
 }
