@@ -123,15 +123,17 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		ro.ConnectTimeout = 2 * time.Second
 	}
 	o := &redis.Options{
-		Network:         t.Network,
-		Addr:            t.Addr,
-		Username:        t.User,
-		Password:        t.Password,
-		DB:              t.DB,
-		Protocol:        3,
-		DialTimeout:     ro.ConnectTimeout,
-		ReadTimeout:     -1, // a blocked command is bounded by the context
-		WriteTimeout:    ro.ConnectTimeout,
+		Network:     t.Network,
+		Addr:        t.Addr,
+		Username:    t.User,
+		Password:    t.Password,
+		DB:          t.DB,
+		Protocol:    3,
+		DialTimeout: ro.ConnectTimeout,
+		ReadTimeout: -1, // a blocked command is bounded by the context
+		// So is a write: a large import's writes wait while a loaded
+		// server reads slowly, which is no failure.
+		WriteTimeout:    -1,
 		PoolSize:        4,
 		MinIdleConns:    0,
 		MaxRetries:      -1,

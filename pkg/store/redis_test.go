@@ -563,3 +563,78 @@ func openAndRead(url string, opts Options) error {
 		return err
 	})
 }
+
+// A large import is one MULTI/EXEC streamed in chunks: a connection
+// killed (CLIENT KILL) while the queue streams leaves nothing written, and
+// the import fails as a store error.
+func TestRedisImportKilledMidwayWritesNothing(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	at := time.Now().Add(time.Hour).UnixMilli()
+	entries := make([]Entry, 200000)
+	for i := range entries {
+		entries[i] = Entry{Bucket: "imp", Key: fmt.Sprintf("k%07d", i), Value: []byte("value"), ExpiresAt: at}
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- rs.Update(ctx, func(tx Tx) error {
+			_, err := Import(tx, Limits{}, entries, FailOnExisting)
+			return err
+		})
+	}()
+	// Another client finds the importer while it is inside MULTI (flag x)
+	// and kills its connection.
+	admin := openNative(t, url)
+	killed := false
+	for !killed {
+		select {
+		case err := <-done:
+			t.Fatalf("the import ended (%v) before its MULTI was seen", err)
+		default:
+		}
+		list, err := admin.c.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			var id, flags string
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "id="); ok {
+					id = v
+				}
+				if v, ok := strings.CutPrefix(f, "flags="); ok {
+					flags = v
+				}
+			}
+			if strings.Contains(flags, "x") {
+				if err := admin.c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+					t.Fatal(err)
+				}
+				killed = true
+			}
+		}
+	}
+	if err := <-done; KindOf(err) != KindStore {
+		t.Fatalf("import on a killed connection: %v (kind %v), want a store error", err, KindOf(err))
+	}
+	keys, err := admin.c.Keys(ctx, admin.p+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("a killed import left %d keys, e.g. %q", len(keys), keys[0])
+	}
+	// The same import on a live connection lands whole.
+	update(t, rs, func(tx Tx) error { _, err := Import(tx, Limits{}, entries[:5000], FailOnExisting); return err })
+	view(t, rs, func(tx Tx) error {
+		n, err := tx.Count("imp")
+		if n != 5000 {
+			t.Errorf("count = %d, want 5000", n)
+		}
+		return err
+	})
+	if pttl := admin.c.PTTL(ctx, rs.valueKey("imp", "k0004999")).Val(); pttl <= 59*time.Minute {
+		t.Errorf("imported value's PTTL = %v", pttl)
+	}
+}

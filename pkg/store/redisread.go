@@ -274,15 +274,60 @@ func (t *redisTx) apply(ops *redisOps) error {
 		t.rtx.Unwatch(t.ctx)
 		return errRedisRetry
 	}
-	_, err = t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
-		p.Incr(t.ctx, t.s.fence())
-		for _, c := range ops.cmds {
-			p.Do(t.ctx, c...)
+	return t.multi(ops)
+}
+
+// redisChunk is how many queued commands one write of a large MULTI
+// carries: the queue streams to the server in pieces, so neither side
+// holds the whole of it as one buffer.
+const redisChunk = 32768
+
+// multi sends ops in MULTI/EXEC under the WATCH of the fence, streamed in
+// chunks. Until EXEC arrives the server only queues them: a connection
+// lost on the way (a CLIENT KILL, a crash) drops the queue, and nothing
+// is written.
+func (t *redisTx) multi(ops *redisOps) error {
+	ctx := t.ctx
+	cmds := ops.cmds
+	var exec *redis.Cmd
+	for start := 0; start == 0 || start < len(cmds); start += redisChunk {
+		end := min(start+redisChunk, len(cmds))
+		last := end == len(cmds)
+		replies, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if start == 0 {
+				p.Do(ctx, "MULTI")
+				p.Do(ctx, "INCR", t.s.fence())
+			}
+			for _, c := range cmds[start:end] {
+				p.Do(ctx, c...)
+			}
+			if last {
+				exec = p.Do(ctx, "EXEC")
+			}
+			return nil
+		})
+		if err != nil && !(last && err == redis.Nil) {
+			for _, r := range replies {
+				if r.Err() != nil && r.Err() != redis.Nil {
+					err = r.Err()
+					break
+				}
+			}
+			t.rtx.Do(ctx, "DISCARD") // a queued command refused: drop the rest
+			return t.s.wrap(err)
 		}
-		return nil
-	})
-	if errors.Is(err, redis.TxFailedErr) {
-		return errRedisRetry
 	}
-	return err
+	res, err := exec.Slice()
+	if err == redis.Nil {
+		return errRedisRetry // the fence moved after WATCH: EXEC did nothing
+	}
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	for _, r := range res {
+		if e, ok := r.(error); ok {
+			return t.s.wrap(e)
+		}
+	}
+	return nil
 }
