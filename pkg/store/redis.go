@@ -310,6 +310,9 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 			tx := newRedisTx(s, ctx, rtx, write)
 			fnErr = fn(tx)
 			hinted = tx.prefetched // it counted in s.hints
+			if tx.retry {
+				return errRedisRetry
+			}
 			if fnErr != nil {
 				return fnErr
 			}

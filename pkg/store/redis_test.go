@@ -638,3 +638,52 @@ func TestRedisImportKilledMidwayWritesNothing(t *testing.T) {
 		t.Errorf("imported value's PTTL = %v", pttl)
 	}
 }
+
+// A read-only transaction that reads in several round trips sees one
+// committed state: a writer changes two keys together while readers read
+// them one round trip apart, and never see them differ.
+func TestRedisViewSeesOneState(t *testing.T) {
+	url := redistest.URL(t)
+	w := openNative(t, url)
+	r := openNative(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			v := []byte(fmt.Sprint(i))
+			if err := w.Update(ctx, func(tx Tx) error {
+				if err := tx.Put(Entry{Bucket: "x", Key: "a", Value: v}); err != nil {
+					return err
+				}
+				return tx.Put(Entry{Bucket: "y", Key: "b", Value: v})
+			}); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		err := r.View(context.Background(), func(tx Tx) error {
+			a, _, err := tx.Get("x", "a")
+			if err != nil {
+				return err
+			}
+			b, _, err := tx.Get("y", "b")
+			if err != nil {
+				return err
+			}
+			if string(a.Value) != string(b.Value) {
+				t.Errorf("read a=%q b=%q: two states in one transaction", a.Value, b.Value)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+}

@@ -155,6 +155,7 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 		if !t.fenceKnown {
 			t.fence, t.fenceKnown = f, true
 		} else if f != t.fence {
+			t.retry = true // even if a caller swallows the error
 			return errRedisRetry
 		}
 	}

@@ -59,6 +59,7 @@ type redisTx struct {
 	fenceKnown bool
 	dueKnown   bool // due: the deadline index had an entry due at the prefetch
 	due        bool
+	retry      bool // a read saw the fence move: the transaction must run again
 }
 
 func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Tx, write bool) *redisTx {
@@ -616,7 +617,10 @@ func (t *redisTx) DropBucket(bucket string) (bool, error) {
 // them without reading any bucket; what this transaction changed is
 // checked in its own state.
 func (t *redisTx) expired(limit int) ([]Entry, error) {
-	const page = 512
+	page := int64(512)
+	if limit > 0 && limit < 128 {
+		page = 128 // HasExpired, a small lazy reap: no need to read 512
+	}
 	var out []Entry
 	for offset := int64(0); ; offset += page {
 		var cmd *redis.StringSliceCmd
@@ -685,7 +689,7 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 			}
 			out = append(out, e)
 		}
-		if len(members) < page || limit > 0 && len(out) >= limit {
+		if int64(len(members)) < page || limit > 0 && len(out) >= limit {
 			break
 		}
 	}
