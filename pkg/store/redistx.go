@@ -795,12 +795,63 @@ func (t *redisTx) Stats() (Stats, error) {
 	return s, nil
 }
 
-// Deadlines reads every user deadline; IDs are FNV-1a of bucket NUL key,
-// as on the file and memory backends.
+// Deadlines reads the deadline index {P}:dl from after on: the deadlines
+// tied at after.At, up to limit later ones, and the ties of the last of
+// those, so that the (At, ID) order is exact however many keys share a
+// millisecond. IDs are FNV-1a of bucket NUL key, as on the file and
+// memory backends. A transaction that changed user entries reads every
+// bucket instead, to see its own writes.
 func (t *redisTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	for name, b := range t.buckets {
+		if !IsInternal(name) && (b.dropped || len(b.dirty) > 0) {
+			return t.deadlinesAll(after, limit)
+		}
+	}
+	at := strconv.FormatInt(after.At, 10)
+	var ties, later *redis.ZSliceCmd
+	err := t.pipe(func(p redis.Pipeliner) {
+		ties = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: at, Max: at})
+		later = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: "(" + at, Max: "+inf", Count: int64(limit)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	zs := append(ties.Val(), later.Val()...)
+	if err := errors.Join(ties.Err(), later.Err()); err != nil {
+		return nil, t.s.wrap(err)
+	}
+	if n := len(later.Val()); n == limit {
+		last := strconv.FormatFloat(later.Val()[n-1].Score, 'f', -1, 64)
+		var more *redis.ZSliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) {
+			more = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: last, Max: last})
+		}); err != nil {
+			return nil, err
+		}
+		if err := more.Err(); err != nil {
+			return nil, t.s.wrap(err)
+		}
+		zs = append(zs, more.Val()...)
+	}
+	all := make([]ttl.Due, 0, len(zs))
+	seen := make(map[string]bool, len(zs))
+	for _, z := range zs {
+		m, _ := z.Member.(string)
+		bucket, key, ok := strings.Cut(m, "\x00")
+		if !ok || seen[m] {
+			continue
+		}
+		seen[m] = true
+		all = append(all, ttl.Due{At: int64(z.Score), ID: deadlineID(bucket, key)})
+	}
+	return deadlinesAfter(all, after, limit), nil
+}
+
+// deadlinesAll is Deadlines read from every bucket's metadata.
+func (t *redisTx) deadlinesAll(after ttl.Due, limit int) ([]ttl.Due, error) {
 	names, err := t.userBuckets()
 	if err != nil {
 		return nil, err
