@@ -687,3 +687,36 @@ func TestRedisViewSeesOneState(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// A user entry's metadata decodes to what was encoded, and anything else
+// of the wrong length is ErrCorrupt, never a panic.
+func FuzzRedisMeta(f *testing.F) {
+	f.Add(int64(0), []byte("v"), "")
+	f.Add(int64(1796590661658), []byte{}, "\x00\x01")
+	f.Fuzz(func(t *testing.T, at int64, value []byte, raw string) {
+		e, err := decodeRedisMeta("b", "k", encodeRedisMeta(Entry{ExpiresAt: at, Value: value}))
+		if err != nil || e.ExpiresAt != at || e.Size != int64(len(value)) || e.Bucket != "b" || e.Key != "k" {
+			t.Fatalf("round trip of (%d, %d bytes) = %+v, %v", at, len(value), e, err)
+		}
+		if _, err := decodeRedisMeta("b", "k", raw); (err != nil) != (len(raw) != 16) || err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode of %d bytes: %v", len(raw), err)
+		}
+	})
+}
+
+// Value and shadow key names are unambiguous: two different (bucket, key)
+// pairs never share one, whatever bytes they hold.
+func FuzzRedisEntryKey(f *testing.F) {
+	f.Add("a", "b:c", "a:b", "c")
+	f.Add("1", "x", "1:1", "x")
+	f.Fuzz(func(t *testing.T, b1, k1, b2, k2 string) {
+		s := &redisStore{p: "{p}:"}
+		same := b1 == b2 && k1 == k2
+		if (s.valueKey(b1, k1) == s.valueKey(b2, k2)) != same {
+			t.Fatalf("value keys of (%q,%q) and (%q,%q): %q %q", b1, k1, b2, k2, s.valueKey(b1, k1), s.valueKey(b2, k2))
+		}
+		if s.valueKey(b1, k1) == s.shadowKey(b2, k2) {
+			t.Fatalf("a value key is a shadow key: %q", s.valueKey(b1, k1))
+		}
+	})
+}
