@@ -26,7 +26,7 @@ import (
 // a store lives on one Cluster slot and every transaction may touch all of
 // its keys:
 //
-//	{P}:fence        a counter every commit bumps; transactions WATCH it
+//	{P}:fence        a counter every commit bumps; every read checks it
 //	{P}:layout       "2": the layout below (written by every commit)
 //	{P}:buckets      SET of user buckets that may hold entries
 //	{P}:m:BUCKET     HASH key -> 8-byte big-endian deadline + 8-byte size
@@ -43,12 +43,12 @@ import (
 //	{P}:changes      pub/sub channel: one message per commit
 //	{P}:events       pub/sub channel of the EventBus
 //
-// Transactions are optimistic: reads run under WATCH of the fence, writes
-// are buffered in the transaction and committed in one MULTI/EXEC that
-// bumps the fence. A commit that meets a concurrent one is aborted by the
-// server and the transaction runs again, until the busy timeout
-// (ErrBusy). A View ends with an empty MULTI/EXEC so that its reads too
-// are checked against the fence: what it saw was one committed state.
+// Transactions are optimistic: every read round trip also reads the
+// fence, writes are buffered in the transaction and committed in one
+// script that applies them only if the fence has not moved, and bumps it
+// (a large commit: MULTI/EXEC under WATCH of the fence). A transaction
+// that meets a concurrent commit runs again, until the busy timeout
+// (ErrBusy). See redisread.go.
 //
 // TTLs are Redis's own: a value's STRING key expires at the entry's
 // deadline, so Redis frees expired values with no livedict running and

@@ -34,7 +34,8 @@ type redisVal struct {
 	ok bool
 }
 
-// redisTx runs on one connection under WATCH of the store's fence.
+// redisTx runs on one connection; its reads check the store's fence
+// (see redisread.go).
 type redisTx struct {
 	s     *redisStore
 	ctx   context.Context
@@ -45,9 +46,8 @@ type redisTx struct {
 	buckets map[string]*redisBucket
 	names   map[string]bool // user buckets named in the server's set, once read
 
-	policies  map[string]Policy // once read
-	polDirty  map[string]bool
-	published bool
+	policies map[string]Policy // once read
+	polDirty map[string]bool
 	// listen, once known, says whether anyone listens for expire events
 	// (hook definitions exist, or a watcher is subscribed): then entries
 	// with a deadline get a shadow copy.
