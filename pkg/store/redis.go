@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,12 +88,6 @@ type redisStore struct {
 	p      string // "{prefix}:"
 	// native: values carry their deadline as a Redis TTL (see above).
 	native bool
-	// connectTimeout bounds dialling and the store's first round trip.
-	connectTimeout time.Duration
-	// checked is set once a transaction checked the server's version and
-	// the store's layout (see redisread.go).
-	checked atomic.Bool
-
 	hintMu sync.Mutex
 	// hints counts the transactions running that read whether a watcher
 	// listens; listening is the last answer (see Listening).
@@ -139,6 +132,10 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		MaxRetries:      -1,
 		DisableIdentity: true,
 	}
+	// Without this go-redis reads replies under a background context, so a
+	// server that accepts and never answers hangs every command
+	// (redis_errors.txtar).
+	o.ContextTimeoutEnabled = true
 	if t.TLS {
 		host, _, _ := net.SplitHostPort(t.Addr)
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -151,11 +148,12 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 	}
 	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
 	s.native = s.opts.Clock == ttl.System
-	s.connectTimeout = ro.ConnectTimeout
-	// Nothing is sent yet: the store's first transaction checks the
-	// server's version and the layout in its first round trip (see
-	// redisread.go), and an unreachable server fails it, naming the
-	// address, within the connect timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
+	defer cancel()
+	if err := s.checkServer(ctx); err != nil {
+		s.c.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -163,6 +161,49 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 // with user buckets and no such value was written in the first Redis
 // layout (values inside one hash per bucket) and is refused.
 const redisLayout = "2"
+
+// checkServer refuses a server older than 6.2 (GETEX, EXAT, SET PXAT …)
+// and a store written in the first Redis layout, and turns connection
+// failures into one line naming the address: one round trip, on the
+// connection the first transaction then uses.
+func (s *redisStore) checkServer(ctx context.Context) error {
+	// Generic replies: whatever a server older than needed answers to
+	// GET or SCARD must not hide what it answered to HELLO.
+	var hello, layout, users *redis.Cmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hello = p.Do(ctx, "HELLO", "3")
+		layout = p.Do(ctx, "GET", s.layoutKey())
+		users = p.Do(ctx, "SCARD", s.bucketsKey())
+		return nil
+	})
+	var reply redis.Error
+	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
+		return s.wrap(err) // the connection failed
+	}
+	if err := hello.Err(); errors.As(err, &reply) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+		// Redis before 6.0 has no HELLO: say what is needed, not what failed.
+		return WithKind(KindStore, fmt.Errorf("redis %s: server older than 6.0 (no HELLO): livedict needs Redis 6.2 or newer", s.target.Addr))
+	} else if err != nil {
+		return s.wrap(err)
+	}
+	m, _ := hello.Val().(map[any]any)
+	ver, _ := m["version"].(string)
+	if !redisVersionOK(ver) {
+		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
+	}
+	n, err := users.Int64()
+	if err != nil {
+		return s.wrap(err)
+	}
+	l, err := layout.Text()
+	if err != nil && err != redis.Nil {
+		return s.wrap(err)
+	}
+	if l != redisLayout && n > 0 {
+		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
+	}
+	return nil
+}
 
 func redisVersionOK(ver string) bool {
 	parts := strings.SplitN(ver, ".", 3)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -19,9 +18,8 @@ import (
 // still holds the value the reads saw. The first read round trip also
 // carries what nearly every transaction reads (the prefetch): hook
 // definitions, encrypted buckets, policies, whether a watcher listens,
-// whether anything is due, and, in a store's first transaction, the
-// server's version and the layout check. So `get` is the connection's
-// HELLO, one pipeline and one script call.
+// whether anything is due. So `get` is the connection's HELLO, Open's
+// check of the server (one round trip) and one pipeline.
 
 // redisHooksBucket and redisSealBucket are the internal buckets nearly
 // every command reads (hook definitions, pkg/hooks; encryption state,
@@ -33,9 +31,6 @@ const (
 
 // redisPrefetch holds the replies of the prefetch commands.
 type redisPrefetch struct {
-	hello       *redis.Cmd
-	layout      *redis.StringCmd
-	users       *redis.IntCmd
 	hooks, seal *redis.MapStringStringCmd
 	policies    *redis.MapStringStringCmd
 	subscribers *redis.MapStringIntCmd
@@ -44,11 +39,6 @@ type redisPrefetch struct {
 
 func (t *redisTx) queuePrefetch(ctx context.Context, p redis.Pipeliner) *redisPrefetch {
 	pre := &redisPrefetch{}
-	if !t.s.checked.Load() {
-		pre.hello = p.Do(ctx, "HELLO", "3")
-		pre.layout = p.Get(ctx, t.s.layoutKey())
-		pre.users = p.SCard(ctx, t.s.bucketsKey())
-	}
 	pre.hooks = p.HGetAll(ctx, t.s.bucketKey(redisHooksBucket))
 	pre.seal = p.HGetAll(ctx, t.s.bucketKey(redisSealBucket))
 	pre.policies = p.HGetAll(ctx, t.s.policyKey())
@@ -59,23 +49,8 @@ func (t *redisTx) queuePrefetch(ctx context.Context, p redis.Pipeliner) *redisPr
 	return pre
 }
 
-// usePrefetch checks the server (first transaction only) and keeps what
-// the prefetch read.
+// usePrefetch keeps what the prefetch read.
 func (t *redisTx) usePrefetch(pre *redisPrefetch) error {
-	if pre.hello != nil {
-		if err := pre.hello.Err(); err != nil {
-			return t.s.wrap(err)
-		}
-		m, _ := pre.hello.Val().(map[any]any)
-		ver, _ := m["version"].(string)
-		if !redisVersionOK(ver) {
-			return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", t.s.target.Addr, ver))
-		}
-		if l := pre.layout.Val(); l != redisLayout && pre.users.Val() > 0 {
-			return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", t.s.target.Addr, t.s.target.Prefix))
-		}
-		t.s.checked.Store(true)
-	}
 	for _, c := range []struct {
 		name string
 		cmd  *redis.MapStringStringCmd
@@ -117,12 +92,6 @@ func (t *redisTx) usePrefetch(pre *redisPrefetch) error {
 // fn's commands' own errors are left to the caller.
 func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	ctx := t.ctx
-	if !t.s.checked.Load() {
-		// The store's first round trip: bounded like the connection.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.s.connectTimeout)
-		defer cancel()
-	}
 	var pre *redisPrefetch
 	var before, after *redis.StringCmd
 	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
