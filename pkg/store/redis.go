@@ -88,6 +88,10 @@ type redisStore struct {
 	p      string // "{prefix}:"
 	// native: values carry their deadline as a Redis TTL (see above).
 	native bool
+	connMu sync.Mutex
+	idle   *redis.Conn // a connection no transaction uses (see takeConn)
+	closed bool
+
 	hintMu sync.Mutex
 	// hints counts the transactions running that read whether a watcher
 	// listens; listening is the last answer (see Listening).
@@ -166,11 +170,13 @@ const redisLayout = "2"
 // and a store written in the first Redis layout, and turns connection
 // failures into one line naming the address: one round trip, on the
 // connection the first transaction then uses.
-func (s *redisStore) checkServer(ctx context.Context) error {
+func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	// Generic replies: whatever a server older than needed answers to
 	// GET or SCARD must not hide what it answered to HELLO.
 	var hello, layout, users *redis.Cmd
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cn := s.c.Conn()
+	defer func() { s.putConn(cn, err) }()
+	_, err = cn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		hello = p.Do(ctx, "HELLO", "3")
 		layout = p.Do(ctx, "GET", s.layoutKey())
 		users = p.Do(ctx, "SCARD", s.bucketsKey())
@@ -324,7 +330,16 @@ func (s *redisStore) Info() (Info, error) {
 	return info, nil
 }
 
-func (s *redisStore) Close() error { return s.c.Close() }
+func (s *redisStore) Close() error {
+	s.connMu.Lock()
+	s.closed = true
+	if s.idle != nil {
+		s.idle.Close()
+		s.idle = nil
+	}
+	s.connMu.Unlock()
+	return s.c.Close()
+}
 
 func (s *redisStore) Update(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, true, fn)
@@ -332,6 +347,39 @@ func (s *redisStore) Update(ctx context.Context, fn func(Tx) error) error {
 
 func (s *redisStore) View(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, false, fn)
+}
+
+// takeConn returns the store's idle connection, or a new one when another
+// transaction of this process holds it. go-redis gives a transaction a
+// connection of its own (it may WATCH), and would dial a new one for each
+// rather than reuse the pool's: keeping one means a one-shot command's
+// transactions run on the connection Open checked.
+func (s *redisStore) takeConn() *redis.Conn {
+	s.connMu.Lock()
+	cn := s.idle
+	s.idle = nil
+	s.connMu.Unlock()
+	if cn == nil {
+		cn = s.c.Conn()
+	}
+	return cn
+}
+
+// putConn keeps cn for the next transaction, unless its transaction ended
+// with an error that may have left it broken or mid-command.
+func (s *redisStore) putConn(cn *redis.Conn, err error) {
+	if err != nil && !errors.Is(err, errRedisRetry) {
+		cn.Close()
+		return
+	}
+	s.connMu.Lock()
+	if s.idle == nil && !s.closed {
+		s.idle, cn = cn, nil
+	}
+	s.connMu.Unlock()
+	if cn != nil {
+		cn.Close()
+	}
 }
 
 // errRedisRetry says the fence moved under a transaction: run it again.
@@ -347,8 +395,9 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 		var fnErr error
 		hinted := false
 		// No key is watched here: see redisread.go.
-		err := s.c.Watch(ctx, func(rtx *redis.Tx) error {
-			tx := newRedisTx(s, ctx, rtx, write)
+		cn := s.takeConn()
+		err := func() error {
+			tx := newRedisTx(s, ctx, cn, write)
 			fnErr = fn(tx)
 			hinted = tx.prefetched // it counted in s.hints
 			if tx.retry {
@@ -358,7 +407,8 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 				return fnErr
 			}
 			return tx.commit()
-		})
+		}()
+		s.putConn(cn, err)
 		if hinted {
 			s.hintMu.Lock()
 			s.hints--

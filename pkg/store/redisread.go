@@ -233,7 +233,7 @@ func (t *redisTx) apply(ops *redisOps) error {
 		}
 		return nil
 	}
-	if err := t.rtx.Watch(t.ctx, t.s.fence()).Err(); err != nil {
+	if err := t.rtx.Do(t.ctx, "WATCH", t.s.fence()).Err(); err != nil {
 		return t.s.wrap(err)
 	}
 	f, err := t.rtx.Get(t.ctx, t.s.fence()).Result()
@@ -241,7 +241,7 @@ func (t *redisTx) apply(ops *redisOps) error {
 		return t.s.wrap(err)
 	}
 	if expect != "*" && f != expect {
-		t.rtx.Unwatch(t.ctx)
+		t.rtx.Do(t.ctx, "UNWATCH")
 		return errRedisRetry
 	}
 	return t.multi(ops)

@@ -39,7 +39,7 @@ type redisVal struct {
 type redisTx struct {
 	s     *redisStore
 	ctx   context.Context
-	rtx   *redis.Tx
+	rtx   *redis.Conn
 	write bool
 	now   int64
 
@@ -62,7 +62,7 @@ type redisTx struct {
 	retry      bool // a read saw the fence move: the transaction must run again
 }
 
-func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Tx, write bool) *redisTx {
+func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Conn, write bool) *redisTx {
 	return &redisTx{
 		s: s, ctx: ctx, rtx: rtx, write: write,
 		now:      s.opts.Clock.Now().UnixMilli(),
