@@ -217,11 +217,14 @@ func (a *App) View(fn func(store.Tx) error) error {
 	}
 	due := false
 	err = s.View(ctx, func(tx store.Tx) error {
-		var err error
-		if due, err = tx.HasExpired(); err != nil {
+		// fn reads first: on Redis the transaction's first read carries
+		// what HasExpired asks, so a get is one round trip.
+		if err := fn(tx); err != nil {
 			return err
 		}
-		return fn(tx)
+		var err error
+		due, err = tx.HasExpired()
+		return err
 	})
 	if err == nil && due {
 		// Best effort: the read already succeeded, so a store this user

@@ -13,32 +13,54 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // The Redis backend keeps all of a store's keys under one hash tag {P}, so
 // a store lives on one Cluster slot and every transaction may touch all of
 // its keys:
 //
-//	{P}:fence        a counter every commit bumps; transactions WATCH it
+//	{P}:fence        a counter every commit bumps; every read checks it
+//	{P}:layout       "2": the layout below (written by every commit)
 //	{P}:buckets      SET of user buckets that may hold entries
-//	{P}:b:BUCKET     HASH key -> 8-byte big-endian deadline + value
+//	{P}:m:BUCKET     HASH key -> 8-byte big-endian deadline + 8-byte size
+//	{P}:v:N:BUCKET:KEY  STRING: the value, with the deadline as its native
+//	                 TTL (PXAT); N is len(BUCKET), so the name is unambiguous
+//	{P}:s:N:BUCKET:KEY  STRING without TTL: a shadow copy of the value of an
+//	                 entry with a deadline, kept only while someone listens
+//	                 for expire events, so the event still carries the value
+//	                 after Redis freed the entry
+//	{P}:b:!NAME      HASH key -> 8-byte deadline (0) + value: livedict's
+//	                 internal buckets, which never expire
 //	{P}:pol          HASH bucket -> policy
 //	{P}:dl           ZSET of user deadlines: score deadline, member bucket NUL key
 //	{P}:changes      pub/sub channel: one message per commit
 //	{P}:events       pub/sub channel of the EventBus
 //
-// Transactions are optimistic: reads run under WATCH of the fence, writes
-// are buffered in the transaction and committed in one MULTI/EXEC that
-// bumps the fence. A commit that meets a concurrent one is aborted by the
-// server and the transaction runs again, until the busy timeout
-// (ErrBusy). A View ends with an empty MULTI/EXEC so that its reads too
-// are checked against the fence: what it saw was one committed state.
+// Transactions are optimistic: every read round trip also reads the
+// fence, writes are buffered in the transaction and committed in one
+// script that applies them only if the fence has not moved, and bumps it
+// (a large commit: MULTI/EXEC under WATCH of the fence). A transaction
+// that meets a concurrent commit runs again, until the busy timeout
+// (ErrBusy). See redisread.go.
 //
-// Deadlines are kept in the entries and enforced by every read (as the
-// other backends do), so a read never sees an expired value with no daemon.
+// TTLs are Redis's own: a value's STRING key expires at the entry's
+// deadline, so Redis frees expired values with no livedict running and
+// redis-cli TTL/PTTL show them. The deadline is also kept in the bucket's
+// metadata and the deadline index, and every read treats an entry whose
+// deadline passed (by the transaction's clock), or whose value Redis has
+// already freed, as absent. Reap (the daemon, or any command's lazy reap)
+// removes the metadata of expired entries and records their expire
+// events, handing over the shadow copy's value when there is one.
+//
+// Native TTLs need the transaction's clock to be the server's: a store
+// opened with any clock other than ttl.System (tests' fake clocks) keeps
+// deadlines in the metadata only, and values stay until reaped.
 
 // RedisOptions are the settings only the Redis backend reads.
 type RedisOptions struct {
@@ -64,6 +86,26 @@ type redisStore struct {
 	opts   Options
 	target redisTarget
 	p      string // "{prefix}:"
+	// native: values carry their deadline as a Redis TTL (see above).
+	native bool
+	connMu sync.Mutex
+	idle   *redis.Conn // a connection no transaction uses (see takeConn)
+	closed bool
+
+	hintMu sync.Mutex
+	// hints counts the transactions running that read whether a watcher
+	// listens; listening is the last answer (see Listening).
+	hints     int
+	listening bool
+}
+
+// hint keeps a transaction's answer to "does a watcher listen" for
+// Listening, while the transaction runs.
+func (s *redisStore) hint(on bool) {
+	s.hintMu.Lock()
+	s.hints++
+	s.listening = on
+	s.hintMu.Unlock()
 }
 
 func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
@@ -78,15 +120,17 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		ro.ConnectTimeout = 2 * time.Second
 	}
 	o := &redis.Options{
-		Network:         t.Network,
-		Addr:            t.Addr,
-		Username:        t.User,
-		Password:        t.Password,
-		DB:              t.DB,
-		Protocol:        3,
-		DialTimeout:     ro.ConnectTimeout,
-		ReadTimeout:     -1, // a blocked command is bounded by the context
-		WriteTimeout:    ro.ConnectTimeout,
+		Network:     t.Network,
+		Addr:        t.Addr,
+		Username:    t.User,
+		Password:    t.Password,
+		DB:          t.DB,
+		Protocol:    3,
+		DialTimeout: ro.ConnectTimeout,
+		ReadTimeout: -1, // a blocked command is bounded by the context
+		// So is a write: a large import's writes wait while a loaded
+		// server reads slowly, which is no failure.
+		WriteTimeout:    -1,
 		PoolSize:        4,
 		MinIdleConns:    0,
 		MaxRetries:      -1,
@@ -107,6 +151,7 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		}
 	}
 	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
+	s.native = s.opts.Clock == ttl.System
 	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
 	defer cancel()
 	if err := s.checkServer(ctx); err != nil {
@@ -116,22 +161,52 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 	return s, nil
 }
 
-// checkServer refuses a server older than 6.2 (GETEX, EXAT, ZRANGE BYLEX
-// …) and turns connection failures into one line naming the address.
-func (s *redisStore) checkServer(ctx context.Context) error {
-	v, err := s.c.Do(ctx, "HELLO", "3").Result()
+// redisLayout is the value of {P}:layout in the layout above. A store
+// with user buckets and no such value was written in the first Redis
+// layout (values inside one hash per bucket) and is refused.
+const redisLayout = "2"
+
+// checkServer refuses a server older than 6.2 (GETEX, EXAT, SET PXAT …)
+// and a store written in the first Redis layout, and turns connection
+// failures into one line naming the address: one round trip, on the
+// connection the first transaction then uses.
+func (s *redisStore) checkServer(ctx context.Context) (err error) {
+	// Generic replies: whatever a server older than needed answers to
+	// GET or SCARD must not hide what it answered to HELLO.
+	var hello, layout, users *redis.Cmd
+	cn := s.c.Conn()
+	defer func() { s.putConn(cn, err) }()
+	_, err = cn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hello = p.Do(ctx, "HELLO", "3")
+		layout = p.Do(ctx, "GET", s.layoutKey())
+		users = p.Do(ctx, "SCARD", s.bucketsKey())
+		return nil
+	})
 	var reply redis.Error
-	if errors.As(err, &reply) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
+		return s.wrap(err) // the connection failed
+	}
+	if err := hello.Err(); errors.As(err, &reply) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
 		// Redis before 6.0 has no HELLO: say what is needed, not what failed.
 		return WithKind(KindStore, fmt.Errorf("redis %s: server older than 6.0 (no HELLO): livedict needs Redis 6.2 or newer", s.target.Addr))
-	}
-	if err != nil {
+	} else if err != nil {
 		return s.wrap(err)
 	}
-	m, _ := v.(map[any]any)
+	m, _ := hello.Val().(map[any]any)
 	ver, _ := m["version"].(string)
 	if !redisVersionOK(ver) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
+	}
+	n, err := users.Int64()
+	if err != nil {
+		return s.wrap(err)
+	}
+	l, err := layout.Text()
+	if err != nil && err != redis.Nil {
+		return s.wrap(err)
+	}
+	if l != redisLayout && n > 0 {
+		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
 	}
 	return nil
 }
@@ -172,9 +247,31 @@ func (s *redisStore) wrap(err error) error {
 func (s *redisStore) fence() string             { return s.p + "fence" }
 func (s *redisStore) bucketsKey() string        { return s.p + "buckets" }
 func (s *redisStore) bucketKey(b string) string { return s.p + "b:" + b }
-func (s *redisStore) policyKey() string         { return s.p + "pol" }
-func (s *redisStore) changesChannel() string    { return s.p + "changes" }
-func (s *redisStore) eventsChannel() string     { return s.p + "events" }
+func (s *redisStore) metaKey(b string) string   { return s.p + "m:" + b }
+func (s *redisStore) layoutKey() string         { return s.p + "layout" }
+
+// valueKey and shadowKey name a user entry's value and its shadow copy.
+func (s *redisStore) valueKey(b, k string) string { return s.entryKey("v:", b, k) }
+func (s *redisStore) shadowKey(b, k string) string {
+	return s.entryKey("s:", b, k)
+}
+
+func (s *redisStore) entryKey(kind, b, k string) string {
+	n := strconv.Itoa(len(b))
+	var sb strings.Builder
+	sb.Grow(len(s.p) + len(kind) + len(n) + len(b) + len(k) + 2)
+	sb.WriteString(s.p)
+	sb.WriteString(kind)
+	sb.WriteString(n)
+	sb.WriteByte(':')
+	sb.WriteString(b)
+	sb.WriteByte(':')
+	sb.WriteString(k)
+	return sb.String()
+}
+func (s *redisStore) policyKey() string      { return s.p + "pol" }
+func (s *redisStore) changesChannel() string { return s.p + "changes" }
+func (s *redisStore) eventsChannel() string  { return s.p + "events" }
 
 func (s *redisStore) Shared() bool { return true }
 
@@ -210,7 +307,18 @@ func (s *redisStore) Info() (Info, error) {
 	}
 	keys := []string{s.fence(), s.bucketsKey(), s.policyKey(), s.deadlineKey()}
 	for _, n := range names {
-		keys = append(keys, s.bucketKey(n))
+		keys = append(keys, s.metaKey(n))
+		// Values live in keys of their own: count their bytes from the
+		// metadata rather than asking for each key's memory.
+		meta, err := s.c.HGetAll(ctx, s.metaKey(n)).Result()
+		if err != nil {
+			return Info{}, s.wrap(err)
+		}
+		for k, raw := range meta {
+			if e, err := decodeRedisMeta(n, k, raw); err == nil {
+				info.SizeBytes += e.Size + int64(len(s.valueKey(n, k)))
+			}
+		}
 	}
 	for _, k := range keys {
 		n, err := s.c.MemoryUsage(ctx, k).Result()
@@ -222,7 +330,16 @@ func (s *redisStore) Info() (Info, error) {
 	return info, nil
 }
 
-func (s *redisStore) Close() error { return s.c.Close() }
+func (s *redisStore) Close() error {
+	s.connMu.Lock()
+	s.closed = true
+	if s.idle != nil {
+		s.idle.Close()
+		s.idle = nil
+	}
+	s.connMu.Unlock()
+	return s.c.Close()
+}
 
 func (s *redisStore) Update(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, true, fn)
@@ -230,6 +347,39 @@ func (s *redisStore) Update(ctx context.Context, fn func(Tx) error) error {
 
 func (s *redisStore) View(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, false, fn)
+}
+
+// takeConn returns the store's idle connection, or a new one when another
+// transaction of this process holds it. go-redis gives a transaction a
+// connection of its own (it may WATCH), and would dial a new one for each
+// rather than reuse the pool's: keeping one means a one-shot command's
+// transactions run on the connection Open checked.
+func (s *redisStore) takeConn() *redis.Conn {
+	s.connMu.Lock()
+	cn := s.idle
+	s.idle = nil
+	s.connMu.Unlock()
+	if cn == nil {
+		cn = s.c.Conn()
+	}
+	return cn
+}
+
+// putConn keeps cn for the next transaction, unless its transaction ended
+// with an error that may have left it broken or mid-command.
+func (s *redisStore) putConn(cn *redis.Conn, err error) {
+	if err != nil && !errors.Is(err, errRedisRetry) {
+		cn.Close()
+		return
+	}
+	s.connMu.Lock()
+	if s.idle == nil && !s.closed {
+		s.idle, cn = cn, nil
+	}
+	s.connMu.Unlock()
+	if cn != nil {
+		cn.Close()
+	}
 }
 
 // errRedisRetry says the fence moved under a transaction: run it again.
@@ -243,17 +393,28 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 	backoff := time.Millisecond
 	for {
 		var fnErr error
-		err := s.c.Watch(ctx, func(rtx *redis.Tx) error {
-			tx := newRedisTx(s, ctx, rtx, write)
-			if fnErr = fn(tx); fnErr != nil {
+		hinted := false
+		// No key is watched here: see redisread.go.
+		cn := s.takeConn()
+		err := func() error {
+			tx := newRedisTx(s, ctx, cn, write)
+			fnErr = fn(tx)
+			hinted = tx.prefetched // it counted in s.hints
+			if tx.retry {
+				return errRedisRetry
+			}
+			if fnErr != nil {
 				return fnErr
 			}
 			return tx.commit()
-		}, s.fence())
-		if fnErr != nil {
-			return fnErr // the caller's own error, or a read's, already shown as such
+		}()
+		s.putConn(cn, err)
+		if hinted {
+			s.hintMu.Lock()
+			s.hints--
+			s.hintMu.Unlock()
 		}
-		if errors.Is(err, redis.TxFailedErr) || errors.Is(err, errRedisRetry) {
+		if errors.Is(err, errRedisRetry) || errors.Is(err, redis.TxFailedErr) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%w: redis %s: other writers kept committing for %s", ErrBusy, s.target.Addr, s.opts.BusyTimeout)
 			}
@@ -266,6 +427,9 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 				backoff *= 2
 			}
 			continue
+		}
+		if fnErr != nil {
+			return fnErr // the caller's own error, or a read's, already shown as such
 		}
 		return s.wrap(err)
 	}
@@ -285,6 +449,22 @@ func decodeRedisEntry(bucket, key, raw string) (Entry, error) {
 	}
 	v := []byte(raw[8:])
 	return Entry{Bucket: bucket, Key: key, Value: v, ExpiresAt: int64(binary.BigEndian.Uint64([]byte(raw[:8]))), Size: int64(len(v))}, nil
+}
+
+// encodeRedisMeta is a user entry's metadata: its deadline and its
+// value's size.
+func encodeRedisMeta(e Entry) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(e.ExpiresAt))
+	binary.BigEndian.PutUint64(b[8:], uint64(len(e.Value)))
+	return string(b[:])
+}
+
+func decodeRedisMeta(bucket, key, raw string) (Entry, error) {
+	if len(raw) != 16 {
+		return Entry{}, fmt.Errorf("%w: redis metadata of %q/%q is %d bytes", ErrCorrupt, bucket, key, len(raw))
+	}
+	return Entry{Bucket: bucket, Key: key, ExpiresAt: int64(binary.BigEndian.Uint64([]byte(raw[:8]))), Size: int64(binary.BigEndian.Uint64([]byte(raw[8:])))}, nil
 }
 
 func encodeRedisPolicy(p Policy) string {

@@ -211,7 +211,7 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = Open("redis://"+addr, Options{Redis: RedisOptions{ConnectTimeout: time.Minute}})
+	err = openAndRead("redis://"+addr, Options{Redis: RedisOptions{ConnectTimeout: time.Minute}})
 	if KindOf(err) != KindStore || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
@@ -221,7 +221,7 @@ func TestRedisUnreachable(t *testing.T) {
 func TestRedisWrongPassword(t *testing.T) {
 	base := redistest.Start(t, "--save", "", "--appendonly", "no", "--requirepass", "rightpw")
 	t.Setenv("LIVEDICT_REDIS_PASSWORD", "")
-	_, err := Open(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
+	err := openAndRead(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
 	if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
@@ -301,4 +301,422 @@ func TestRedisStateDir(t *testing.T) {
 	if !strings.HasPrefix(da, "/state/livedict/redis/") || da != db || da == dc {
 		t.Fatalf("state dirs %q %q %q", da, db, dc)
 	}
+}
+
+// openNative opens a Redis store on the system clock, where values carry
+// native TTLs.
+func openNative(t *testing.T, url string) *redisStore {
+	t.Helper()
+	s, err := Open(url, Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	rs := s.(*redisStore)
+	if !rs.native {
+		t.Fatal("a store on the system clock has native TTLs")
+	}
+	return rs
+}
+
+// An entry's value is a STRING whose native TTL is the deadline, so
+// redis-cli GET/PTTL see it; an entry without deadline has none.
+func TestRedisNativeTTL(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	at := time.Now().Add(time.Hour).UnixMilli()
+	update(t, rs, func(tx Tx) error {
+		if err := tx.Put(Entry{Bucket: "b", Key: "k:1", Value: []byte("v1"), ExpiresAt: at}); err != nil {
+			return err
+		}
+		return tx.Put(Entry{Bucket: "b", Key: "forever", Value: []byte("v2")})
+	})
+	vk := rs.valueKey("b", "k:1")
+	if vk != rs.p+"v:1:b:k:1" {
+		t.Fatalf("value key %q", vk)
+	}
+	if v, err := rs.c.Get(ctx, vk).Result(); err != nil || v != "v1" {
+		t.Fatalf("GET %s = %q, %v", vk, v, err)
+	}
+	pttl, err := rs.c.PTTL(ctx, vk).Result()
+	if err != nil || pttl <= 59*time.Minute || pttl > time.Hour {
+		t.Fatalf("PTTL = %v, %v; want about an hour", pttl, err)
+	}
+	if pttl, err := rs.c.PTTL(ctx, rs.valueKey("b", "forever")).Result(); err != nil || pttl != -1*time.Nanosecond {
+		t.Fatalf("PTTL of an entry without deadline = %v, %v", pttl, err)
+	}
+	// persist drops the native TTL too.
+	update(t, rs, func(tx Tx) error { _, err := Persist(tx, "b", "k:1"); return err })
+	if pttl, err := rs.c.PTTL(ctx, vk).Result(); err != nil || pttl != -1*time.Nanosecond {
+		t.Fatalf("PTTL after persist = %v, %v", pttl, err)
+	}
+	if n, _ := rs.c.Exists(ctx, rs.shadowKey("b", "k:1")).Result(); n != 0 {
+		t.Fatal("a shadow with nobody listening")
+	}
+}
+
+// A value Redis has freed (here: its key expired on the server's clock
+// before the transaction's) is not read, even though the metadata says
+// the entry lives.
+func TestRedisFreedValueIsAbsent(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	set(t, rs, "b", "k", "v", time.Now().Add(time.Hour).UnixMilli())
+	set(t, rs, "b", "other", "w", time.Now().Add(time.Hour).UnixMilli())
+	if err := rs.c.PExpire(ctx, rs.valueKey("b", "k"), time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for rs.c.Exists(ctx, rs.valueKey("b", "k")).Val() != 0 {
+		time.Sleep(5 * time.Millisecond) // the server frees it
+	}
+	if _, ok := get(t, rs, "b", "k"); ok {
+		t.Fatal("read a value Redis freed")
+	}
+	view(t, rs, func(tx Tx) error {
+		var keys []string
+		err := tx.Scan("b", "", true, func(e Entry) error { keys = append(keys, e.Key); return nil })
+		if fmt.Sprint(keys) != "[other]" {
+			t.Errorf("scan with values = %v", keys)
+		}
+		return err
+	})
+}
+
+// Shadow copies exist only while someone listens for expire events: hook
+// definitions in !hooks, or a subscriber of the events channel. Reap hands
+// fn the shadow's value once Redis freed the entry, and marks the entry
+// Lost when there was no shadow.
+func TestRedisShadowOnlyWithListeners(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Second).UnixMilli() // Redis frees it at once
+	put := func(key string) {
+		t.Helper()
+		update(t, rs, func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "b", Key: key, Value: []byte("value of " + key), ExpiresAt: past})
+		})
+	}
+	shadowed := func(key string) bool {
+		return rs.c.Exists(ctx, rs.shadowKey("b", key)).Val() == 1
+	}
+	put("nobody")
+	if shadowed("nobody") {
+		t.Fatal("shadow with nobody listening")
+	}
+	// A watcher subscribes.
+	sctx, cancel := context.WithCancel(ctx)
+	msgs, err := rs.Subscribe(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("watched")
+	cancel()
+	for range msgs {
+	}
+	if !shadowed("watched") {
+		t.Fatal("no shadow while a watcher listens")
+	}
+	// A hook definition.
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: redisHooksBucket, Key: "h", Value: []byte("def")}) })
+	put("hooked")
+	if !shadowed("hooked") {
+		t.Fatal("no shadow while hooks are defined")
+	}
+	got := map[string]Entry{}
+	update(t, rs, func(tx Tx) error {
+		_, err := tx.Reap(0, func(e Entry) error { got[e.Key] = e; return nil })
+		return err
+	})
+	if len(got) != 3 {
+		t.Fatalf("reaped %v", got)
+	}
+	for _, k := range []string{"watched", "hooked"} {
+		if e := got[k]; string(e.Value) != "value of "+k || e.Lost {
+			t.Errorf("reaped %s: %+v", k, e)
+		}
+		if shadowed(k) {
+			t.Errorf("shadow of %s outlives the reap", k)
+		}
+	}
+	if e := got["nobody"]; len(e.Value) != 0 || !e.Lost {
+		t.Errorf("reaped nobody: %+v, want Lost", e)
+	}
+	// Deleting or persisting an entry drops its shadow.
+	set(t, rs, "b", "d", "v", time.Now().Add(time.Hour).UnixMilli())
+	set(t, rs, "b", "p", "v", time.Now().Add(time.Hour).UnixMilli())
+	if !shadowed("d") || !shadowed("p") {
+		t.Fatal("no shadows")
+	}
+	update(t, rs, func(tx Tx) error {
+		if _, err := tx.Delete("b", "d"); err != nil {
+			return err
+		}
+		_, err := Persist(tx, "b", "p")
+		return err
+	})
+	if shadowed("d") || shadowed("p") {
+		t.Fatal("shadow outlives delete or persist")
+	}
+}
+
+// Three reapers (as three daemons would be) on one server: each expired
+// entry is reaped, and handed to fn with its value, exactly once.
+func TestRedisConcurrentReapersReapOnce(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	const n = 300
+	update(t, rs, func(tx Tx) error { return tx.Put(Entry{Bucket: redisHooksBucket, Key: "h", Value: []byte("def")}) })
+	past := time.Now().Add(-time.Second).UnixMilli()
+	update(t, rs, func(tx Tx) error {
+		for i := 0; i < n; i++ {
+			if err := tx.Put(Entry{Bucket: fmt.Sprint("b", i%3), Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("v", i)), ExpiresAt: past}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for w := 0; w < 3; w++ {
+		s := openNative(t, url)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var got []Entry
+				var reaped int
+				err := s.Update(context.Background(), func(tx Tx) error {
+					got = got[:0] // a retried transaction starts again
+					var err error
+					reaped, err = tx.Reap(20, func(e Entry) error { got = append(got, e); return nil })
+					return err
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, e := range got {
+					if string(e.Value) != "v"+strings.TrimPrefix(e.Key, "k") || e.Lost {
+						errs <- fmt.Errorf("reaped %+v", e)
+					}
+					seen[e.Bucket+"/"+e.Key]++
+				}
+				mu.Unlock()
+				if reaped == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("reaped %d distinct entries, want %d", len(seen), n)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("%s reaped %d times", k, c)
+		}
+	}
+}
+
+// A store written in the first Redis layout is refused with one line
+// saying what to do, not misread.
+func TestRedisOldLayoutRefused(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	if err := rs.c.SAdd(ctx, rs.bucketsKey(), "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.c.HSet(ctx, rs.bucketKey("b"), "k", encodeRedisEntry(Entry{Value: []byte("v")})).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := openAndRead(url, Options{})
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), "older livedict layout") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+	// Once written by this version, it opens.
+	rs.c.Set(ctx, rs.layoutKey(), redisLayout, 0)
+	if err := openAndRead(url, Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openAndRead opens a store and reads from it: a Redis store talks to its
+// server first in its first transaction.
+func openAndRead(url string, opts Options) error {
+	s, err := Open(url, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.View(context.Background(), func(tx Tx) error {
+		_, _, err := tx.Get("b", "k")
+		return err
+	})
+}
+
+// A large import is one MULTI/EXEC streamed in chunks: a connection
+// killed (CLIENT KILL) while the queue streams leaves nothing written, and
+// the import fails as a store error.
+func TestRedisImportKilledMidwayWritesNothing(t *testing.T) {
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	ctx := context.Background()
+	at := time.Now().Add(time.Hour).UnixMilli()
+	entries := make([]Entry, 200000)
+	for i := range entries {
+		entries[i] = Entry{Bucket: "imp", Key: fmt.Sprintf("k%07d", i), Value: []byte("value"), ExpiresAt: at}
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- rs.Update(ctx, func(tx Tx) error {
+			_, err := Import(tx, Limits{}, entries, FailOnExisting)
+			return err
+		})
+	}()
+	// Another client finds the importer while it is inside MULTI (flag x)
+	// and kills its connection.
+	admin := openNative(t, url)
+	killed := false
+	for !killed {
+		select {
+		case err := <-done:
+			t.Fatalf("the import ended (%v) before its MULTI was seen", err)
+		default:
+		}
+		list, err := admin.c.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			var id, flags string
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "id="); ok {
+					id = v
+				}
+				if v, ok := strings.CutPrefix(f, "flags="); ok {
+					flags = v
+				}
+			}
+			if strings.Contains(flags, "x") {
+				if err := admin.c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+					t.Fatal(err)
+				}
+				killed = true
+			}
+		}
+	}
+	if err := <-done; KindOf(err) != KindStore {
+		t.Fatalf("import on a killed connection: %v (kind %v), want a store error", err, KindOf(err))
+	}
+	keys, err := admin.c.Keys(ctx, admin.p+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("a killed import left %d keys, e.g. %q", len(keys), keys[0])
+	}
+	// The same import on a live connection lands whole.
+	update(t, rs, func(tx Tx) error { _, err := Import(tx, Limits{}, entries[:5000], FailOnExisting); return err })
+	view(t, rs, func(tx Tx) error {
+		n, err := tx.Count("imp")
+		if n != 5000 {
+			t.Errorf("count = %d, want 5000", n)
+		}
+		return err
+	})
+	if pttl := admin.c.PTTL(ctx, rs.valueKey("imp", "k0004999")).Val(); pttl <= 59*time.Minute {
+		t.Errorf("imported value's PTTL = %v", pttl)
+	}
+}
+
+// A read-only transaction that reads in several round trips sees one
+// committed state: a writer changes two keys together while readers read
+// them one round trip apart, and never see them differ.
+func TestRedisViewSeesOneState(t *testing.T) {
+	url := redistest.URL(t)
+	w := openNative(t, url)
+	r := openNative(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			v := []byte(fmt.Sprint(i))
+			if err := w.Update(ctx, func(tx Tx) error {
+				if err := tx.Put(Entry{Bucket: "x", Key: "a", Value: v}); err != nil {
+					return err
+				}
+				return tx.Put(Entry{Bucket: "y", Key: "b", Value: v})
+			}); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		err := r.View(context.Background(), func(tx Tx) error {
+			a, _, err := tx.Get("x", "a")
+			if err != nil {
+				return err
+			}
+			b, _, err := tx.Get("y", "b")
+			if err != nil {
+				return err
+			}
+			if string(a.Value) != string(b.Value) {
+				t.Errorf("read a=%q b=%q: two states in one transaction", a.Value, b.Value)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+// A user entry's metadata decodes to what was encoded, and anything else
+// of the wrong length is ErrCorrupt, never a panic.
+func FuzzRedisMeta(f *testing.F) {
+	f.Add(int64(0), []byte("v"), "")
+	f.Add(int64(1796590661658), []byte{}, "\x00\x01")
+	f.Fuzz(func(t *testing.T, at int64, value []byte, raw string) {
+		e, err := decodeRedisMeta("b", "k", encodeRedisMeta(Entry{ExpiresAt: at, Value: value}))
+		if err != nil || e.ExpiresAt != at || e.Size != int64(len(value)) || e.Bucket != "b" || e.Key != "k" {
+			t.Fatalf("round trip of (%d, %d bytes) = %+v, %v", at, len(value), e, err)
+		}
+		if _, err := decodeRedisMeta("b", "k", raw); (err != nil) != (len(raw) != 16) || err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode of %d bytes: %v", len(raw), err)
+		}
+	})
+}
+
+// Value and shadow key names are unambiguous: two different (bucket, key)
+// pairs never share one, whatever bytes they hold.
+func FuzzRedisEntryKey(f *testing.F) {
+	f.Add("a", "b:c", "a:b", "c")
+	f.Add("1", "x", "1:1", "x")
+	f.Fuzz(func(t *testing.T, b1, k1, b2, k2 string) {
+		s := &redisStore{p: "{p}:"}
+		same := b1 == b2 && k1 == k2
+		if (s.valueKey(b1, k1) == s.valueKey(b2, k2)) != same {
+			t.Fatalf("value keys of (%q,%q) and (%q,%q): %q %q", b1, k1, b2, k2, s.valueKey(b1, k1), s.valueKey(b2, k2))
+		}
+		if s.valueKey(b1, k1) == s.shadowKey(b2, k2) {
+			t.Fatalf("a value key is a shadow key: %q", s.valueKey(b1, k1))
+		}
+	})
 }

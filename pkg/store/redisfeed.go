@@ -46,8 +46,18 @@ func (s *redisStore) subscribe(ctx context.Context, channel string) (*redis.PubS
 	return sub, nil
 }
 
-// Listening asks the server how many subscribe to the events channel.
+// Listening asks the server how many subscribe to the events channel;
+// called while a transaction of this store runs, it answers what that
+// transaction's first round trip read, sparing a connection and a round
+// trip.
 func (s *redisStore) Listening(ctx context.Context) (bool, error) {
+	s.hintMu.Lock()
+	if s.hints > 0 {
+		on := s.listening
+		s.hintMu.Unlock()
+		return on, nil
+	}
+	s.hintMu.Unlock()
 	m, err := s.c.PubSubNumSub(ctx, s.eventsChannel()).Result()
 	if err != nil {
 		return false, s.wrap(err)

@@ -14,32 +14,55 @@ import (
 
 // redisBucket is what a transaction knows of one bucket: its buffered
 // writes and, once a read needed the whole bucket, all of its entries.
+// For a user bucket the entries in m are metadata (Value nil); values
+// read from the server are kept in vals.
 type redisBucket struct {
 	loaded   bool
 	m        map[string]Entry  // every entry, expired or not, when loaded
 	dirty    map[string]*Entry // buffered writes; nil deletes
 	dropped  bool              // the bucket was emptied before the dirty writes
 	dropKeys []string          // keys whose deadlines a drop removes from the index
+	metas    map[string]*Entry // user buckets: metadata read key by key; nil: none
+	srv      map[string]bool   // user buckets, once loaded: the keys the server has
+	vals     map[string]redisVal
 }
 
-// redisTx runs on one connection under WATCH of the store's fence.
+// redisVal is a user entry's value as read from the server; ok is false
+// when its STRING key is gone (Redis freed it at its native deadline).
+type redisVal struct {
+	v  []byte
+	ok bool
+}
+
+// redisTx runs on one connection; its reads check the store's fence
+// (see redisread.go).
 type redisTx struct {
 	s     *redisStore
 	ctx   context.Context
-	rtx   *redis.Tx
+	rtx   *redis.Conn
 	write bool
 	now   int64
-	reads int
 
 	buckets map[string]*redisBucket
 	names   map[string]bool // user buckets named in the server's set, once read
 
-	policies  map[string]Policy // once read
-	polDirty  map[string]bool
-	published bool
+	policies map[string]Policy // once read
+	polDirty map[string]bool
+	// listen, once known, says whether anyone listens for expire events
+	// (hook definitions exist, or a watcher is subscribed): then entries
+	// with a deadline get a shadow copy.
+	listen *bool
+
+	// See redisread.go.
+	prefetched bool   // the first read round trip carried the prefetch
+	fence      string // the fence every read saw ("" missing)
+	fenceKnown bool
+	dueKnown   bool // due: the deadline index had an entry due at the prefetch
+	due        bool
+	retry      bool // a read saw the fence move: the transaction must run again
 }
 
-func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Tx, write bool) *redisTx {
+func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Conn, write bool) *redisTx {
 	return &redisTx{
 		s: s, ctx: ctx, rtx: rtx, write: write,
 		now:      s.opts.Clock.Now().UnixMilli(),
@@ -63,20 +86,41 @@ func (t *redisTx) bucket(name string) *redisBucket {
 	return b
 }
 
-// load reads the whole bucket once, then lays the buffered writes over it.
+// load reads the whole bucket once (a user bucket's metadata, an internal
+// bucket's entries), then lays the buffered writes over it.
 func (t *redisTx) load(name string) (*redisBucket, error) {
 	b := t.bucket(name)
 	if b.loaded {
 		return b, nil
 	}
-	t.reads++
-	all, err := t.rtx.HGetAll(t.ctx, t.s.bucketKey(name)).Result()
+	user := !IsInternal(name)
+	key := t.s.bucketKey(name)
+	if user {
+		key = t.s.metaKey(name)
+	}
+	var cmd *redis.MapStringStringCmd
+	if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGetAll(t.ctx, key) }); err != nil {
+		return nil, err
+	}
+	if b.loaded { // the prefetch read it
+		return b, nil
+	}
+	all, err := cmd.Result()
 	if err != nil {
 		return nil, t.s.wrap(err)
 	}
 	b.m = make(map[string]Entry, len(all))
+	if user {
+		b.srv = make(map[string]bool, len(all))
+	}
 	for k, raw := range all {
-		e, err := decodeRedisEntry(name, k, raw)
+		var e Entry
+		if user {
+			b.srv[k] = true
+			e, err = decodeRedisMeta(name, k, raw)
+		} else {
+			e, err = decodeRedisEntry(name, k, raw)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -93,29 +137,148 @@ func (t *redisTx) load(name string) (*redisBucket, error) {
 	return b, nil
 }
 
-// raw returns key's stored entry, expired or not.
+// raw returns key's stored entry, expired or not. For a user bucket it
+// carries the value, and an entry whose value Redis already freed is
+// absent.
 func (t *redisTx) raw(bucket, key string) (Entry, bool, error) {
 	b := t.bucket(bucket)
-	if b.loaded {
-		e, ok := b.m[key]
-		return e, ok, nil
-	}
 	if e, ok := b.dirty[key]; ok {
 		if e == nil {
 			return Entry{}, false, nil
 		}
 		return *e, true, nil
 	}
-	t.reads++
-	v, err := t.rtx.HGet(t.ctx, t.s.bucketKey(bucket), key).Result()
-	if err == redis.Nil {
+	if IsInternal(bucket) {
+		if b.loaded {
+			e, ok := b.m[key]
+			return e, ok, nil
+		}
+		var cmd *redis.StringCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGet(t.ctx, t.s.bucketKey(bucket), key) }); err != nil {
+			return Entry{}, false, err
+		}
+		if b.loaded { // the prefetch read it
+			e, ok := b.m[key]
+			return e, ok, nil
+		}
+		v, err := cmd.Result()
+		if err == redis.Nil {
+			return Entry{}, false, nil
+		}
+		if err != nil {
+			return Entry{}, false, t.s.wrap(err)
+		}
+		e, err := decodeRedisEntry(bucket, key, v)
+		return e, err == nil, err
+	}
+	var meta *Entry
+	if b.loaded {
+		if e, ok := b.m[key]; ok {
+			meta = &e
+		}
+	} else if m, ok := b.metas[key]; ok {
+		meta = m
+	} else {
+		if err := t.readEntry(b, bucket, key); err != nil {
+			return Entry{}, false, err
+		}
+		meta = b.metas[key]
+	}
+	if meta == nil {
 		return Entry{}, false, nil
 	}
-	if err != nil {
-		return Entry{}, false, t.s.wrap(err)
+	v, err := t.value(b, bucket, key)
+	if err != nil || !v.ok {
+		return Entry{}, false, err
 	}
-	e, err := decodeRedisEntry(bucket, key, v)
-	return e, err == nil, err
+	e := *meta
+	e.Value = v.v
+	return e, true, nil
+}
+
+// readEntry reads one user key's metadata and value in one round trip,
+// keeping what it read.
+func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
+	var meta, val *redis.StringCmd
+	err := t.pipe(func(p redis.Pipeliner) {
+		meta = p.HGet(t.ctx, t.s.metaKey(bucket), key)
+		val = p.Get(t.ctx, t.s.valueKey(bucket, key))
+	})
+	if err != nil {
+		return err
+	}
+	if b.metas == nil {
+		b.metas = map[string]*Entry{}
+	}
+	if b.vals == nil {
+		b.vals = map[string]redisVal{}
+	}
+	m, err := meta.Result()
+	if err != nil && err != redis.Nil {
+		return t.s.wrap(err)
+	}
+	b.metas[key] = nil
+	if err == nil {
+		e, err := decodeRedisMeta(bucket, key, m)
+		if err != nil {
+			return err
+		}
+		b.metas[key] = &e
+	}
+	v, err := val.Result()
+	if err != nil && err != redis.Nil {
+		return t.s.wrap(err)
+	}
+	b.vals[key] = redisVal{v: []byte(v), ok: err == nil}
+	return nil
+}
+
+// value returns a user entry's value as the server has it (one GET, the
+// first time).
+func (t *redisTx) value(b *redisBucket, bucket, key string) (redisVal, error) {
+	if v, ok := b.vals[key]; ok {
+		return v, nil
+	}
+	if err := t.fetchValues(b, bucket, []string{key}); err != nil {
+		return redisVal{}, err
+	}
+	return b.vals[key], nil
+}
+
+// fetchValues reads the values of keys (a user bucket's) not read yet,
+// with MGET in batches.
+func (t *redisTx) fetchValues(b *redisBucket, bucket string, keys []string) error {
+	if b.vals == nil {
+		b.vals = map[string]redisVal{}
+	}
+	var want []string
+	for _, k := range keys {
+		if _, ok := b.vals[k]; !ok {
+			want = append(want, k)
+		}
+	}
+	const batch = 1000
+	for len(want) > 0 {
+		n := min(batch, len(want))
+		names := make([]string, n)
+		for i, k := range want[:n] {
+			names[i] = t.s.valueKey(bucket, k)
+		}
+		var cmd *redis.SliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.MGet(t.ctx, names...) }); err != nil {
+			return err
+		}
+		vs, err := cmd.Result()
+		if err != nil {
+			return t.s.wrap(err)
+		}
+		for i, k := range want[:n] {
+			v, ok := vs[i].(string)
+			b.vals[k] = redisVal{v: []byte(v), ok: ok}
+		}
+		want = want[n:]
+	}
+	return nil
 }
 
 func (t *redisTx) Get(bucket, key string) (Entry, bool, error) {
@@ -189,23 +352,46 @@ func (t *redisTx) scan(bucket string, want func(string) bool, withValues bool, f
 	if err != nil {
 		return err
 	}
-	var keys []string
+	user := !IsInternal(bucket)
+	var keys, fetch []string
 	for k, e := range b.m {
 		if want(k) && t.live(e) {
 			keys = append(keys, k)
+			if _, dirty := b.dirty[k]; user && withValues && !dirty {
+				fetch = append(fetch, k)
+			}
 		}
 	}
 	sort.Strings(keys)
+	if len(fetch) > 0 {
+		sort.Strings(fetch)
+		if err := t.fetchValues(b, bucket, fetch); err != nil {
+			return err
+		}
+	}
 	for _, k := range keys {
 		e, ok := b.m[k]
 		if !ok || !t.live(e) {
 			continue // fn deleted it
 		}
-		e.Size = int64(len(e.Value))
-		if withValues {
-			e.Value = append([]byte{}, e.Value...)
-		} else {
+		if !withValues {
+			if _, dirty := b.dirty[k]; dirty || !user {
+				e.Size = int64(len(e.Value))
+			}
 			e.Value = nil
+		} else {
+			if _, dirty := b.dirty[k]; user && !dirty {
+				v, err := t.value(b, bucket, k)
+				if err != nil {
+					return err
+				}
+				if !v.ok {
+					continue // Redis freed it: expired by the server's clock
+				}
+				e.Value = v.v
+			}
+			e.Value = append([]byte{}, e.Value...)
+			e.Size = int64(len(e.Value))
 		}
 		if err := fn(e); err == ErrStopScan {
 			return nil
@@ -236,8 +422,11 @@ func (t *redisTx) Count(bucket string) (int64, error) {
 // userBuckets names every user bucket that may hold entries or a policy.
 func (t *redisTx) userBuckets() ([]string, error) {
 	if t.names == nil {
-		t.reads++
-		names, err := t.rtx.SMembers(t.ctx, t.s.bucketsKey()).Result()
+		var cmd *redis.StringSliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) { cmd = p.SMembers(t.ctx, t.s.bucketsKey()) }); err != nil {
+			return nil, err
+		}
+		names, err := cmd.Result()
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
@@ -294,21 +483,30 @@ func (t *redisTx) Soonest(bucket string) (Entry, bool, error) {
 	if err != nil {
 		return Entry{}, false, err
 	}
-	var best Entry
-	found := false
+	var cands []Entry
 	for _, e := range b.m {
-		if e.ExpiresAt == 0 || !t.live(e) {
-			continue
-		}
-		if !found || e.ExpiresAt < best.ExpiresAt || e.ExpiresAt == best.ExpiresAt && e.Key < best.Key {
-			best, found = e, true
+		if e.ExpiresAt != 0 && t.live(e) {
+			cands = append(cands, e)
 		}
 	}
-	if found {
-		best.Value = append([]byte{}, best.Value...)
-		best.Size = int64(len(best.Value))
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].ExpiresAt != cands[j].ExpiresAt {
+			return cands[i].ExpiresAt < cands[j].ExpiresAt
+		}
+		return cands[i].Key < cands[j].Key
+	})
+	for _, c := range cands {
+		e, ok, err := t.raw(bucket, c.Key)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		if ok { // else Redis freed it already: the next one
+			e.Value = append([]byte{}, e.Value...)
+			e.Size = int64(len(e.Value))
+			return e, true, nil
+		}
 	}
-	return best, found, nil
+	return Entry{}, false, nil
 }
 
 func (t *redisTx) Buckets() ([]BucketInfo, error) {
@@ -333,18 +531,19 @@ func (t *redisTx) loadPolicies() (map[string]Policy, error) {
 	if t.policies != nil {
 		return t.policies, nil
 	}
-	t.reads++
-	all, err := t.rtx.HGetAll(t.ctx, t.s.policyKey()).Result()
+	var cmd *redis.MapStringStringCmd
+	if err := t.pipe(func(p redis.Pipeliner) { cmd = p.HGetAll(t.ctx, t.s.policyKey()) }); err != nil {
+		return nil, err
+	}
+	if t.policies != nil { // the prefetch read them
+		return t.policies, nil
+	}
+	all, err := cmd.Result()
 	if err != nil {
 		return nil, t.s.wrap(err)
 	}
-	t.policies = map[string]Policy{}
-	for name, raw := range all {
-		p, err := decodeRedisPolicy(name, raw)
-		if err != nil {
-			return nil, err
-		}
-		t.policies[name] = p
+	if err := t.fillPolicies(all); err != nil {
+		return nil, err
 	}
 	return t.policies, nil
 }
@@ -412,36 +611,85 @@ func (t *redisTx) DropBucket(bucket string) (bool, error) {
 }
 
 // expired lists up to limit (<= 0: all) expired user entries, oldest
-// deadline first. The server's deadline index {P}:dl (score = deadline,
-// member = bucket NUL key) finds them without reading any bucket; what
-// this transaction changed is checked in its own state.
+// deadline first, with their values: the value key's while Redis has not
+// freed it, else the shadow copy's, else none (Lost). The server's
+// deadline index {P}:dl (score = deadline, member = bucket NUL key) finds
+// them without reading any bucket; what this transaction changed is
+// checked in its own state.
 func (t *redisTx) expired(limit int) ([]Entry, error) {
-	const page = 512
-	seen := map[string]bool{}
+	page := int64(512)
+	if limit > 0 && limit < 128 {
+		page = 128 // HasExpired, a small lazy reap: no need to read 512
+	}
 	var out []Entry
 	for offset := int64(0); ; offset += page {
-		t.reads++
-		members, err := t.rtx.ZRangeByScore(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{
-			Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: offset, Count: page,
-		}).Result()
+		var cmd *redis.StringSliceCmd
+		err := t.pipe(func(p redis.Pipeliner) {
+			cmd = p.ZRangeByScore(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{
+				Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: offset, Count: page,
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		members, err := cmd.Result()
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
-		for _, m := range members {
-			seen[m] = true
-			bucket, key, ok := strings.Cut(m, "\x00")
-			if !ok || IsInternal(bucket) {
-				continue
-			}
-			e, ok, err := t.raw(bucket, key)
+		type found struct {
+			bucket, key string
+			meta        *redis.StringCmd
+			val, shadow *redis.StringCmd
+		}
+		var todo []found
+		if len(members) > 0 {
+			err = t.pipe(func(p redis.Pipeliner) {
+				for _, m := range members {
+					bucket, key, ok := strings.Cut(m, "\x00")
+					if !ok || IsInternal(bucket) {
+						continue
+					}
+					if b := t.buckets[bucket]; b != nil {
+						if _, dirty := b.dirty[key]; dirty || b.dropped {
+							continue // this transaction's own state: below
+						}
+					}
+					todo = append(todo, found{bucket: bucket, key: key,
+						meta:   p.HGet(t.ctx, t.s.metaKey(bucket), key),
+						val:    p.Get(t.ctx, t.s.valueKey(bucket, key)),
+						shadow: p.Get(t.ctx, t.s.shadowKey(bucket, key)),
+					})
+				}
+			})
 			if err != nil {
 				return nil, err
 			}
-			if ok && !t.live(e) {
-				out = append(out, e)
-			}
 		}
-		if len(members) < page || limit > 0 && len(out) >= limit {
+		for _, f := range todo {
+			raw, err := f.meta.Result()
+			if err == redis.Nil {
+				continue // the index is ahead of a delete: nothing to reap
+			}
+			if err != nil {
+				return nil, t.s.wrap(err)
+			}
+			e, err := decodeRedisMeta(f.bucket, f.key, raw)
+			if err != nil {
+				return nil, err
+			}
+			if t.live(e) {
+				continue
+			}
+			if v, err := f.val.Result(); err == nil {
+				e.Value = []byte(v)
+			} else if v, err := f.shadow.Result(); err == nil {
+				e.Value = []byte(v)
+			} else {
+				e.Value, e.Lost = []byte{}, true
+			}
+			out = append(out, e)
+		}
+		if int64(len(members)) < page || limit > 0 && len(out) >= limit {
 			break
 		}
 	}
@@ -449,18 +697,9 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 		if IsInternal(name) {
 			continue
 		}
-		local := b.m
-		if !b.loaded {
-			local = map[string]Entry{}
-			for k, e := range b.dirty {
-				if e != nil {
-					local[k] = *e
-				}
-			}
-		}
-		for k, e := range local {
-			if !t.live(e) && !seen[name+"\x00"+k] {
-				out = append(out, e)
+		for _, e := range b.dirty {
+			if e != nil && !t.live(*e) {
+				out = append(out, *e)
 			}
 		}
 	}
@@ -480,6 +719,26 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 }
 
 func (t *redisTx) HasExpired() (bool, error) {
+	if !t.prefetched {
+		if err := t.pipe(nil); err != nil {
+			return false, err
+		}
+	}
+	if !t.due {
+		// Nothing was due at the prefetch: only this transaction's own
+		// writes may be.
+		for name, b := range t.buckets {
+			if IsInternal(name) {
+				continue
+			}
+			for _, e := range b.dirty {
+				if e != nil && !t.live(*e) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	}
 	exp, err := t.expired(1)
 	return len(exp) > 0, err
 }
@@ -536,12 +795,63 @@ func (t *redisTx) Stats() (Stats, error) {
 	return s, nil
 }
 
-// Deadlines reads every user deadline; IDs are FNV-1a of bucket NUL key,
-// as on the file and memory backends.
+// Deadlines reads the deadline index {P}:dl from after on: the deadlines
+// tied at after.At, up to limit later ones, and the ties of the last of
+// those, so that the (At, ID) order is exact however many keys share a
+// millisecond. IDs are FNV-1a of bucket NUL key, as on the file and
+// memory backends. A transaction that changed user entries reads every
+// bucket instead, to see its own writes.
 func (t *redisTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	for name, b := range t.buckets {
+		if !IsInternal(name) && (b.dropped || len(b.dirty) > 0) {
+			return t.deadlinesAll(after, limit)
+		}
+	}
+	at := strconv.FormatInt(after.At, 10)
+	var ties, later *redis.ZSliceCmd
+	err := t.pipe(func(p redis.Pipeliner) {
+		ties = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: at, Max: at})
+		later = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: "(" + at, Max: "+inf", Count: int64(limit)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	zs := append(ties.Val(), later.Val()...)
+	if err := errors.Join(ties.Err(), later.Err()); err != nil {
+		return nil, t.s.wrap(err)
+	}
+	if n := len(later.Val()); n == limit {
+		last := strconv.FormatFloat(later.Val()[n-1].Score, 'f', -1, 64)
+		var more *redis.ZSliceCmd
+		if err := t.pipe(func(p redis.Pipeliner) {
+			more = p.ZRangeByScoreWithScores(t.ctx, t.s.deadlineKey(), &redis.ZRangeBy{Min: last, Max: last})
+		}); err != nil {
+			return nil, err
+		}
+		if err := more.Err(); err != nil {
+			return nil, t.s.wrap(err)
+		}
+		zs = append(zs, more.Val()...)
+	}
+	all := make([]ttl.Due, 0, len(zs))
+	seen := make(map[string]bool, len(zs))
+	for _, z := range zs {
+		m, _ := z.Member.(string)
+		bucket, key, ok := strings.Cut(m, "\x00")
+		if !ok || seen[m] {
+			continue
+		}
+		seen[m] = true
+		all = append(all, ttl.Due{At: int64(z.Score), ID: deadlineID(bucket, key)})
+	}
+	return deadlinesAfter(all, after, limit), nil
+}
+
+// deadlinesAll is Deadlines read from every bucket's metadata.
+func (t *redisTx) deadlinesAll(after ttl.Due, limit int) ([]ttl.Due, error) {
 	names, err := t.userBuckets()
 	if err != nil {
 		return nil, err
@@ -573,75 +883,214 @@ func (t *redisTx) dirty() bool {
 	return false
 }
 
-// commit sends the buffered writes in one MULTI/EXEC that bumps the
-// fence; the server refuses it if the fence moved since WATCH. A
-// transaction that read more than once and wrote nothing still runs an
-// (almost) empty MULTI/EXEC, so a torn read is retried too.
+// listeners reports whether anyone listens for expire events: hook
+// definitions exist or a watcher is subscribed, as the prefetch read.
+func (t *redisTx) listeners() (bool, error) {
+	if t.listen == nil {
+		if err := t.pipe(nil); err != nil {
+			return false, err
+		}
+	}
+	return *t.listen, nil
+}
+
+// needShadows reports whether the commit writes a user entry with a
+// deadline while Redis expires values natively.
+func (t *redisTx) needShadows() bool {
+	if !t.s.native {
+		return false
+	}
+	for name, b := range t.buckets {
+		if IsInternal(name) {
+			continue
+		}
+		for _, e := range b.dirty {
+			if e != nil && e.ExpiresAt != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// commit sends the buffered writes in one script call that applies them
+// only if the fence still reads what the transaction's reads saw, and
+// bumps it (see redisread.go). A transaction that wrote nothing has
+// nothing to send: its reads were checked against the fence as they ran.
 func (t *redisTx) commit() error {
 	if !t.dirty() {
-		if t.reads <= 1 {
-			return nil // one command is atomic on its own
-		}
-		_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
-			p.Ping(t.ctx)
-			return nil
-		})
-		return err
-	}
-	_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
-		p.Incr(t.ctx, t.s.fence())
-		for name, b := range t.buckets {
-			key := t.s.bucketKey(name)
-			user := !IsInternal(name)
-			var unindex []any
-			if b.dropped {
-				p.Del(t.ctx, key)
-				p.SRem(t.ctx, t.s.bucketsKey(), name)
-				for _, k := range b.dropKeys {
-					unindex = append(unindex, name+"\x00"+k)
-				}
-			}
-			var puts []any
-			var dels []string
-			var index []redis.Z
-			for k, e := range b.dirty {
-				if e == nil {
-					dels = append(dels, k)
-					unindex = append(unindex, name+"\x00"+k)
-				} else {
-					puts = append(puts, k, encodeRedisEntry(*e))
-					if e.ExpiresAt != 0 {
-						index = append(index, redis.Z{Score: float64(e.ExpiresAt), Member: name + "\x00" + k})
-					} else {
-						unindex = append(unindex, name+"\x00"+k)
-					}
-				}
-			}
-			if user && len(unindex) > 0 {
-				p.ZRem(t.ctx, t.s.deadlineKey(), unindex...)
-			}
-			if user && len(index) > 0 {
-				p.ZAdd(t.ctx, t.s.deadlineKey(), index...)
-			}
-			if len(dels) > 0 && !b.dropped {
-				p.HDel(t.ctx, key, dels...)
-			}
-			if len(puts) > 0 {
-				p.HSet(t.ctx, key, puts...)
-				if user {
-					p.SAdd(t.ctx, t.s.bucketsKey(), name)
-				}
-			}
-		}
-		for name := range t.polDirty {
-			if pol, ok := t.policies[name]; ok {
-				p.HSet(t.ctx, t.s.policyKey(), name, encodeRedisPolicy(pol))
-			} else {
-				p.HDel(t.ctx, t.s.policyKey(), name)
-			}
-		}
-		p.Publish(t.ctx, t.s.changesChannel(), "1")
 		return nil
-	})
-	return err
+	}
+	shadow := false
+	if t.needShadows() {
+		var err error
+		if shadow, err = t.listeners(); err != nil {
+			return err
+		}
+	}
+	total := 16
+	for _, b := range t.buckets {
+		total += len(b.dirty) + len(b.dropKeys)/redisPerCommand
+	}
+	ops := &redisOps{cmds: make([][]any, 0, total)}
+	ops.add("SET", t.s.layoutKey(), redisLayout)
+	for name, b := range t.buckets {
+		if IsInternal(name) {
+			t.commitInternal(ops, name, b)
+		} else {
+			t.commitUser(ops, name, b, shadow)
+		}
+	}
+	for name := range t.polDirty {
+		if pol, ok := t.policies[name]; ok {
+			ops.add("HSET", t.s.policyKey(), name, encodeRedisPolicy(pol))
+		} else {
+			ops.add("HDEL", t.s.policyKey(), name)
+		}
+	}
+	ops.add("PUBLISH", t.s.changesChannel(), "1")
+	return t.apply(ops)
+}
+
+// mayHave reports whether the server may hold an entry (and so a shadow
+// or an index member) for key: false only when a read showed it has none
+// and no drop came since.
+func (b *redisBucket) mayHave(key string) bool {
+	if b.dropped {
+		return true // the drop's deletes cover it; be safe
+	}
+	if b.srv != nil {
+		return b.srv[key]
+	}
+	if m, ok := b.metas[key]; ok {
+		return m != nil
+	}
+	return true
+}
+
+// LoadMany is Import's bulk path: each bucket's metadata is read once
+// (not each key's), and the entries are written in the transaction's one
+// commit, a pipelined MULTI/EXEC for a large import: all or nothing, since
+// Redis drops a MULTI whose connection is lost before EXEC. entries must
+// not change until the transaction ends (their values are not copied).
+func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
+	if !t.write {
+		return 0, errRedisReadOnly
+	}
+	n := 0
+	for _, e := range entries {
+		if IsInternal(e.Bucket) {
+			return 0, checkUserBucket(e.Bucket)
+		}
+		b, err := t.load(e.Bucket)
+		if err != nil {
+			return 0, err
+		}
+		if cur, had := b.m[e.Key]; had && t.live(cur) {
+			switch mode {
+			case SkipExisting:
+				continue
+			case FailOnExisting:
+				return 0, existsErr(e)
+			}
+		}
+		// Put without its copy of the value: the entries stay the
+		// caller's until the commit, as Import's do.
+		e.Size = int64(len(e.Value))
+		t.set(e.Bucket, e.Key, &e)
+		n++
+	}
+	return n, nil
+}
+
+// redisPerCommand is how many items one write command carries at most.
+const redisPerCommand = 500
+
+// commitInternal writes an internal bucket: one HASH of whole entries.
+func (t *redisTx) commitInternal(ops *redisOps, name string, b *redisBucket) {
+	key := t.s.bucketKey(name)
+	if b.dropped {
+		ops.add("DEL", key)
+	}
+	var puts, dels []any
+	for k, e := range b.dirty {
+		if e == nil {
+			dels = append(dels, k)
+		} else {
+			puts = append(puts, k, encodeRedisEntry(*e))
+		}
+	}
+	if !b.dropped {
+		ops.addMany(redisPerCommand, []any{"HDEL", key}, dels)
+	}
+	ops.addMany(2*redisPerCommand, []any{"HSET", key}, puts)
+}
+
+// commitUser writes a user bucket: metadata in its HASH, each value in its
+// own STRING with the deadline as native TTL, the deadline index, and
+// shadow copies when shadow is set.
+func (t *redisTx) commitUser(ops *redisOps, name string, b *redisBucket, shadow bool) {
+	meta := t.s.metaKey(name)
+	var unindex, delKeys []any
+	if b.dropped {
+		ops.add("DEL", meta)
+		ops.add("SREM", t.s.bucketsKey(), name)
+		for _, k := range b.dropKeys {
+			unindex = append(unindex, name+"\x00"+k)
+			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
+		}
+	}
+	n := len(b.dirty)
+	puts, index := make([]any, 0, 2*n), make([]any, 0, 2*n)
+	var dels []any
+	for k, e := range b.dirty {
+		if e == nil {
+			dels = append(dels, k)
+			unindex = append(unindex, name+"\x00"+k)
+			delKeys = append(delKeys, t.s.valueKey(name, k), t.s.shadowKey(name, k))
+		} else if (e.ExpiresAt == 0 || !shadow) && t.s.native && b.mayHave(k) {
+			delKeys = append(delKeys, t.s.shadowKey(name, k))
+		}
+	}
+	// Deletes go first: a key dropped with its bucket and written again
+	// keeps what is written.
+	ops.addMany(redisPerCommand, []any{"DEL"}, delKeys)
+	// In key order: the deadline index (a skiplist ordered by deadline,
+	// then member) takes a run of inserts in order much faster than the
+	// map's random order (a bulk import).
+	keys := make([]string, 0, len(b.dirty))
+	for k, e := range b.dirty {
+		if e != nil {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e := b.dirty[k]
+		member := name + "\x00" + k
+		puts = append(puts, k, encodeRedisMeta(*e))
+		vkey := t.s.valueKey(name, k)
+		if e.ExpiresAt != 0 {
+			index = append(index, e.ExpiresAt, member)
+		} else if b.mayHave(k) {
+			unindex = append(unindex, member)
+		}
+		if e.ExpiresAt != 0 && t.s.native {
+			ops.add("SET", vkey, e.Value, "PXAT", e.ExpiresAt)
+		} else {
+			ops.add("SET", vkey, e.Value)
+		}
+		if e.ExpiresAt != 0 && shadow {
+			ops.add("SET", t.s.shadowKey(name, k), e.Value)
+		}
+	}
+	ops.addMany(redisPerCommand, []any{"ZREM", t.s.deadlineKey()}, unindex)
+	ops.addMany(2*redisPerCommand, []any{"ZADD", t.s.deadlineKey()}, index)
+	if !b.dropped {
+		ops.addMany(redisPerCommand, []any{"HDEL", meta}, dels)
+	}
+	if len(puts) > 0 {
+		ops.addMany(2*redisPerCommand, []any{"HSET", meta}, puts)
+		ops.add("SADD", t.s.bucketsKey(), name)
+	}
 }

@@ -32,6 +32,11 @@ type Entry struct {
 	// Size is the value's length in bytes. Scan sets it even when it does
 	// not load values.
 	Size int64
+	// Lost is set only by Reap, on an entry whose value the backend no
+	// longer has: Redis freed it at its native deadline while nobody
+	// listened for expire events (no hooks, no watcher), so no shadow copy
+	// was kept. Value is then empty.
+	Lost bool
 }
 
 // OnFull says what a full bucket does with a write that would add a key.

@@ -1,0 +1,303 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Round trips. A one-shot command on Redis should cost little more than
+// redis-cli's one command, so a transaction does not WATCH and does not
+// end reads with MULTI/EXEC. Instead every read round trip also reads the
+// fence, which every commit increments: as long as the fence reads the
+// same, no commit came between the transaction's reads, so they saw one
+// committed state; if it moved, the transaction runs again. The commit is
+// one script (redisCommit) that applies the writes only if the fence
+// still holds the value the reads saw. The first read round trip also
+// carries what nearly every transaction reads (the prefetch): hook
+// definitions, encrypted buckets, policies, whether a watcher listens,
+// whether anything is due. So `get` is the connection's HELLO, Open's
+// check of the server (one round trip) and one pipeline.
+
+// redisHooksBucket and redisSealBucket are the internal buckets nearly
+// every command reads (hook definitions, pkg/hooks; encryption state,
+// pkg/seal); any entry in the first means expire events may be wanted.
+const (
+	redisHooksBucket = "!hooks"
+	redisSealBucket  = "!seal"
+)
+
+// redisPrefetch holds the replies of the prefetch commands.
+type redisPrefetch struct {
+	hooks, seal *redis.MapStringStringCmd
+	policies    *redis.MapStringStringCmd
+	subscribers *redis.MapStringIntCmd
+	due         *redis.StringSliceCmd
+}
+
+func (t *redisTx) queuePrefetch(ctx context.Context, p redis.Pipeliner) *redisPrefetch {
+	pre := &redisPrefetch{}
+	pre.hooks = p.HGetAll(ctx, t.s.bucketKey(redisHooksBucket))
+	pre.seal = p.HGetAll(ctx, t.s.bucketKey(redisSealBucket))
+	pre.policies = p.HGetAll(ctx, t.s.policyKey())
+	pre.subscribers = p.PubSubNumSub(ctx, t.s.eventsChannel())
+	pre.due = p.ZRangeByScore(ctx, t.s.deadlineKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(t.now, 10), Offset: 0, Count: 1,
+	})
+	return pre
+}
+
+// usePrefetch keeps what the prefetch read.
+func (t *redisTx) usePrefetch(pre *redisPrefetch) error {
+	for _, c := range []struct {
+		name string
+		cmd  *redis.MapStringStringCmd
+	}{{redisHooksBucket, pre.hooks}, {redisSealBucket, pre.seal}} {
+		all, err := c.cmd.Result()
+		if err != nil {
+			return t.s.wrap(err)
+		}
+		if err := t.fill(c.name, all); err != nil {
+			return err
+		}
+	}
+	all, err := pre.policies.Result()
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	if err := t.fillPolicies(all); err != nil {
+		return err
+	}
+	subs, err := pre.subscribers.Result()
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	due, err := pre.due.Result()
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	t.dueKnown, t.due = true, len(due) > 0
+	on := len(t.buckets[redisHooksBucket].m) > 0 || subs[t.s.eventsChannel()] > 0
+	t.listen = &on
+	t.s.hint(subs[t.s.eventsChannel()] > 0)
+	t.prefetched = true
+	return nil
+}
+
+// pipe runs fn's read commands in one round trip with a read of the
+// fence, and, on the transaction's first read, the prefetch. It returns
+// errRedisRetry when the fence moved since the transaction's first read.
+// fn's commands' own errors are left to the caller.
+func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
+	ctx := t.ctx
+	var pre *redisPrefetch
+	var before, after *redis.StringCmd
+	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		before = p.Get(ctx, t.s.fence())
+		if !t.prefetched {
+			pre = t.queuePrefetch(ctx, p)
+		}
+		if fn != nil {
+			fn(p)
+		}
+		after = p.Get(ctx, t.s.fence())
+		return nil
+	})
+	var reply redis.Error
+	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
+		return t.s.wrap(err) // the connection failed, not one command
+	}
+	if pre != nil {
+		if err := t.usePrefetch(pre); err != nil {
+			return err
+		}
+	}
+	// The fence read the same before and after these reads, and the same
+	// as for the transaction's earlier reads: no commit came between.
+	for _, c := range []*redis.StringCmd{before, after} {
+		f, err := c.Result()
+		if err != nil && err != redis.Nil {
+			return t.s.wrap(err)
+		}
+		if !t.fenceKnown {
+			t.fence, t.fenceKnown = f, true
+		} else if f != t.fence {
+			t.retry = true // even if a caller swallows the error
+			return errRedisRetry
+		}
+	}
+	return nil
+}
+
+// fill lays an internal bucket's entries read from the server under the
+// transaction's own writes.
+func (t *redisTx) fill(name string, all map[string]string) error {
+	b := t.bucket(name)
+	b.m = make(map[string]Entry, len(all))
+	for k, raw := range all {
+		e, err := decodeRedisEntry(name, k, raw)
+		if err != nil {
+			return err
+		}
+		b.m[k] = e
+	}
+	for k, e := range b.dirty {
+		if e == nil {
+			delete(b.m, k)
+		} else {
+			b.m[k] = *e
+		}
+	}
+	b.loaded = true
+	return nil
+}
+
+func (t *redisTx) fillPolicies(all map[string]string) error {
+	if t.policies != nil {
+		return nil // already read, maybe changed by this transaction
+	}
+	t.policies = map[string]Policy{}
+	for name, raw := range all {
+		p, err := decodeRedisPolicy(name, raw)
+		if err != nil {
+			return err
+		}
+		t.policies[name] = p
+	}
+	return nil
+}
+
+// redisOps is a commit's list of write commands.
+type redisOps struct {
+	cmds [][]any
+	args int
+}
+
+func (o *redisOps) add(cmd ...any) {
+	o.cmds = append(o.cmds, cmd)
+	o.args += len(cmd) + 1
+}
+
+// addMany adds cmd head... items..., split so that no command carries
+// more than per items (a script's unpack has a limit).
+func (o *redisOps) addMany(per int, head []any, items []any) {
+	for len(items) > 0 {
+		n := min(per, len(items))
+		cmd := append(append(make([]any, 0, len(head)+n), head...), items[:n]...)
+		o.add(cmd...)
+		items = items[n:]
+	}
+}
+
+// redisCommit applies a commit's commands if the fence still reads
+// ARGV[1] ('*': whatever it reads; ”: missing), and bumps it. ARGV[2…]
+// are the commands, each preceded by its length.
+var redisCommit = redis.NewScript(`
+if ARGV[1] ~= '*' and (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('INCR', KEYS[1])
+local i, n = 2, #ARGV
+while i <= n do
+  local c = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + c))
+  i = i + c + 1
+end
+return 1
+`)
+
+// redisScriptArgs bounds the commits sent as one script; larger ones
+// (imports) go as WATCH, a check of the fence, and MULTI/EXEC.
+const redisScriptArgs = 20000
+
+// apply sends ops: one script call, or for a large commit WATCH + GET of
+// the fence, then MULTI/EXEC.
+func (t *redisTx) apply(ops *redisOps) error {
+	expect := "*"
+	if t.fenceKnown {
+		expect = t.fence
+	}
+	if ops.args <= redisScriptArgs {
+		argv := make([]any, 0, ops.args+1)
+		argv = append(argv, expect)
+		for _, c := range ops.cmds {
+			argv = append(argv, len(c))
+			argv = append(argv, c...)
+		}
+		ok, err := redisCommit.Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
+		if err != nil {
+			return t.s.wrap(err)
+		}
+		if ok != 1 {
+			return errRedisRetry
+		}
+		return nil
+	}
+	if err := t.rtx.Do(t.ctx, "WATCH", t.s.fence()).Err(); err != nil {
+		return t.s.wrap(err)
+	}
+	f, err := t.rtx.Get(t.ctx, t.s.fence()).Result()
+	if err != nil && err != redis.Nil {
+		return t.s.wrap(err)
+	}
+	if expect != "*" && f != expect {
+		t.rtx.Do(t.ctx, "UNWATCH")
+		return errRedisRetry
+	}
+	return t.multi(ops)
+}
+
+// redisChunk is how many queued commands one write of a large MULTI
+// carries: the queue streams to the server in pieces, so neither side
+// holds the whole of it as one buffer.
+const redisChunk = 32768
+
+// multi sends ops in MULTI/EXEC under the WATCH of the fence, streamed in
+// chunks. Until EXEC arrives the server only queues them: a connection
+// lost on the way (a CLIENT KILL, a crash) drops the queue, and nothing
+// is written.
+func (t *redisTx) multi(ops *redisOps) error {
+	ctx := t.ctx
+	cmds := ops.cmds
+	var exec *redis.Cmd
+	for start := 0; start == 0 || start < len(cmds); start += redisChunk {
+		end := min(start+redisChunk, len(cmds))
+		last := end == len(cmds)
+		replies, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if start == 0 {
+				p.Do(ctx, "MULTI")
+				p.Do(ctx, "INCR", t.s.fence())
+			}
+			for _, c := range cmds[start:end] {
+				p.Do(ctx, c...)
+			}
+			if last {
+				exec = p.Do(ctx, "EXEC")
+			}
+			return nil
+		})
+		if err != nil && !(last && err == redis.Nil) {
+			for _, r := range replies {
+				if r.Err() != nil && r.Err() != redis.Nil {
+					err = r.Err()
+					break
+				}
+			}
+			t.rtx.Do(ctx, "DISCARD") // a queued command refused: drop the rest
+			return t.s.wrap(err)
+		}
+	}
+	res, err := exec.Slice()
+	if err == redis.Nil {
+		return errRedisRetry // the fence moved after WATCH: EXEC did nothing
+	}
+	if err != nil {
+		return t.s.wrap(err)
+	}
+	for _, r := range res {
+		if e, ok := r.(error); ok {
+			return t.s.wrap(e)
+		}
+	}
+	return nil
+}
