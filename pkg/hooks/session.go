@@ -282,13 +282,19 @@ func (s *Session) spawnedGone() bool {
 // delivering anything before Wait gives up.
 const strikeLimit = 3
 
+// stallLimit is how long a running deliverer may hold events of this
+// session without any of them leaving the outbox before that counts as a
+// strike too (one that cannot run them: another host's definitions, a
+// claim it waits out).
+const stallLimit = 5 * time.Second
+
 // wait waits until every event this session recorded has left the outbox
 // (delivered, failed for good, or skipped). Every second it makes sure
-// someone is still delivering; when three deliverers in a row came and
-// went without delivering anything (a store they cannot use), it gives up
-// with a warning rather than hang the script. A deliverer still starting
-// (a loaded machine can take seconds) or a daemon running a slow hook is
-// not a strike: only one that exited while nothing moved is.
+// someone is still delivering. It gives up with a warning rather than hang
+// the script after three strikes in a row, a strike being a deliverer that
+// came and went while nothing moved, or stallLimit in which a running one
+// moved nothing. A deliverer still starting (a loaded machine can take
+// seconds) is not a strike.
 func (s *Session) wait(dir string) {
 	now, sleep := s.Now, s.Sleep
 	if now == nil {
@@ -298,6 +304,7 @@ func (s *Session) wait(dir string) {
 		sleep = time.Sleep
 	}
 	last, lastN, strikes := now(), -1, 0
+	moved := last
 	for {
 		var n int
 		err := s.Store.View(context.Background(), func(tx store.Tx) error {
@@ -313,11 +320,16 @@ func (s *Session) wait(dir string) {
 			continue
 		}
 		last = now()
-		if n != lastN || s.delivering(dir) {
-			strikes, lastN = 0, n
+		switch {
+		case n != lastN:
+			strikes, lastN, moved = 0, n, last
 			continue
-		}
-		if !s.spawnedGone() {
+		case s.delivering(dir):
+			if last.Sub(moved) < stallLimit {
+				continue
+			}
+			moved = last
+		case !s.spawnedGone():
 			continue
 		}
 		if strikes++; strikes == strikeLimit {

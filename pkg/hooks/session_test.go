@@ -225,3 +225,27 @@ func TestSessionUnsafeStoreWarnsOnce(t *testing.T) {
 		t.Fatalf("%d events recorded from an unsafe store", n)
 	}
 }
+
+// A deliverer that holds the lock but moves none of the session's events
+// (another host's definitions, say) does not keep Wait forever: each
+// stallLimit without progress is a strike.
+func TestSessionWaitGivesUpOnStalledDeliverer(t *testing.T) {
+	s, _ := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set, Key: "watched"})
+	info, err := s.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdLock(t, StateDir(info), DeliverLock)
+	clk := &fakeTime{now: t0}
+	var warnedAt time.Time
+	sess := &Session{
+		Store: s, Wait: true, Now: clk.Now, Sleep: clk.Sleep,
+		Spawn: func() (<-chan struct{}, error) { t.Fatal("spawned beside a running deliverer"); return nil, nil },
+		Warn:  func(string) { warnedAt = clk.now },
+	}
+	sessionPut(t, sess, "main", "watched")
+	if warnedAt.IsZero() || warnedAt.Sub(t0) < strikeLimit*stallLimit {
+		t.Fatalf("gave up after %v, want a warning after %v", warnedAt.Sub(t0), strikeLimit*stallLimit)
+	}
+}
