@@ -490,3 +490,47 @@ func TestClaimRetriedAfterConflictIsHeld(t *testing.T) {
 		}
 	})
 }
+
+// viewCountingStore counts read transactions.
+type viewCountingStore struct {
+	sharedStore
+	views *int64
+	mu    *sync.Mutex
+}
+
+func (c viewCountingStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	c.mu.Lock()
+	*c.views++
+	c.mu.Unlock()
+	return c.sharedStore.View(ctx, fn)
+}
+
+// A detached dispatcher whose events are all another host's to run does
+// not go round at once (it spun, a core and tens of thousands of Redis
+// commands a second): it looks again once a second.
+func TestDispatchDoesNotSpinOnRefusedEvents(t *testing.T) {
+	eachStore(t, func(t *testing.T, base store.Store, _ *ttl.Fake) {
+		var views int64
+		s := viewCountingStore{sharedStore{base}, &views, &sync.Mutex{}}
+		addSigned(t, s, Hook{Events: Set}, bytes.Repeat([]byte{9}, HookKeySize))
+		set(t, s, "main", "k", "v")
+		f := newFakeRunner(t)
+		d := sharedDeliverer(t, s, f)
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+		defer cancel()
+		if err := Dispatch(ctx, d, dir); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		n := views
+		s.mu.Unlock()
+		// Three rounds of a few reads each; spinning made thousands.
+		if n > 60 {
+			t.Errorf("%d read transactions in 2.5 s", n)
+		}
+		if len(f.snapshot()) != 0 || len(outbox(t, s)) != 1 {
+			t.Errorf("%d runs, outbox %d: want the refused event kept, not run", len(f.snapshot()), len(outbox(t, s)))
+		}
+	})
+}

@@ -65,6 +65,10 @@ type Deliverer struct {
 
 	owner   string           // names this deliverer's claims
 	refused map[int64]string // definitions logged as refused, by id
+	// leftBlocked is set when an untilIdle Deliver returned with events
+	// left that are not this deliverer's to run now (another host's
+	// definitions or claims), so Dispatch does not go round at once.
+	leftBlocked bool
 }
 
 // item is one outbox event held in memory.
@@ -126,6 +130,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	if d.Shared && d.owner == "" {
 		d.owner = newOwner()
 	}
+	d.leftBlocked = false
 	var (
 		pending []*item
 		cursor  string
@@ -266,6 +271,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if len(pending) > 0 && (d.NoWait || blocked == len(heads)) && !stopping {
 				// Everything left waits for its retry time, or is
 				// another deliverer's or another host's to run.
+				d.leftBlocked = blocked == len(heads)
 				return nil
 			}
 			if len(pending) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -48,6 +49,7 @@ func ParseMessage(msg []byte) (events bool, deadline int64) {
 // did not start a dispatcher, trusting this one to see the event; the
 // second look does.
 func Dispatch(ctx context.Context, d *Deliverer, stateDir string) error {
+	blockedRounds, lastCount := 0, -1
 	for {
 		if pid, err := Holder(stateDir, DaemonLock); err != nil || pid != 0 {
 			return err // the daemon delivers
@@ -68,7 +70,49 @@ func Dispatch(ctx context.Context, d *Deliverer, stateDir string) error {
 		if err != nil || !more {
 			return err
 		}
+		if !d.leftBlocked {
+			continue
+		}
+		// Everything left is another host's to run (its definitions, or
+		// events it claimed). Going round at once would spin; look again
+		// each second, lock released (a writer meanwhile starts its own
+		// dispatcher), for longer than a claim's lease so the events of a
+		// host that died are taken over; then leave them to daemons and
+		// the next writer, unless events came in since the last look.
+		n, err := pendingCount(ctx, d.Store)
+		if err != nil {
+			return err
+		}
+		if blockedRounds++; blockedRounds > maxBlockedRounds && n == lastCount {
+			return nil
+		}
+		lastCount = n
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(blockedPause):
+		}
 	}
+}
+
+// blockedPause and maxBlockedRounds pace a detached dispatcher whose
+// events are all another host's: one look a second, for more than a
+// claim's DefaultLease.
+const (
+	blockedPause     = time.Second
+	maxBlockedRounds = 35
+)
+
+// pendingCount counts the events in the outbox.
+func pendingCount(ctx context.Context, s store.Store) (int, error) {
+	n := 0
+	err := s.View(ctx, func(tx store.Tx) error {
+		return tx.ScanAfter(outboxBucket, "", false, func(store.Entry) error {
+			n++
+			return nil
+		})
+	})
+	return n, err
 }
 
 // deliverLocked delivers while holding the lock, until idle or until a

@@ -292,9 +292,8 @@ const stallLimit = 5 * time.Second
 // (delivered, failed for good, or skipped). Every second it makes sure
 // someone is still delivering. It gives up with a warning rather than hang
 // the script after three strikes in a row, a strike being a deliverer that
-// came and went while nothing moved, or stallLimit in which a running one
-// moved nothing. A deliverer still starting (a loaded machine can take
-// seconds) is not a strike.
+// came and went while nothing moved, or stallLimit in which one that runs
+// (or is still starting: a loaded machine can take seconds) moved nothing.
 func (s *Session) wait(dir string) {
 	now, sleep := s.Now, s.Sleep
 	if now == nil {
@@ -324,13 +323,12 @@ func (s *Session) wait(dir string) {
 		case n != lastN:
 			strikes, lastN, moved = 0, n, last
 			continue
-		case s.delivering(dir):
-			if last.Sub(moved) < stallLimit {
-				continue
-			}
+		case !s.delivering(dir) && s.spawnedGone():
+			// Nobody is delivering: a strike, and start another.
+		case last.Sub(moved) < stallLimit:
+			continue // one is starting, or running a hook
+		default:
 			moved = last
-		case !s.spawnedGone():
-			continue
 		}
 		if strikes++; strikes == strikeLimit {
 			s.warn(fmt.Sprintf("--wait-hooks: %d event(s) not delivered; see 'livedict hook log' and 'livedict daemon status'", n))

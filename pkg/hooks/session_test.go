@@ -131,14 +131,14 @@ func TestSessionWaitGivesUp(t *testing.T) {
 	}
 }
 
-// A deliverer that is still starting (a loaded machine) is not a strike:
-// Wait neither gives up on it nor starts another until it exited.
+// A deliverer that is still starting (a loaded machine) is not a strike
+// within stallLimit: Wait neither gives up on it nor starts another.
 func TestSessionWaitPatientWithSlowStart(t *testing.T) {
 	s, _ := sqliteStore(t)
 	addHook(t, s, Hook{Events: Set, Key: "watched"})
 	clk := &fakeTime{now: t0}
 	slow := make(chan struct{})
-	spawned, slowUntil := 0, t0.Add(20*time.Second)
+	spawned, slowUntil := 0, t0.Add(stallLimit-time.Second)
 	var warnedAt time.Time
 	sess := &Session{
 		Store: s, Wait: true, Now: clk.Now,
