@@ -104,7 +104,7 @@ go vet ./...
 # several times slower to start and has no in-process concurrency to check
 # there, so these run plain; the packages carry the race detector.
 echo "== go test (command line, real processes) started in the background"
-setsid go test -count=1 -timeout 15m . >"$tmp/e2e.log" 2>&1 &
+setsid go test -count=1 -timeout 30m . >"$tmp/e2e.log" 2>&1 &
 e2e_pid=$!
 
 echo "== go test -race (packages)"
