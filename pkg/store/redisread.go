@@ -143,14 +143,7 @@ func (t *redisTx) fill(name string, all map[string]string) error {
 		}
 		b.m[k] = e
 	}
-	for k, e := range b.dirty {
-		if e == nil {
-			delete(b.m, k)
-		} else {
-			b.m[k] = *e
-		}
-	}
-	b.loaded = true
+	b.overlay()
 	return nil
 }
 

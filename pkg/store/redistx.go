@@ -34,6 +34,19 @@ type redisVal struct {
 	ok bool
 }
 
+// overlay lays the transaction's buffered writes over the entries read
+// from the server, and marks the bucket loaded.
+func (b *redisBucket) overlay() {
+	for k, e := range b.dirty {
+		if e == nil {
+			delete(b.m, k)
+		} else {
+			b.m[k] = *e
+		}
+	}
+	b.loaded = true
+}
+
 // redisTx runs on one connection; its reads check the store's fence
 // (see redisread.go).
 type redisTx struct {
@@ -126,14 +139,7 @@ func (t *redisTx) load(name string) (*redisBucket, error) {
 		}
 		b.m[k] = e
 	}
-	for k, e := range b.dirty {
-		if e == nil {
-			delete(b.m, k)
-		} else {
-			b.m[k] = *e
-		}
-	}
-	b.loaded = true
+	b.overlay()
 	return b, nil
 }
 
