@@ -332,7 +332,11 @@ func TestDaemonPickup(t *testing.T) {
 
 // TestDaemonPromptness: a short TTL set while the daemon is idle is reaped
 // close to its deadline. (bench.sh measures the real target; this only
-// catches a daemon that waits for its slow poll.)
+// catches a daemon that waits for its once-a-second poll.) The reap time is
+// the event's own "time", stamped by the daemon; when the hook's output
+// shows up is only logged: it includes starting the sandbox (the first run
+// also starts the hook's spawner), which on a loaded CI machine took 800 ms
+// with the reap 67 ms after the deadline.
 func TestDaemonPromptness(t *testing.T) {
 	s := newProcEnv(t, "sqlite")
 	out := s.hookOut("expire", "cat >> $OUT/events")
@@ -361,9 +365,6 @@ func TestDaemonPromptness(t *testing.T) {
 		}
 		if late := reaped.Sub(deadline); late < 0 || late > 600*time.Millisecond {
 			t.Errorf("%s reaped %v after its deadline, want under 600ms", key, late)
-		}
-		if late := seen.Sub(deadline); late > 600*time.Millisecond {
-			t.Errorf("%s's expire hook ran %v after its deadline, want under 600ms", key, late)
 		}
 	}
 }
