@@ -14,6 +14,7 @@ import (
 	"github.com/livedict/livedict/cmd"
 	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/ttl"
+	"github.com/livedict/livedict/pkg/wake"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -30,6 +31,11 @@ func TestMain(m *testing.M) {
 				if _, err := os.Stat(f); err == nil {
 					app.Clock = fileClock(f)
 				}
+			}
+			// Set by tests of wake-ups (TestWaitWakes): no once-a-second
+			// re-check hides a missing one.
+			if d, err := time.ParseDuration(os.Getenv("LIVEDICT_TEST_WAKE_FALLBACK")); err == nil {
+				wake.Fallback = d
 			}
 			os.Exit(app.Run(os.Args[1:]))
 		},

@@ -244,9 +244,14 @@ func TestRunStaleRefreshesInBackground(t *testing.T) {
 }
 
 // TestWaitWakes: wait returns 0 (woken, not timed out) after another
-// process's set, delete and an expiry, on both backends.
+// process's set, delete and an expiry, and lock --wait takes a lease as its
+// holder releases it, on every backend. The waiters' once-a-second
+// re-check is made 10 minutes here, so only a wake-up ends their wait in
+// time (one hidden by a store wrapper once cost every waiter up to a
+// second, unnoticed).
 func TestWaitWakes(t *testing.T) {
 	scriptEnv(t, func(t *testing.T, e *procEnv) {
+		e.setenv("LIVEDICT_TEST_WAKE_FALLBACK=10m")
 		cases := []struct {
 			name  string
 			args  []string
@@ -262,6 +267,7 @@ func TestWaitWakes(t *testing.T) {
 			if tc.setup != nil {
 				e.run(tc.setup...)
 			}
+			began := time.Now()
 			p := e.start(tc.args...)
 			time.Sleep(300 * time.Millisecond) // let it go to sleep first
 			if tc.act != nil {
@@ -272,7 +278,23 @@ func TestWaitWakes(t *testing.T) {
 			if code := p.wait(time.Minute); code != 0 {
 				t.Errorf("%s: wait exited %d, want 0", tc.name, code)
 			}
+			// Its last look at its timeout would find the key too.
+			if took := p.ended.Sub(began); took > 30*time.Second {
+				t.Errorf("%s: wait returned after %v: not woken, it looked again at its 60s timeout", tc.name, took)
+			}
 		}
+		// The holder's lease lasts 10 minutes: only its release, not its
+		// deadline, can let the waiter in within its minute.
+		holder := e.start("lock", "l", "--ttl", "10m", "--", "sleep", "1")
+		time.Sleep(300 * time.Millisecond)
+		began := time.Now()
+		if _, errs, code := e.run("lock", "l", "--wait", "1m", "--", "true"); code != 0 {
+			t.Errorf("lock --wait exited %d, want 0 once the holder released: %s", code, errs)
+		}
+		if took := time.Since(began); took > 30*time.Second {
+			t.Errorf("lock --wait took the lease after %v: not woken by the release, it looked again at its 1m limit", took)
+		}
+		holder.wait(time.Minute)
 		// Interrupted: 130 from the shell's point of view (killed by SIGINT).
 		p := e.start("wait", "never")
 		time.Sleep(200 * time.Millisecond)

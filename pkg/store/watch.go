@@ -29,7 +29,7 @@ type Watch struct {
 // none: its waiters re-check on a timer. Nothing is read from these
 // paths, so nothing about them needs to be trusted.
 func ChangeWatches(s Store, bucket string) []Watch {
-	switch s := s.(type) {
+	switch s := Base(s).(type) {
 	case *sqliteStore:
 		return []Watch{{Dir: filepath.Dir(s.path), Name: filepath.Base(s.path) + "-journal"}}
 	case *fileStore:

@@ -21,8 +21,10 @@ import (
 
 // Fallback is the longest a Waker sleeps without an event: the re-check
 // that covers whatever inotify cannot see (a network filesystem, a store
-// replaced under its path, a backend with no files).
-const Fallback = time.Second
+// replaced under its path, a backend with no files). A variable only so
+// that tests can lengthen it, making a wake-up that never comes a hang
+// rather than a second's delay nobody notices.
+var Fallback = time.Second
 
 // settle is how long a woken Waker lets the writer finish: SQLite deletes
 // its journal a few system calls before it drops its lock, and a reader

@@ -7,55 +7,70 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 )
 
 // TestWakesOnCommit: a waiter on a real store wakes when another handle
 // (as another process would) commits to the bucket, on both backends,
-// including a file-store bucket whose folder does not exist yet.
+// including a file-store bucket whose folder does not exist yet; and so
+// does one on the store as every command opens it, inside encryption's
+// wrapper (once, that wrapper hid the store's folders, and lock --wait and
+// wait slept until their once-a-second re-check).
 func TestWakesOnCommit(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("inotify is Linux-only; elsewhere Waker only re-checks on a timer")
 	}
-	for _, url := range []string{"sqlite:" + filepath.Join(t.TempDir(), "s.db"), "file:" + filepath.Join(t.TempDir(), "f")} {
-		t.Run(url[:4], func(t *testing.T) {
-			s, err := store.Open(url, store.Options{})
-			if err != nil {
+	for _, sealed := range []bool{false, true} {
+		for _, url := range []string{"sqlite:" + filepath.Join(t.TempDir(), "s.db"), "file:" + filepath.Join(t.TempDir(), "f")} {
+			name := url[:4]
+			if sealed {
+				name += "+sealed"
+			}
+			t.Run(name, func(t *testing.T) { testWakesOnCommit(t, url, sealed) })
+		}
+	}
+}
+
+func testWakesOnCommit(t *testing.T, url string, sealed bool) {
+	s, err := store.Open(url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sealed {
+		s = seal.Wrap(s, &seal.FileKeys{IdentityFile: filepath.Join(t.TempDir(), "identity.txt")})
+	}
+	writer, err := store.Open(url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	wk := ForStore(nil, s, "b")
+	defer wk.Close()
+	for i := 0; i < 3; i++ { // again after the bucket folder appeared
+		done := make(chan error, 1)
+		go func() {
+			// A new value each round: rewriting identical bytes
+			// may legitimately write nothing.
+			done <- writer.Update(context.Background(), func(tx store.Tx) error {
+				return tx.Put(store.Entry{Bucket: "b", Key: "k", Value: []byte{byte(i)}})
+			})
+		}()
+		// A long deadline: only an event can end this Wait early
+		// with true (the fallback ends it with false).
+		woken := false
+		for tries := 0; tries < 30 && !woken; tries++ {
+			if woken, err = wk.Wait(context.Background(), time.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
-			writer, err := store.Open(url, store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer writer.Close()
-			wk := ForStore(nil, s, "b")
-			defer wk.Close()
-			for i := 0; i < 3; i++ { // again after the bucket folder appeared
-				done := make(chan error, 1)
-				go func() {
-					// A new value each round: rewriting identical bytes
-					// may legitimately write nothing.
-					done <- writer.Update(context.Background(), func(tx store.Tx) error {
-						return tx.Put(store.Entry{Bucket: "b", Key: "k", Value: []byte{byte(i)}})
-					})
-				}()
-				// A long deadline: only an event can end this Wait early
-				// with true (the fallback ends it with false).
-				woken := false
-				for tries := 0; tries < 30 && !woken; tries++ {
-					if woken, err = wk.Wait(context.Background(), time.Now().Add(time.Minute)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
-				if !woken {
-					t.Fatalf("round %d: no wake-up after a commit", i)
-				}
-			}
-		})
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !woken {
+			t.Fatalf("round %d: no wake-up after a commit", i)
+		}
 	}
 }
 
