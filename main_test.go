@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livedict/livedict/cmd"
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/livedict/livedict/pkg/wake"
@@ -36,6 +37,11 @@ func TestMain(m *testing.M) {
 			// re-check hides a missing one.
 			if d, err := time.ParseDuration(os.Getenv("LIVEDICT_TEST_WAKE_FALLBACK")); err == nil {
 				wake.Fallback = d
+			}
+			// Set by the takeover tests: a dead deliverer's claims lapse
+			// sooner than after the 30 s users get.
+			if d, err := time.ParseDuration(os.Getenv("LIVEDICT_TEST_CLAIM_LEASE")); err == nil {
+				hooks.DefaultLease = d
 			}
 			os.Exit(app.Run(os.Args[1:]))
 		},
