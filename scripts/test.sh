@@ -3,16 +3,17 @@
 # formatting, go.mod tidiness and vet, the unit and conformance suites with
 # the race detector, the end-to-end (testscript), many-process and kill -9
 # tests, and a short run of every fuzz target. Needs Go; installs the sqlite3
-# CLI (some scripts hold a store's lock with it) when it is missing and
-# apt-get can.
+# CLI (some scripts hold a store's lock with it) and redis-server when they
+# are missing and apt-get can, and starts a redis-server of its own.
 #
-#   scripts/test.sh              # everything (about 3 minutes on 2 cores)
+#   scripts/test.sh              # everything (about 7 minutes on 2 cores)
 #   FUZZTIME=30s scripts/test.sh # fuzz each target longer (default 4s)
 #
-# Where the time goes: the end-to-end suite is ~2 minutes of real processes
-# that mostly wait (on deadlines, hooks, each other) and uses well under one
-# core, so it runs in the background while the package tests and the fuzz
-# targets use the CPU. Each package with fuzz targets is built once,
+# Where the time goes: the end-to-end suite is about 6 minutes of real
+# processes, every script on SQLite and again on Redis, much of it waiting
+# (on deadlines, hooks, leases, each other), so it runs in the background,
+# in two halves at once, while the package tests and the fuzz targets use
+# the CPU. Each package with fuzz targets is built once,
 # instrumented, and its targets run from that binary; their seed corpora
 # also run as ordinary tests in the package suites.
 set -euo pipefail
