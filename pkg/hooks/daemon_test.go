@@ -248,3 +248,33 @@ func TestDaemonSharedPollReadsNoSchedule(t *testing.T) {
 		t.Errorf("the schedule was read %d times, want once (at start)", n)
 	}
 }
+
+// feedingStore is a countingStore with a change feed that never says
+// anything: every message was lost.
+type feedingStore struct{ *countingStore }
+
+func (f feedingStore) Changes(ctx context.Context) (<-chan struct{}, error) {
+	return make(chan struct{}), nil
+}
+
+// With a change feed up, the shared store's safety poll is every
+// sharedPoll, not every second: it still finds a key that fell due with
+// its message lost, and an idle daemon asks the store five times less
+// often (BenchmarkRedisDaemonIdle: 150 → 50 ms of CPU a minute).
+func TestDaemonSharedPollWithFeed(t *testing.T) {
+	base, clk := sqliteStore(t)
+	putTTL(t, base, "far", t0.Add(24*time.Hour).UnixMilli())
+	s := feedingStore{&countingStore{Store: base}}
+	startDaemon(t, testDaemon(t, s, clk, newFakeRunner(t)))
+	eventually(t, "the daemon's first schedule read", func() bool { return s.deadlines.Load() > 0 })
+	putTTL(t, base, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(time.Hour)
+	eventually(t, "k reaped by the poll", func() bool { return !live(t, base, "k") })
+	// A slow machine only makes polls rarer: three in 3 s is a poll a
+	// second.
+	polls := s.hasExpired.Load()
+	time.Sleep(3 * time.Second)
+	if n := s.hasExpired.Load() - polls; n > 1 {
+		t.Errorf("%d polls in 3 s with a change feed up, want at most 1 (one each %v)", n, sharedPoll)
+	}
+}
