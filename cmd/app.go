@@ -187,8 +187,18 @@ func (a *App) Update(fn func(*hooks.Tx) error) error {
 // UpdateContext is Update in a transaction that ends with ctx (see
 // interruptible).
 func (a *App) UpdateContext(ctx context.Context, fn func(*hooks.Tx) error) error {
-	if _, err := a.Store(); err != nil {
+	s, err := a.Store()
+	if err != nil {
 		return err
+	}
+	if store.IsShared(s) {
+		// go-redis gives up waiting for a reply at its read deadline,
+		// not when ctx ends: a server holding the commit (CLIENT PAUSE,
+		// a busy script) kept an interrupted import waiting for it, and
+		// then exiting 0. Closing the store's connections ends the wait;
+		// the server drops a held EXEC whose client is gone, and one it
+		// already ran stays whole (a transaction is all or nothing).
+		defer context.AfterFunc(ctx, func() { s.Close() })()
 	}
 	return interrupted(ctx, a.update(ctx, func(tx *hooks.Tx) error {
 		if due, err := tx.HasExpired(); err != nil || due {
