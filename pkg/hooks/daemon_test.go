@@ -233,15 +233,7 @@ func (t countingTx) Deadlines(after ttl.Due, limit int) ([]ttl.Due, error) {
 // not by reading every deadline again (on Redis, the whole store each
 // second; BenchmarkRedisDaemonIdle).
 func TestDaemonSharedPollReadsNoSchedule(t *testing.T) {
-	base, clk := sqliteStore(t)
-	putTTL(t, base, "far", t0.Add(24*time.Hour).UnixMilli()) // the store exists before the daemon starts
-	s := &countingStore{Store: base}
-	startDaemon(t, testDaemon(t, s, clk, newFakeRunner(t)))
-	eventually(t, "the daemon's first schedule read", func() bool { return s.deadlines.Load() > 0 })
-	// Behind its back: no notification, no change message.
-	putTTL(t, base, "k", t0.Add(time.Minute).UnixMilli())
-	clk.Advance(time.Hour)
-	eventually(t, "k reaped by the poll", func() bool { return !live(t, base, "k") })
+	s := reapedByPoll(t, false)
 	polls := s.hasExpired.Load()
 	eventually(t, "another poll", func() bool { return s.hasExpired.Load() > polls })
 	if n := s.deadlines.Load(); n != 1 {
@@ -249,8 +241,28 @@ func TestDaemonSharedPollReadsNoSchedule(t *testing.T) {
 	}
 }
 
+// reapedByPoll starts a daemon on a shared store (with a change feed that
+// never says anything when feed: every message was lost), writes a key
+// behind its back and waits until the daemon's poll has reaped it.
+func reapedByPoll(t *testing.T, feed bool) *countingStore {
+	base, clk := sqliteStore(t)
+	putTTL(t, base, "far", t0.Add(24*time.Hour).UnixMilli()) // the store exists before the daemon starts
+	c := &countingStore{Store: base}
+	var s store.Store = c
+	if feed {
+		s = feedingStore{c}
+	}
+	startDaemon(t, testDaemon(t, s, clk, newFakeRunner(t)))
+	eventually(t, "the daemon's first schedule read", func() bool { return c.deadlines.Load() > 0 })
+	// Behind its back: no notification, no change message.
+	putTTL(t, base, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(time.Hour)
+	eventually(t, "k reaped by the poll", func() bool { return !live(t, base, "k") })
+	return c
+}
+
 // feedingStore is a countingStore with a change feed that never says
-// anything: every message was lost.
+// anything.
 type feedingStore struct{ *countingStore }
 
 func (f feedingStore) Changes(ctx context.Context) (<-chan struct{}, error) {
@@ -262,14 +274,7 @@ func (f feedingStore) Changes(ctx context.Context) (<-chan struct{}, error) {
 // its message lost, and an idle daemon asks the store five times less
 // often (BenchmarkRedisDaemonIdle: 150 → 50 ms of CPU a minute).
 func TestDaemonSharedPollWithFeed(t *testing.T) {
-	base, clk := sqliteStore(t)
-	putTTL(t, base, "far", t0.Add(24*time.Hour).UnixMilli())
-	s := feedingStore{&countingStore{Store: base}}
-	startDaemon(t, testDaemon(t, s, clk, newFakeRunner(t)))
-	eventually(t, "the daemon's first schedule read", func() bool { return s.deadlines.Load() > 0 })
-	putTTL(t, base, "k", t0.Add(time.Minute).UnixMilli())
-	clk.Advance(time.Hour)
-	eventually(t, "k reaped by the poll", func() bool { return !live(t, base, "k") })
+	s := reapedByPoll(t, true)
 	// A slow machine only makes polls rarer: three in 3 s is a poll a
 	// second.
 	polls := s.hasExpired.Load()
