@@ -28,9 +28,16 @@ type Locker struct {
 	// have changed; nil re-checks every wake.Fallback. It is called on
 	// the first wait only, so an uncontended lock sets up no watch.
 	NewWaker func() *wake.Waker
+	// Turn, when set, queues this waiter behind the others of its host
+	// (at most until until, ErrNoTurn): only the first in the queue
+	// watches the store, the rest wait in the kernel.
+	Turn func(ctx context.Context, r Ref, until time.Time) (release func(), err error)
 
 	waker *wake.Waker
 }
+
+// ErrNoTurn is what a Turn returns when its wait ended first.
+var ErrNoTurn = errors.New("no turn in time")
 
 // Acquire tries to take r for owner, waiting up to wait for a place. It
 // wakes on every change to the bucket (a release) and at the earliest
@@ -44,6 +51,12 @@ type Locker struct {
 func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, ttlD, wait time.Duration) (Holder, bool, error) {
 	give := l.Clock.Now().Add(wait)
 	var st State
+	var leaveQueue func()
+	defer func() {
+		if leaveQueue != nil {
+			leaveQueue() // the next waiter's turn, acquired or not
+		}
+	}()
 	for tried := false; ; tried = true {
 		full := false
 		if tried && l.View != nil {
@@ -68,6 +81,17 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 		}
 		if !l.Clock.Now().Before(give) {
 			return Holder{}, false, nil
+		}
+		if l.Turn != nil && leaveQueue == nil {
+			release, err := l.Turn(ctx, r, give)
+			if errors.Is(err, ErrNoTurn) {
+				return Holder{}, false, ctx.Err()
+			}
+			if err != nil {
+				return Holder{}, false, err
+			}
+			leaveQueue = release
+			continue // the lease may have been freed while we queued
 		}
 		until := give
 		if next := time.UnixMilli(st.NextDeadline()); st.NextDeadline() != 0 && next.Before(until) {
