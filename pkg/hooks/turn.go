@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"time"
 
+	"github.com/livedict/livedict/pkg/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,52 +34,13 @@ func WaitTurn(ctx context.Context, stateDir, name string, until time.Time) (*Loc
 	if err != nil {
 		return nil, err
 	}
-	fd := int(f.Fd())
-	err = flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	err = store.FlockWait(ctx, int(f.Fd()), unix.LOCK_EX, time.Until(until))
 	if err == nil {
 		return &Lock{f: f}, nil
 	}
-	if !errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
-		return nil, err
-	}
-	// The blocking call gets a descriptor of its own, of the same open
-	// file (flock locks belong to that): closing f below can then never
-	// leave it to lock whatever reuses f's number.
-	dfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	got := make(chan error, 1)
-	go func() {
-		err := flock(dfd, unix.LOCK_EX)
-		unix.Close(dfd)
-		got <- err
-	}()
-	t := time.NewTimer(time.Until(until))
-	defer t.Stop()
-	select {
-	case err := <-got:
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		return &Lock{f: f}, nil
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	// Once f is closed, the open file's last descriptor is the blocked
-	// call's: whatever lock it gets goes when it returns.
 	f.Close()
-	return nil, ErrLocked
-}
-
-// flock is flock(2), retried when a signal interrupts it.
-func flock(fd, how int) error {
-	for {
-		if err := unix.Flock(fd, how); !errors.Is(err, unix.EINTR) {
-			return err
-		}
+	if store.IsLockTimeout(err) || ctx.Err() != nil {
+		return nil, ErrLocked
 	}
+	return nil, err
 }

@@ -286,7 +286,7 @@ func readDirNames(dir string) ([]string, error) {
 }
 
 // lock takes the store's flock (unix.LOCK_SH or unix.LOCK_EX) on a fresh
-// open file, waiting in the kernel for up to the busy timeout (flockWait
+// open file, waiting in the kernel for up to the busy timeout (FlockWait
 // says why it does not poll), behind a turnstile that keeps readers from
 // starving writers (lockGate). Closing the returned file releases the lock.
 func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
@@ -311,7 +311,7 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	leaveGate, err := lockGate(ctx, fd, writable, s.opts.BusyTimeout)
 	if err == nil {
-		err = flockWait(ctx, fd, how, time.Until(deadline))
+		err = FlockWait(ctx, fd, how, time.Until(deadline))
 		leaveGate()
 	}
 	if err == nil {

@@ -31,9 +31,9 @@ func lockGate(ctx context.Context, fd int, writable bool, timeout time.Duration)
 	byte0 := func(typ int16) *unix.Flock_t {
 		return &unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 1}
 	}
-	err = waitLock(ctx, timeout,
-		func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, byte0(unix.F_WRLCK)) },
-		func() error { return ofdLockWait(fd, byte0(unix.F_WRLCK)) })
+	err = waitLock(ctx, fd, timeout,
+		func(fd int) error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, byte0(unix.F_WRLCK)) },
+		func(fd int) error { return ofdLockWait(fd, byte0(unix.F_WRLCK)) })
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 // locking. SQLite's busy handler polls with sleeps of up to 100 ms, so with
 // dozens of writers the ones asleep lose the lock to whoever is awake, and
 // some waited close to the busy timeout; in the kernel's queue each gets
-// its turn (flockWait). Readers do not take the gate: SQLite's PENDING lock
+// its turn (FlockWait). Readers do not take the gate: SQLite's PENDING lock
 // already keeps them from starving a writer.
 //
 // flock and SQLite's fcntl locks do not interact, so the gate costs SQLite
@@ -27,7 +27,7 @@ func (s *sqliteStore) writeGate(ctx context.Context) (release func(), err error)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", s.path, err)
 	}
-	err = flockWait(ctx, fd, unix.LOCK_EX, s.opts.BusyTimeout)
+	err = FlockWait(ctx, fd, unix.LOCK_EX, s.opts.BusyTimeout)
 	if err == nil {
 		return func() { unix.Close(fd) }, nil
 	}
