@@ -239,8 +239,17 @@ func (a *App) View(fn func(store.Tx) error) error {
 	if err == nil && due {
 		// Best effort: the read already succeeded, so a store this user
 		// cannot write, or another writer holding the lock, must neither
-		// fail it nor make it wait. The next write reaps anyway.
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		// fail it nor make it wait. The next write reaps anyway. With
+		// --wait-hooks the command waits for its hooks, so it also waits
+		// for the reap whose expire events they are: within 20 ms, a
+		// loaded machine (or a Redis server's round trips) sometimes
+		// left them for the next command, and the wait had nothing to
+		// wait for.
+		budget := 20 * time.Millisecond
+		if a.WaitHooks {
+			budget = a.Config.BusyTimeout
+		}
+		rctx, cancel := context.WithTimeout(ctx, budget)
 		a.update(rctx, func(tx *hooks.Tx) error {
 			_, err := tx.Reap(store.LazyReapBatch, nil)
 			return err
