@@ -166,12 +166,12 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 		View:     a.View,
 		Clock:    a.Clock,
 		NewWaker: func() *wake.Waker { return wake.ForStore(a.Clock, s, bucket) },
-		Turn: func(ctx context.Context, r lease.Ref, until time.Time) (func(), error) {
+		Turn: func(ctx context.Context, r lease.Ref, within time.Duration) (func(), error) {
 			info, err := store.Locate(s)
 			if err != nil {
 				return nil, err
 			}
-			t, err := hooks.WaitTurn(ctx, hooks.StateDir(info), hooks.TurnName(r.Bucket, r.Name), until)
+			t, err := hooks.WaitTurn(ctx, hooks.StateDir(info), hooks.TurnName(r.Bucket, r.Name), within)
 			if errors.Is(err, hooks.ErrLocked) {
 				return nil, lease.ErrNoTurn
 			}

@@ -20,13 +20,13 @@ func TurnName(bucket, name string) string {
 
 // WaitTurn queues this process behind the others of this host waiting for
 // the same lease: an exclusive flock(2) on name in stateDir, waited for in
-// the kernel until until or ctx ends (then ErrLocked). Only the process
+// the kernel for at most within, or until ctx ends (then ErrLocked). Only the process
 // whose turn it is watches the store; without the queue every waiter read
 // the store at each of its commits (32 processes × 10 lock increments:
 // 2.0 times the CPU on SQLite, 7.8 times on the file store). The kernel
 // drops the lock with its holder, kill -9 included. The state dir is
 // checked as for every lock there, so no other user can plant the file.
-func WaitTurn(ctx context.Context, stateDir, name string, until time.Time) (*Lock, error) {
+func WaitTurn(ctx context.Context, stateDir, name string, within time.Duration) (*Lock, error) {
 	if err := OpenStateDir(stateDir); err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func WaitTurn(ctx context.Context, stateDir, name string, until time.Time) (*Loc
 	if err != nil {
 		return nil, err
 	}
-	err = store.FlockWait(ctx, int(f.Fd()), unix.LOCK_EX, time.Until(until))
+	err = store.FlockWait(ctx, int(f.Fd()), unix.LOCK_EX, within)
 	if err == nil {
 		return &Lock{f: f}, nil
 	}

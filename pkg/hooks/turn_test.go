@@ -15,27 +15,27 @@ import (
 func TestWaitTurnQueues(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "s.db.d")
 	name := TurnName("main", "job")
-	first, err := WaitTurn(context.Background(), dir, name, time.Now().Add(time.Second))
+	first, err := WaitTurn(context.Background(), dir, name, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WaitTurn(context.Background(), dir, name, time.Now().Add(50*time.Millisecond)); !errors.Is(err, ErrLocked) {
+	if _, err := WaitTurn(context.Background(), dir, name, 50*time.Millisecond); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second waiter while the first holds: %v, want ErrLocked", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := WaitTurn(ctx, dir, name, time.Now().Add(time.Minute)); !errors.Is(err, ErrLocked) {
+	if _, err := WaitTurn(ctx, dir, name, time.Minute); !errors.Is(err, ErrLocked) {
 		t.Fatalf("cancelled waiter: %v, want ErrLocked", err)
 	}
 	// Another lease's queue is another file.
-	other, err := WaitTurn(context.Background(), dir, TurnName("main", "other"), time.Now().Add(time.Second))
+	other, err := WaitTurn(context.Background(), dir, TurnName("main", "other"), time.Second)
 	if err != nil {
 		t.Fatalf("another name's turn: %v", err)
 	}
 	other.Release()
 	got := make(chan error, 1)
 	go func() {
-		second, err := WaitTurn(context.Background(), dir, name, time.Now().Add(time.Minute))
+		second, err := WaitTurn(context.Background(), dir, name, time.Minute)
 		if err == nil {
 			second.Release()
 		}
@@ -69,7 +69,7 @@ func TestWaitTurnRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WaitTurn(context.Background(), dir, name, time.Now().Add(time.Second)); err == nil {
+	if _, err := WaitTurn(context.Background(), dir, name, time.Second); err == nil {
 		t.Fatal("WaitTurn followed a symlink planted as its file")
 	}
 }

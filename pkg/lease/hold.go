@@ -29,9 +29,10 @@ type Locker struct {
 	// the first wait only, so an uncontended lock sets up no watch.
 	NewWaker func() *wake.Waker
 	// Turn, when set, queues this waiter behind the others of its host
-	// (at most until until, ErrNoTurn): only the first in the queue
-	// watches the store, the rest wait in the kernel.
-	Turn func(ctx context.Context, r Ref, until time.Time) (release func(), err error)
+	// (for at most within, then ErrNoTurn): only the first in the queue
+	// watches the store, the rest wait in the kernel. within is a
+	// duration, not a time: Clock may not be the system's.
+	Turn func(ctx context.Context, r Ref, within time.Duration) (release func(), err error)
 
 	waker *wake.Waker
 }
@@ -83,7 +84,7 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 			return Holder{}, false, nil
 		}
 		if l.Turn != nil && leaveQueue == nil {
-			release, err := l.Turn(ctx, r, give)
+			release, err := l.Turn(ctx, r, give.Sub(l.Clock.Now()))
 			if errors.Is(err, ErrNoTurn) {
 				return Holder{}, false, ctx.Err()
 			}

@@ -117,3 +117,32 @@ func TestHandle(t *testing.T) {
 		}
 	}
 }
+
+// A waiter queues through Turn for what is left of its wait, measured on
+// the Locker's clock (here years from the system's): a time on that clock
+// handed to the system's would be long past.
+func TestAcquireQueuesForItsWait(t *testing.T) {
+	s, clock := open(t)
+	r := Ref{Bucket: "main", Name: "job"}
+	update(t, s, func(tx store.Tx) error {
+		_, _, _, err := Acquire(tx, r, NewOwner(), 1, time.Hour.Milliseconds())
+		return err
+	})
+	var asked time.Duration
+	l := &Locker{
+		Update: func(fn func(store.Tx) error) error { return s.Update(context.Background(), fn) },
+		View:   func(fn func(store.Tx) error) error { return s.View(context.Background(), fn) },
+		Clock:  clock,
+		Turn: func(ctx context.Context, r Ref, within time.Duration) (func(), error) {
+			asked = within
+			return nil, ErrNoTurn
+		},
+	}
+	_, ok, err := l.Acquire(context.Background(), r, NewOwner(), 1, time.Minute, 5*time.Second)
+	if err != nil || ok {
+		t.Fatalf("Acquire of a held lease with no turn = %v, %v", ok, err)
+	}
+	if asked != 5*time.Second {
+		t.Fatalf("Turn asked to wait %v, want the whole 5s wait", asked)
+	}
+}
