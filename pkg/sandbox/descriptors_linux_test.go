@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -198,20 +197,7 @@ func TestEveryHelperThreadRestricted(t *testing.T) {
 	needLayer(t, layerPIDNS)
 	wd := t.TempDir()
 	m := marker()
-	done := make(chan Result, 1)
-	go func() {
-		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(wd, "ready")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the hook never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	done := startSleepingHook(t, wd, m)
 	// The helper: livedict-sandbox with this run's marker in its config.
 	var helper int
 	entries, _ := os.ReadDir("/proc")

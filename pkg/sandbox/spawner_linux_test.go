@@ -52,20 +52,7 @@ func TestRunsGoThroughTheSpawner(t *testing.T) {
 	needLayer(t, layerPIDNS)
 	wd := t.TempDir()
 	m := marker()
-	done := make(chan Result, 1)
-	go func() {
-		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(wd, "ready")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the hook never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	done := startSleepingHook(t, wd, m)
 	sp := spawnerOf(t, wd)
 	if sp == nil {
 		t.Fatal("no spawner for the work dir")
@@ -192,4 +179,25 @@ func FuzzDecodeSpawnRequest(f *testing.F) {
 			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
 		}
 	})
+}
+
+// startSleepingHook runs a hook in wd that sleeps (its argv carries the
+// marker m, so tests can find its processes) and returns once the hook has
+// started; its Result arrives on the channel when it ends.
+func startSleepingHook(t *testing.T, wd, m string) <-chan Result {
+	t.Helper()
+	done := make(chan Result, 1)
+	go func() {
+		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(wd, "ready")); err == nil {
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
