@@ -116,7 +116,7 @@ func runChild(config string, inherited error) int {
 	}
 	layers = append(layers, fds)
 
-	rl, pl, err := applyRlimits(cfg)
+	rl, pl, err := applyRlimits(cfg, setOwnRlimit)
 	if err != nil {
 		rep.fail(err.Error())
 		return 127
@@ -282,24 +282,47 @@ func networkLayer(cfg childConfig, abstractScoped, seccompOn bool) Layer {
 		"socketpair(2) for stream and seqpacket pairs still works")
 }
 
-// applyRlimits sets the limits with syscall.Setrlimit, not prlimit: the Go
-// runtime raises RLIMIT_NOFILE at start and restores the original before
-// exec unless told of a change through syscall.Setrlimit (Go issue 66797).
-func applyRlimits(cfg childConfig) (Layer, Layer, error) {
-	set := func(name string, res int, soft, hard uint64) error {
-		var cur syscall.Rlimit
-		if err := syscall.Getrlimit(res, &cur); err != nil {
-			return fmt.Errorf("getrlimit %s: %w", name, err)
+// rlimitSetter sets one resource limit, given its name for errors.
+type rlimitSetter func(name string, res int, soft, hard uint64) error
+
+// setOwnRlimit sets a limit of this process with syscall.Setrlimit, not
+// prlimit: the Go runtime raises RLIMIT_NOFILE at start and restores the
+// original before exec unless told of a change through syscall.Setrlimit
+// (Go issue 66797).
+func setOwnRlimit(name string, res int, soft, hard uint64) error {
+	var cur syscall.Rlimit
+	if err := syscall.Getrlimit(res, &cur); err != nil {
+		return fmt.Errorf("getrlimit %s: %w", name, err)
+	}
+	// Never try to raise a hard limit: only root may, and a lower one
+	// someone already set is stricter than ours.
+	hard = min(hard, cur.Max)
+	soft = min(soft, hard)
+	if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: soft, Max: hard}); err != nil {
+		return fmt.Errorf("setrlimit %s: %w", name, err)
+	}
+	return nil
+}
+
+// setRlimitOf returns a setter for the limits of process pid (prlimit),
+// with the same rule: never above the hard limit it has.
+func setRlimitOf(pid int) rlimitSetter {
+	return func(name string, res int, soft, hard uint64) error {
+		var cur unix.Rlimit
+		if err := unix.Prlimit(pid, res, nil, &cur); err != nil {
+			return fmt.Errorf("prlimit %s: %w", name, err)
 		}
-		// Never try to raise a hard limit: only root may, and a lower one
-		// someone already set is stricter than ours.
 		hard = min(hard, cur.Max)
 		soft = min(soft, hard)
-		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: soft, Max: hard}); err != nil {
-			return fmt.Errorf("setrlimit %s: %w", name, err)
+		if err := unix.Prlimit(pid, res, &unix.Rlimit{Cur: soft, Max: hard}, nil); err != nil {
+			return fmt.Errorf("prlimit %s: %w", name, err)
 		}
 		return nil
 	}
+}
+
+// applyRlimits sets the hook's limits with set and describes them.
+func applyRlimits(cfg childConfig, set rlimitSetter) (Layer, Layer, error) {
 	why := "core 0"
 	if err := set("core", unix.RLIMIT_CORE, 0, 0); err != nil {
 		return Layer{}, Layer{}, err

@@ -132,12 +132,12 @@ func TestHookCannotTakeCallersDescriptors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, noNS := range []bool{false, true} {
+	for _, md := range allModes {
 		for _, noNet := range []bool{false, true} {
-			if noNS && noNet {
+			if md.noNamespaces && noNet {
 				continue // refused, see TestNoNetworkFailsClosedWithoutNamespaces
 			}
-			t.Run(fmt.Sprintf("noNamespaces=%v,noNetwork=%v", noNS, noNet), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s,noNetwork=%v", md.name, noNet), func(t *testing.T) {
 				target := filepath.Join(t.TempDir(), "callers-file")
 				if err := os.WriteFile(target, nil, 0o600); err != nil {
 					t.Fatal(err)
@@ -167,7 +167,8 @@ func TestHookCannotTakeCallersDescriptors(t *testing.T) {
 					Argv:         []string{self},
 					Env:          map[string]string{attackEnv: target + "|" + pipe},
 					NoNetwork:    noNet,
-					noNamespaces: noNS,
+					noNamespaces: md.noNamespaces,
+					helperInit:   md.helperInit,
 				})
 				if strings.Contains(out, "REACHED") {
 					t.Errorf("the hook could follow its parent's /proc/PID/fd links:\n%s", out)
@@ -187,8 +188,8 @@ func TestHookCannotTakeCallersDescriptors(t *testing.T) {
 	}
 }
 
-// TestEveryHelperThreadRestricted: the helper waits for the hook as its
-// PID 1, a Go process with several threads. Issue 8 found only the thread
+// TestEveryHelperThreadRestricted: the helper, where it is the hook's init,
+// waits for the hook as its PID 1, a Go process with several threads. Issue 8 found only the thread
 // that started the hook with no_new_privs and seccomp; every thread must
 // have both while the hook runs.
 func TestEveryHelperThreadRestricted(t *testing.T) {
@@ -197,7 +198,7 @@ func TestEveryHelperThreadRestricted(t *testing.T) {
 	needLayer(t, layerPIDNS)
 	wd := t.TempDir()
 	m := marker()
-	done := startSleepingHook(t, wd, m)
+	done := startSleepingHook(t, wd, m, true)
 	// The helper: livedict-sandbox with this run's marker in its config.
 	var helper int
 	entries, _ := os.ReadDir("/proc")

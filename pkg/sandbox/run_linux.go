@@ -191,7 +191,7 @@ func spawnHelper(s Spec, cfg childConfig, p *hookPipes, probe bool) (helperProc,
 	if probe || s.noNamespaces {
 		return nil, nil
 	}
-	sp := spawnerFor(s.Helper, s.WorkDir)
+	sp := spawnerFor(s.Helper, s.WorkDir, s.helperInit || os.Getenv(noDirectEnv) != "")
 	if sp == nil {
 		return nil, nil
 	}

@@ -126,6 +126,9 @@ type Spec struct {
 	// noNamespaces makes starting with namespaces fail as on a kernel that
 	// refuses them, so tests can check the fallback and fail-closed paths.
 	noNamespaces bool
+	// helperInit makes the spawner start the helper as the hook's init,
+	// as where it cannot start the hook itself (see startDirect).
+	helperInit bool
 }
 
 // Limits sets the hook's resource limits. Zero means the default; a

@@ -128,9 +128,26 @@ func sh(script string) []string { return []string{"sh", "-c", script} }
 // modes runs a test with namespaces (where the kernel allows) and with the
 // fallback that a kernel refusing them gets: the process-group layer alone
 // must keep its promises.
-func modes(t *testing.T, f func(t *testing.T, noNamespaces bool)) {
-	t.Run("namespaces", func(t *testing.T) { t.Parallel(); f(t, false) })
-	t.Run("no-namespaces", func(t *testing.T) { t.Parallel(); f(t, true) })
+func modes(t *testing.T, f func(t *testing.T, m mode)) {
+	for _, m := range allModes {
+		t.Run(m.name, func(t *testing.T) { t.Parallel(); f(t, m) })
+	}
+}
+
+// mode is one way a hook can be started: by the spawner itself as PID 1
+// of its namespace (direct), through the helper as its init, or by the
+// helper without namespaces, as where the kernel refuses them.
+type mode struct {
+	name                     string
+	noNamespaces, helperInit bool
+}
+
+var allModes = []mode{{name: "namespaces"}, {name: "helper-init", helperInit: true}, {name: "no-namespaces", noNamespaces: true}}
+
+// spec returns s started in mode m.
+func (m mode) spec(s Spec) Spec {
+	s.noNamespaces, s.helperInit = m.noNamespaces, m.helperInit
+	return s
 }
 
 // marker returns a sleep duration no other process on the machine uses, so
@@ -181,25 +198,27 @@ func waitGone(words ...string) []int {
 
 func TestExitCodeAndSignal(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		script string
-		code   int
-		signal string
-	}{
-		{"exit 0", 0, ""},
-		{"exit 7", 7, ""},
-		{"kill -USR1 $$", -1, "SIGUSR1"},
-		{"kill -KILL $$", -1, "SIGKILL"},
-	} {
-		t.Run(tc.script, func(t *testing.T) {
-			t.Parallel()
-			res := runHook(t, Spec{Argv: sh(tc.script)})
-			if res.ExitCode != tc.code || res.Signal != tc.signal || res.TimedOut {
-				t.Errorf("got exit %d signal %q timedOut %v, want exit %d signal %q",
-					res.ExitCode, res.Signal, res.TimedOut, tc.code, tc.signal)
+	modes(t, func(t *testing.T, md mode) {
+		for _, c := range []struct {
+			script string
+			code   int
+			signal string
+		}{
+			{"exit 0", 0, ""},
+			{"exit 7", 7, ""},
+			// Not PID 1 of its namespace (that drops signals without a
+			// handler): the hook can end itself with a signal.
+			{"kill -USR1 $$", -1, "SIGUSR1"},
+			{"kill -KILL $$", -1, "SIGKILL"},
+			{`trap "exit 9" USR1; kill -USR1 $$; sleep 5`, 9, ""},
+		} {
+			res := runHook(t, md.spec(Spec{Argv: sh(c.script)}))
+			if res.ExitCode != c.code || res.Signal != c.signal || res.TimedOut {
+				t.Errorf("%s: got exit %d signal %q timedOut %v, want exit %d signal %q",
+					c.script, res.ExitCode, res.Signal, res.TimedOut, c.code, c.signal)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestStdinDelivered(t *testing.T) {
@@ -261,10 +280,10 @@ func TestOnlyStandardDescriptorsOpen(t *testing.T) {
 	}
 	defer syscall.Close(fd)
 
-	modes(t, func(t *testing.T, noNS bool) {
+	modes(t, func(t *testing.T, md mode) {
 		// ls lists its own descriptors: the ones it inherited plus the one
 		// it reads /proc/self/fd with, told apart by its target.
-		res := runHook(t, Spec{Argv: []string{"ls", "-l", "/proc/self/fd/"}, noNamespaces: noNS})
+		res := runHook(t, Spec{Argv: []string{"ls", "-l", "/proc/self/fd/"}, noNamespaces: md.noNamespaces, helperInit: md.helperInit})
 		var fds []string
 		for _, line := range strings.Split(string(res.Output), "\n") {
 			fields := strings.Fields(line)
@@ -330,7 +349,7 @@ func untilReady(t *testing.T, timeout time.Duration, f func(timeout time.Duratio
 
 func TestTimeoutKillsGrandchildren(t *testing.T) {
 	t.Parallel()
-	modes(t, func(t *testing.T, noNS bool) {
+	modes(t, func(t *testing.T, md mode) {
 		a, b := marker(), marker()
 		// Long: the shell dies of SIGTERM at once, so the grace is never
 		// waited out when all is well, but on a machine at load 60 a
@@ -341,7 +360,7 @@ func TestTimeoutKillsGrandchildren(t *testing.T) {
 				Argv:         sh("sleep " + a + " & sleep " + b + " & echo ready; wait"),
 				Timeout:      timeout,
 				Grace:        grace,
-				noNamespaces: noNS,
+				noNamespaces: md.noNamespaces, helperInit: md.helperInit,
 			})
 		})
 		if !res.TimedOut || res.ExitCode != -1 {
@@ -364,7 +383,7 @@ func TestTimeoutKillsGrandchildren(t *testing.T) {
 
 func TestIgnoredSIGTERMGetsSIGKILLAfterGrace(t *testing.T) {
 	t.Parallel()
-	modes(t, func(t *testing.T, noNS bool) {
+	modes(t, func(t *testing.T, md mode) {
 		m := marker()
 		const grace = 300 * time.Millisecond
 		res, timeout := untilReady(t, 200*time.Millisecond, func(timeout time.Duration) Result {
@@ -372,7 +391,7 @@ func TestIgnoredSIGTERMGetsSIGKILLAfterGrace(t *testing.T) {
 				Argv:         sh(`trap "" TERM; echo ready; sleep ` + m),
 				Timeout:      timeout,
 				Grace:        grace,
-				noNamespaces: noNS,
+				noNamespaces: md.noNamespaces, helperInit: md.helperInit,
 			})
 		})
 		if !res.TimedOut || res.Signal != "SIGKILL" {
@@ -394,9 +413,9 @@ func TestIgnoredSIGTERMGetsSIGKILLAfterGrace(t *testing.T) {
 
 func TestGroupKilledWhenHookExits(t *testing.T) {
 	t.Parallel()
-	modes(t, func(t *testing.T, noNS bool) {
+	modes(t, func(t *testing.T, md mode) {
 		m := marker()
-		res := runHook(t, Spec{Argv: sh("sleep " + m + " & echo started"), noNamespaces: noNS})
+		res := runHook(t, Spec{Argv: sh("sleep " + m + " & echo started"), noNamespaces: md.noNamespaces, helperInit: md.helperInit})
 		if res.ExitCode != 0 || res.TimedOut || string(res.Output) != "started\n" {
 			t.Fatalf("exit %d timedOut %v output %q", res.ExitCode, res.TimedOut, res.Output)
 		}
@@ -575,7 +594,7 @@ func copyFile(from, to string) error {
 func TestLandlockBlocksWritesOutsideAllowedDirs(t *testing.T) {
 	t.Parallel()
 	needLayer(t, layerLandlock)
-	modes(t, func(t *testing.T, noNS bool) {
+	modes(t, func(t *testing.T, md mode) {
 		wd, allowed, outside := t.TempDir(), t.TempDir(), t.TempDir()
 		res := runHook(t, Spec{
 			Argv: sh(`echo a > "$HOME/in-workdir" && echo b > "$ALLOWED/in-write-dir" && echo c > /dev/null &&
@@ -585,7 +604,7 @@ func TestLandlockBlocksWritesOutsideAllowedDirs(t *testing.T) {
 			WorkDir:      wd,
 			WriteDirs:    []string{allowed},
 			Env:          map[string]string{"ALLOWED": allowed, "OUTSIDE": outside},
-			noNamespaces: noNS,
+			noNamespaces: md.noNamespaces, helperInit: md.helperInit,
 		})
 		out := string(res.Output)
 		if !layer(t, res.Layers, layerLandlock).On {

@@ -60,7 +60,14 @@ func deniedSyscalls() []uint32 {
 //
 // Every check is "jump if equal, else skip the next instruction", so no
 // jump ever goes further than a few instructions.
-func seccompProgram(noNetwork bool) []unix.SockFilter {
+//
+// traceMe lets ptrace(2) through for PTRACE_TRACEME and PTRACE_DETACH, and
+// nothing else: the spawner starts a hook stopped at its exec that way, to
+// set its limits before it runs (see startDirect). Neither request gives a
+// hook any hold on another process: TRACEME hands its parent power over
+// the caller, and DETACH only lets go of a tracee, which a hook can only
+// have through a child's TRACEME, since ATTACH and SEIZE stay denied.
+func seccompProgram(noNetwork, traceMe bool) []unix.SockFilter {
 	const (
 		ld    = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
 		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
@@ -87,6 +94,16 @@ func seccompProgram(noNetwork bool) []unix.SockFilter {
 	if seccompX32Bit != 0 {
 		// x32 system calls: same architecture, other numbers.
 		p = append(p, jump(jge, seccompX32Bit, 0, 1), stmt(ret, enosy))
+	}
+	if traceMe {
+		p = append(p,
+			jump(jeq, unix.SYS_PTRACE, 0, 5),
+			stmt(ld, seccompArg0Offset),
+			jump(jeq, unix.PTRACE_TRACEME, 2, 0),
+			jump(jeq, unix.PTRACE_DETACH, 1, 0),
+			stmt(ret, eperm),
+			stmt(ret, allow),
+		)
 	}
 	for _, nr := range deniedSyscalls() {
 		p = append(p, jump(jeq, nr, 0, 1), stmt(ret, eperm))
@@ -146,7 +163,7 @@ func applySeccomp(cfg childConfig) Layer {
 	if seccompAuditArch == 0 {
 		return off(layerSeccomp, "no filter for this CPU architecture")
 	}
-	prog := seccompProgram(cfg.NoNetwork)
+	prog := seccompProgram(cfg.NoNetwork, false)
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	threads := "every thread of the helper"
 	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
@@ -164,12 +181,30 @@ func applySeccomp(cfg childConfig) Layer {
 	default:
 		return off(layerSeccomp, fmt.Sprintf("seccomp(SECCOMP_FILTER_FLAG_TSYNC): thread %d has another filter", r))
 	}
-	why := fmt.Sprintf("deny-list of %d system calls (ptrace, pidfd_getfd, mount, bpf, io_uring, ...), namespace flags of clone and unshare, clone3; on %s",
-		len(deniedSyscalls()), threads)
+	return on(layerSeccomp, seccompWhy(cfg, "ptrace", threads))
+}
+
+// applyThreadSeccomp installs the filter, with traceMe, on this thread
+// only: the spawner's thread that starts one hook (see startDirect).
+func applyThreadSeccomp(cfg childConfig) (Layer, error) {
+	if seccompAuditArch == 0 {
+		return off(layerSeccomp, "no filter for this CPU architecture"), nil
+	}
+	prog := seccompProgram(cfg.NoNetwork, true)
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+		return Layer{}, fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER): %w", errno)
+	}
+	return on(layerSeccomp, seccompWhy(cfg, "ptrace but for TRACEME and DETACH", "the hook and all it starts")), nil
+}
+
+func seccompWhy(cfg childConfig, ptrace, threads string) string {
+	why := fmt.Sprintf("deny-list of %d system calls (%s, pidfd_getfd, mount, bpf, io_uring, ...), namespace flags of clone and unshare, clone3; on %s",
+		len(deniedSyscalls()), ptrace, threads)
 	if cfg.NoNetwork {
 		why += "; --no-network: socket(2) for every family, Unix included, and socketpair(2) but for Unix stream and seqpacket pairs"
 	} else {
 		why += "; sockets allowed (--no-network not set)"
 	}
-	return on(layerSeccomp, why)
+	return why
 }

@@ -114,7 +114,7 @@ func TestSeccompProgramMatchesReference(t *testing.T) {
 		unix.CLONE_FILES, unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK, unix.AF_PACKET,
 	}
 	for _, noNetwork := range []bool{false, true} {
-		mine := vmFor(t, seccompProgram(noNetwork))
+		mine := vmFor(t, seccompProgram(noNetwork, false))
 		ref, err := bpf.NewVM(referencePolicy(t, info, noNetwork))
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestSeccompProgramMatchesReference(t *testing.T) {
 
 	// Where the reference is weaker: its deny-lists allow system calls of
 	// another architecture (int 0x80 on amd64), whose numbers differ.
-	mine := vmFor(t, seccompProgram(true))
+	mine := vmFor(t, seccompProgram(true, false))
 	for _, foreign := range []uint32{unix.AUDIT_ARCH_I386, unix.AUDIT_ARCH_ARM} {
 		got, _ := mine.Run(seccompData(unix.SYS_GETPID, foreign, 0))
 		if uint32(got) != unix.SECCOMP_RET_KILL_PROCESS {
@@ -171,7 +171,7 @@ func TestSeccompDeniesTheDangerousCalls(t *testing.T) {
 	if err != nil {
 		t.Skip("skipped: go-seccomp-bpf has no table for", runtime.GOARCH)
 	}
-	vm := vmFor(t, seccompProgram(false))
+	vm := vmFor(t, seccompProgram(false, false))
 	eperm := unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
 	for _, name := range []string{
 		"ptrace", "mount", "umount2", "pivot_root", "chroot", "kexec_load", "kexec_file_load",
@@ -193,6 +193,36 @@ func TestSeccompDeniesTheDangerousCalls(t *testing.T) {
 		nr := info.SyscallNames[name]
 		if got, _ := vm.Run(seccompData(uint32(nr), seccompAuditArch, unix.AF_INET)); uint32(got) != unix.SECCOMP_RET_ALLOW {
 			t.Errorf("%s: action %#x, want allow", name, got)
+		}
+	}
+}
+
+// TestSeccompTraceMeLetsOnlyTraceMeAndDetach: the filter of a hook the
+// spawner starts itself (see startDirect) differs from the helper's only in
+// letting ptrace through for PTRACE_TRACEME and PTRACE_DETACH.
+func TestSeccompTraceMeLetsOnlyTraceMeAndDetach(t *testing.T) {
+	eperm := uint32(unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM))
+	for _, noNetwork := range []bool{false, true} {
+		plain, traceMe := vmFor(t, seccompProgram(noNetwork, false)), vmFor(t, seccompProgram(noNetwork, true))
+		for nr := uint32(0); nr < 1024; nr++ {
+			for _, a := range []uint64{0, 1, unix.PTRACE_ATTACH, unix.PTRACE_DETACH, unix.PTRACE_SEIZE, unix.AF_UNIX, unix.CLONE_NEWUSER} {
+				in := seccompData(nr, seccompAuditArch, a)
+				got, err1 := traceMe.Run(in)
+				want, err2 := plain.Run(in)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if nr == unix.SYS_PTRACE {
+					if a == unix.PTRACE_TRACEME || a == unix.PTRACE_DETACH {
+						want = unix.SECCOMP_RET_ALLOW
+					} else if uint32(got) != eperm {
+						t.Errorf("ptrace request %#x: action %#x, want EPERM", a, got)
+					}
+				}
+				if got != want {
+					t.Errorf("noNetwork=%v nr %d arg %#x: action %#x, want %#x", noNetwork, nr, a, got, want)
+				}
+			}
 		}
 	}
 }

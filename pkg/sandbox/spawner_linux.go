@@ -51,6 +51,12 @@ const spawnerArg = "__livedict_sandbox_spawner"
 // spawnerIdle is how long an unused spawner is kept.
 const spawnerIdle = 30 * time.Second
 
+// noDirectEnv, set in a spawner's environment, makes it start the helper
+// for every run rather than the hook directly (see startDirect), for the
+// tests of the helper's init. Set in livedict's, it makes livedict ask for
+// such spawners, to measure what the direct start saves.
+const noDirectEnv = "LIVEDICT_SANDBOX_NO_DIRECT"
+
 // spawnerFD is the spawner's end of its socket pair.
 const spawnerFD = 3
 
@@ -113,8 +119,11 @@ var spawners struct {
 // spawnerFor returns the running spawner of helper for work dir dir,
 // starting one if needed, or nil when none can be had (Run then starts the
 // helper itself).
-func spawnerFor(helper, dir string) *spawner {
+func spawnerFor(helper, dir string, helperInit bool) *spawner {
 	key := helper + "\x00" + dir
+	if helperInit {
+		key += "\x00helper"
+	}
 	spawners.mu.Lock()
 	defer spawners.mu.Unlock()
 	if time.Now().Before(spawners.refused[helper]) {
@@ -129,7 +138,7 @@ func spawnerFor(helper, dir string) *spawner {
 		}
 		delete(spawners.m, key)
 	}
-	sp, err := startSpawner(helper, dir)
+	sp, err := startSpawner(helper, dir, helperInit)
 	if err != nil {
 		if spawners.refused == nil {
 			spawners.refused = map[string]time.Time{}
@@ -148,7 +157,7 @@ func spawnerFor(helper, dir string) *spawner {
 
 // startSpawner starts helper as a spawner in a new user namespace and
 // waits for it to say it is ready.
-func startSpawner(helper, dir string) (*spawner, error) {
+func startSpawner(helper, dir string, helperInit bool) (*spawner, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -179,6 +188,9 @@ func startSpawner(helper, dir string) (*spawner, error) {
 		Dir:         dir,
 		ExtraFiles:  []*os.File{theirs},
 		SysProcAttr: attr,
+	}
+	if helperInit {
+		cmd.Env = []string{noDirectEnv + "=1"}
 	}
 	if err := cmd.Start(); err != nil {
 		unix.Close(fds[0])
@@ -320,7 +332,7 @@ func CloseSpawners() {
 	}
 }
 
-// spawned is one helper the spawner started: a helperProc.
+// spawned is one helper (or hook) the spawner started: a helperProc.
 type spawned struct {
 	sp  *spawner
 	pid int
@@ -435,70 +447,114 @@ func runSpawner() int {
 		}
 	}
 	send(spawnReply{Ready: true})
-	buf := make([]byte, 1<<20)
-	oob := make([]byte, unix.CmsgSpace(3*4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(spawnerFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			return 0 // livedict is gone or done with us
-		}
-		var fds []int
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if got, err := unix.ParseUnixRights(&m); err == nil {
-					fds = append(fds, got...)
+
+	// Requests are read on a goroutine of their own. Hooks the spawner
+	// starts itself start on threads of their own, at the same time; only
+	// the helper is started from this thread, whose end kills it.
+	type request struct {
+		req spawnRequest
+		fds []int
+	}
+	reqs, fallback := make(chan request), make(chan request)
+	go func() {
+		defer close(reqs)
+		buf := make([]byte, 1<<20)
+		oob := make([]byte, unix.CmsgSpace(3*4))
+		for {
+			n, oobn, _, _, err := unix.Recvmsg(spawnerFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n == 0 {
+				return // livedict is gone or done with us
+			}
+			var fds []int
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, m := range msgs {
+					if got, err := unix.ParseUnixRights(&m); err == nil {
+						fds = append(fds, got...)
+					}
 				}
 			}
+			req, err := decodeSpawnRequest(buf[:n])
+			switch {
+			case err != nil:
+				send(spawnReply{ID: req.ID, Error: "bad spawn request: " + err.Error()})
+			case len(fds) != 3:
+				send(spawnReply{ID: req.ID, Error: fmt.Sprintf("spawn request with %d descriptors", len(fds))})
+			default:
+				reqs <- request{req, fds}
+				continue
+			}
+			closeAll(fds)
 		}
-		req, err := decodeSpawnRequest(buf[:n])
-		switch {
-		case err != nil:
-			send(spawnReply{ID: req.ID, Error: "bad spawn request: " + err.Error()})
-		case len(fds) != 3:
-			send(spawnReply{ID: req.ID, Error: fmt.Sprintf("spawn request with %d descriptors", len(fds))})
-		default:
-			flags := uintptr(syscall.CLONE_NEWPID)
-			if req.NoNetwork {
-				flags |= syscall.CLONE_NEWNET
+	}()
+	direct := os.Getenv(noDirectEnv) == ""
+	for {
+		var r request
+		select {
+		case got, ok := <-reqs:
+			if !ok {
+				return 0
 			}
-			pid, err := syscall.ForkExec("/proc/self/exe", []string{"livedict-sandbox", childArg, req.Config}, &syscall.ProcAttr{
-				Dir:   req.Dir,
-				Env:   req.Env,
-				Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[1]), uintptr(fds[2])},
-				Sys: &syscall.SysProcAttr{
-					Setpgid:    true,
-					Pdeathsig:  syscall.SIGKILL,
-					Cloneflags: flags,
-				},
-			})
-			if err != nil {
-				send(spawnReply{ID: req.ID, Error: "fork/exec helper: " + err.Error()})
-				break
-			}
-			send(spawnReply{ID: req.ID, Pid: pid})
-			go func(id uint64) {
-				for {
-					var ws syscall.WaitStatus
-					_, err := syscall.Wait4(pid, &ws, 0, nil)
-					if err == syscall.EINTR {
-						continue
-					}
-					st := uint32(ws)
-					if err != nil {
-						send(spawnReply{ID: id, Error: "wait: " + err.Error()})
+			if direct {
+				go func() {
+					if startDirect(got.req, got.fds, send) != nil {
+						fallback <- got
 						return
 					}
-					send(spawnReply{ID: id, Status: &st})
+					closeAll(got.fds)
+				}()
+				continue
+			}
+			r = got
+		case r = <-fallback:
+			// From then on, always the helper: each try costs a
+			// thread's set-up.
+			direct = false
+		}
+		flags := uintptr(syscall.CLONE_NEWPID)
+		if r.req.NoNetwork {
+			flags |= syscall.CLONE_NEWNET
+		}
+		pid, err := syscall.ForkExec("/proc/self/exe", []string{"livedict-sandbox", childArg, r.req.Config}, &syscall.ProcAttr{
+			Dir:   r.req.Dir,
+			Env:   r.req.Env,
+			Files: []uintptr{uintptr(r.fds[0]), uintptr(r.fds[1]), uintptr(r.fds[1]), uintptr(r.fds[2])},
+			Sys: &syscall.SysProcAttr{
+				Setpgid:    true,
+				Pdeathsig:  syscall.SIGKILL,
+				Cloneflags: flags,
+			},
+		})
+		closeAll(r.fds)
+		if err != nil {
+			send(spawnReply{ID: r.req.ID, Error: "fork/exec helper: " + err.Error()})
+			continue
+		}
+		send(spawnReply{ID: r.req.ID, Pid: pid})
+		go func(id uint64) {
+			for {
+				var ws syscall.WaitStatus
+				_, err := syscall.Wait4(pid, &ws, 0, nil)
+				if err == syscall.EINTR {
+					continue
+				}
+				st := uint32(ws)
+				if err != nil {
+					send(spawnReply{ID: id, Error: "wait: " + err.Error()})
 					return
 				}
-			}(req.ID)
-		}
-		for _, fd := range fds {
-			_ = unix.Close(fd)
-		}
+				send(spawnReply{ID: id, Status: &st})
+				return
+			}
+		}(r.req.ID)
+	}
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
 	}
 }
 

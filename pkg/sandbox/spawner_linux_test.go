@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 )
 
 // spawnerOf returns the running spawner of this test's helper for wd.
-func spawnerOf(t *testing.T, wd string) *spawner {
+func spawnerOf(t *testing.T, wd string, helperInit bool) *spawner {
 	t.Helper()
 	helper, err := defaultHelper()
 	if err != nil {
@@ -23,7 +24,11 @@ func spawnerOf(t *testing.T, wd string) *spawner {
 	}
 	spawners.mu.Lock()
 	defer spawners.mu.Unlock()
-	return spawners.m[helper+"\x00"+wd]
+	key := helper + "\x00" + wd
+	if helperInit {
+		key += "\x00helper"
+	}
+	return spawners.m[key]
 }
 
 // procStatus reads one field of /proc/PID/status.
@@ -42,39 +47,100 @@ func procStatus(t *testing.T, pid int, field string) string {
 	return ""
 }
 
-// TestRunsGoThroughTheSpawner: where namespaces work, a hook's helper is
-// started by its work dir's spawner, not by livedict (whose fork for a new
-// user namespace is what the spawner saves).
+// TestRunsGoThroughTheSpawner: where namespaces work, a hook is started
+// by its work dir's spawner, not by livedict (whose fork for a new user
+// namespace is what the spawner saves): the hook itself, in a namespace of
+// its own behind a stand-in init, with every layer the helper would have
+// given it and its limits set before it ran (see startDirect), or, asked
+// for, through the helper as its init.
 func TestRunsGoThroughTheSpawner(t *testing.T) {
 	if os.Getuid() == 0 && os.Getenv(unprivilegedEnv) == "" {
 		t.Run("as-nobody", func(t *testing.T) { runAsNobody(t, "TestRunsGoThroughTheSpawner") })
 	}
 	needLayer(t, layerPIDNS)
-	wd := t.TempDir()
-	m := marker()
-	done := startSleepingHook(t, wd, m)
-	sp := spawnerOf(t, wd)
-	if sp == nil {
-		t.Fatal("no spawner for the work dir")
-	}
-	helpers := procsWith(childArg)
-	var ours int
-	for _, pid := range helpers {
-		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), m) {
-			ours = pid
-		}
-	}
-	if ours == 0 {
-		t.Fatal("no helper process found")
-	}
-	if ppid := procStatus(t, ours, "PPid"); ppid != strconv.Itoa(sp.cmd.Process.Pid) {
-		t.Errorf("the helper's parent is %s, want the spawner %d (livedict is %d)", ppid, sp.cmd.Process.Pid, os.Getpid())
-	}
-	for _, pid := range procsWith("sleep", m) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if res := <-done; res.Signal != "SIGKILL" {
-		t.Errorf("hook ended with %+v, want SIGKILL", res)
+	for _, helperInit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("helperInit=%v", helperInit), func(t *testing.T) {
+			wd := t.TempDir()
+			m := marker()
+			done := startSleepingHook(t, wd, m, helperInit)
+			sp := spawnerOf(t, wd, helperInit)
+			if sp == nil {
+				t.Fatal("no spawner for the work dir")
+			}
+			// The process the spawner started: the helper, with the marker
+			// in its configuration, or the hook (exec sleep MARKER).
+			var ours int
+			for _, pid := range append(procsWith(m), procsWith(childArg)...) {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if strings.Contains(string(b), m) && procStatus(t, pid, "PPid") == strconv.Itoa(sp.cmd.Process.Pid) {
+					ours = pid
+				}
+			}
+			if ours == 0 {
+				t.Fatalf("no process with %s started by the spawner %d", m, sp.cmd.Process.Pid)
+			}
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ours))
+			if isHelper := strings.Contains(string(cmdline), childArg); isHelper != helperInit {
+				t.Errorf("the spawner started %q", cmdline)
+			}
+			if !helperInit {
+				// PID 2 of its own namespace, whose PID 1 is the stand-in
+				// init, stopped at its exec; every per-process layer.
+				if ns := strings.Fields(procStatus(t, ours, "NSpid")); len(ns) != 2 || ns[1] != "2" {
+					t.Errorf("NSpid %v, want PID 2 in a namespace of its own", ns)
+				}
+				var init int
+				for _, pid := range procsWith(HelperName, "init") {
+					if procStatus(t, pid, "PPid") == strconv.Itoa(sp.cmd.Process.Pid) {
+						init = pid
+					}
+				}
+				if init == 0 {
+					t.Fatal("no stand-in init")
+				}
+				if ns := strings.Fields(procStatus(t, init, "NSpid")); len(ns) != 2 || ns[1] != "1" {
+					t.Errorf("the stand-in's NSpid %v, want PID 1", ns)
+				}
+				if st := procStatus(t, init, "State"); !strings.HasPrefix(st, "t") {
+					t.Errorf("the stand-in is %q, want stopped by its tracer", st)
+				}
+				if v := procStatus(t, ours, "NoNewPrivs"); v != "1" {
+					t.Errorf("NoNewPrivs %s", v)
+				}
+				if v := procStatus(t, ours, "Seccomp"); v != "2" {
+					t.Errorf("Seccomp %s", v)
+				}
+				if v := procStatus(t, ours, "TracerPid"); v != "0" {
+					t.Errorf("still traced by %s", v)
+				}
+				limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", ours))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, want := range []string{
+					`Max core file size\s+0\s+0 `,
+					fmt.Sprintf(`Max open files\s+%d\s+%d `, DefaultOpenFiles, DefaultOpenFiles),
+					fmt.Sprintf(`Max data size\s+%d\s+%d `, DefaultDataBytes, DefaultDataBytes),
+					`Max cpu time\s+21\s+22 `, // the timeout, 20 s, and one more
+				} {
+					if !regexp.MustCompile(want).Match(limits) {
+						t.Errorf("limits lack %q:\n%s", want, limits)
+					}
+				}
+				if os.Getuid() != 0 {
+					want := fmt.Sprintf(`Max processes\s+%d\s+%d `, DefaultProcesses, DefaultProcesses)
+					if !regexp.MustCompile(want).Match(limits) {
+						t.Errorf("limits lack %q:\n%s", want, limits)
+					}
+				}
+			}
+			for _, pid := range procsWith("sleep", m) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if res := <-done; res.Signal != "SIGKILL" {
+				t.Errorf("hook ended with %+v, want SIGKILL", res)
+			}
+		})
 	}
 }
 
@@ -114,7 +180,7 @@ func TestSpawnedHookGetsNoCapabilities(t *testing.T) {
 		if os.Getuid() != 0 && (caps["CapEff"] != 0 || caps["CapPrm"] != 0 || caps["CapInh"] != 0) {
 			t.Errorf("run %d: a hook of uid %d has capabilities %v", i, os.Getuid(), caps)
 		}
-		if spawnerOf(t, wd) == nil {
+		if spawnerOf(t, wd, false) == nil {
 			t.Errorf("run %d did not go through a spawner", i)
 		}
 	}
@@ -129,7 +195,7 @@ func TestSpawnerKilledRunsGoOn(t *testing.T) {
 	if res := runHook(t, Spec{Argv: sh("echo one"), WorkDir: wd}); string(res.Output) != "one\n" {
 		t.Fatalf("first run: %+v", res)
 	}
-	sp := spawnerOf(t, wd)
+	sp := spawnerOf(t, wd, false)
 	if sp == nil {
 		t.Fatal("no spawner")
 	}
@@ -141,7 +207,7 @@ func TestSpawnerKilledRunsGoOn(t *testing.T) {
 	if err != nil || string(res.Output) != "two\n" || res.ExitCode != 0 {
 		t.Fatalf("after the spawner died: %v %+v", err, res)
 	}
-	if again := spawnerOf(t, wd); again == nil || again == sp {
+	if again := spawnerOf(t, wd, false); again == nil || again == sp {
 		t.Errorf("no new spawner after the first died")
 	}
 }
@@ -184,11 +250,11 @@ func FuzzDecodeSpawnRequest(f *testing.F) {
 // startSleepingHook runs a hook in wd that sleeps (its argv carries the
 // marker m, so tests can find its processes) and returns once the hook has
 // started; its Result arrives on the channel when it ends.
-func startSleepingHook(t *testing.T, wd, m string) <-chan Result {
+func startSleepingHook(t *testing.T, wd, m string, helperInit bool) <-chan Result {
 	t.Helper()
 	done := make(chan Result, 1)
 	go func() {
-		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second})
+		done <- runHook(t, Spec{Argv: sh(`touch "$HOME/ready"; exec sleep ` + m), WorkDir: wd, Timeout: 20 * time.Second, helperInit: helperInit})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
