@@ -368,14 +368,18 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 		// Deferred first, so it runs after the COMMIT or ROLLBACK below.
 		defer release()
 	}
-	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
-		return s.wrap(err)
-	}
+	// Registered before the BEGIN: a BEGIN cut short by ctx may still have
+	// started the transaction on the connection, and the next BEGIN would
+	// then fail ("cannot start a transaction within a transaction"). A
+	// ROLLBACK with none active only fails, harmlessly.
 	defer func() {
 		if err != nil {
 			s.conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
+	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
+		return s.wrap(err)
+	}
 	if err := fn(&sqliteTx{s: s, ctx: ctx, now: s.opts.Clock.Now().UnixMilli()}); err != nil {
 		return s.wrap(err)
 	}

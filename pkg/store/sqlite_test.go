@@ -202,3 +202,36 @@ func BenchmarkSQLiteDeadlines1M(b *testing.B) {
 		})
 	}
 }
+
+// TestSQLiteCanceledTransactionsLeaveNoneOpen: a transaction whose context
+// ends while it starts, runs or commits leaves the connection with no
+// transaction open, so the next one can begin. (A daemon that restarted
+// its delivery, cancelling the old loop's context, got "cannot start a
+// transaction within a transaction" on every later write.)
+func TestSQLiteCanceledTransactionsLeaveNoneOpen(t *testing.T) {
+	s, err := Open("sqlite:"+filepath.Join(t.TempDir(), "c.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(time.Duration(i%40) * 5 * time.Microsecond)
+			cancel()
+		}()
+		_ = s.Update(ctx, func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "main", Key: fmt.Sprintf("k%d", i), Value: []byte("v")})
+		})
+		_ = s.View(ctx, func(tx Tx) error {
+			_, _, err := tx.Get("main", "k0")
+			return err
+		})
+		cancel()
+		if err := s.Update(context.Background(), func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "main", Key: "after", Value: []byte("v")})
+		}); err != nil {
+			t.Fatalf("round %d: a write after a canceled one: %v", i, err)
+		}
+	}
+}
