@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livedict/livedict/pkg/hooks"
 )
 
 // Hook throughput benchmarks (issue 12): how many per-event runs a second
@@ -53,6 +57,37 @@ func BenchmarkDaemonHookRate(b *testing.B) {
 		if code := d.wait(time.Minute); code != 0 {
 			b.Fatalf("daemon exit %d after SIGTERM", code)
 		}
+	}
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "runs/s")
+}
+
+// BenchmarkBareExecRate is the ceiling BenchmarkDaemonHookRate is read
+// against: plain fork+exec of /bin/true from Go (os/exec), as many at once
+// as the daemon runs hooks (hook_concurrency, 4), no sandbox, no store.
+// Reported: runs/s.
+func BenchmarkBareExecRate(b *testing.B) {
+	n := sized(2000, 500)
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		jobs := make(chan struct{}, n)
+		for range n {
+			jobs <- struct{}{}
+		}
+		close(jobs)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for range hooks.DefaultConcurrency {
+			wg.Go(func() {
+				for range jobs {
+					if err := exec.Command("/bin/true").Run(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total += time.Since(t0)
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "runs/s")
 }

@@ -275,8 +275,26 @@ func (d *Deliverer) batchDone(o outcome, busy map[int64]int, pending []*item, re
 	if err != nil {
 		return pending, err
 	}
-	for _, it := range dropped {
-		pending = remove(pending, it)
+	return removeAll(pending, dropped), nil
+}
+
+// removeAll removes drop from items in one pass: a batch drops up to a
+// thousand events from a pending list of up to maxPending, which one
+// remove each made a quadratic copy.
+func removeAll(items, drop []*item) []*item {
+	if len(drop) == 0 {
+		return items
 	}
-	return pending, nil
+	gone := make(map[*item]bool, len(drop))
+	for _, it := range drop {
+		gone[it] = true
+	}
+	kept := items[:0]
+	for _, it := range items {
+		if !gone[it] {
+			kept = append(kept, it)
+		}
+	}
+	clear(items[len(kept):]) // let the dropped ones go
+	return kept
 }

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -90,4 +91,18 @@ func newBatcherWith(busy map[int64]int, eager int, its []*item, defs map[int64]H
 		b.add(it, defs, now)
 	}
 	return b
+}
+
+func TestRemoveAllKeepsTheRestInOrder(t *testing.T) {
+	items := make([]*item, 6)
+	for i := range items {
+		items[i] = &item{seq: uint64(i)}
+	}
+	got := removeAll(slices.Clone(items), []*item{items[4], items[0], items[2]})
+	if len(got) != 3 || got[0] != items[1] || got[1] != items[3] || got[2] != items[5] {
+		t.Fatalf("removeAll left %v", got)
+	}
+	if got := removeAll(slices.Clone(items), nil); len(got) != 6 {
+		t.Fatalf("removing nothing left %d", len(got))
+	}
 }
