@@ -181,7 +181,13 @@ func applySeccomp(cfg childConfig) Layer {
 	default:
 		return off(layerSeccomp, fmt.Sprintf("seccomp(SECCOMP_FILTER_FLAG_TSYNC): thread %d has another filter", r))
 	}
-	return on(layerSeccomp, seccompWhy(cfg, "ptrace", threads))
+	ptrace := "ptrace"
+	if cfg.Probe && cfg.UserNS {
+		// Where user namespaces work, hooks are started by the spawner
+		// itself, with the filter of applyThreadSeccomp: say so.
+		ptrace = "ptrace but for TRACEME and DETACH, which hooks the spawner starts itself need"
+	}
+	return on(layerSeccomp, seccompWhy(cfg, ptrace, threads))
 }
 
 // applyThreadSeccomp installs the filter, with traceMe, on this thread
