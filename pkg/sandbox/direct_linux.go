@@ -68,7 +68,7 @@ func startDirect(req spawnRequest, fds []int, send func(spawnReply)) error {
 		}
 		send(spawnReply{ID: req.ID, Pid: pid})
 		started <- nil
-		status, err := waitDirect(pid)
+		status, initGone, err := waitDirect(pid, init)
 		if err != nil {
 			send(spawnReply{ID: req.ID, Error: "wait: " + err.Error()})
 		} else {
@@ -77,7 +77,10 @@ func startDirect(req spawnRequest, fds []int, send func(spawnReply)) error {
 		// Then the namespace goes with its init, and whatever the hook
 		// left in it: after the reply, because tearing a namespace down
 		// takes the kernel milliseconds that the run need not wait for.
-		reap(init)
+		// (Never a kill by pid once reaped: the pid may be another's.)
+		if !initGone {
+			reap(init)
+		}
 	}()
 	return <-started
 }
@@ -195,26 +198,32 @@ func reap(pid int) {
 	}
 }
 
-// waitDirect waits for the hook to exit. A hook that asks to be traced
-// again (PTRACE_TRACEME makes this thread its tracer) is let go at once,
-// with the signal it stopped for, except an exec's SIGTRAP.
-func waitDirect(pid int) (uint32, error) {
+// waitDirect waits for the hook to exit, and reaps on the way whatever
+// else this thread is the parent or tracer of: a thread of the hook that
+// asked to be traced (PTRACE_TRACEME makes this thread its tracer) is let
+// go at once, with the signal it stopped for (but an exec's SIGTRAP), and
+// reaped once it exits; the hook could not be reaped before that. The init
+// is reaped here only if something outside killed it; initGone says so.
+// __WNOTHREAD: the children of the spawner's other threads are theirs.
+func waitDirect(pid, init int) (status uint32, initGone bool, err error) {
 	for {
 		var ws syscall.WaitStatus
-		_, err := syscall.Wait4(pid, &ws, unix.WALL, nil)
+		wpid, err := syscall.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD, nil)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err != nil:
-			return 0, err
+			return 0, initGone, err
 		case ws.Stopped():
 			sig := ws.StopSignal()
 			if sig == syscall.SIGTRAP {
 				sig = 0
 			}
-			_, _, _ = syscall.RawSyscall6(syscall.SYS_PTRACE, syscall.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
-			continue
+			_, _, _ = syscall.RawSyscall6(syscall.SYS_PTRACE, syscall.PTRACE_DETACH, uintptr(wpid), 0, uintptr(sig), 0, 0)
+		case wpid == pid:
+			return uint32(ws), initGone, nil
+		case wpid == init:
+			initGone = true
 		}
-		return uint32(ws), nil
 	}
 }

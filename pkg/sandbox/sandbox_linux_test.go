@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 		reachUnixSockets(socks)
 		os.Exit(0)
 	}
+	if os.Getenv(ptraceAttackEnv) != "" {
+		ptraceAttack()
+		os.Exit(0)
+	}
 	if os.Getenv("LIVEDICT_SANDBOX_TEST_SELF") != "1" && os.Getenv(unprivilegedEnv) == "" {
 		if err := buildHelper(); err != nil {
 			fmt.Fprintln(os.Stderr, "building the sandbox helper:", err)

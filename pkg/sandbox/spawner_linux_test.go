@@ -68,13 +68,24 @@ func TestRunsGoThroughTheSpawner(t *testing.T) {
 				t.Fatal("no spawner for the work dir")
 			}
 			// The process the spawner started: the helper, with the marker
-			// in its configuration, or the hook (exec sleep MARKER).
+			// in its configuration, or the hook (sh -c '...; exec sleep
+			// MARKER'). Looked for until it shows: on a loaded machine the
+			// work dir's ready file may come first.
 			var ours int
-			for _, pid := range append(procsWith(m), procsWith(childArg)...) {
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				if strings.Contains(string(b), m) && procStatus(t, pid, "PPid") == strconv.Itoa(sp.cmd.Process.Pid) {
-					ours = pid
+			deadline := time.Now().Add(10 * time.Second)
+			for ours == 0 && time.Now().Before(deadline) {
+				entries, _ := os.ReadDir("/proc")
+				for _, e := range entries {
+					b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+					if err != nil || !strings.Contains(string(b), m) {
+						continue
+					}
+					st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+					if err == nil && strings.Contains(string(st), fmt.Sprintf("\nPPid:\t%d\n", sp.cmd.Process.Pid)) {
+						ours, _ = strconv.Atoi(e.Name())
+					}
 				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			if ours == 0 {
 				t.Fatalf("no process with %s started by the spawner %d", m, sp.cmd.Process.Pid)
