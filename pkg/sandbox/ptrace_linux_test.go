@@ -1,13 +1,10 @@
 package sandbox
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,18 +24,7 @@ const ptraceAttackEnv = "LIVEDICT_SANDBOX_TEST_PTRACE"
 func ptraceAttack() {
 	// The spawner, and the stand-in init of this namespace, by their
 	// command lines (the host's /proc shows them).
-	var targets []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.Contains(b, []byte(spawnerArg)) || bytes.Equal(b, []byte(HelperName+"\x00init\x00")) {
-			targets = append(targets, pid)
-		}
-	}
+	targets := append(procsWith(spawnerArg), procsWith(HelperName, "init")...)
 	fmt.Printf("TARGETS %d\n", len(targets))
 	for _, pid := range append(targets, os.Getppid(), 1) {
 		for _, req := range []int{unix.PTRACE_ATTACH, unix.PTRACE_SEIZE, unix.PTRACE_PEEKDATA, unix.PTRACE_DETACH} {
