@@ -228,8 +228,6 @@ func TestEveryHelperThreadRestricted(t *testing.T) {
 	if len(tasks) < 2 {
 		t.Logf("the helper has %d thread(s)", len(tasks))
 	}
-	for _, pid := range procsWith("sleep", m) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	killSleep(t, m)
 	<-done
 }

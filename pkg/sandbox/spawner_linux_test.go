@@ -145,9 +145,7 @@ func TestRunsGoThroughTheSpawner(t *testing.T) {
 					}
 				}
 			}
-			for _, pid := range procsWith("sleep", m) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
+			killSleep(t, m)
 			if res := <-done; res.Signal != "SIGKILL" {
 				t.Errorf("hook ended with %+v, want SIGKILL", res)
 			}
@@ -274,6 +272,27 @@ func startSleepingHook(t *testing.T, wd, m string, helperInit bool) <-chan Resul
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the hook never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killSleep kills the sleep of a hook startSleepingHook started, once it
+// shows: on a loaded machine the hook's shell can still be on its way to
+// the exec when its ready file is there.
+func killSleep(t *testing.T, m string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := procsWith("sleep", m)
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if len(pids) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sleep %s to kill", m)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
