@@ -10,7 +10,8 @@
 # Sections: startup (a one-shot command against the floor of its own stack,
 # scripts/bench/floor, sqlite3 and redis-cli, by hyperfine and by paired
 # interleaved runs), get, set, import, expired (hyperfine: livedict against sqlite3
-# and redis-cli), hooks, daemon, redisdaemon (the Go benchmarks in process_bench_test.go
+# and redis-cli), redis and redis_import (livedict on a Redis store against
+# redis-cli on the same server), hooks, daemon, redisdaemon (the Go benchmarks in process_bench_test.go
 # and redis_daemon_bench_test.go,
 # run from a test binary built here; their figures and the targets below
 # are checked here). Missing tools (hyperfine, sqlite3,
@@ -28,7 +29,7 @@
 set -euo pipefail
 set -o errtrace # the ERR trap below names the failing command, in functions too
 
-ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt redis redis_daemons redisdaemon)
+ALL_BENCHES=(startup get set import expired hooks daemon scripting encrypt redis redis_import redis_daemons redisdaemon)
 
 # Targets (see the summary at the end).
 TARGET_GET_VS_SQLITE=1.3     # livedict get / sqlite3 SELECT
@@ -56,6 +57,7 @@ TARGET_ENCRYPT_GET=1.15      # get of a 100-byte value, encrypted bucket / plain
 TARGET_ENCRYPT_SET=1.15      # set of a 100-byte value, encrypted bucket / plain bucket
 TARGET_REDIS_GET=1.2         # livedict get on a Redis store / redis-cli GET
 TARGET_REDIS_SET=1.2         # livedict set --ttl on a Redis store / redis-cli SET EX
+TARGET_REDIS_IMPORT=1.5      # livedict import into a Redis store / redis-cli --pipe, 1M keys with TTLs
 TARGET_REDIS_DAEMONS_REAP_S=5 # 3 daemons on one Redis, 100k keys due in 1 s: none scheduled after (s)
 TARGET_REDIS_EXPIRE_HOOK_MS=50 # 3 daemons on one Redis store: deadline → expire hook start (median)
 TARGET_REDIS_IDLE_CPU_MS=100 # daemon on a Redis store of 1M TTL keys: CPU per 60 s idle (≈ 0)
@@ -379,6 +381,37 @@ bench_import() {
 	add_summary "import $label: livedict $(fmt_ms "$l"), redis-cli --pipe $(fmt_ms "$r")" \
 		"→ ${rr}× (target ≤ $TARGET_IMPORT_VS_REDIS) $ST"
 	rm -f "$TMP/big.jsonl" "$TMP/big.resp" "$db"
+}
+
+# redis_import: the same million keys with TTLs, imported into a Redis
+# store and piped by redis-cli into the same server, flushed before each
+# run. livedict's import is all or nothing (one MULTI/EXEC) and writes
+# each key's value, metadata and deadline; --pipe only SETs.
+bench_redis_import() {
+	ensure_redis
+	local n=$LARGE_KEYS url="redis://127.0.0.1:$REDIS_PORT?prefix=imp"
+	log "generating $n keys for a Redis import and redis-cli --pipe"
+	gen jsonl "$n" "$TMP/big.jsonl" "$(($(ms_now) + 3600000))"
+	gen resp "$n" "$TMP/big.resp" 3600
+	local flush
+	flush="$(q redis-cli -p "$REDIS_PORT" FLUSHALL) >/dev/null"
+	hf redisimport -w 0 -r "$IMPORT_RUNS" \
+		--prepare "$flush" -n "livedict import (redis)" "$(q "$LD" --store "$url" import "$TMP/big.jsonl")" \
+		--prepare "$flush" -n "redis-cli --pipe" "$(q redis-cli -p "$REDIS_PORT" --pipe) < $(q "$TMP/big.resp")"
+	REDIS_BASE_READY=0 # flushed
+	note_noise redisimport
+	expect_eq "redis DBSIZE after --pipe" "$n" "$(rcli DBSIZE)"
+	"$LD" --store "$url" import "$TMP/big.jsonl"
+	expect_eq "livedict keys after a Redis import" "$n $n" \
+		"$("$LD" --store "$url" stats --json | "$BT" json keys keys_with_ttl)"
+	local l r rr
+	l=$(hf_median_ms redisimport 0) r=$(hf_median_ms redisimport 1)
+	rr=$(ratio "$l" "$r")
+	check_target "$rr" "$TARGET_REDIS_IMPORT"
+	add_summary "redis import $n keys: livedict $(fmt_ms "$l"), redis-cli --pipe $(fmt_ms "$r")" \
+		"→ ${rr}× (target ≤ $TARGET_REDIS_IMPORT) $ST"
+	rcli FLUSHALL >/dev/null
+	rm -f "$TMP/big.jsonl" "$TMP/big.resp"
 }
 
 bench_expired() {

@@ -177,7 +177,9 @@ func noise(args []string) error {
 // separated.
 func jsonFields(names []string) error {
 	var m map[string]any
-	if err := json.NewDecoder(os.Stdin).Decode(&m); err != nil {
+	d := json.NewDecoder(os.Stdin)
+	d.UseNumber() // 1000000, not 1e+06
+	if err := d.Decode(&m); err != nil {
 		return err
 	}
 	var out []string
