@@ -121,14 +121,34 @@ func batchStarts(b *testing.B, out string) (map[string]time.Time, int) {
 	return starts, len(lines)
 }
 
-// lineCount counts the lines of the runs' files in out without parsing
-// them: cheap enough to poll.
-func lineCount(out string) int {
-	files, _ := filepath.Glob(filepath.Join(out, "starts.*"))
+// lineCounter counts the lines of the runs' files in out without parsing
+// them, reading again only the files whose size changed since the last
+// count: the benchmark polls it every 10 ms, and reading every file each
+// time (up to 14 MB for 100,000 events) took a fifth of this 2-core
+// machine's CPU away from the daemon it measures.
+type lineCounter struct {
+	out   string
+	files map[string][2]int64 // name → size when counted, lines
+}
+
+func (c *lineCounter) count() int {
+	if c.files == nil {
+		c.files = map[string][2]int64{}
+	}
+	names, _ := filepath.Glob(filepath.Join(c.out, "starts.*"))
 	n := 0
-	for _, f := range files {
-		bs, _ := os.ReadFile(f)
-		n += bytes.Count(bs, []byte("\n"))
+	for _, f := range names {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		seen, ok := c.files[f]
+		if !ok || seen[0] != fi.Size() {
+			bs, _ := os.ReadFile(f)
+			seen = [2]int64{int64(len(bs)), int64(bytes.Count(bs, []byte("\n")))}
+			c.files[f] = seen
+		}
+		n += int(seen[1])
 	}
 	return n
 }
@@ -145,10 +165,11 @@ func batchExpiry(b *testing.B, n int, span time.Duration) (lat []time.Duration, 
 	t0 := time.Now().Add(4 * time.Second).Truncate(time.Second)
 	at := importTTLKeys(b, e, "k", n, t0, span)
 	d := e.startDaemon()
+	counter := &lineCounter{out: out}
 	b.StartTimer()
 	poll(b, span+5*time.Minute, "every event to reach a run", func() bool {
 		d.running()
-		return lineCount(out) >= n
+		return counter.count() >= n
 	})
 	all = time.Since(t0.Add(span))
 	b.StopTimer()
