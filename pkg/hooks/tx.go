@@ -113,12 +113,16 @@ func (t *Tx) Delete(bucket, key string) (bool, error) {
 // hook wants.
 func (t *Tx) DropBucket(bucket string) (bool, error) {
 	if t.watchMax > 0 && !store.IsInternal(bucket) || t.rec.WantsBucket(Delete, bucket) {
+		t.seq.hold()
 		err := t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
 			if !t.wants(Delete, e.Bucket, e.Key) {
 				return nil
 			}
 			return t.record(Delete, e)
 		})
+		if rerr := t.seq.release(t.Tx); err == nil {
+			err = rerr
+		}
 		if err != nil {
 			return false, err
 		}
@@ -146,7 +150,11 @@ func (t *Tx) Reap(limit int, fn func(store.Entry) error) (int, error) {
 			return t.record(Expire, e)
 		}
 	}
+	t.seq.hold()
 	n, err := t.Tx.Reap(limit, wrapped)
+	if rerr := t.seq.release(t.Tx); err == nil {
+		err = rerr
+	}
 	t.Wrote = t.Wrote || n > 0
 	return n, err
 }

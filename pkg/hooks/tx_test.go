@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +277,78 @@ func TestTxRecordsExpireOnReap(t *testing.T) {
 		})
 		if len(ht.Events) != 0 || ht.Wrote || len(outbox(t, s)) != 2 {
 			t.Fatal("second reap recorded")
+		}
+	})
+}
+
+// A reap writes the event counter once, at its end (eventSeq.hold): the
+// numbers it hands out must still be unique and the counter right after
+// the commit, also when the reap fails midway and the caller commits
+// anyway, and for events recorded after the reap in the same transaction.
+func TestTxReapNumbersEventsOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store, clk *ttl.Fake) {
+		addHook(t, s, Hook{Events: Expire | Set})
+		exp := t0.Add(time.Second).UnixMilli()
+		update(t, s, func(tx store.Tx) error {
+			for _, k := range []string{"a", "b", "c", "d", "e"} {
+				if err := tx.Put(store.Entry{Bucket: "main", Key: k, Value: []byte(k), ExpiresAt: exp}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		clk.Advance(time.Minute)
+		// After every commit: each number once, the counter at the last.
+		check := func(when string) []outboxRow {
+			rows := outbox(t, s)
+			seen := map[uint64]bool{}
+			var max uint64
+			for _, r := range rows {
+				if seen[r.seq] {
+					t.Fatalf("%s: event number %d given twice: %s", when, r.seq, describe(rows))
+				}
+				seen[r.seq], max = true, r.seq
+			}
+			var counter string
+			view(t, s, func(tx store.Tx) error {
+				e, _, err := tx.Get(metaBucket, "event")
+				counter = string(e.Value)
+				return err
+			})
+			if want := strconv.FormatUint(max, 10); counter != want {
+				t.Fatalf("%s: counter %q after events up to %d: %s", when, counter, max, describe(rows))
+			}
+			return rows
+		}
+		boom := errors.New("boom")
+		calls := 0
+		mustHookUpdate(t, s, func(tx *Tx) error {
+			// The error is ignored: what the reap did before it commits.
+			tx.Reap(0, func(store.Entry) error {
+				if calls++; calls == 3 {
+					return boom
+				}
+				return nil
+			})
+			return nil
+		})
+		if rows := check("after a failed reap"); len(rows) != 2 {
+			t.Fatalf("a reap failing at its third key recorded %s", describe(rows))
+		}
+		mustHookUpdate(t, s, func(tx *Tx) error {
+			if _, err := tx.Reap(0, nil); err != nil {
+				return err
+			}
+			// Numbered after the reap's, in the same transaction.
+			return tx.Put(store.Entry{Bucket: "main", Key: "after", Value: []byte("v")})
+		})
+		check("after a reap and a set")
+		mustHookUpdate(t, s, func(tx *Tx) error {
+			return tx.Put(store.Entry{Bucket: "main", Key: "next", Value: []byte("v")})
+		})
+		rows := check("after a set")
+		if last := rows[len(rows)-1].rec; last.Event != Set || string(last.Key) != "next" {
+			t.Fatalf("last event %+v, want the set of next", last)
 		}
 	})
 }
