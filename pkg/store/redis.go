@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/livedict/livedict/pkg/ttl"
 )
@@ -135,6 +136,10 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		MinIdleConns:    0,
 		MaxRetries:      -1,
 		DisableIdentity: true,
+		// Off: by default go-redis asks every new connection for
+		// maintenance notifications (a Redis Enterprise feature), a round
+		// trip that open-source servers answer with an error.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 	// Without this go-redis reads replies under a background context, so a
 	// server that accepts and never answers hangs every command
