@@ -24,6 +24,13 @@ import (
 // the script controls with the `clock` command, so TTLs are tested without
 // sleeping; scripts that do not set a clock get the real one.
 func TestMain(m *testing.M) {
+	// Built with -race, this test binary, which the tests run as livedict,
+	// sleeps a second at every exit (ThreadSanitizer's atexit_sleep_ms),
+	// which the real-process tests' timing does not allow for. Other
+	// builds ignore GORACE.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
 	testscript.Main(withHelper{m}, map[string]func(){
 		"livedict": func() {
 			sandbox.MaybeRunChild() // as main does
