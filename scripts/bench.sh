@@ -358,9 +358,7 @@ bench_import() {
 	ensure_redis
 	local n=$LARGE_KEYS label
 	label=$(awk -v n="$n" 'BEGIN { if (n % 1000000 == 0) print n / 1000000 "M"; else print n / 1000 "k" }')
-	log "generating $n keys for import and redis-cli --pipe"
-	gen jsonl "$n" "$TMP/big.jsonl" "$(($(ms_now) + 3600000))"
-	gen resp "$n" "$TMP/big.resp" 3600
+	gen_import "$n"
 	local db="$TMP/imp.db"
 	# Not -N: redis-cli --pipe reads stdin. hyperfine subtracts the shell's own time.
 	hf import -w 0 -r "$IMPORT_RUNS" \
@@ -374,13 +372,27 @@ bench_import() {
 	got=$("$LD" --store "sqlite:$db" stats --json | "$BT" json keys keys_with_ttl)
 	expect_eq "livedict keys after import" "$n $n" "$got"
 	expect_eq "redis DBSIZE after --pipe" "$n" "$(rcli DBSIZE)"
-	local l r rr
-	l=$(hf_median_ms import 0) r=$(hf_median_ms import 1)
-	rr=$(ratio "$l" "$r")
-	check_target "$rr" "$TARGET_IMPORT_VS_REDIS"
-	add_summary "import $label: livedict $(fmt_ms "$l"), redis-cli --pipe $(fmt_ms "$r")" \
-		"→ ${rr}× (target ≤ $TARGET_IMPORT_VS_REDIS) $ST"
+	import_summary import "$TARGET_IMPORT_VS_REDIS" "import $label"
 	rm -f "$TMP/big.jsonl" "$TMP/big.resp" "$db"
+}
+
+# gen_import N: the same N keys with TTLs as an export for livedict import
+# ($TMP/big.jsonl) and as SET commands for redis-cli --pipe ($TMP/big.resp).
+gen_import() {
+	log "generating $1 keys for import and redis-cli --pipe"
+	gen jsonl "$1" "$TMP/big.jsonl" "$(($(ms_now) + 3600000))"
+	gen resp "$1" "$TMP/big.resp" 3600
+}
+
+# import_summary NAME TARGET LABEL: hyperfine run NAME's livedict import
+# (its first command) against redis-cli --pipe (its second), checked
+# against TARGET and added to the summary.
+import_summary() {
+	local l r rr
+	l=$(hf_median_ms "$1" 0) r=$(hf_median_ms "$1" 1)
+	rr=$(ratio "$l" "$r")
+	check_target "$rr" "$2"
+	add_summary "$3: livedict $(fmt_ms "$l"), redis-cli --pipe $(fmt_ms "$r")" "→ ${rr}× (target ≤ $2) $ST"
 }
 
 # redis_import: the same million keys with TTLs, imported into a Redis
@@ -390,9 +402,7 @@ bench_import() {
 bench_redis_import() {
 	ensure_redis
 	local n=$LARGE_KEYS url="redis://127.0.0.1:$REDIS_PORT?prefix=imp"
-	log "generating $n keys for a Redis import and redis-cli --pipe"
-	gen jsonl "$n" "$TMP/big.jsonl" "$(($(ms_now) + 3600000))"
-	gen resp "$n" "$TMP/big.resp" 3600
+	gen_import "$n"
 	local flush
 	flush="$(q redis-cli -p "$REDIS_PORT" FLUSHALL) >/dev/null"
 	hf redisimport -w 0 -r "$IMPORT_RUNS" \
@@ -404,12 +414,7 @@ bench_redis_import() {
 	"$LD" --store "$url" import "$TMP/big.jsonl"
 	expect_eq "livedict keys after a Redis import" "$n $n" \
 		"$("$LD" --store "$url" stats --json | "$BT" json keys keys_with_ttl)"
-	local l r rr
-	l=$(hf_median_ms redisimport 0) r=$(hf_median_ms redisimport 1)
-	rr=$(ratio "$l" "$r")
-	check_target "$rr" "$TARGET_REDIS_IMPORT"
-	add_summary "redis import $n keys: livedict $(fmt_ms "$l"), redis-cli --pipe $(fmt_ms "$r")" \
-		"→ ${rr}× (target ≤ $TARGET_REDIS_IMPORT) $ST"
+	import_summary redisimport "$TARGET_REDIS_IMPORT" "redis import $n keys"
 	rcli FLUSHALL >/dev/null
 	rm -f "$TMP/big.jsonl" "$TMP/big.resp"
 }
