@@ -985,7 +985,7 @@ func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 		return 0, errRedisReadOnly
 	}
 	// Size each bucket's maps for what comes, once: growing them one
-	// key at a time was half of a million-key import's client time.
+	// key at a time was half of this step's time for a million keys.
 	count := map[string]int{}
 	for _, e := range entries {
 		if IsInternal(e.Bucket) {
