@@ -233,31 +233,37 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		var next time.Time
 		// blocked counts the events left to other deliverers or to
 		// other hosts' keys (shared stores): not this one's to wait for.
-		blocked, heads := 0, []*item(nil)
+		// heads counts the events looked at: the oldest of each order
+		// key, all of them unless the pass filled every slot first.
+		blocked, heads := 0, 0
 		if !stopping {
 			now := d.now()
 			b := newBatcher(busy, batchEager(conc))
-			// Only the oldest event of each order key may start.
-			seen := make(map[string]bool, len(pending))
-			heads = make([]*item, 0, len(pending))
-			for _, it := range pending {
-				if !seen[it.key] {
-					seen[it.key] = true
-					heads = append(heads, it)
-				}
+			// Only the oldest event of each order key may start. They are
+			// found as the pass goes, so a pass that fills the free slot
+			// early stops there: finding every key's oldest event first,
+			// at every pass, cost a deliverer with thousands pending more
+			// than the runs it started (a map insert per pending event per
+			// run).
+			candidates := pending
+			if d.Shared && len(pending) > 0 {
+				// On a shared store each deliverer starts its pass at a
+				// place of its own among the heads, so that several do
+				// not all reach for the same events first.
+				all := oldestPerKey(pending)
+				first := int(hash(d.owner) % uint64(len(all)))
+				candidates = append(all[first:len(all):len(all)], all[:first]...)
 			}
-			// On a shared store each deliverer starts its pass at a
-			// place of its own, so that several do not all reach for
-			// the same events first.
-			first := 0
-			if d.Shared && len(heads) > 0 {
-				first = int(hash(d.owner) % uint64(len(heads)))
-			}
-			for i := range heads {
-				it := heads[(first+i)%len(heads)]
+			seen := map[string]bool{}
+			for _, it := range candidates {
 				if running >= conc {
 					break
 				}
+				if seen[it.key] {
+					continue
+				}
+				seen[it.key] = true
+				heads++
 				if it.running {
 					continue
 				}
@@ -292,10 +298,10 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			})
 		}
 		if running == 0 && untilIdle {
-			if len(pending) > 0 && (d.NoWait || blocked == len(heads)) && !stopping {
+			if len(pending) > 0 && (d.NoWait || blocked == heads) && !stopping {
 				// Everything left waits for its retry time, or is
 				// another deliverer's or another host's to run.
-				d.leftBlocked = blocked == len(heads)
+				d.leftBlocked = blocked == heads
 				return nil
 			}
 			if len(pending) == 0 {
@@ -400,6 +406,19 @@ func (d *Deliverer) dropDamaged(entries []store.Entry) error {
 		d.logRun(run)
 	}
 	return nil
+}
+
+// oldestPerKey returns the first item of each order key, in order.
+func oldestPerKey(items []*item) []*item {
+	seen := make(map[string]bool, len(items))
+	heads := make([]*item, 0, len(items))
+	for _, it := range items {
+		if !seen[it.key] {
+			seen[it.key] = true
+			heads = append(heads, it)
+		}
+	}
+	return heads
 }
 
 func remove(items []*item, it *item) []*item {

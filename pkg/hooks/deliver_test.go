@@ -179,10 +179,16 @@ func statuses(rs []Run) string {
 
 func deliver(t *testing.T, d *Deliverer) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	const limit = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := d.Deliver(ctx, nil, true); err != nil {
 		t.Fatalf("Deliver: %v", err)
+	}
+	// Deliver ends quietly when its context does: say so, rather than
+	// let a check of what was delivered report a mystery.
+	if ctx.Err() != nil {
+		t.Fatalf("Deliver did not finish within %v", limit)
 	}
 }
 
