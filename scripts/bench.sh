@@ -147,8 +147,9 @@ build_livedict() {
 	(cd "$ROOT" && go build -o "$TMP/bench" ./scripts/bench && go test -c -o "$TMP/livedict.test" .)
 	BT="$TMP/bench" LT="$TMP/livedict.test"
 	# The floor is built exactly as livedict is, from the project's go.mod.
-	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/floor" ./scripts/bench/floor)
-	FLOOR="$TMP/floor"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/floor" ./scripts/bench/floor &&
+		CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TMP/redisfloor" ./scripts/bench/redisfloor)
+	FLOOR="$TMP/floor" REDISFLOOR="$TMP/redisfloor"
 	if [[ -n "${LIVEDICT_BIN:-}" ]]; then
 		LD=$(command -v "$LIVEDICT_BIN") || die "LIVEDICT_BIN=$LIVEDICT_BIN is not executable"
 		return
@@ -324,21 +325,24 @@ bench_redis() {
 	"$LD" --store "$url" set "$key" "$val"
 	expect_eq "livedict get (redis)" "$val" "$("$LD" --store "$url" get "$key")"
 	expect_eq "redis-cli SET" OK "$(rcli SET "$key" "$val")"
+	expect_eq "redisfloor GET" "$val" "$("$REDISFLOOR" "127.0.0.1:$REDIS_PORT" "$key")"
 	hf redisget -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
 		-n livedict "$(q "$LD" --store "$url" get "$key")" \
-		-n redis-cli "$(q redis-cli -p "$REDIS_PORT" GET "$key")"
+		-n redis-cli "$(q redis-cli -p "$REDIS_PORT" GET "$key")" \
+		-n redisfloor "$(q "$REDISFLOOR" "127.0.0.1:$REDIS_PORT" "$key")"
 	hf redisset -N -w "$SMALL_WARMUP" -r "$SMALL_RUNS" \
 		-n livedict "$(q "$LD" --store "$url" set "$key" "$val" --ttl 60s)" \
 		-n redis-cli "$(q redis-cli -p "$REDIS_PORT" SET "$key" "$val" EX 60)"
 	note_noise redisget
-	local lg rg ls rs g s st1 st2
-	lg=$(hf_median_ms redisget 0) rg=$(hf_median_ms redisget 1)
+	local lg rg fg ls rs g s st1 st2
+	lg=$(hf_median_ms redisget 0) rg=$(hf_median_ms redisget 1) fg=$(hf_median_ms redisget 2)
 	ls=$(hf_median_ms redisset 0) rs=$(hf_median_ms redisset 1)
 	g=$(ratio "$lg" "$rg")
 	check_target "$g" "$TARGET_REDIS_GET"; st1=$ST
 	s=$(ratio "$ls" "$rs")
 	check_target "$s" "$TARGET_REDIS_SET"; st2=$ST
-	add_summary "redis: get $(fmt_ms "$lg") vs redis-cli GET $(fmt_ms "$rg") → ${g}× (target ≤ $TARGET_REDIS_GET) $st1;" \
+	add_summary "redis: get $(fmt_ms "$lg") vs redis-cli GET $(fmt_ms "$rg") → ${g}× (target ≤ $TARGET_REDIS_GET) $st1" \
+		"(the floor of its stack, scripts/bench/redisfloor: $(fmt_ms "$fg"), $(ratio "$lg" "$fg")×);" \
 		"set --ttl $(fmt_ms "$ls") vs SET EX $(fmt_ms "$rs") → ${s}× (target ≤ $TARGET_REDIS_SET) $st2"
 }
 
