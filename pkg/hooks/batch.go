@@ -153,8 +153,8 @@ func (d *Deliverer) passedEnv(h Hook, name string) (string, bool) {
 // success every event leaves the outbox; on failure each is retried with
 // backoff, or given up when its retries are spent. The log gets one entry
 // for the run, naming its first event and the count. It returns the
-// events that left the outbox.
-func (d *Deliverer) finishBatch(o outcome) (dropped []*item, err error) {
+// events that left the outbox. also runs in the same transaction.
+func (d *Deliverer) finishBatch(o outcome, also func(store.Tx) error) (dropped []*item, err error) {
 	first := o.ran[0].rec
 	run := &Run{
 		Time: o.start.UnixMilli(), HookID: first.HookID, HookName: o.hook.Name,
@@ -192,6 +192,9 @@ func (d *Deliverer) finishBatch(o outcome) (dropped []*item, err error) {
 		}
 	}
 	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
+		if err := also(tx); err != nil {
+			return err
+		}
 		for i, it := range o.ran {
 			if drop[i] && !d.Shared {
 				// Every event is this deliverer's: whether it was
@@ -257,8 +260,9 @@ func (d *Deliverer) startBatches(b *batcher, defs map[int64]Hook, now time.Time,
 
 // batchDone takes a finished batch run back: its events are no longer
 // running and, when record is set (the store has not failed), the run is
-// recorded and the events that left the outbox leave pending too.
-func (d *Deliverer) batchDone(o outcome, busy map[int64]int, pending []*item, record bool) ([]*item, error) {
+// recorded and the events that left the outbox leave pending too; also
+// runs in the transaction that records it.
+func (d *Deliverer) batchDone(o outcome, busy map[int64]int, pending []*item, record bool, also func(store.Tx) error) ([]*item, error) {
 	if busy[o.hook.ID]--; busy[o.hook.ID] <= 0 {
 		delete(busy, o.hook.ID)
 	}
@@ -271,7 +275,7 @@ func (d *Deliverer) batchDone(o outcome, busy map[int64]int, pending []*item, re
 	if !record || len(o.ran) == 0 {
 		return pending, nil // leave the events for next time
 	}
-	dropped, err := d.finishBatch(o)
+	dropped, err := d.finishBatch(o, also)
 	if err != nil {
 		return pending, err
 	}

@@ -138,8 +138,8 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	var (
 		pending []*item
 		cursor  string
-		// defs is the hook definitions as of the last load: reading
-		// them with the outbox saves a transaction per run.
+		// defs is the hook definitions as of the last read: with the
+		// outbox, or alone after a run (see refill).
 		defs map[int64]Hook
 		// verified says, on a shared store, which definitions this
 		// host's key verifies.
@@ -155,24 +155,37 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		truncated bool
 		loaded    time.Time
 	)
+	// defsStale says a run ended since the definitions were last read:
+	// the next pass reads them first, for a hook disabled or removed
+	// while its key's run went must not run the key's next event (SPEC:
+	// hook disable). Recording a run reads them in its own transaction
+	// (finish), so this costs no transaction of its own as a rule.
+	defsStale := false
+	readDefs := func(tx store.Tx) error {
+		hs, err := List(tx)
+		if err != nil {
+			return err
+		}
+		defsStale = false
+		defs = make(map[int64]Hook, len(hs))
+		verified = make(map[int64]bool, len(hs))
+		for _, h := range hs {
+			defs[h.ID] = h
+			if d.Shared {
+				verified[h.ID] = d.verify(h)
+			}
+		}
+		return nil
+	}
 	load := func() error {
 		if len(pending) >= maxPending && defs != nil {
-			return nil
+			return d.Store.View(ctx, readDefs)
 		}
 		loaded, truncated = time.Now(), false
 		var damaged []store.Entry
 		err := d.Store.View(ctx, func(tx store.Tx) error {
-			hs, err := List(tx)
-			if err != nil {
+			if err := readDefs(tx); err != nil {
 				return err
-			}
-			defs = make(map[int64]Hook, len(hs))
-			verified = make(map[int64]bool, len(hs))
-			for _, h := range hs {
-				defs[h.ID] = h
-				if d.Shared {
-					verified[h.ID] = d.verify(h)
-				}
 			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				cursor = e.Key
@@ -199,8 +212,8 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	// asked to (now), or when pending is running low, at once when the
 	// outbox held more than pending could, else at most every refillEvery
 	// (a wake brings new events at once; this is the backstop). Reading
-	// them after every run cost the daemon a transaction per event, a
-	// seventh of its CPU at 200 runs a second.
+	// the outbox after every run cost the daemon a transaction per event,
+	// a seventh of its CPU at 200 runs a second.
 	refill := func(now bool) error {
 		if !now && (len(pending) >= maxPending/2 || (!truncated && time.Since(loaded) < refillEvery)) {
 			return nil
@@ -236,6 +249,11 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		// heads counts the events looked at: the oldest of each order
 		// key, all of them unless the pass filled every slot first.
 		blocked, heads := 0, 0
+		if !stopping && defsStale {
+			if err := d.Store.View(ctx, readDefs); err != nil {
+				loadFailed(err)
+			}
+		}
 		if !stopping {
 			now := d.now()
 			b := newBatcher(busy, batchEager(conc))
@@ -324,9 +342,10 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		case o := <-done:
 			running--
 			o.it.running = false
+			defsStale = true
 			if o.batch != nil {
 				var err error
-				if pending, err = d.batchDone(o, busy, pending, stopErr == nil); err != nil {
+				if pending, err = d.batchDone(o, busy, pending, stopErr == nil, readDefs); err != nil {
 					stopErr, stopping = err, true
 				} else if !stopping && stopErr == nil {
 					if err := refill(false); err != nil {
@@ -348,7 +367,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			case notDue:
 				continue
 			}
-			drop, err := d.finish(o)
+			drop, err := d.finish(o, readDefs)
 			if err != nil {
 				stopErr, stopping = err, true
 				continue
@@ -483,7 +502,9 @@ func Succeeded(res sandbox.Result, err error) bool {
 // finish records o in the store: the event leaves the outbox when its run
 // succeeded, was the last allowed, or cannot happen; otherwise its next
 // attempt is scheduled. It reports whether the event left the outbox.
-func (d *Deliverer) finish(o outcome) (drop bool, err error) {
+// also runs in the same transaction (the deliverer reads the hook
+// definitions again there).
+func (d *Deliverer) finish(o outcome, also func(store.Tx) error) (drop bool, err error) {
 	r := o.it.rec
 	run := &Run{
 		Time: o.start.UnixMilli(), HookID: r.HookID, HookName: o.hook.Name,
@@ -521,6 +542,9 @@ func (d *Deliverer) finish(o outcome) (drop bool, err error) {
 		next.Owner, next.Lease = "", 0 // the retry is anyone's to run
 	}
 	err = d.Store.Update(context.Background(), func(tx store.Tx) error {
+		if err := also(tx); err != nil {
+			return err
+		}
 		if drop && !d.Shared {
 			// Every event is this deliverer's: Delete says whether it
 			// was still there, no Get needed.

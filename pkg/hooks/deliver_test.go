@@ -643,6 +643,49 @@ func TestDeliverDisabledBetweenRetries(t *testing.T) {
 	}
 }
 
+// A hook disabled or removed while its run for a key goes: the key's next
+// event, waiting behind that run, is skipped, however soon the run ends
+// after the deliverer last read the outbox (hook_manage.txtar met this on
+// a loaded CI machine: definitions were read with the outbox, at most
+// every refillEvery).
+func TestDeliverChangedDuringRunSkipsTheNext(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(tx store.Tx, id int64) error
+		why    string
+	}{
+		{"disabled", func(tx store.Tx, id int64) error { _, err := SetEnabled(tx, id, false, nil); return err }, "hook disabled"},
+		{"removed", func(tx store.Tx, id int64) error { return Remove(tx, id) }, "hook removed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, s store.Store, clk *ttl.Fake) {
+				h := addHook(t, s, Hook{Events: Set})
+				set(t, s, "main", "k", "1")
+				set(t, s, "main", "k", "2")
+				f := newFakeRunner(t)
+				var once sync.Once
+				f.result = func(call, int) (sandbox.Result, error) {
+					once.Do(func() { update(t, s, func(tx store.Tx) error { return c.change(tx, h.ID) }) })
+					return sandbox.Result{}, nil
+				}
+				d := newDeliverer(t, s, f)
+				deliver(t, d)
+				var ran []string
+				for _, c := range f.snapshot() {
+					ran = append(ran, c.value)
+				}
+				if strings.Join(ran, " ") != "1" {
+					t.Fatalf("ran the events of values %q, want the first only", ran)
+				}
+				rs := runs(t, s, 0, false)
+				if got := statuses(rs); got != "ok/1 skipped/0" || rs[1].Error != c.why {
+					t.Fatalf("log = %s, %+v", got, rs)
+				}
+			})
+		})
+	}
+}
+
 // flakyStore fails every Update after the first n, as a process that dies
 // before it can record what it ran.
 type flakyStore struct {
