@@ -139,21 +139,31 @@ func (r *Recorder) Record(tx store.Tx, ev Event, e store.Entry) ([]uint64, error
 // hook spent 11% of the daemon's CPU reading and writing that counter.
 //
 // Within a bulk change (a reap, a bucket dropped) the counter is written
-// once, at its end (hold, then release): writing it at every event was two
-// fifths of the cost of recording 100,000 expire events.
+// at its end (hold, then release), and ahead by seqReserve once every
+// seqReserve events: writing it at every event was two fifths of the cost
+// of recording 100,000 expire events.
 type eventSeq struct {
 	next   uint64
 	loaded bool
 	held   bool // a bulk change is under way: the write waits for release
-	unsent bool // next is ahead of the counter in the store
+	unsent bool // next is not the counter in the store
+	// reserved, while held, is what the counter in the store says: at
+	// least every number handed out, so that a failed release (the
+	// store failing that one write) cannot hand the same numbers out
+	// again, in this transaction or, if its caller commits regardless,
+	// the next.
+	reserved uint64
 }
 
-// hold defers writing the counter until release.
-func (s *eventSeq) hold() { s.held = true }
+// seqReserve is how many numbers a held counter writes ahead at a time.
+const seqReserve = 1024
+
+// hold defers writing the exact counter until release.
+func (s *eventSeq) hold() { s.held, s.reserved = true, 0 }
 
 // release writes the counter if events were numbered while it was held.
-// It must run before the transaction commits, whatever the change
-// returned: a commit without it would hand the same numbers out again.
+// Without it the counter stays ahead (see reserved): numbers are skipped,
+// never given twice.
 func (s *eventSeq) release(tx store.Tx) error {
 	s.held = false
 	if !s.unsent {
@@ -186,6 +196,13 @@ func (s *eventSeq) take(tx store.Tx) (uint64, error) {
 	}
 	n := s.next + 1
 	if s.held {
+		if n > s.reserved {
+			r := n - 1 + seqReserve
+			if err := s.write(tx, r); err != nil {
+				return 0, err
+			}
+			s.reserved = r
+		}
 		s.next, s.unsent = n, true
 		return n, nil
 	}

@@ -770,3 +770,83 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("record = %+v", rows[0].rec)
 	}
 }
+
+// failCounter fails writes of the event counter once a reap has
+// returned, until fail is cleared: the store fails the counter's write at
+// the end of a reap (eventSeq.release), and only that one.
+type failCounter struct {
+	store.Tx
+	fail bool
+}
+
+func (f *failCounter) Reap(limit int, fn func(store.Entry) error) (int, error) {
+	n, err := f.Tx.Reap(limit, fn)
+	f.fail = true
+	return n, err
+}
+
+func (f *failCounter) Put(e store.Entry) error {
+	if f.fail && e.Bucket == metaBucket && e.Key == "event" {
+		return errors.New("injected: counter write failed")
+	}
+	return f.Tx.Put(e)
+}
+
+// When the counter's one write at the end of a reap fails and the caller
+// goes on (as TestTxReapNumbersEventsOnce does after a failed reap) and
+// commits, later events, in the same transaction or the next, must not
+// take numbers the reap already gave out: they would overwrite its events
+// in the outbox. A held counter is written ahead (seqReserve) for this.
+func TestTxReapCounterWriteFails(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store, clk *ttl.Fake) {
+		addHook(t, s, Hook{Events: Expire | Set})
+		exp := t0.Add(time.Second).UnixMilli()
+		mustHookUpdate(t, s, func(tx *Tx) error { // set events: the counter exists
+			for _, k := range []string{"a", "b"} {
+				if err := tx.Put(store.Entry{Bucket: "main", Key: k, Value: []byte(k), ExpiresAt: exp}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		clk.Advance(time.Minute)
+		var recorded []uint64
+		err := s.Update(context.Background(), func(raw store.Tx) error {
+			rec, err := NewRecorder(raw, 0)
+			if err != nil {
+				return err
+			}
+			f := &failCounter{Tx: raw}
+			tx := Wrap(f, rec)
+			_, rerr := tx.Reap(0, nil)
+			t.Logf("reap: %v", rerr)
+			f.fail = false // the store recovers; the caller goes on
+			err = tx.Put(store.Entry{Bucket: "main", Key: "c", Value: []byte("c")})
+			recorded = tx.Events
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := outbox(t, s)
+		// Every number the transaction recorded is its own event.
+		seen := map[uint64]bool{}
+		for _, n := range recorded {
+			if seen[n] {
+				t.Errorf("event number %d given twice in %v", n, recorded)
+			}
+			seen[n] = true
+		}
+		if len(rows) != 2+len(recorded) {
+			t.Fatalf("2 sets and %d events recorded, but the outbox holds %d: %s", len(recorded), len(rows), describe(rows))
+		}
+		// The counter committed with them is not behind them either: the
+		// next transaction's event takes a number of its own.
+		mustHookUpdate(t, s, func(tx *Tx) error {
+			return tx.Put(store.Entry{Bucket: "main", Key: "d", Value: []byte("d")})
+		})
+		if rows := outbox(t, s); len(rows) != 3+len(recorded) {
+			t.Fatalf("after the next transaction's set of d the outbox holds %d: %s", len(rows), describe(rows))
+		}
+	})
+}
