@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -308,5 +309,53 @@ func TestRedisThreeDaemonsExpiryFlood(t *testing.T) {
 		log := strings.Split(a.mustRun("hook", "log", "--json"), "\n")
 		t.Logf("the hook log ends with:\n%s", strings.Join(log[max(0, len(log)-5):], "\n"))
 		t.Fatalf("%d keys' expire events delivered (want %d), %d of them more than once", len(count), hooked, dup)
+	}
+}
+
+// A Redis transaction is optimistic: under contention it runs again after
+// another writer's commit. What a command prints about its change must
+// come from the attempt that committed, once: 16 processes × 10 incr on one
+// key print each value from 1 to 160 exactly once, one line per run, and
+// of 16 processes racing to getdel one key, exactly one prints it. (Output
+// written inside the transaction printed 123 lines for 100 increments,
+// with values twice, and getdel's value more than once.)
+func TestRedisContendedOutputOnce(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	e := newRedisEnv(t, srv.URL+"?prefix=once")
+	const procs, each = 16, 10
+	var mu sync.Mutex
+	seen := map[string]int{}
+	parallel(procs, func(int) {
+		for range each {
+			out, errOut, code := e.run("--no-hooks", "incr", "n")
+			mu.Lock()
+			if code != 0 || errOut != "" || strings.Count(out, "\n") != 1 {
+				t.Errorf("incr: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			seen[strings.TrimSpace(out)]++
+			mu.Unlock()
+		}
+	})
+	for i := 1; i <= procs*each; i++ {
+		if n := seen[strconv.Itoa(i)]; n != 1 {
+			t.Errorf("value %d printed %d times", i, n)
+		}
+	}
+	for round := range 5 {
+		e.mustRun("set", "job", "payload")
+		var got atomic.Int64
+		parallel(procs, func(int) {
+			out, errOut, code := e.run("--no-hooks", "getdel", "job")
+			switch {
+			case code == 0 && out == "payload":
+				got.Add(1)
+			case code == 1 && out == "":
+			default:
+				t.Errorf("getdel: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		})
+		if n := got.Load(); n != 1 {
+			t.Errorf("round %d: the value went to %d getdels, want exactly 1", round, n)
+		}
 	}
 }

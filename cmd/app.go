@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -210,6 +211,37 @@ func (a *App) UpdateContext(ctx context.Context, fn func(*hooks.Tx) error) error
 	}))
 }
 
+// updatePrinting is Update for a command that prints what its change
+// did or took (getdel, getex, set --get, incr, append): fn writes its
+// output to out, which reaches stdout exactly once, for the attempt that
+// committed. On a store that holds its write lock through the transaction
+// (SQLite, file) the output is written before the commit, so output that
+// cannot be delivered (a full disk, a closed pipe) rolls the change back.
+// A shared store's transaction is optimistic: it may run fn again after
+// another writer's commit, so its output waits for the commit, and an
+// undelivered one exits 3 with the change made (README, Redis).
+func (a *App) updatePrinting(fn func(tx *hooks.Tx, out io.Writer) error) error {
+	s, err := a.Store()
+	if err != nil {
+		return err
+	}
+	shared := store.IsShared(s)
+	var out bytes.Buffer
+	err = a.Update(func(tx *hooks.Tx) error {
+		out.Reset() // an earlier attempt's output was never delivered
+		if err := fn(tx, &out); err != nil || shared {
+			return err
+		}
+		_, err := a.IO.Out.Write(out.Bytes())
+		out.Reset()
+		return err
+	})
+	if err == nil && out.Len() > 0 {
+		_, err = a.IO.Out.Write(out.Bytes())
+	}
+	return err
+}
+
 // update runs fn in a write transaction of the open store, recording hook
 // events.
 func (a *App) update(ctx context.Context, fn func(*hooks.Tx) error) error {
@@ -327,12 +359,15 @@ func (a *App) printf(format string, args ...any) { fmt.Fprintf(a.IO.Out, format,
 
 // jsonLine writes one JSON object per line to stdout. A failed write is
 // also remembered by the checkedWriter, so callers may ignore the error.
-func (a *App) jsonLine(v any) error {
+func (a *App) jsonLine(v any) error { return jsonLineTo(a.IO.Out, v) }
+
+// jsonLineTo writes one JSON object and a newline to w.
+func jsonLineTo(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only our own types are marshalled
 	}
-	_, err = a.IO.Out.Write(append(b, '\n'))
+	_, err = w.Write(append(b, '\n'))
 	return err
 }
 

@@ -1,7 +1,8 @@
 package cmd
 
 import (
-	"strconv"
+	"fmt"
+	"io"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -29,14 +30,15 @@ empty (and gets the bucket's default TTL); an existing key keeps its TTL.`,
 			if err != nil {
 				return err
 			}
-			var n int
-			if err := a.Update(func(tx *hooks.Tx) error {
-				n, err = store.Append(tx, a.Limits(), bucket, args[0], value)
-				return err
-			}); err != nil {
-				return err
-			}
-			return a.printLength(bucket, args[0], n)
+			// The new length is what the change did, so it is printed
+			// as incr prints its value: undelivered, the change rolls back.
+			return a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
+				n, err := store.Append(tx, a.Limits(), bucket, args[0], value)
+				if err != nil {
+					return err
+				}
+				return a.printLength(out, bucket, args[0], n)
+			})
 		},
 	}
 }
@@ -67,16 +69,17 @@ key is exit 1, so scripts can tell an empty value from no value).`,
 			if !ok {
 				return errNotFound
 			}
-			return a.printLength(bucket, args[0], len(e.Value))
+			return a.printLength(a.IO.Out, bucket, args[0], len(e.Value))
 		},
 	}
 }
 
-// printLength prints a value's length; --json: {"bucket","key","length"}.
-func (a *App) printLength(bucket, key string, n int) error {
+// printLength prints a value's length to w; --json:
+// {"bucket","key","length"}.
+func (a *App) printLength(w io.Writer, bucket, key string, n int) error {
 	if a.JSON {
-		return a.jsonLine(append(keyFields(bucket, key), field{"length", n}))
+		return jsonLineTo(w, append(keyFields(bucket, key), field{"length", n}))
 	}
-	a.printf("%s\n", strconv.Itoa(n))
-	return nil
+	_, err := fmt.Fprintf(w, "%d\n", n)
+	return err
 }

@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"io"
+
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
@@ -21,7 +23,7 @@ func newGetDelCmd(a *App) *cobra.Command {
 			var e store.Entry
 			var ok bool
 			var now int64
-			err = a.Update(func(tx *hooks.Tx) error {
+			err = a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
 				now = tx.Now()
 				if e, ok, err = tx.Get(bucket, args[0]); err != nil || !ok {
 					return err
@@ -32,10 +34,10 @@ func newGetDelCmd(a *App) *cobra.Command {
 				if _, err := tx.Delete(bucket, args[0]); err != nil {
 					return err
 				}
-				// Written before the commit: if the value cannot be
+				// Through updatePrinting: if the value cannot be
 				// delivered (a full disk, a closed pipe) it is not deleted.
 				e.ExpiresAt = 0
-				return a.writeValue(e, now)
+				return a.writeValueTo(out, e, now)
 			})
 			if err != nil {
 				return err

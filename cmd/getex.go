@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"io"
+
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
@@ -33,7 +35,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 				return a.printLive(bucket, args[0]) // a plain read takes no write lock
 			}
 			ok := false
-			err = a.Update(func(tx *hooks.Tx) error {
+			err = a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
 				tx.TTLOnly = true // a new deadline is not a set event
 				e, found, err := tx.Get(bucket, args[0])
 				if err != nil || !found {
@@ -52,9 +54,9 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 				if err := tx.RecordGet(e); err != nil {
 					return err
 				}
-				// Before the commit: a value that cannot be delivered
-				// keeps its old TTL.
-				return a.writeValue(e, tx.Now())
+				// Through updatePrinting: a value that cannot be
+				// delivered keeps its old TTL.
+				return a.writeValueTo(out, e, tx.Now())
 			})
 			if err == nil && !ok {
 				return errNotFound

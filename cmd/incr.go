@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -42,12 +43,12 @@ A negative N works as in redis-cli: livedict incr KEY -5.`,
 				}
 				n = -n
 			}
-			return a.Update(func(tx *hooks.Tx) error {
+			return a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
 				v, err := store.IncrBy(tx, a.Limits(), bucket, args[0], n)
 				if err != nil {
 					return err
 				}
-				return a.printResult(bucket, args[0], v, strconv.FormatInt(v, 10))
+				return a.printResult(out, bucket, args[0], v, strconv.FormatInt(v, 10))
 			})
 		},
 	}
@@ -72,24 +73,24 @@ the TTL is kept.`,
 			if err != nil {
 				return usageErr(err, "")
 			}
-			return a.Update(func(tx *hooks.Tx) error {
+			return a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
 				v, err := store.IncrByFloat(tx, a.Limits(), bucket, args[0], f)
 				if err != nil {
 					return err
 				}
-				return a.printResult(bucket, args[0], v, v)
+				return a.printResult(out, bucket, args[0], v, v)
 			})
 		},
 	}
 }
 
-// printResult prints an arithmetic result inside its transaction: if the
-// new value cannot be delivered (a full disk, a closed pipe), the change
-// is rolled back rather than made blind.
-func (a *App) printResult(bucket, key string, jsonValue any, text string) error {
+// printResult prints an arithmetic result to out, through updatePrinting:
+// if the new value cannot be delivered (a full disk, a closed pipe), the
+// change is rolled back rather than made blind.
+func (a *App) printResult(out io.Writer, bucket, key string, jsonValue any, text string) error {
 	if a.JSON {
-		return a.jsonLine(append(keyFields(bucket, key), field{"value", jsonValue}))
+		return jsonLineTo(out, append(keyFields(bucket, key), field{"value", jsonValue}))
 	}
-	_, err := fmt.Fprintf(a.IO.Out, "%s\n", text)
+	_, err := fmt.Fprintf(out, "%s\n", text)
 	return err
 }

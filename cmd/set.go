@@ -60,7 +60,7 @@ Redis 7.`,
 			}
 			var res store.SetResult
 			var now int64
-			err = a.Update(func(tx *hooks.Tx) error {
+			err = a.updatePrinting(func(tx *hooks.Tx, out io.Writer) error {
 				now = tx.Now()
 				res, err = store.Set(tx, a.Limits(), store.SetArgs{
 					Bucket: bucket, Key: key, Value: value,
@@ -68,10 +68,10 @@ Redis 7.`,
 				})
 				// Redis 7: --nx --get on an existing key prints the old
 				// value though nothing is stored (exit 1, SPEC's one
-				// exception besides ttl). Before the commit: an old value
-				// that cannot be delivered is not overwritten.
+				// exception besides ttl). Through updatePrinting: an old
+				// value that cannot be delivered is not overwritten.
 				if err == nil && o.get && res.HadOld && (res.Stored || o.nx) {
-					err = a.writeValue(res.Old, now)
+					err = a.writeValueTo(out, res.Old, now)
 				}
 				return err
 			})

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -11,15 +12,18 @@ import (
 // writeValue prints an entry's value the way get does: the exact bytes
 // when piped; on a terminal, text only, escaped, ending in a newline; with
 // --json, an object with the value and its TTL.
-func (a *App) writeValue(e store.Entry, now int64) error {
+func (a *App) writeValue(e store.Entry, now int64) error { return a.writeValueTo(a.IO.Out, e, now) }
+
+// writeValueTo is writeValue writing to w (see updatePrinting).
+func (a *App) writeValueTo(w io.Writer, e store.Entry, now int64) error {
 	if a.JSON {
 		o := keyFields(e.Bucket, e.Key)
 		o = bytesField(o, "value", e.Value)
 		ttlMs, expiresAt := ttlFields(e, now)
-		return a.jsonLine(append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}))
+		return jsonLineTo(w, append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}))
 	}
 	if !a.IO.OutTTY {
-		_, err := a.IO.Out.Write(e.Value)
+		_, err := w.Write(e.Value)
 		return err
 	}
 	if err := a.checkPrintable(e.Value); err != nil {
@@ -29,7 +33,7 @@ func (a *App) writeValue(e store.Entry, now int64) error {
 	if len(s) == 0 || s[len(s)-1] != '\n' {
 		s += "\n"
 	}
-	_, err := a.IO.Out.Write([]byte(s))
+	_, err := w.Write([]byte(s))
 	return err
 }
 
