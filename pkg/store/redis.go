@@ -191,11 +191,17 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
 		return s.wrap(err) // the connection failed
 	}
+	if err != nil && err != redis.Nil && hello.Err() == nil && hello.Val() == nil {
+		// Refused while go-redis set the connection up (a wrong
+		// password, a DB index the server does not have): the commands
+		// above never ran, so the refusal is the answer.
+		return s.wrap(connectRefusal(err))
+	}
 	if err := hello.Err(); errors.As(err, &reply) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
 		// Redis before 6.0 has no HELLO: say what is needed, not what failed.
 		return WithKind(KindStore, fmt.Errorf("redis %s: server older than 6.0 (no HELLO): livedict needs Redis 6.2 or newer", s.target.Addr))
 	} else if err != nil {
-		return s.wrap(err)
+		return s.wrap(connectRefusal(err))
 	}
 	m, _ := hello.Val().(map[any]any)
 	ver, _ := m["version"].(string)
@@ -214,6 +220,22 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
 	}
 	return nil
+}
+
+// connectRefusal names what a server's refusal during the connection's
+// set-up means, in one line: the replies themselves run long (NOAUTH's)
+// or say nothing about where to look.
+func connectRefusal(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"):
+		return errors.New("authentication failed: wrong user or password")
+	case strings.Contains(msg, "NOAUTH"):
+		return errors.New("authentication required: give the password in the URL, LIVEDICT_REDIS_PASSWORD or redis_password_file")
+	case strings.Contains(msg, "DB index is out of range"):
+		return errors.New("the server has no such database (DB index out of range)")
+	}
+	return err
 }
 
 func redisVersionOK(ver string) bool {

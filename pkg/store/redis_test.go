@@ -217,13 +217,24 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 }
 
-// A wrong password is a store error that does not show the password.
+// A wrong password, none where one is needed, or a DB the server does not
+// have: a store error that says which, in one line, and does not show the
+// password (all three were once reported as a server too old, version "").
 func TestRedisWrongPassword(t *testing.T) {
 	base := redistest.Start(t, "--save", "", "--appendonly", "no", "--requirepass", "rightpw")
 	t.Setenv("LIVEDICT_REDIS_PASSWORD", "")
-	err := openAndRead(base, Options{Redis: RedisOptions{Password: "wrongpw-secret"}})
-	if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") {
-		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	for _, c := range []struct {
+		url, password, want string
+	}{
+		{base, "wrongpw-secret", "authentication failed: wrong user or password"},
+		{base, "", "authentication required"},
+		{base + "?db=99", "rightpw", "the server has no such database"},
+	} {
+		err := openAndRead(c.url, Options{Redis: RedisOptions{Password: c.password}})
+		if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") ||
+			!strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s, password %q: err = %v (kind %v), want %q", c.url, c.password, err, KindOf(err), c.want)
+		}
 	}
 	s, err := Open(base, Options{Redis: RedisOptions{Password: "rightpw"}})
 	if err != nil {
