@@ -216,6 +216,9 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	if err != nil && err != redis.Nil {
 		return s.wrap(err)
 	}
+	if l != redisLayout && l != "" {
+		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in layout %q, written by a newer livedict: use that livedict, or export with it and import with this one", s.target.Addr, s.target.Prefix, l))
+	}
 	if l != redisLayout && n > 0 {
 		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
 	}

@@ -559,6 +559,16 @@ func TestRedisOldLayoutRefused(t *testing.T) {
 	if err := openAndRead(url, Options{}); err != nil {
 		t.Fatal(err)
 	}
+	// A layout this version does not know is a newer livedict's, with
+	// or without user buckets.
+	rs.c.Set(ctx, rs.layoutKey(), "3", 0)
+	for range 2 {
+		err = openAndRead(url, Options{})
+		if KindOf(err) != KindStore || !strings.Contains(err.Error(), `layout "3", written by a newer livedict`) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+		}
+		rs.c.Del(ctx, rs.bucketsKey())
+	}
 }
 
 // openAndRead opens a store and reads from it: a Redis store talks to its
