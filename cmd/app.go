@@ -97,12 +97,31 @@ func (a *App) Run(args []string) int {
 	if _, ok := err.(*exitError); !ok && !a.started {
 		err = usageErr(err, "run 'livedict --help' for usage")
 	}
+	if !a.started {
+		outputFlags(a, args)
+	}
 	code, hint := classify(err)
 	if code == ExitNotFound || code == ExitInterrupted {
 		return code
 	}
 	a.printError(err, code, hint)
 	return code
+}
+
+// outputFlags applies --json and -q/--quiet from args when the command
+// line failed before cobra parsed them (an unknown command or flag): the
+// error must come out the way the script asked for.
+func outputFlags(a *App, args []string) {
+	for _, arg := range args {
+		switch arg {
+		case "--":
+			return
+		case "--json", "--json=true":
+			a.JSON = true
+		case "-q", "--quiet", "--quiet=true":
+			a.Quiet = true
+		}
+	}
 }
 
 func (a *App) printError(err error, code int, hint string) {
