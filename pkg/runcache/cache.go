@@ -85,6 +85,13 @@ func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry
 			}
 		}
 		h, ok, err := c.Locker.Acquire(ctx, ref, owner, 1, LeaseTTL, 0)
+		if store.KindOf(err) == store.KindPolicy {
+			// No room for the lease (a full bucket or store): run the
+			// command alone, its result printed and not cached, as one
+			// too large to keep is.
+			ent, _ := run()
+			return Result{Entry: ent, NotStored: err}, nil
+		}
 		if err != nil {
 			return Result{}, err
 		}
