@@ -61,7 +61,7 @@ key is exit 1, so scripts can tell an empty value from no value).`,
 			var e store.Entry
 			var ok bool
 			if err := a.View(func(tx store.Tx) error {
-				e, ok, err = tx.Get(bucket, args[0])
+				e, ok, err = store.Stat(tx, bucket, args[0])
 				return err
 			}); err != nil {
 				return err
@@ -69,7 +69,7 @@ key is exit 1, so scripts can tell an empty value from no value).`,
 			if !ok {
 				return errNotFound
 			}
-			return a.printLength(a.IO.Out, bucket, args[0], len(e.Value))
+			return a.printLength(a.IO.Out, bucket, args[0], int(e.Size))
 		},
 	}
 }

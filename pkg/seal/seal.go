@@ -321,6 +321,28 @@ func (t *Tx) Get(bucket, key string) (store.Entry, bool, error) {
 	return e, err == nil, err
 }
 
+// Stat returns the live entry for key in bucket without its value, Size
+// the plaintext's length: an encrypted bucket's keys, deadlines and sizes
+// stay readable without this host's identity.
+func (t *Tx) Stat(bucket, key string) (store.Entry, bool, error) {
+	e, ok, err := t.Tx.Get(bucket, key)
+	if err != nil || !ok {
+		return e, ok, err
+	}
+	e.Size = int64(len(e.Value))
+	if !store.IsInternal(bucket) {
+		enc, err := t.Encrypted(bucket)
+		if err != nil {
+			return store.Entry{}, false, err
+		}
+		if enc && e.Size >= Overhead {
+			e.Size -= Overhead
+		}
+	}
+	e.Value = nil
+	return e, true, nil
+}
+
 // Put stores e, its value encrypted when the bucket is.
 func (t *Tx) Put(e store.Entry) error {
 	k, err := t.dataKey(e.Bucket)

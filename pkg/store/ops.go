@@ -196,7 +196,7 @@ func Delete(tx Tx, bucket string, keys []string) (int, error) {
 func Exists(tx Tx, bucket string, keys []string) (int, error) {
 	n := 0
 	for _, k := range keys {
-		_, ok, err := tx.Get(bucket, k)
+		_, ok, err := Stat(tx, bucket, k)
 		if err != nil {
 			return n, err
 		}
@@ -205,6 +205,25 @@ func Exists(tx Tx, bucket string, keys []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Stater is a transaction that can report an entry without opening its
+// value: seal.Tx, whose encrypted buckets' keys, deadlines and sizes stay
+// readable without this host's identity (SPEC: Encryption at rest).
+type Stater interface {
+	Stat(bucket, key string) (Entry, bool, error)
+}
+
+// Stat returns key's live entry with its deadline and its value's size in
+// Size; its Value only when tx has no Stat of its own. exists, ttl and
+// strlen read through it.
+func Stat(tx Tx, bucket, key string) (Entry, bool, error) {
+	if s, ok := tx.(Stater); ok {
+		return s.Stat(bucket, key)
+	}
+	e, ok, err := tx.Get(bucket, key)
+	e.Size = int64(len(e.Value))
+	return e, ok, err
 }
 
 // TTL states, as Redis's TTL and PTTL report them.
@@ -216,7 +235,7 @@ const (
 // RemainingMs returns a key's remaining time to live in milliseconds, or
 // TTLNone when it has no deadline, or TTLMissing when it does not exist.
 func RemainingMs(tx Tx, bucket, key string) (int64, error) {
-	e, ok, err := tx.Get(bucket, key)
+	e, ok, err := Stat(tx, bucket, key)
 	switch {
 	case err != nil:
 		return 0, err
