@@ -192,10 +192,17 @@ func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Du
 		return err
 	}
 	lost, stopKeeping := l.Keep(r, h, ttlD)
+	wasLost := false
 	status := child.wait(lost, func(err error) {
+		wasLost = true
 		fmt.Fprintf(a.IO.Err, "livedict: error: lease on %q lost while the command ran (%v); stopping it\n", terminalSafe(r.Name, false), err)
 	}, 5*time.Second)
 	stopKeeping()
+	if wasLost {
+		// Nothing to give back, and a store that stopped answering
+		// would hold this exit until it answered again.
+		return exitStatus(status)
+	}
 	if _, err := l.Release(r, h); err != nil {
 		a.warn(fmt.Sprintf("releasing %q: %v (it frees itself when its TTL ends)", r.Name, err))
 	}

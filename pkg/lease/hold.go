@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -131,7 +132,8 @@ func (l *Locker) Close() error {
 // lost (then stops renewing) when a renewal finds h no longer holding, or
 // when renewals kept failing (a busy store) until h's deadline passed.
 // stop returns once no renewal is running, so the caller may then use
-// the store (Release) without racing one.
+// the store (Release) without racing one, except a renewal the store did
+// not answer before h's deadline: that one is left behind, and h lost.
 func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
@@ -146,20 +148,42 @@ func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, s
 				return
 			case <-t.C:
 			}
-			var ok bool
-			var nh Holder
-			err := l.Update(func(tx store.Tx) (err error) {
-				nh, ok, err = Renew(tx, r, h, ttlD.Milliseconds())
-				return err
-			})
+			// The renewal runs on a goroutine of its own, raced against
+			// h's deadline: a store that stops answering instead of
+			// failing (a network partition, where a Redis connection
+			// hangs) must not keep CMD going past the deadline, once
+			// another holder may have the lease.
+			type renewal struct {
+				h   Holder
+				ok  bool
+				err error
+			}
+			res := make(chan renewal, 1)
+			go func() {
+				var rn renewal
+				rn.err = l.Update(func(tx store.Tx) (err error) {
+					rn.h, rn.ok, err = Renew(tx, r, h, ttlD.Milliseconds())
+					return err
+				})
+				res <- rn
+			}()
+			timeout := time.NewTimer(time.UnixMilli(h.Deadline).Sub(l.Clock.Now()))
+			var rn renewal
+			select {
+			case rn = <-res:
+				timeout.Stop()
+			case <-timeout.C:
+				ch <- fmt.Errorf("%w: the store did not answer a renewal before the lease's deadline", ErrLost)
+				return
+			}
 			switch {
-			case err == nil && ok:
-				h = nh
-			case err == nil:
+			case rn.err == nil && rn.ok:
+				h = rn.h
+			case rn.err == nil:
 				ch <- ErrLost
 				return
 			case l.Clock.Now().UnixMilli() >= h.Deadline:
-				ch <- errors.Join(ErrLost, err)
+				ch <- errors.Join(ErrLost, rn.err)
 				return
 			}
 		}

@@ -146,3 +146,43 @@ func TestAcquireQueuesForItsWait(t *testing.T) {
 		t.Fatalf("Turn asked to wait %v, want the whole 5s wait", asked)
 	}
 }
+
+// A store that stops answering a renewal (a network partition: a Redis
+// connection that hangs rather than fails) loses the lease at its
+// deadline, not whenever the store answers again: by then another holder
+// may have it, and CMD must already be stopped.
+func TestKeepLosesAtTheDeadlineWhenTheStoreHangs(t *testing.T) {
+	s, err := store.Open("memory:", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := Ref{Bucket: "main", Name: "job"}
+	const ttlD = 300 * time.Millisecond
+	var h Holder
+	update(t, s, func(tx store.Tx) error {
+		var err error
+		h, _, _, err = Acquire(tx, r, NewOwner(), 1, ttlD.Milliseconds())
+		return err
+	})
+	hang := make(chan struct{})
+	defer close(hang) // let the stuck renewal go at the end
+	l := &Locker{
+		Update: func(fn func(store.Tx) error) error { <-hang; return errors.New("store came back") },
+		Clock:  ttl.System,
+	}
+	start := time.Now()
+	lost, stop := l.Keep(r, h, ttlD)
+	select {
+	case err := <-lost:
+		if !errors.Is(err, ErrLost) {
+			t.Fatalf("lost with %v, want ErrLost", err)
+		}
+		if d := time.Until(time.UnixMilli(h.Deadline)); d > 0 {
+			t.Fatalf("lost %v before the deadline", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still holding %v after the deadline of a hung store", time.Since(start))
+	}
+	stop()
+}
