@@ -155,11 +155,12 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		truncated bool
 		loaded    time.Time
 	)
-	// defsStale says a run ended since the definitions were last read:
-	// the next pass reads them first, for a hook disabled or removed
-	// while its key's run went must not run the key's next event (SPEC:
-	// hook disable). Recording a run reads them in its own transaction
-	// (finish), so this costs no transaction of its own as a rule.
+	// defsStale says a run ended, or a retry's time came, since the
+	// definitions were last read: the next pass reads them first, for a
+	// hook disabled or removed while its key's run went, or during a
+	// retry's backoff, must not run again (SPEC: hook disable). Recording
+	// a run reads them in its own transaction (finish), so a run's end
+	// costs no transaction of its own as a rule.
 	defsStale := false
 	readDefs := func(tx store.Tx) error {
 		hs, err := List(tx)
@@ -394,6 +395,9 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				loadFailed(err)
 			}
 		case <-timerC:
+			// A retry's time may have come: its hook may have been
+			// disabled or removed during the backoff.
+			defsStale = true
 		case <-ctxDone:
 			stopping = true
 		}

@@ -686,6 +686,48 @@ func TestDeliverChangedDuringRunSkipsTheNext(t *testing.T) {
 	}
 }
 
+// A hook disabled during a retry's backoff, after its failed run was
+// recorded: the retry is skipped, not run once more (a hostile test saw it
+// run 0.5 s after hook disable returned).
+func TestDeliverDisabledDuringBackoff(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store, clk *ttl.Fake) {
+		h := addHook(t, s, Hook{Events: Set})
+		set(t, s, "main", "k", "v")
+		f := newFakeRunner(t)
+		f.result = func(call, int) (sandbox.Result, error) { return sandbox.Result{ExitCode: 1}, nil }
+		d := newDeliverer(t, s, f)
+		d.Backoff = 500 * time.Millisecond
+		disabled := make(chan error, 1)
+		go func() {
+			deadline := time.Now().Add(time.Minute)
+			for time.Now().Before(deadline) {
+				var n int
+				err := s.View(context.Background(), func(tx store.Tx) error {
+					rs, err := Log(tx, 0, false)
+					n = len(rs)
+					return err
+				})
+				if err == nil && n == 1 { // the failed run is recorded: now in its backoff
+					disabled <- s.Update(context.Background(), func(tx store.Tx) error {
+						_, err := SetEnabled(tx, h.ID, false, nil)
+						return err
+					})
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			disabled <- errors.New("the failed run was never recorded")
+		}()
+		deliver(t, d)
+		if err := <-disabled; err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(runs(t, s, 0, false)); got != "retry/1 skipped/1" {
+			t.Fatalf("log = %s, want the retry skipped", got)
+		}
+	})
+}
+
 // flakyStore fails every Update after the first n, as a process that dies
 // before it can record what it ran.
 type flakyStore struct {
