@@ -149,6 +149,9 @@ func protectNegativeNumbers(root *cobra.Command, args []string) []string {
 		flags = c.Flags() // includes the persistent flags it inherits
 	}
 	takesValue := func(word string) bool {
+		if !strings.HasPrefix(word, "-") {
+			return false // a positional argument (a key named b), not -b
+		}
 		name, hasValue := strings.TrimLeft(word, "-"), strings.Contains(word, "=")
 		var f *pflag.Flag
 		if strings.HasPrefix(word, "--") {
@@ -210,7 +213,8 @@ func commandName(root *cobra.Command, args []string) string {
 
 // looksNegative says whether arg could be a negative number: "-5", "-1.5s".
 func looksNegative(arg string) bool {
-	return len(arg) >= 2 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9'
+	digit := func(i int) bool { return len(arg) > i && arg[i] >= '0' && arg[i] <= '9' }
+	return len(arg) >= 2 && arg[0] == '-' && (digit(1) || arg[1] == '.' && digit(2)) // -5, -.5
 }
 
 // unknownLeadingFlag reports an unknown flag before the command name.
