@@ -128,6 +128,7 @@ func (a *App) printError(err error, code int, hint string) {
 	// The negative-number mark may appear raw or quoted (%q) in messages.
 	msg := strings.NewReplacer(negMark, "", `\x00neg`, "").Replace(err.Error())
 	msg = terminalSafe(oneLine(msg), true)
+	hint = terminalSafe(oneLine(hint), true)
 	if a.JSON {
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`

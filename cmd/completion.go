@@ -86,10 +86,12 @@ func (a *App) completeView(cmd *cobra.Command, fn func(store.Tx) error) {
 	_ = s.View(context.Background(), fn)
 }
 
-// shellSafe leaves out words with spaces or control bytes, which cannot be
-// offered safely to every shell.
+// shellSafe leaves out words with spaces, control characters (C1
+// included), bidi overrides or bytes that are not UTF-8, which cannot be
+// offered safely to every shell: a completion is inserted raw into the
+// command line.
 func shellSafe(s string) bool {
-	return !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	return terminalSafe(s, true) == s && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' })
 }
 
 // completeBuckets completes bucket names that exist in the store (for -b

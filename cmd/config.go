@@ -27,10 +27,10 @@ The file is --config, LIVEDICT_CONFIG, or $XDG_CONFIG_HOME/livedict/config.toml
 				return nil
 			}
 			if cfg.File != "" {
-				a.printf("# file: %s\n", cfg.File)
+				a.printf("# file: %s\n", terminalSafe(cfg.File, false))
 			}
 			for _, s := range settings {
-				a.printf("%s = %s  # %s\n", s.key, strconv.Quote(cfg.values[s.key]), cfg.sources[s.key])
+				a.printf("%s = %s  # %s\n", s.key, strconv.Quote(cfg.values[s.key]), terminalSafe(cfg.sources[s.key], false))
 			}
 			return nil
 		},

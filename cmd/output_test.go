@@ -1,7 +1,10 @@
 package cmd
 
 import (
+	"bytes"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -64,6 +67,20 @@ func TestProtectNegativeNumbers(t *testing.T) {
 	for _, c := range cases {
 		if got := protectNegativeNumbers(root, c.in); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("protectNegativeNumbers(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// An error's hint names paths and keys too (the identity file's path, a
+// chmod command): it is escaped like the error line, and its JSON form
+// carries no raw control character either.
+func TestPrintErrorEscapesTheHint(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		var errOut bytes.Buffer
+		a := &App{IO: &IOStreams{Err: &errOut}, JSON: asJSON}
+		a.printError(errors.New("no identity at /x\x1b]0;pwned\a"), 3, "copy it to /x\x1b]0;pwned\a\u009b\u202e")
+		if s := errOut.String(); strings.ContainsAny(s, "\x1b\a\u009b\u202e") {
+			t.Errorf("json %v: raw control characters in %q", asJSON, s)
 		}
 	}
 }
