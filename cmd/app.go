@@ -387,8 +387,32 @@ func jsonLineTo(w io.Writer, v any) error {
 	if err != nil {
 		panic(err) // only our own types are marshalled
 	}
-	_, err = w.Write(append(b, '\n'))
+	_, err = w.Write(append(jsonSafe(b), '\n'))
 	return err
+}
+
+// jsonSafe writes the C1 controls and the bidi overrides in JSON text as
+// \u escapes: encoding/json escapes only what is below U+0020 (and U+2028,
+// U+2029), so a key or value holding them reached a terminal raw through
+// --json, watch or export. They can only stand inside strings, where the
+// escape means the same character: the JSON is unchanged to a parser.
+func jsonSafe(b []byte) []byte {
+	if !bytes.ContainsFunc(b, needsJSONEscape) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for _, r := range string(b) {
+		if needsJSONEscape(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = utf8.AppendRune(out, r)
+		}
+	}
+	return out
+}
+
+func needsJSONEscape(r rune) bool {
+	return r >= 0x80 && r < 0xa0 || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // object is a JSON object that keeps its fields in the order they were added.
@@ -416,7 +440,7 @@ func (o object) MarshalJSON() ([]byte, error) {
 		b.Write(v)
 	}
 	b.WriteByte('}')
-	return []byte(b.String()), nil
+	return jsonSafe([]byte(b.String())), nil
 }
 
 // bytesField adds name (valid UTF-8) or name_b64 (anything else), so JSON

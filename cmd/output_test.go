@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -82,5 +83,29 @@ func TestPrintErrorEscapesTheHint(t *testing.T) {
 		if s := errOut.String(); strings.ContainsAny(s, "\x1b\a\u009b\u202e") {
 			t.Errorf("json %v: raw control characters in %q", asJSON, s)
 		}
+	}
+}
+
+// JSON output carries C1 controls and bidi overrides as \u escapes, and
+// still decodes to the same characters.
+func TestJSONSafe(t *testing.T) {
+	in := map[string]string{"k": "a\u009b[2J\u202eb\u2066é\u00a0"}
+	var out bytes.Buffer
+	if err := jsonLineTo(&out, in); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\u009b\u202e\u2066") {
+		t.Fatalf("raw controls in %q", out.String())
+	}
+	if !strings.Contains(out.String(), `a\u009b[2J\u202eb\u2066é`) {
+		t.Fatalf("escapes missing in %q", out.String())
+	}
+	var back map[string]string
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil || !reflect.DeepEqual(back, in) {
+		t.Fatalf("decodes to %q (%v), want %q", back, err, in)
+	}
+	line, _ := keyFields("b", "k\u009b").MarshalJSON()
+	if string(line) != `{"bucket":"b","key":"k\u009b"}` {
+		t.Fatalf("object: %s", line)
 	}
 }

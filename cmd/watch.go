@@ -68,7 +68,7 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 						glob != "*" && (key == nil || !store.Match(glob, *key)) {
 						continue
 					}
-					if _, err := a.IO.Out.Write(line); err != nil {
+					if _, err := a.IO.Out.Write(jsonSafe(line)); err != nil {
 						return err
 					}
 				}
