@@ -177,7 +177,7 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		} else if v != nil && v.InConfig(s.key) {
 			val, src = v.GetString(s.key), cfg.File
 		}
-		if s.check != nil && !(s.key == "bucket" && val == "") {
+		if s.check != nil {
 			if err := s.check(val); err != nil {
 				if strings.Contains(err.Error(), strconv.Quote(val)) {
 					// It names the value already ("invalid bucket
