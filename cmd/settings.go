@@ -18,6 +18,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // setting is one configuration key: its default, the global flag that can
@@ -227,20 +228,19 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 // readConfigFile reads TOML, YAML or JSON (by extension; TOML otherwise)
 // and rejects keys livedict does not know, naming the file and the key.
 func readConfigFile(v *viper.Viper, path string) error {
+	format := "toml"
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
-		v.SetConfigType("yaml")
+		format = "yaml"
 	case ".json":
-		v.SetConfigType("json")
-	default:
-		v.SetConfigType("toml")
+		format = "json"
 	}
-	f, err := os.Open(path)
+	v.SetConfigType(format)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
 	}
-	defer f.Close()
-	if err := v.ReadConfig(f); err != nil {
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return usageErr(configSyntaxErr(path, err), "")
 	}
 	known := map[string]bool{}
@@ -248,7 +248,7 @@ func readConfigFile(v *viper.Viper, path string) error {
 		known[s.key] = true
 	}
 	var unknown []string
-	for _, k := range v.AllKeys() {
+	for _, k := range append(v.AllKeys(), topLevelNames(data, format)...) {
 		if !known[k] {
 			unknown = append(unknown, k)
 		}
@@ -266,6 +266,32 @@ func readConfigFile(v *viper.Viper, path string) error {
 		}
 	}
 	return nil
+}
+
+// topLevelNames lists the names at the top of a config file that viper
+// has already read without error. viper's AllKeys lists only leaves, so an
+// unknown table with nothing in it (`[redis]`, `foo: {}`) would pass the
+// unknown-key check unseen; every setting livedict knows is a top-level
+// single value, so its top-level names are what to check.
+func topLevelNames(data []byte, format string) []string {
+	var m map[string]any
+	var err error
+	switch format {
+	case "yaml":
+		err = yaml.Unmarshal(data, &m)
+	case "json":
+		err = json.Unmarshal(data, &m)
+	default:
+		err = toml.Unmarshal(data, &m)
+	}
+	if err != nil {
+		return nil // viper decoded it; its keys are checked already
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, strings.ToLower(k))
+	}
+	return names
 }
 
 // checkScalar refuses tables and lists where a single value is expected,
