@@ -111,6 +111,8 @@ func hintFor(err error) string {
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
 	case errors.Is(err, store.ErrBusy):
 		return "raise busy_timeout if this store is under heavy load"
+	case errors.Is(err, store.ErrDamagedKey):
+		return "'livedict del KEY' clears the key; set it again afterwards"
 	case errors.Is(err, store.ErrCorrupt):
 		return "the store was left untouched; restore it from a backup or move it aside"
 	case errors.Is(err, fs.ErrPermission):

@@ -40,6 +40,7 @@ var sentinels = map[string]struct {
 	"store.ErrBusy":           {store.ErrBusy, ExitStore},
 	"store.ErrUntrusted":      {store.ErrUntrusted, ExitStore},
 	"store.ErrCorrupt":        {store.ErrCorrupt, ExitStore},
+	"store.ErrDamagedKey":     {store.ErrDamagedKey, ExitStore},
 	"store.ErrNotStore":       {store.ErrNotStore, ExitStore},
 	"store.ErrNewerStore":     {store.ErrNewerStore, ExitStore},
 	"ttl.ErrDuration":         {ttl.ErrDuration, ExitUsage},

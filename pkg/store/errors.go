@@ -123,6 +123,9 @@ var (
 	ErrBusy = NewError(KindStore, "store is busy")
 	// ErrCorrupt: the store's data is damaged; livedict leaves it untouched.
 	ErrCorrupt = NewError(KindStore, "store is corrupt")
+	// ErrDamagedKey: one key's data was changed outside livedict (a Redis
+	// value deleted, evicted or replaced); del still clears the key.
+	ErrDamagedKey = NewError(KindStore, "key is damaged")
 	// ErrNotStore: the path exists but is not a livedict store.
 	ErrNotStore = NewError(KindStore, "not a livedict store")
 	// ErrNewerStore: the store was written by a newer livedict.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -195,8 +196,11 @@ func (t *redisTx) raw(bucket, key string) (Entry, bool, error) {
 		return Entry{}, false, nil
 	}
 	v, err := t.value(b, bucket, key)
-	if err != nil || !v.ok {
+	if err != nil {
 		return Entry{}, false, err
+	}
+	if !v.ok {
+		return Entry{}, false, t.missingValue(*meta)
 	}
 	e := *meta
 	e.Value = v.v
@@ -233,9 +237,10 @@ func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
 		b.metas[key] = &e
 	}
 	v, err := val.Result()
-	if err != nil && err != redis.Nil {
+	if err != nil && err != redis.Nil && !strings.HasPrefix(err.Error(), "WRONGTYPE") {
 		return t.s.wrap(err)
 	}
+	// Not a string: as MGET reports it (nil), for missingValue to judge.
 	b.vals[key] = redisVal{v: []byte(v), ok: err == nil}
 	return nil
 }
@@ -288,6 +293,21 @@ func (t *redisTx) fetchValues(b *redisBucket, bucket string, keys []string) erro
 	return nil
 }
 
+// missingValue judges an entry whose metadata the server has but whose
+// value it does not give: a key with a deadline may have been freed by the
+// server's own clock (nil, so it reads as expired), but one without can
+// only have been deleted, evicted (a maxmemory-policy other than
+// noeviction) or replaced by another type outside livedict: the store is
+// damaged, and a read or an export must say so, not skip the key; del
+// still deletes it, which is how a user clears it.
+func (t *redisTx) missingValue(meta Entry) error {
+	if meta.ExpiresAt != 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: redis %s: the value of %q in bucket %q is missing or not a string (deleted, evicted or replaced outside livedict; the server must run with maxmemory-policy noeviction)",
+		ErrDamagedKey, t.s.target.Addr, meta.Key, meta.Bucket)
+}
+
 func (t *redisTx) Get(bucket, key string) (Entry, bool, error) {
 	if err := checkInternalName(bucket); err != nil {
 		return Entry{}, false, err
@@ -336,6 +356,11 @@ func (t *redisTx) Delete(bucket, key string) (bool, error) {
 		return false, errRedisReadOnly
 	}
 	e, ok, err := t.raw(bucket, key)
+	if errors.Is(err, ErrDamagedKey) {
+		// Deleting is how a user clears a key damaged outside livedict.
+		t.set(bucket, key, nil)
+		return true, nil
+	}
 	if err != nil || !ok {
 		return false, err
 	}
@@ -393,6 +418,9 @@ func (t *redisTx) scan(bucket string, want func(string) bool, withValues bool, f
 					return err
 				}
 				if !v.ok {
+					if err := t.missingValue(e); err != nil {
+						return err
+					}
 					continue // Redis freed it: expired by the server's clock
 				}
 				e.Value = v.v
