@@ -72,6 +72,24 @@ type ciphertexter interface {
 	Ciphertext(store.Entry) ([]byte, error)
 }
 
+// Stat reads an entry without its value (see store.Stat).
+func (t *Tx) Stat(bucket, key string) (store.Entry, bool, error) {
+	return store.Stat(t.Tx, bucket, key)
+}
+
+// Retime changes a live entry's deadline only (see store.Retime). A
+// changed deadline is not a set event (expire and persist record none).
+func (t *Tx) Retime(e store.Entry, expiresAt int64) error {
+	if err := store.Retime(t.Tx, e, expiresAt); err != nil || store.IsInternal(e.Bucket) {
+		return err
+	}
+	t.Wrote = true
+	if expiresAt != 0 && (t.MinDeadline == 0 || expiresAt < t.MinDeadline) {
+		t.MinDeadline = expiresAt
+	}
+	return nil
+}
+
 // Put writes e and records a set event unless TTLOnly.
 func (t *Tx) Put(e store.Entry) error {
 	if err := t.Tx.Put(e); err != nil || store.IsInternal(e.Bucket) {

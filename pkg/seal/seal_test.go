@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,57 @@ func TestOtherIdentityCannotOpen(t *testing.T) {
 	other := Wrap(raw, newKeys(t))
 	if _, err := get(other, "sec", "a"); !errors.Is(err, ErrOpen) || !strings.Contains(err.Error(), `"sec"`) {
 		t.Fatalf("other identity: %v", err)
+	}
+}
+
+// TestOtherIdentityRetimes: a host that cannot open an encrypted bucket
+// still changes its deadlines (expire, persist), on every local backend,
+// and the owner reads the same value afterwards.
+func TestOtherIdentityRetimes(t *testing.T) {
+	for _, url := range []string{"memory:", "sqlite:" + t.TempDir() + "/s.db", "file:" + t.TempDir() + "/f"} {
+		t.Run(url[:strings.Index(url, ":")], func(t *testing.T) {
+			raw := open(t, url)
+			s := Wrap(raw, newKeys(t))
+			enable(t, s, "sec")
+			put(t, s, "sec", "a", "secret-a")
+			other := Wrap(raw, newKeys(t))
+			var deadline int64
+			err := other.Update(context.Background(), func(tx store.Tx) error {
+				deadline = tx.Now() + 60_000
+				if ok, err := store.Expire(tx, "sec", "a", deadline, store.Always); err != nil || !ok {
+					return fmt.Errorf("expire: %v %v", ok, err)
+				}
+				if e, ok, err := store.Stat(tx, "sec", "a"); err != nil || !ok || e.ExpiresAt != deadline || e.Size != int64(len("secret-a")) {
+					return fmt.Errorf("stat after expire: %+v %v %v", e, ok, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := get(s, "sec", "a"); err != nil || v != "secret-a" {
+				t.Fatalf("owner after expire: %q %v", v, err)
+			}
+			err = other.Update(context.Background(), func(tx store.Tx) error {
+				if ok, err := store.Persist(tx, "sec", "a"); err != nil || !ok {
+					return fmt.Errorf("persist: %v %v", ok, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.View(context.Background(), func(tx store.Tx) error {
+				e, ok, err := tx.Get("sec", "a")
+				if err != nil || !ok || string(e.Value) != "secret-a" || e.ExpiresAt != 0 {
+					return fmt.Errorf("owner after persist: %+v %v %v", e, ok, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

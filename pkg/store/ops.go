@@ -265,7 +265,7 @@ const (
 // it did. A deadline at or before now deletes the key. As in Redis, a key
 // without a TTL counts as an infinite TTL for IfGreater and IfLess.
 func Expire(tx Tx, bucket, key string, expiresAt int64, cond ExpireCond) (bool, error) {
-	e, ok, err := tx.Get(bucket, key)
+	e, ok, err := Stat(tx, bucket, key)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -290,18 +290,40 @@ func Expire(tx Tx, bucket, key string, expiresAt int64, cond ExpireCond) (bool, 
 		_, err = tx.Delete(bucket, key)
 		return err == nil, err
 	}
-	e.ExpiresAt = expiresAt
-	return true, tx.Put(e)
+	return true, Retime(tx, e, expiresAt)
 }
 
 // Persist drops key's TTL and reports whether it had one.
 func Persist(tx Tx, bucket, key string) (bool, error) {
-	e, ok, err := tx.Get(bucket, key)
+	e, ok, err := Stat(tx, bucket, key)
 	if err != nil || !ok || e.ExpiresAt == 0 {
 		return false, err
 	}
-	e.ExpiresAt = 0
-	return true, tx.Put(e)
+	return true, Retime(tx, e, 0)
+}
+
+// Retimer is a transaction that can change a live entry's deadline
+// without opening its value: seal.Tx, so that expire and persist work on
+// an encrypted bucket without this host's identity, as ttl does.
+type Retimer interface {
+	Retime(e Entry, expiresAt int64) error
+}
+
+// Retime gives e, a live entry read with Stat, the deadline expiresAt (0:
+// none), its value unchanged.
+func Retime(tx Tx, e Entry, expiresAt int64) error {
+	if r, ok := tx.(Retimer); ok {
+		return r.Retime(e, expiresAt)
+	}
+	if _, ok := tx.(Stater); ok { // Stat left the value out
+		var live bool
+		var err error
+		if e, live, err = tx.Get(e.Bucket, e.Key); err != nil || !live {
+			return err
+		}
+	}
+	e.ExpiresAt = expiresAt
+	return tx.Put(e)
 }
 
 // IncrBy adds n to the integer stored at key (a missing key counts as 0)
