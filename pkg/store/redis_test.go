@@ -393,6 +393,77 @@ func TestRedisFreedValueIsAbsent(t *testing.T) {
 	})
 }
 
+// A key without a deadline whose value is gone (deleted, evicted) or is
+// not a STRING is damaged: Get and a scan with values fail with
+// ErrDamagedKey instead of skipping it, and Delete clears it.
+func TestRedisMissingValueIsDamage(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	set(t, rs, "b", "gone", "v", 0)
+	set(t, rs, "b", "list", "v", 0)
+	set(t, rs, "b", "ok", "w", 0)
+	if err := rs.c.Del(ctx, rs.valueKey("b", "gone")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.c.Del(ctx, rs.valueKey("b", "list")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.c.RPush(ctx, rs.valueKey("b", "list"), "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"gone", "list"} {
+		err := rs.View(ctx, func(tx Tx) error { _, _, err := tx.Get("b", k); return err })
+		if !errors.Is(err, ErrDamagedKey) || !strings.Contains(err.Error(), `"`+k+`"`) {
+			t.Errorf("get %s: %v", k, err)
+		}
+	}
+	err := rs.View(ctx, func(tx Tx) error {
+		return tx.Scan("b", "", true, func(Entry) error { return nil })
+	})
+	if !errors.Is(err, ErrDamagedKey) {
+		t.Errorf("scan with values: %v", err)
+	}
+	update(t, rs, func(tx Tx) error {
+		for _, k := range []string{"gone", "list"} {
+			if ok, err := tx.Delete("b", k); err != nil || !ok {
+				return fmt.Errorf("delete %s: %v %v", k, ok, err)
+			}
+		}
+		return nil
+	})
+	view(t, rs, func(tx Tx) error {
+		var keys []string
+		err := tx.Scan("b", "", true, func(e Entry) error { keys = append(keys, e.Key); return nil })
+		if fmt.Sprint(keys) != "[ok]" {
+			t.Errorf("scan after delete = %v", keys)
+		}
+		return err
+	})
+	if n := rs.c.Exists(ctx, rs.valueKey("b", "list")).Val(); n != 0 {
+		t.Error("delete left the damaged value")
+	}
+}
+
+// A value over Redis's 512 MiB bulk limit is refused before anything is
+// sent (the server would drop the connection): ErrValueTooLarge, exit 4.
+func TestRedisValueOverBulkLimit(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	big := make([]byte, redisMaxValue+1) // untouched pages: not resident
+	err := rs.Update(context.Background(), func(tx Tx) error {
+		return tx.Put(Entry{Bucket: "b", Key: "k", Value: big})
+	})
+	if !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("put: %v", err)
+	}
+	err = rs.Update(context.Background(), func(tx Tx) error {
+		_, err := tx.(BulkLoader).LoadMany([]Entry{{Bucket: "b", Key: "k", Value: big}}, ReplaceExisting)
+		return err
+	})
+	if !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("load: %v", err)
+	}
+}
+
 // Shadow copies exist only while someone listens for expire events: hook
 // definitions in !hooks, or a subscriber of the events channel. Reap hands
 // fn the shadow's value once Redis freed the entry, and marks the entry

@@ -333,9 +333,23 @@ func (t *redisTx) set(bucket, key string, e *Entry) {
 	}
 }
 
+// redisMaxValue is the largest value Redis takes by default
+// (proto-max-bulk-len): a larger one makes the server drop the connection.
+const redisMaxValue = 512 << 20
+
+func checkRedisValue(e Entry) error {
+	if len(e.Value) > redisMaxValue {
+		return fmt.Errorf("%w: %q is %d bytes; a Redis value is at most 512 MiB (proto-max-bulk-len)", ErrValueTooLarge, e.Key, len(e.Value))
+	}
+	return nil
+}
+
 func (t *redisTx) Put(e Entry) error {
 	if !t.write {
 		return errRedisReadOnly
+	}
+	if err := checkRedisValue(e); err != nil {
+		return err
 	}
 	if IsInternal(e.Bucket) {
 		if err := checkInternalPut(e); err != nil {
@@ -1018,6 +1032,9 @@ func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 	for _, e := range entries {
 		if IsInternal(e.Bucket) {
 			return 0, checkUserBucket(e.Bucket)
+		}
+		if err := checkRedisValue(e); err != nil {
+			return 0, err
 		}
 		count[e.Bucket]++
 	}
