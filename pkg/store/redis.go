@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -271,7 +273,26 @@ func (s *redisStore) wrap(err error) error {
 	if s.target.Password != "" {
 		msg = strings.ReplaceAll(msg, s.target.Password, "***")
 	}
-	return WithKind(KindStore, fmt.Errorf("redis %s: %s", s.target.Addr, msg))
+	return WithKind(KindStore, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})
+}
+
+// redisError is a client error as livedict shows it (the server named,
+// never its password), still matching what caused it for errors.Is.
+type redisError struct {
+	msg string
+	err error
+}
+
+func (e *redisError) Error() string { return e.msg }
+func (e *redisError) Unwrap() error { return e.err }
+
+// connLost reports whether err says the connection broke (the server
+// restarted or dropped it): a read-only transaction can run again on a
+// new one.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed)
 }
 
 func (s *redisStore) fence() string             { return s.p + "fence" }
@@ -421,9 +442,10 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 	}
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	backoff := time.Millisecond
+	redialed := false
 	for {
 		var fnErr error
-		hinted := false
+		hinted, sent := false, false
 		// No key is watched here: see redisread.go.
 		cn := s.takeConn()
 		err := func() error {
@@ -436,7 +458,9 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 			if fnErr != nil {
 				return fnErr
 			}
-			return tx.commit()
+			err := tx.commit()
+			sent = tx.sent
+			return err
 		}()
 		s.putConn(cn, err)
 		if hinted {
@@ -456,6 +480,13 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 			if backoff < 50*time.Millisecond {
 				backoff *= 2
 			}
+			continue
+		}
+		if !sent && !redialed && connLost(err) && ctx.Err() == nil {
+			// A long-running command's kept connection died (the server
+			// restarted, or dropped it): nothing was written, so the
+			// transaction runs again on a new one, once.
+			redialed = true
 			continue
 		}
 		if fnErr != nil {

@@ -444,6 +444,37 @@ func TestRedisMissingValueIsDamage(t *testing.T) {
 	}
 }
 
+// A long-running process's kept connection that the server dropped (a
+// restart, CLIENT KILL) costs nothing: the next transaction, read or
+// write, runs again on a new connection, since it had sent no write.
+func TestRedisKeptConnectionDropped(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	set(t, rs, "b", "k", "v", 0)
+	kill := func() {
+		t.Helper()
+		if rs.idle == nil {
+			t.Fatal("no kept connection")
+		}
+		id, err := rs.idle.ClientID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.c.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill()
+	if e, ok := get(t, rs, "b", "k"); !ok || string(e.Value) != "v" {
+		t.Fatalf("read after the kill: %q %v", e.Value, ok)
+	}
+	kill()
+	set(t, rs, "b", "k", "w", 0)
+	if e, ok := get(t, rs, "b", "k"); !ok || string(e.Value) != "w" {
+		t.Fatalf("after a write: %q %v", e.Value, ok)
+	}
+}
+
 // A value over Redis's 512 MiB bulk limit is refused before anything is
 // sent (the server would drop the connection): ErrValueTooLarge, exit 4.
 func TestRedisValueOverBulkLimit(t *testing.T) {

@@ -75,6 +75,9 @@ type redisTx struct {
 	dueKnown   bool // due: the deadline index had an entry due at the prefetch
 	due        bool
 	retry      bool // a read saw the fence move: the transaction must run again
+	// sent: the commit began sending writes; before that a transaction
+	// whose connection broke can run again on a new one.
+	sent bool
 }
 
 func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Conn, write bool) *redisTx {
@@ -977,6 +980,7 @@ func (t *redisTx) commit() error {
 			return err
 		}
 	}
+	t.sent = true
 	total := 16
 	for _, b := range t.buckets {
 		total += len(b.dirty) + len(b.dropKeys)/redisPerCommand
