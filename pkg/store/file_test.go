@@ -500,6 +500,26 @@ func TestFileCorruptRecord(t *testing.T) {
 	}
 }
 
+// TestFileRecordGrownSparse: a record extended to a terabyte (truncate -s
+// 1T, a sparse file) is damage reported as ErrCorrupt; reading it must not
+// allocate the file's size first, which killed the process with "fatal
+// error: runtime: out of memory".
+func TestFileRecordGrownSparse(t *testing.T) {
+	s, _ := newTestFile(t)
+	mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("value")}) })
+	path := filepath.Join(s.dir, "b", "main", "k")
+	if err := os.Truncate(path, 1<<40); err != nil {
+		t.Skipf("cannot make a sparse file here: %v", err)
+	}
+	err := s.View(context.Background(), func(tx Tx) error {
+		_, _, err := tx.Get("main", "k")
+		return err
+	})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Get of a record grown to 1 TiB: %v", err)
+	}
+}
+
 func TestFileJournalReplay(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s := openTestFile(t, dir, Options{})

@@ -71,9 +71,11 @@ func readRecord(path string, wantValue bool) (rec fileRecord, ok bool, err error
 	} else {
 		if !wantValue {
 			rec, _, err = fileRecordDecodeHeader(buf[:min(n, fileRecordHeaderMax)], st.Size)
-		} else {
-			// The size comes from the filesystem, not from the record, so
-			// a damaged length field cannot make this allocation huge.
+		} else if _, _, err = fileRecordDecodeHeader(buf[:min(n, fileRecordHeaderMax)], st.Size); err == nil {
+			// The header must agree with the file's size before the file
+			// is read whole: a record grown by truncate(1) or a damaged
+			// filesystem can claim terabytes (sparse), and allocating its
+			// size would kill the process instead of reporting damage.
 			data := make([]byte, st.Size)
 			copy(data, buf[:n])
 			m, rerr := fileReadFull(fd, data[n:])
