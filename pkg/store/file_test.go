@@ -520,6 +520,48 @@ func TestFileRecordGrownSparse(t *testing.T) {
 	}
 }
 
+// TestFileJournalNoRoom: a journaled commit the filesystem cannot hold is
+// refused before its commit point, with nothing written. Renaming the
+// journal first left a commit that failed half applied, wedged every later
+// command (reads too) replaying it, and landed once space was freed, after
+// its command had exited 3.
+func TestFileJournalNoRoom(t *testing.T) {
+	s, _ := newTestFile(t)
+	mustUpdate(t, s, func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("old a")})
+		return tx.Put(Entry{Bucket: "main", Key: "b", Value: []byte("old b")})
+	})
+	defer func(f func(string) (int64, int64, bool)) { fileFreeSpace = f }(fileFreeSpace)
+	fileFreeSpace = func(string) (int64, int64, bool) { return 4096, 3 * 4096, true }
+	big := bytes.Repeat([]byte("v"), 5000) // two blocks each: four in all
+	err := s.Update(context.Background(), func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: big})
+		return tx.Put(Entry{Bucket: "main", Key: "b", Value: big})
+	})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("commit over the free space: %v", err)
+	}
+	for _, name := range []string{fileJournalName, fileJournalName + ".tmp"} {
+		if _, err := os.Lstat(filepath.Join(s.dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", name, err)
+		}
+	}
+	for _, k := range []string{"a", "b"} {
+		if v, _ := getValue(t, s, "main", k); v != "old "+k {
+			t.Errorf("%s = %q after a refused commit", k, v)
+		}
+	}
+	// With room (or a filesystem that does not say) it commits.
+	fileFreeSpace = func(string) (int64, int64, bool) { return 4096, 4 * 4096, true }
+	mustUpdate(t, s, func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: big})
+		return tx.Put(Entry{Bucket: "main", Key: "b", Value: big})
+	})
+	if v, _ := getValue(t, s, "main", "b"); v != string(big) {
+		t.Errorf("commit with room: b has %d bytes", len(v))
+	}
+}
+
 func TestFileJournalReplay(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s := openTestFile(t, dir, Options{})

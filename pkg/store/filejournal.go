@@ -72,8 +72,35 @@ type fileOp struct {
 // both apply the writes with the same code.
 type fileOpSource func(yield func(fileOp) error) error
 
+// fileFreeSpace is fileStatFree; tests replace it to play a full disk.
+var fileFreeSpace = fileStatFree
+
+// errFileNoRoom is the error of a commit refused before its commit point
+// because the filesystem cannot hold its writes.
+type errFileNoRoom struct {
+	dir        string
+	need, free int64
+}
+
+func (e *errFileNoRoom) Error() string {
+	return fmt.Sprintf("commit to %s: no space left on device: the writes need about %d bytes, %d are free; nothing was written", e.dir, e.need, e.free)
+}
+
+func (e *errFileNoRoom) Unwrap() error { return syscall.ENOSPC }
+
 // writeJournal streams ops into DIR/.journal and makes it durable.
+//
+// Renaming the journal into place commits the transaction, and the writes
+// it then makes need room of their own. A commit the filesystem could not
+// hold would fail half applied, leave its journal to be replayed by every
+// later command (reads too), fail again the same way in each, and land
+// once someone freed space, long after its command reported failure. So
+// before the commit point the free space is measured against the files the
+// writes will take, and a commit that cannot fit is refused with nothing
+// written.
 func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
+	bsize, _, measured := fileFreeSpace(s.dir)
+	var need int64
 	tmp := s.path(fileJournalName + ".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -97,6 +124,9 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		switch op.kind {
 		case fileOpPut, fileOpPolicy:
 			putBytes(op.data)
+			if measured {
+				need += (int64(len(op.data)) + bsize - 1) / bsize * bsize
+			}
 		case fileOpDel:
 			putBytes([]byte(op.key))
 		case fileOpHint:
@@ -120,6 +150,12 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
+	}
+	if measured && need > 0 {
+		if _, free, ok := fileFreeSpace(s.dir); ok && free < need {
+			os.Remove(tmp)
+			return &errFileNoRoom{dir: s.dir, need: need, free: free}
+		}
 	}
 	if err := os.Rename(tmp, s.path(fileJournalName)); err != nil {
 		return fmt.Errorf("write journal: %w", err)
