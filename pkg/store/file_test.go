@@ -614,11 +614,16 @@ func TestFileJournalReplay(t *testing.T) {
 	}
 }
 
-func TestFileTornJournal(t *testing.T) {
+// TestFileDamagedJournal: a committed journal that fails its checksum was
+// damaged after its commit (no crash leaves one), perhaps half applied, so
+// it is refused as corrupt and kept, never silently discarded. A torn
+// .journal.tmp was never committed and goes.
+func TestFileDamagedJournal(t *testing.T) {
 	for _, damage := range []string{"truncate", "flip"} {
 		t.Run(damage, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "store")
 			s := openTestFile(t, dir, Options{})
+			mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("old")}) })
 			s.crashAfterJournal = true
 			err := s.Update(context.Background(), func(tx Tx) error {
 				tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("a")})
@@ -627,6 +632,8 @@ func TestFileTornJournal(t *testing.T) {
 			if !errors.Is(err, errFileTestCrash) {
 				t.Fatal(err)
 			}
+			// The writer died half way: b is in place, a is not.
+			os.WriteFile(filepath.Join(dir, "b", "main", "b"), fileRecordEncode(0, "b", []byte("b")), 0o600)
 			jpath := filepath.Join(dir, fileJournalName)
 			data, _ := os.ReadFile(jpath)
 			if damage == "truncate" {
@@ -636,17 +643,40 @@ func TestFileTornJournal(t *testing.T) {
 			}
 			os.WriteFile(jpath, data, 0o600)
 			s.crashAfterJournal = false
-			mustView(t, s, func(tx Tx) error {
-				if n, _ := tx.Count("main"); n != 0 {
-					t.Errorf("torn journal applied: %d keys", n)
-				}
-				return nil
+			err = s.View(context.Background(), func(tx Tx) error {
+				_, err := tx.Count("main")
+				return err
 			})
-			if _, err := os.Stat(jpath); !os.IsNotExist(err) {
-				t.Errorf("torn journal not discarded: %v", err)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), jpath) {
+				t.Errorf("View over a damaged journal: %v", err)
+			}
+			err = s.Update(context.Background(), func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "c", Value: []byte("c")}) })
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Update over a damaged journal: %v", err)
+			}
+			if after, err := os.ReadFile(jpath); err != nil || !bytes.Equal(after, data) {
+				t.Errorf("damaged journal not kept as it was: %v", err)
+			}
+			// Moved aside, the store is usable as it is.
+			os.Rename(jpath, jpath+".saved")
+			if v, _ := getValue(t, s, "main", "a"); v != "old" {
+				t.Errorf("a = %q", v)
 			}
 		})
 	}
+	t.Run("tmp", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "store")
+		s := openTestFile(t, dir, Options{})
+		mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("old")}) })
+		os.WriteFile(filepath.Join(dir, fileJournalName+".tmp"), []byte("LDJL\x01P"), 0o600)
+		if v, _ := getValue(t, s, "main", "a"); v != "old" {
+			t.Errorf("a = %q", v)
+		}
+		mustUpdate(t, s, func(tx Tx) error { return nil })
+		if _, err := os.Stat(filepath.Join(dir, fileJournalName+".tmp")); !os.IsNotExist(err) {
+			t.Errorf("torn .journal.tmp not removed: %v", err)
+		}
+	})
 }
 
 func TestFileCorruptJournalKept(t *testing.T) {

@@ -33,10 +33,11 @@ import (
 //	'E', uvarint number of ops before it
 //	CRC-32C of everything before it, 4 bytes big-endian
 //
-// A journal whose checksum does not match was never committed (it can only
-// come from a crash or a disk that lost the fsynced data) and is discarded.
-// One whose checksum matches but that does not parse is ErrCorrupt and left
-// in place for a human to look at.
+// No crash leaves a DIR/.journal whose checksum does not match (the rename
+// comes after the fsync), so one that does not match was damaged after its
+// commit, perhaps half applied: like one whose checksum matches but that
+// does not parse, it is ErrCorrupt and left in place for a human to look
+// at. A torn DIR/.journal.tmp was never committed and is removed.
 //
 // Version 2 differs only in allowing puts and deletes in internal buckets
 // ("!outbox"). A commit writes it only when it touches one, so a livedict
@@ -197,11 +198,11 @@ func (s *fileStore) recoverJournal() error {
 		return fmt.Errorf("read journal %s: %w", path, err)
 	}
 	if !intact {
-		f.Close()
-		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("discard torn journal: %w", err)
-		}
-		return fileSyncDir(s.dir)
+		// The journal is renamed into place only once it is whole and
+		// fsynced, so no crash leaves one that fails its checksum: this
+		// one was damaged afterwards, and its writes may be half applied.
+		// Discarding it would keep that half without a word.
+		return fmt.Errorf("%w: journal %s fails its checksum, so a multi-key write may be half applied; move it aside to use the store as it is", ErrCorrupt, path)
 	}
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", path, err)
