@@ -23,3 +23,18 @@ func fileStatFree(dir string) (bsize, free int64, ok bool) {
 	}
 	return st.Bsize, int64(avail) * st.Bsize, true
 }
+
+// noSpaceFS reports whether the filesystem holding dir has no block or no
+// inode left for this process: SQLite says only "unable to open" when it
+// cannot create its journal there, which is not a permission problem.
+func noSpaceFS(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Blocks == 0 {
+		return false
+	}
+	avail := st.Bavail
+	if os.Geteuid() == 0 {
+		avail = st.Bfree
+	}
+	return avail == 0 || st.Files > 0 && st.Ffree == 0
+}

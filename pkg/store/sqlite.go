@@ -337,6 +337,11 @@ func (s *sqliteStore) wrap(err error) error {
 		if readOnlyFS(s.real) {
 			return fmt.Errorf("%s: %w", s.path, syscall.EROFS)
 		}
+		if se.Code()&0xff == sqlite3.SQLITE_CANTOPEN && noSpaceFS(filepath.Dir(s.real)) {
+			// The store or its -journal could not be created for want of
+			// an inode or a block: not a permission to check.
+			return fmt.Errorf("%s: %w", s.path, syscall.ENOSPC)
+		}
 		return fmt.Errorf("%s: %w", s.path, fs.ErrPermission)
 	}
 	return fmt.Errorf("%s: %s", s.path, strings.TrimSpace(se.Error()))
