@@ -531,8 +531,8 @@ func TestFileJournalNoRoom(t *testing.T) {
 		tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("old a")})
 		return tx.Put(Entry{Bucket: "main", Key: "b", Value: []byte("old b")})
 	})
-	defer func(f func(string) (int64, int64, bool)) { fileFreeSpace = f }(fileFreeSpace)
-	fileFreeSpace = func(string) (int64, int64, bool) { return 4096, 3 * 4096, true }
+	defer func(f func(string) (fileRoom, bool)) { fileFreeSpace = f }(fileFreeSpace)
+	fileFreeSpace = func(string) (fileRoom, bool) { return fileRoom{4096, 3 * 4096, -1}, true }
 	big := bytes.Repeat([]byte("v"), 5000) // two blocks each: four in all
 	err := s.Update(context.Background(), func(tx Tx) error {
 		tx.Put(Entry{Bucket: "main", Key: "a", Value: big})
@@ -552,7 +552,7 @@ func TestFileJournalNoRoom(t *testing.T) {
 		}
 	}
 	// With room (or a filesystem that does not say) it commits.
-	fileFreeSpace = func(string) (int64, int64, bool) { return 4096, 4 * 4096, true }
+	fileFreeSpace = func(string) (fileRoom, bool) { return fileRoom{4096, 4 * 4096, -1}, true }
 	mustUpdate(t, s, func(tx Tx) error {
 		tx.Put(Entry{Bucket: "main", Key: "a", Value: big})
 		return tx.Put(Entry{Bucket: "main", Key: "b", Value: big})

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -73,6 +74,12 @@ type fileOp struct {
 // both apply the writes with the same code.
 type fileOpSource func(yield func(fileOp) error) error
 
+// fileRoom is what a filesystem has left: its block size, the bytes this
+// process may write, and the inodes (-1: not counted).
+type fileRoom struct {
+	bsize, bytes, inodes int64
+}
+
 // fileFreeSpace is fileStatFree; tests replace it to play a full disk.
 var fileFreeSpace = fileStatFree
 
@@ -80,14 +87,44 @@ var fileFreeSpace = fileStatFree
 // because the filesystem cannot hold its writes.
 type errFileNoRoom struct {
 	dir        string
+	what       string // "bytes" or "files"
 	need, free int64
 }
 
 func (e *errFileNoRoom) Error() string {
-	return fmt.Sprintf("commit to %s: no space left on device: the writes need about %d bytes, %d are free; nothing was written", e.dir, e.need, e.free)
+	return fmt.Sprintf("commit to %s: no space left on device: the writes need about %d %s, %d are free; nothing was written", e.dir, e.need, e.what, e.free)
 }
 
 func (e *errFileNoRoom) Unwrap() error { return syscall.ENOSPC }
+
+// fileNewInodes counts the files and folders the puts will create: targets
+// not there yet, or in a bucket this commit drops first.
+func fileNewInodes(puts []fileOp, dropped map[string]bool, dirOf func(string) string) int64 {
+	var n int64
+	dirs := map[string]bool{}
+	for _, op := range puts {
+		dir := dirOf(op.bucket)
+		if _, seen := dirs[dir]; !seen {
+			_, err := os.Lstat(dir)
+			dirs[dir] = err == nil && !dropped[op.bucket]
+			if !dirs[dir] {
+				n++
+			}
+		}
+		if !dirs[dir] {
+			n++
+			continue
+		}
+		name := filePolicyName
+		if op.kind == fileOpPut {
+			name = fileKeyEncode(op.key)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			n++
+		}
+	}
+	return n
+}
 
 // writeJournal streams ops into DIR/.journal and makes it durable.
 //
@@ -100,8 +137,10 @@ func (e *errFileNoRoom) Unwrap() error { return syscall.ENOSPC }
 // writes will take, and a commit that cannot fit is refused with nothing
 // written.
 func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
-	bsize, _, measured := fileFreeSpace(s.dir)
+	room, measured := fileFreeSpace(s.dir)
 	var need int64
+	var puts []fileOp // with no data kept: only where they go
+	dropped := map[string]bool{}
 	tmp := s.path(fileJournalName + ".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -125,9 +164,12 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		switch op.kind {
 		case fileOpPut, fileOpPolicy:
 			putBytes(op.data)
-			if measured {
-				need += (int64(len(op.data)) + bsize - 1) / bsize * bsize
+			if measured && op.data != nil {
+				need += (int64(len(op.data)) + room.bsize - 1) / room.bsize * room.bsize
+				puts = append(puts, fileOp{kind: op.kind, bucket: op.bucket, key: op.key})
 			}
+		case fileOpDrop:
+			dropped[op.bucket] = true
 		case fileOpDel:
 			putBytes([]byte(op.key))
 		case fileOpHint:
@@ -152,10 +194,23 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
-	if measured && need > 0 {
-		if _, free, ok := fileFreeSpace(s.dir); ok && free < need {
+	if measured && len(puts) > 0 {
+		var refuse error
+		now, ok := fileFreeSpace(s.dir)
+		switch {
+		case !ok:
+		case now.bytes < need:
+			refuse = &errFileNoRoom{dir: s.dir, what: "bytes", need: need, free: now.bytes}
+		case now.inodes >= 0 && now.inodes < int64(len(puts)):
+			// Only now look at which files exist: most commits have
+			// inodes to spare and need not stat every target.
+			if n := fileNewInodes(puts, dropped, s.bucketDir); now.inodes < n {
+				refuse = &errFileNoRoom{dir: s.dir, what: "files", need: n, free: now.inodes}
+			}
+		}
+		if refuse != nil {
 			os.Remove(tmp)
-			return &errFileNoRoom{dir: s.dir, need: need, free: free}
+			return refuse
 		}
 	}
 	if err := os.Rename(tmp, s.path(fileJournalName)); err != nil {

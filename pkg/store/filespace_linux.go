@@ -6,22 +6,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileStatFree reports the block size of the filesystem holding dir and
-// the bytes this process may still write there (root may use the blocks
-// reserved for it). ok is false when the filesystem does not say.
-func fileStatFree(dir string) (bsize, free int64, ok bool) {
+// fileStatFree reports the block size of the filesystem holding dir, the
+// bytes this process may still write there (root may use the blocks
+// reserved for it) and the inodes left, -1 when the filesystem does not
+// count them (btrfs). ok is false when the filesystem does not say.
+func fileStatFree(dir string) (room fileRoom, ok bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil || st.Bsize <= 0 || st.Blocks == 0 {
-		return 0, 0, false
+		return fileRoom{}, false
 	}
 	avail := st.Bavail
 	if os.Geteuid() == 0 {
 		avail = st.Bfree
 	}
-	if avail > uint64(1<<62)/uint64(st.Bsize) {
-		return st.Bsize, 1 << 62, true
+	room = fileRoom{bsize: st.Bsize, bytes: 1 << 62, inodes: -1}
+	if avail <= uint64(1<<62)/uint64(st.Bsize) {
+		room.bytes = int64(avail) * st.Bsize
 	}
-	return st.Bsize, int64(avail) * st.Bsize, true
+	if st.Files > 0 {
+		room.inodes = int64(min(st.Ffree, 1<<62))
+	}
+	return room, true
 }
 
 // noSpaceFS reports whether the filesystem holding dir has no block or no

@@ -53,3 +53,46 @@ func TestSQLiteNoInodes(t *testing.T) {
 		t.Errorf("write with no inode left: %v", err)
 	}
 }
+
+// TestFileNoInodes: a journaled commit that needs more files than the
+// filesystem has inodes for is refused before its commit point, with
+// nothing written, so the store stays usable; one that only replaces
+// files still commits.
+func TestFileNoInodes(t *testing.T) {
+	dir := mountTiny(t, 16)
+	s := openTestFile(t, filepath.Join(dir, "store"), Options{})
+	putAll := func(prefix string, n int) error {
+		return s.Update(context.Background(), func(tx Tx) error {
+			for i := 0; i < n; i++ {
+				if err := tx.Put(Entry{Bucket: "main", Key: fmt.Sprint(prefix, i), Value: []byte(prefix)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := putAll("k", 4); err != nil {
+		t.Fatal(err)
+	}
+	err := putAll("new", 20)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("commit of more files than inodes: %v", err)
+	}
+	for _, name := range []string{fileJournalName, fileJournalName + ".tmp"} {
+		if _, err := os.Lstat(filepath.Join(s.dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", name, err)
+		}
+	}
+	if v, ok := getValue(t, s, "main", "k3"); !ok || v != "k" {
+		t.Errorf("k3 = %q, %v after a refused commit", v, ok)
+	}
+	for i := 0; ; i++ { // use up the inodes but the journal's
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("fill", i)), nil, 0o600); err != nil {
+			os.Remove(filepath.Join(dir, fmt.Sprint("fill", i-1)))
+			break
+		}
+	}
+	if err := putAll("k", 4); err != nil {
+		t.Errorf("commit that replaces files, no inode left: %v", err)
+	}
+}
