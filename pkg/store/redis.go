@@ -287,8 +287,8 @@ func (e *redisError) Error() string { return e.msg }
 func (e *redisError) Unwrap() error { return e.err }
 
 // connLost reports whether err says the connection broke (the server
-// restarted or dropped it): a read-only transaction can run again on a
-// new one.
+// restarted or dropped it): a transaction that had sent no write can run
+// again on a new one.
 func connLost(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
