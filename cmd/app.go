@@ -75,6 +75,11 @@ func (a *App) Run(args []string) int {
 		a.session.Close() // whatever the outcome: committed events must go out
 		a.store.Close()
 	}
+	if _, ok := quietStatus(err); ok && out.err != nil {
+		// run replays CMD's output itself: when it could not be
+		// delivered, CMD's status would claim it was.
+		err = nil
+	}
 	if errors.Is(out.err, syscall.EPIPE) && (err == nil || errors.Is(err, syscall.EPIPE)) {
 		// The reader of stdout went away (livedict keys | head -1):
 		// not an error worth a line on stderr, as git and GNU tools
