@@ -58,7 +58,19 @@ For scripts that manage a lease themselves:
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() { err = wrongType(err) }()
 			fs := cmd.Flags()
-			names, argv, err := commandAfterDash(cmd.ArgsLenAtDash(), args, lockUse)
+			dash := cmd.ArgsLenAtDash()
+			script := fs.Changed("acquire") || fs.Changed("renew") || fs.Changed("release") || fs.Changed("status")
+			// A first -- may end the flags before NAME, so a NAME
+			// may start with - like any key: lock -- -NAME -- CMD,
+			// lock --status -- -NAME.
+			switch {
+			case dash == 0 && !script && len(args) > 1 && args[1] == "--":
+				args = append([]string{args[0]}, args[2:]...)
+				dash = 1
+			case dash == 0 && script && len(args) == 1:
+				dash = -1
+			}
+			names, argv, err := commandAfterDash(dash, args, lockUse)
 			if err != nil {
 				return err
 			}
@@ -68,7 +80,6 @@ For scripts that manage a lease themselves:
 			if err := exclusive(fs, "acquire", "renew", "release", "status"); err != nil {
 				return err
 			}
-			script := fs.Changed("acquire") || fs.Changed("renew") || fs.Changed("release") || fs.Changed("status")
 			if script == (argv != nil) {
 				if script {
 					return usageErr(errors.New("--acquire, --renew, --release and --status take no command"), "")
