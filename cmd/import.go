@@ -107,39 +107,78 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 // importLine is one line of an export. Pointers tell a missing field from
 // an empty one.
 type importLine struct {
-	Bucket      *string     `json:"bucket"`
-	Key         *utf8String `json:"key"`
-	KeyB64      *string     `json:"key_b64"`
-	ValueB64    *string     `json:"value_b64"`
-	Value       *string     `json:"value"`
-	ExpiresAtMs *int64      `json:"expires_at_ms"`
+	Bucket      *string    `json:"bucket"`
+	Key         *utf8Key   `json:"key"`
+	KeyB64      *string    `json:"key_b64"`
+	ValueB64    *string    `json:"value_b64"`
+	Value       *utf8Value `json:"value"`
+	ExpiresAtMs *int64     `json:"expires_at_ms"`
 	// Encrypted marks a value exported as ciphertext (export without
 	// --decrypt): it opens only with its store's data key, so it is
 	// refused rather than imported as if it were the value.
 	Encrypted *bool `json:"encrypted"`
 }
 
-// utf8String is a JSON string that must be valid UTF-8 as written:
-// encoding/json turns invalid bytes into U+FFFD, which would silently
-// import a different key than the one exported.
-type utf8String string
+// utf8Key and utf8Value are JSON strings that must be valid UTF-8 as
+// written: encoding/json turns invalid bytes, and escaped lone surrogates
+// ("\udcff", as Python writes surrogate-escaped bytes), into U+FFFD,
+// which would silently import a different key or value than the one
+// meant. Such bytes belong in key_b64/value_b64.
+type (
+	utf8Key   string
+	utf8Value string
+)
 
-var errKeyUTF8 = errors.New(`"key" is not valid UTF-8 (use "key_b64" for such keys)`)
+var (
+	errKeyUTF8   = errors.New(`"key" is not valid UTF-8 (use "key_b64" for such keys)`)
+	errValueUTF8 = errors.New(`"value" is not valid UTF-8 (use "value_b64" for such values)`)
+)
 
-func (u *utf8String) UnmarshalJSON(b []byte) error {
+func (u *utf8Key) UnmarshalJSON(b []byte) error {
+	s, err := decodeUTF8(b, errKeyUTF8)
+	*u = utf8Key(s)
+	return err
+}
+
+func (u *utf8Value) UnmarshalJSON(b []byte) error {
+	s, err := decodeUTF8(b, errValueUTF8)
+	*u = utf8Value(s)
+	return err
+}
+
+func decodeUTF8(b []byte, bad error) (string, error) {
 	if !utf8.Valid(b) {
-		return errKeyUTF8
+		return "", bad
 	}
 	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 {
-		// The common key, no escapes: the decoder has checked the
-		// syntax already, so the bytes between the quotes are the key.
-		*u = utf8String(b[1 : len(b)-1])
-		return nil
+		// The common string, no escapes: the decoder has checked the
+		// syntax already, so the bytes between the quotes are it.
+		return string(b[1 : len(b)-1]), nil
 	}
 	var s string
-	err := json.Unmarshal(b, &s)
-	*u = utf8String(s)
-	return err
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", err
+	}
+	// Every U+FFFD in s must have been written as one, raw or escaped;
+	// any other is the decoder's replacement of a lone surrogate.
+	if n := strings.Count(s, "\uFFFD"); n > 0 && n > bytes.Count(b, []byte("\uFFFD"))+escapedFFFD(b) {
+		return "", bad
+	}
+	return s, nil
+}
+
+// escapedFFFD counts the \uFFFD escapes in a JSON string.
+func escapedFFFD(b []byte) (n int) {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) && strings.EqualFold(string(b[i+2:i+6]), "fffd") {
+			n++
+		}
+		i++ // the escaped character is not the start of another escape
+	}
+	return n
 }
 
 // readImport parses and checks every line before anything is written, so a
@@ -275,7 +314,7 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 	var l importLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); errors.Is(err, errKeyUTF8) {
+	if err := dec.Decode(&l); errors.Is(err, errKeyUTF8) || errors.Is(err, errValueUTF8) {
 		return store.Entry{}, err
 	} else if err != nil {
 		return store.Entry{}, fmt.Errorf("not a JSON object of an export: %v", strings.TrimPrefix(err.Error(), "json: "))
