@@ -157,6 +157,10 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	// viper at all.
 	var v *viper.Viper
 	path, explicit := configFile(flags)
+	if explicit && path == "" {
+		// --config "$UNSET" must not quietly mean no file at all.
+		return nil, usageErr(errors.New("flag --config: empty path"), "")
+	}
 	if path != "" {
 		if _, err := os.Stat(path); err != nil && explicit {
 			return nil, usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
@@ -177,6 +181,11 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 			val, src = e, "env "+envName
 		} else if v != nil && v.InConfig(s.key) {
 			val, src = v.GetString(s.key), cfg.File
+		}
+		if s.key == "store" && val == "" && src != "default" {
+			// --store "$UNSET" must not quietly mean the default
+			// store; an empty environment variable counts as unset.
+			return nil, usageErr(fmt.Errorf("%s: empty store URL: name a store, or leave it unset for the default", src), "")
 		}
 		if s.check != nil {
 			if err := s.check(val); err != nil {
