@@ -30,6 +30,12 @@ is given.`,
 			}
 			err = a.printLive(bucket, args[0])
 			if errors.Is(err, errNotFound) && cmd.Flags().Changed("default") {
+				if a.JSON {
+					// The key is still missing: ttl_ms says so
+					// (-2, as mget's), not -1 (no TTL).
+					o := bytesField(keyFields(bucket, args[0]), "value", []byte(def))
+					return a.jsonLine(append(o, field{"ttl_ms", int64(-2)}, field{"expires_at", nil}))
+				}
 				return a.writeValue(store.Entry{Bucket: bucket, Key: args[0], Value: []byte(def)}, 0)
 			}
 			return err
