@@ -83,8 +83,9 @@ func TestLockLostStopsCMD(t *testing.T) {
 		if code := p.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
 			t.Errorf("exit %d, want 143 (CMD stopped by SIGTERM)", code)
 		}
-		if !strings.Contains(p.stderr.String(), "lost") {
-			t.Errorf("stderr %q does not say the lease was lost", p.stderr.String())
+		want := `livedict: error: lease on "job" lost while the command ran (another holder has it, or it was deleted); stopping it` + "\n"
+		if got := p.stderr.String(); got != want {
+			t.Errorf("stderr %q, want %q", got, want)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,7 +207,8 @@ func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Du
 	wasLost := false
 	status := child.wait(lost, func(err error) {
 		wasLost = true
-		fmt.Fprintf(a.IO.Err, "livedict: error: lease on %q lost while the command ran (%v); stopping it\n", terminalSafe(r.Name, false), err)
+		why := strings.TrimPrefix(err.Error(), lease.ErrLost.Error()+": ")
+		fmt.Fprintf(a.IO.Err, "livedict: error: lease on %q lost while the command ran (%s); stopping it\n", terminalSafe(r.Name, false), terminalSafe(why, false))
 	}, 5*time.Second)
 	stopKeeping()
 	if wasLost {

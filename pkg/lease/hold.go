@@ -180,10 +180,11 @@ func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, s
 			case rn.err == nil && rn.ok:
 				h = rn.h
 			case rn.err == nil:
-				ch <- ErrLost
+				ch <- fmt.Errorf("%w: another holder has it, or it was deleted", ErrLost)
 				return
 			case l.Clock.Now().UnixMilli() >= h.Deadline:
-				ch <- errors.Join(ErrLost, rn.err)
+				// One line, as every error livedict prints.
+				ch <- fmt.Errorf("%w: renewals failed until its deadline: %w", ErrLost, rn.err)
 				return
 			}
 		}
