@@ -18,7 +18,8 @@ NUL byte), all read in one transaction. A missing key prints an empty line
 and makes the exit status 1; the others are still printed, as Redis's MGET
 answers nil for them. Values that may hold newlines need -0 or --json.
 
---json: one object per key; a missing key has "value": null and "ttl_ms": -2.`,
+--json: one object per key; a missing key has "value": null, "ttl_ms": -2
+and "expires_at": null.`,
 		Example: `  livedict mget host port user
   { read -r host; read -r port; } < <(livedict mget host port)
   livedict mget -0 a b | xargs -0 printf '[%s]\n'`,
@@ -96,7 +97,7 @@ func (a *App) printValues(keys []string, bucket string, entries []store.Entry, f
 		case !found[i]:
 			missing = true
 			if a.JSON {
-				line, _ := append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}).MarshalJSON()
+				line, _ := append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil}).MarshalJSON()
 				out.Write(append(line, '\n'))
 			} else {
 				out.WriteByte(end)
