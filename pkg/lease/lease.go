@@ -126,7 +126,12 @@ func (r Ref) save(tx store.Tx, st State) error {
 	if err != nil {
 		return err
 	}
-	_, err = store.Set(tx, r.Limits, store.SetArgs{Bucket: r.Bucket, Key: r.Name, Value: b, ExpiresAt: last})
+	// The record is livedict's own, not a user's value: max_value_bytes
+	// does not apply (a store that keeps values small still has locks),
+	// the bucket's and the store's key limits do.
+	lim := r.Limits
+	lim.MaxValueBytes = 0
+	_, err = store.Set(tx, lim, store.SetArgs{Bucket: r.Bucket, Key: r.Name, Value: b, ExpiresAt: last})
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/livedict/livedict/pkg/lease"
@@ -156,7 +157,11 @@ func (c *Cache) lead(key string, o Options, ref lease.Ref, h lease.Holder, run f
 	res := Result{Entry: ent}
 	keep := cacheable && !(o.DiscardFailures && ent.Status != 0)
 	if keep {
-		res.NotStored = c.Limits.CheckValue(EncodedSize(len(ent.Stdout), len(ent.Stderr)))
+		if err := c.Limits.CheckValue(EncodedSize(len(ent.Stdout), len(ent.Stderr))); err != nil {
+			// Name what the user sees: the output, not its record.
+			res.NotStored = fmt.Errorf("%w: its output is %d bytes (stdout and stderr, %d stored), max_value_bytes is %d",
+				store.ErrValueTooLarge, len(ent.Stdout)+len(ent.Stderr), EncodedSize(len(ent.Stdout), len(ent.Stderr)), c.Limits.MaxValueBytes)
+		}
 		keep = res.NotStored == nil
 	}
 	err := c.Locker.Update(func(tx store.Tx) error {
