@@ -55,7 +55,7 @@ For scripts that manage a lease themselves:
   livedict lock gpu --limit 2 --wait 1h -- ./train.sh
   h=$(livedict lock job --acquire --ttl 5m) || exit 0
   livedict lock job --renew "$h"; livedict lock job --release "$h"`,
-		Args: cobra.MinimumNArgs(1),
+		Args: args(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() { err = wrongType(err) }()
 			fs := cmd.Flags()

@@ -56,7 +56,7 @@ says so); a CMD killed by a signal is never cached.`,
 		Example: `  livedict run --ttl 5m -- curl -s https://example.com/status.json
   livedict run --ttl 1h --stale 10m --modtime go.mod -- go list -m all
   livedict run --ttl 1d --discard-failures --key weather -- ./weather.sh`,
-		Args: cobra.MinimumNArgs(1),
+		Args: args(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() { err = wrongType(err) }()
 			fs := cmd.Flags()
