@@ -121,6 +121,46 @@ func TestRedisServerRestartDuringIncr(t *testing.T) {
 	}
 }
 
+// wait rides out a server that goes away and comes back: one warning,
+// then exit 0 once the key is set; an outage that outlasts its --timeout
+// is exit 3, the server's error.
+func TestRedisWaitRidesOutRestart(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	e := newRedisEnv(t, srv.URL+"?prefix=wait")
+	e.mustRun("set", "other", "1") // the store exists: wait's first read works
+
+	// wait subscribes to the store's changes once its first read found
+	// nothing: then it sleeps, and an outage is one it must ride out.
+	subscribed := func() bool {
+		c := srv.Client()
+		defer c.Close()
+		n, err := c.PubSubNumSub(context.Background(), "{wait}:changes").Result()
+		return err == nil && n["{wait}:changes"] > 0
+	}
+	p := e.start("wait", "ready", "--timeout", "60s")
+	poll(t, 30*time.Second, "wait to subscribe", subscribed)
+	srv.Kill()
+	time.Sleep(time.Second) // reads in here fail
+	srv.Start()
+	time.Sleep(300 * time.Millisecond)
+	e.mustRun("set", "ready", "1")
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("wait exited %d across the restart: %s", code, p.stderr.String())
+	}
+
+	p = e.start("wait", "never", "--timeout", "8s")
+	poll(t, 30*time.Second, "wait to subscribe", subscribed)
+	srv.Kill()
+	code := p.wait(30 * time.Second)
+	srv.Start()
+	if code != 3 {
+		t.Fatalf("wait with the server down past its timeout exited %d, want 3: %s", code, p.stderr.String())
+	}
+	if got := p.stderr.String(); !strings.Contains(got, "livedict: warning: ") || !strings.Contains(got, "still waiting") || !strings.Contains(got, "\nlivedict: error: redis ") {
+		t.Errorf("stderr %q: want one warning, then the error", got)
+	}
+}
+
 // livedict's connection is killed (CLIENT KILL) again and again while it
 // imports a large file: the import fails with exit 3 and leaves nothing,
 // or it got through and left everything; never part of it.

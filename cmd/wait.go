@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/livedict/livedict/pkg/lease"
@@ -23,7 +24,11 @@ exit 0, printing nothing. Exit 1 when --timeout passes first; without
 
 wait sleeps on the store's files with inotify and wakes when another
 process commits; it re-checks at the key's deadline (an expiry writes
-nothing) and at most once a second as a fallback, never busier.`,
+nothing) and at most once a second as a fallback, never busier.
+
+A store that becomes busy or unreachable after the first read (a Redis
+server restarting) is waited out with one warning; exit 3 only when that
+outlasts --timeout.`,
 		Example: `  livedict wait ready --timeout 30s && ./next-step
   livedict wait lock:deploy --gone`,
 		Args:              args(1, 1),
@@ -58,7 +63,14 @@ nothing) and at most once a second as a fallback, never busier.`,
 // The Waker is armed after the first read fails and before the second,
 // so a key already there costs no watch, and a write between a read and
 // the sleep still wakes it.
+//
+// Once a read has worked, a store that is busy or unreachable (a Redis
+// server restarting, failing over) is waited out, with one warning, until
+// the deadline: then its error is the answer (exit 3). A first read that
+// fails fails at once, so a wrong store is not waited on.
 func waitKey(a *App, l *lease.Locker, bucket, key string, gone bool, until time.Time) error {
+	first := true
+	var retry time.Duration // between reads while the store fails
 	for {
 		var e store.Entry
 		var ok bool
@@ -66,8 +78,23 @@ func waitKey(a *App, l *lease.Locker, bucket, key string, gone bool, until time.
 			e, ok, err = tx.Get(bucket, key)
 			return err
 		}); err != nil {
-			return err
+			if first || !store.Transient(err) || !until.IsZero() && !a.Clock.Now().Before(until) {
+				return err
+			}
+			if retry == 0 {
+				a.warn(fmt.Sprintf("%v; still waiting", err))
+			}
+			retry = min(max(2*retry, 100*time.Millisecond), 2*time.Second)
+			next := a.Clock.Now().Add(retry)
+			if !until.IsZero() && until.Before(next) {
+				next = until
+			}
+			if _, err := l.Wait(context.Background(), next); err != nil {
+				return err
+			}
+			continue
 		}
+		first, retry = false, 0
 		if ok != gone {
 			return nil
 		}

@@ -286,6 +286,16 @@ type redisError struct {
 func (e *redisError) Error() string { return e.msg }
 func (e *redisError) Unwrap() error { return e.err }
 
+// Transient reports whether err may pass when the same work is tried
+// again later: another process held the store past the busy timeout, or
+// its server could not be reached or dropped the connection. A command
+// that waits (wait) rides such errors out until its own deadline.
+func Transient(err error) bool {
+	var ne net.Error
+	return errors.Is(err, ErrBusy) || connLost(err) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &ne)
+}
+
 // connLost reports whether err says the connection broke (the server
 // restarted or dropped it): a transaction that had sent no write can run
 // again on a new one.
