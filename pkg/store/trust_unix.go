@@ -250,9 +250,12 @@ func checkFolders(dir string, holder bool) error {
 func resolveStore(abs string) (real string, exists bool, err error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(abs, &st); err != nil {
-		if err == unix.ENOENT || err == unix.ENOTDIR {
+		if err == unix.ENOENT {
 			return abs, false, nil
 		}
+		// ENOTDIR: a folder on the path is a file, so no store can ever
+		// be there; a read says so (exit 3) rather than "not found", as
+		// a write does and as the file store does.
 		return "", false, &fs.PathError{Op: "stat", Path: abs, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
