@@ -843,3 +843,52 @@ func FuzzRedisEntryKey(f *testing.F) {
 		}
 	})
 }
+
+// A Redis user whose ACL refuses one of a commit's commands (here the
+// PUBLISH on the changes channel: Redis 7 gives a new user no channels)
+// gets a store error and nothing written: a script is not rolled back,
+// so the refusal must come before the first write. The write once landed
+// while the command reported exit 3, and an incr retried by its caller
+// counted twice.
+func TestRedisACLRefusalWritesNothing(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	admin := srv.Client()
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "app", "on", ">apppw", "~{p}*", "resetchannels", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open("unix://app:apppw@"+srv.Sock+"?prefix=p", Options{BusyTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "k", Value: []byte("v")}) })
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), "NOPERM") || strings.Contains(err.Error(), "apppw") {
+		t.Fatalf("put refused by the ACL: err = %v (kind %v)", err, KindOf(err))
+	}
+	keys, err := admin.Keys(ctx, "{p}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("a refused commit wrote %v", keys)
+	}
+}
+
+// A fence that is not a counter (written by hand) fails a commit before
+// any of its writes: the fence's INCR is the script's first write.
+func TestRedisDamagedFenceWritesNothing(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	ctx := context.Background()
+	set(t, rs, "b", "a", "v", 0)
+	if err := rs.c.Set(ctx, rs.fence(), "abc", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := rs.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "k", Value: []byte("v")}) })
+	if KindOf(err) != KindStore {
+		t.Fatalf("put on a damaged fence: err = %v (kind %v)", err, KindOf(err))
+	}
+	if rs.c.Exists(ctx, rs.valueKey("b", "k")).Val() != 0 || rs.c.HExists(ctx, rs.metaKey("b"), "k").Val() {
+		t.Fatal("a failed commit wrote its entry")
+	}
+}

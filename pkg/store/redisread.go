@@ -187,10 +187,33 @@ func (o *redisOps) addMany(per int, head []any, items []any) {
 // redisCommit applies a commit's commands if the fence still reads
 // ARGV[1] ('*': whatever it reads; ”: missing), and bumps it. ARGV[2…]
 // are the commands, each preceded by its length.
+//
+// A script is not rolled back when one of its commands fails, so every
+// command is checked against the user's ACL before the first write
+// (redis.acl_check_cmd, Redis 7): a user who may not PUBLISH on the
+// changes channel, say, must not see its write applied and reported as
+// failed. The fence's INCR comes first: a fence that is not a number
+// fails it before anything else is written. (On 6.2 the PUBLISH is the
+// next command, so the likeliest refusal still comes before any write
+// but the fence's, which costs others a retry; OOM is checked by the
+// server at the first write only.)
 var redisCommit = redis.NewScript(`
 if ARGV[1] ~= '*' and (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('INCR', KEYS[1])
 local i, n = 2, #ARGV
+if redis.acl_check_cmd then
+  if not redis.acl_check_cmd('INCR', KEYS[1]) then
+    return redis.error_reply('NOPERM this user may not run INCR ' .. KEYS[1] .. ': livedict needs all its commands on the keys and channels of its prefix')
+  end
+  while i <= n do
+    local c = tonumber(ARGV[i])
+    if not redis.acl_check_cmd(unpack(ARGV, i + 1, i + c)) then
+      return redis.error_reply('NOPERM this user may not run ' .. ARGV[i + 1] .. ' ' .. (ARGV[i + 2] or '') .. ': livedict needs all its commands on the keys and channels of its prefix')
+    end
+    i = i + c + 1
+  end
+  i = 2
+end
+redis.call('INCR', KEYS[1])
 while i <= n do
   local c = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + c))

@@ -986,6 +986,9 @@ func (t *redisTx) commit() error {
 		total += len(b.dirty) + len(b.dropKeys)/redisPerCommand
 	}
 	ops := &redisOps{cmds: make([][]any, 0, total)}
+	// The PUBLISH first: a user refused it (an ACL without the channel)
+	// fails the commit before anything is written (see redisCommit).
+	ops.add("PUBLISH", t.s.changesChannel(), "1")
 	ops.add("SET", t.s.layoutKey(), redisLayout)
 	for name, b := range t.buckets {
 		if IsInternal(name) {
@@ -1001,7 +1004,6 @@ func (t *redisTx) commit() error {
 			ops.add("HDEL", t.s.policyKey(), name)
 		}
 	}
-	ops.add("PUBLISH", t.s.changesChannel(), "1")
 	return t.apply(ops)
 }
 
