@@ -91,9 +91,11 @@ type redisStore struct {
 	p      string // "{prefix}:"
 	// native: values carry their deadline as a Redis TTL (see above).
 	native bool
-	connMu sync.Mutex
-	idle   *redis.Conn // a connection no transaction uses (see takeConn)
-	closed bool
+	// connectTimeout bounds Open's dial and first round trip.
+	connectTimeout time.Duration
+	connMu         sync.Mutex
+	idle           *redis.Conn // a connection no transaction uses (see takeConn)
+	closed         bool
 
 	hintMu sync.Mutex
 	// hints counts the transactions running that read whether a watcher
@@ -157,7 +159,7 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 			o.TLSConfig.ServerName = strings.Trim(host, "[]")
 		}
 	}
-	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:"}
+	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:", connectTimeout: ro.ConnectTimeout}
 	s.native = s.opts.Clock == ttl.System
 	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
 	defer cancel()
@@ -191,7 +193,7 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	})
 	var reply redis.Error
 	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
-		return s.wrap(err) // the connection failed
+		return s.wrap(s.noAnswer(err)) // the connection failed
 	}
 	if err != nil && err != redis.Nil && hello.Err() == nil && hello.Val() == nil {
 		// Refused while go-redis set the connection up (a wrong
@@ -225,6 +227,22 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in an older livedict layout (values inside one hash per bucket): export it with the livedict that wrote it and import it with this one (see README, Redis)", s.target.Addr, s.target.Prefix))
 	}
 	return nil
+}
+
+// noAnswer says what a timeout while connecting means: the server took
+// the connection and did not answer within connect_timeout. On rediss://
+// the likeliest cause is a server without TLS on that port, which waits
+// for a command while the client waits for its handshake; the bare
+// "context deadline exceeded" said neither.
+func (s *redisStore) noAnswer(err error) error {
+	var ne net.Error
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+		return err
+	}
+	if s.target.TLS {
+		return fmt.Errorf("no TLS handshake within connect_timeout (%s): is this port a TLS one? (rediss:// needs the server's tls-port; a plain port never answers): %w", s.connectTimeout, err)
+	}
+	return fmt.Errorf("no answer within connect_timeout (%s): %w", s.connectTimeout, err)
 }
 
 // connectRefusal names what a server's refusal during the connection's

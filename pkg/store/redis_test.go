@@ -892,3 +892,34 @@ func TestRedisDamagedFenceWritesNothing(t *testing.T) {
 		t.Fatal("a failed commit wrote its entry")
 	}
 }
+
+// A rediss:// URL on a port whose server does not speak TLS (it waits
+// for a command while the client waits for the handshake): exit 3 once
+// connect_timeout passes, one line that says what is likely wrong; it
+// once said only "context deadline exceeded".
+func TestRedisTLSOnPlainPortSaysSo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // a plain server: reads, never answers a handshake
+		}
+	}()
+	addr := l.Addr().String()
+	for url, want := range map[string]string{
+		"rediss://" + addr: "no TLS handshake within connect_timeout (300ms)",
+		"redis://" + addr:  "no answer within connect_timeout (300ms)",
+	} {
+		err := openAndRead(url, Options{Redis: RedisOptions{ConnectTimeout: 300 * time.Millisecond}})
+		if KindOf(err) != KindStore || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v (kind %v), want %q", url, err, KindOf(err), want)
+		}
+	}
+}
