@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,12 +288,20 @@ func (s *redisStore) wrap(err error) error {
 	if errors.As(err, &ke) {
 		return err
 	}
-	msg := err.Error()
+	msg := redisScriptSuffix.ReplaceAllString(err.Error(), "")
+	if strings.HasPrefix(msg, "READONLY ") {
+		msg = "the server is a read-only replica: write to its primary (" + msg + ")"
+	}
 	if s.target.Password != "" {
 		msg = strings.ReplaceAll(msg, s.target.Password, "***")
 	}
 	return WithKind(KindStore, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})
 }
+
+// redisScriptSuffix is what Redis 7 appends to the error of a command
+// that failed inside a script ("script: SHA, on @user_script:17."):
+// livedict's commit script, which says nothing to the user.
+var redisScriptSuffix = regexp.MustCompile(`\.? script: [0-9a-f]{40}, on @user_script:[0-9]+\.?$`)
 
 // redisError is a client error as livedict shows it (the server named,
 // never its password), still matching what caused it for errors.Is.

@@ -923,3 +923,31 @@ func TestRedisTLSOnPlainPortSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// A write the server refuses inside the commit script (a read-only
+// replica, too few replicas) is one line saying what the server said,
+// without the script's SHA and line that Redis 7 appends; a replica's
+// refusal says to write to the primary. Nothing is written.
+func TestRedisRefusedWriteSaysWhy(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--replicaof", "127.0.0.1", "1"}, ": the server is a read-only replica: write to its primary (READONLY "},
+		{[]string{"--min-replicas-to-write", "1"}, ": NOREPLICAS "},
+	} {
+		srv := redistest.StartServer(t, append([]string{"--save", "", "--appendonly", "no"}, c.args...)...)
+		s, err := Open(srv.URL, Options{BusyTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update(context.Background(), func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "k", Value: []byte("v")}) })
+		s.Close()
+		if KindOf(err) != KindStore || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "script") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v (kind %v), want %q", c.args, err, KindOf(err), c.want)
+		}
+		if n := srv.Client().DBSize(context.Background()).Val(); n != 0 {
+			t.Errorf("%v: a refused write left %d keys", c.args, n)
+		}
+	}
+}
