@@ -875,6 +875,31 @@ func TestRedisACLRefusalWritesNothing(t *testing.T) {
 	}
 }
 
+// A user the ACL denies PUBSUB (but lets PUBLISH on the prefix's
+// channels) reads and writes: livedict counts someone as listening, so an
+// entry with a deadline keeps its shadow copy for an expire event.
+func TestRedisNoPubSubStillWorks(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	admin := srv.Client()
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "app", "on", ">apppw", "~{p}*", "&{p}*", "+@all", "-@pubsub", "+publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open("unix://app:apppw@"+srv.Sock+"?prefix=p", Options{BusyTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Now().Add(time.Hour).UnixMilli()
+	update(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "b", Key: "k", Value: []byte("v"), ExpiresAt: at}) })
+	if e, ok := get(t, s, "b", "k"); !ok || string(e.Value) != "v" {
+		t.Fatalf("get: %q %v", e.Value, ok)
+	}
+	if admin.Exists(ctx, s.(*redisStore).shadowKey("b", "k")).Val() != 1 {
+		t.Error("no shadow copy: an expire event would carry no value")
+	}
+}
+
 // A fence that is not a counter (written by hand) fails a commit before
 // any of its writes: the fence's INCR is the script's first write.
 func TestRedisDamagedFenceWritesNothing(t *testing.T) {
