@@ -24,21 +24,23 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 	if p := a.Config.RedisPasswordFile; p != "" {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file: %w", unwrapPathErr(err))))
+			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: %w", p, unwrapPathErr(err))))
 		}
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
 			return ro, storeErr(fmt.Errorf("%w: redis_password_file %s: must be a regular file only its owner can read (chmod 600)", store.ErrUntrusted, p))
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file: %w", unwrapPathErr(err))))
+			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: %w", p, unwrapPathErr(err))))
 		}
 		ro.Password = string(bytes.TrimRight(b, "\r\n"))
 	}
-	if p := a.Config.RedisCAFile; p != "" {
+	// The CA file is for TLS: a plain redis:// or unix:// store does not
+	// read it (a config file may name it for another store).
+	if p := a.Config.RedisCAFile; p != "" && strings.HasPrefix(u, "rediss://") {
 		pem, err := os.ReadFile(p)
 		if err != nil {
-			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_ca_file: %w", unwrapPathErr(err))))
+			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_ca_file %s: %w", p, unwrapPathErr(err))))
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
