@@ -107,12 +107,12 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 // importLine is one line of an export. Pointers tell a missing field from
 // an empty one.
 type importLine struct {
-	Bucket      *string    `json:"bucket"`
-	Key         *utf8Key   `json:"key"`
-	KeyB64      *string    `json:"key_b64"`
-	ValueB64    *string    `json:"value_b64"`
-	Value       *utf8Value `json:"value"`
-	ExpiresAtMs *int64     `json:"expires_at_ms"`
+	Bucket      *string `json:"bucket"`
+	Key         *string `json:"key"`
+	KeyB64      *string `json:"key_b64"`
+	ValueB64    *string `json:"value_b64"`
+	Value       *string `json:"value"`
+	ExpiresAtMs *int64  `json:"expires_at_ms"`
 	// Encrypted marks a value exported as ciphertext (export without
 	// --decrypt): it opens only with its store's data key, so it is
 	// refused rather than imported as if it were the value.
@@ -215,7 +215,7 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 				if e, err = parseImportLine(line, defBucket, maxAt); err == nil {
 					err = errors.New("not one JSON object on the line")
 				}
-			} else {
+			} else if err = l.checkUTF8(line); err == nil {
 				e, err = l.entry(defBucket, maxAt)
 			}
 			if err == nil {
@@ -322,7 +322,29 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 	if dec.More() {
 		return store.Entry{}, errors.New("more than one JSON value on the line")
 	}
+	if err := l.checkUTF8(line); err != nil {
+		return store.Entry{}, err
+	}
 	return l.entry(defBucket, maxAt)
+}
+
+// checkUTF8 refuses a "key" or "value" that was not valid UTF-8 as
+// written (see utf8Key). Only a line with invalid bytes or a decoded
+// U+FFFD can hold one: only such a line is decoded again, strictly, so
+// the common line costs one pass of utf8.Valid.
+func (l importLine) checkUTF8(line []byte) error {
+	if utf8.Valid(line) && (l.Key == nil || !strings.Contains(*l.Key, "\uFFFD")) &&
+		(l.Value == nil || !strings.Contains(*l.Value, "\uFFFD")) {
+		return nil
+	}
+	var strict struct {
+		Key   *utf8Key   `json:"key"`
+		Value *utf8Value `json:"value"`
+	}
+	if err := json.Unmarshal(line, &strict); errors.Is(err, errKeyUTF8) || errors.Is(err, errValueUTF8) {
+		return err
+	}
+	return nil
 }
 
 // entry checks a decoded line and makes it an entry.
@@ -338,7 +360,7 @@ func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 	case l.Key != nil && l.KeyB64 != nil:
 		return e, errors.New("both key and key_b64")
 	case l.Key != nil:
-		e.Key = string(*l.Key)
+		e.Key = *l.Key
 	case l.KeyB64 != nil:
 		k, err := base64.StdEncoding.DecodeString(*l.KeyB64)
 		if err != nil {
