@@ -3,7 +3,6 @@ package cmd
 import (
 	"bufio"
 	"encoding/base64"
-	"errors"
 
 	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
@@ -31,7 +30,7 @@ shown on stderr when it is a terminal.`,
 			if len(args) == 1 {
 				glob = args[0]
 			}
-			buckets, err := a.buckets(cmd, all)
+			buckets, err := a.buckets(all)
 			if err != nil {
 				return err
 			}
@@ -95,9 +94,9 @@ shown on stderr when it is a terminal.`,
 
 // buckets is the command's bucket, or nil for --all-buckets (every bucket,
 // as scanBuckets reads them in its transaction).
-func (a *App) buckets(cmd *cobra.Command, all bool) ([]string, error) {
+func (a *App) buckets(all bool) ([]string, error) {
 	if all {
-		return nil, allBucketsAlone(cmd)
+		return nil, nil
 	}
 	b, err := a.Bucket()
 	if err != nil {
@@ -122,16 +121,6 @@ func scanBuckets(tx store.Tx, buckets []string, glob string, withValues bool, fn
 		if err := store.ScanGlob(tx, b, glob, withValues, fn); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// allBucketsAlone refuses -b/--bucket given with --all-buckets: one of the
-// two would be ignored. A bucket from LIVEDICT_BUCKET or the config file
-// is a default, not a request, and gives way.
-func allBucketsAlone(cmd *cobra.Command) error {
-	if cmd.Flags().Changed("bucket") {
-		return usageErr(errors.New("-b/--bucket and --all-buckets cannot be used together"), "")
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
 		Example: "  livedict keys 'user:*'\n  livedict keys -0 | xargs -0 -n1 livedict get",
 		Args:    args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			buckets, err := a.buckets(cmd, all)
+			buckets, err := a.buckets(all)
 			if err != nil {
 				return err
 			}

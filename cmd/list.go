@@ -28,7 +28,7 @@ key, value (or value_b64 when not UTF-8), ttl_ms, expires_at and bytes.
 lines then start with the bucket and a tab, and the table gets a BUCKET column.`,
 		Args: args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			buckets, err := a.buckets(cmd, all)
+			buckets, err := a.buckets(all)
 			if err != nil {
 				return err
 			}

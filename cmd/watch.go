@@ -37,11 +37,6 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			if err != nil {
 				return usageErr(err, "")
 			}
-			if o.all {
-				if err := allBucketsAlone(cmd); err != nil {
-					return err
-				}
-			}
 			bucket, err := a.Bucket()
 			if err != nil {
 				return err
