@@ -42,8 +42,9 @@ func newWatcher() *watcher {
 }
 
 // read turns any batch of events into one pending wake-up. A watch that
-// went away (IN_IGNORED: its folder was dropped) is forgotten so the next
-// arm adds it again once the path is back.
+// went away (IN_IGNORED: its folder was deleted) or whose folder moved
+// (IN_MOVE_SELF) is forgotten so the next arm adds it again once the path
+// is back.
 func (w *watcher) read() {
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
@@ -59,6 +60,13 @@ func (w *watcher) read() {
 				name = name[:i]
 			}
 			if ev.Mask&unix.IN_IGNORED != 0 {
+				w.forget(int(ev.Wd))
+				wake = true
+			} else if ev.Mask&unix.IN_MOVE_SELF != 0 {
+				// The folder left its path (a dropped bucket's goes to
+				// the store's trash, deleted later): the watch would
+				// follow it there, so watch the path afresh.
+				unix.InotifyRmWatch(w.fd, uint32(ev.Wd))
 				w.forget(int(ev.Wd))
 				wake = true
 			} else if w.counts(int(ev.Wd), string(name), ev.Mask) {

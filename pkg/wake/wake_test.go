@@ -2,6 +2,7 @@ package wake
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -130,5 +131,44 @@ func TestWakesOnChangeFeed(t *testing.T) {
 	case <-fs.stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close left the feed running")
+	}
+}
+
+// TestWakesAfterFolderMoved: a watched folder moved away (a file store's
+// dropped bucket goes to its trash and is deleted only later) is watched
+// again at its path, so a commit to the bucket made anew wakes the waiter.
+func TestWakesAfterFolderMoved(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("inotify is Linux-only; elsewhere Waker only re-checks on a timer")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	wk := New(nil, store.Watch{Dir: path})
+	defer wk.Close()
+	if err := os.Rename(path, filepath.Join(dir, "trash")); err != nil {
+		t.Fatal(err)
+	}
+	if woken, err := wk.Wait(context.Background(), time.Now().Add(time.Minute)); err != nil || !woken {
+		t.Fatalf("move: woken %v, %v", woken, err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	wk.arm()
+	if err := os.WriteFile(filepath.Join(path, "k"), []byte("v"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	woken := false
+	for tries := 0; tries < 3 && !woken; tries++ {
+		var err error
+		if woken, err = wk.Wait(context.Background(), time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !woken {
+		t.Fatal("no wake-up for a write into the folder made anew at the path")
 	}
 }
