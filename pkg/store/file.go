@@ -90,6 +90,9 @@ type fileStore struct {
 	// crashAfterJournal makes a commit stop right after its journal is
 	// durable, as if the process were killed there. Tests only.
 	crashAfterJournal bool
+	// testRecordRead runs for each record a bucket listing reads. Tests
+	// only.
+	testRecordRead func()
 }
 
 // errFileTestCrash is what a commit returns when crashAfterJournal stops it.

@@ -158,6 +158,9 @@ func (tx *fileTx) readDir(tb *fileTxBucket, fn func(rec fileRecord, name string)
 				continue
 			}
 			path := filepath.Join(tb.dir, name)
+			if tx.s.testRecordRead != nil {
+				tx.s.testRecordRead()
+			}
 			rec, ok, rerr := readRecord(path, false)
 			if rerr != nil {
 				return rerr
@@ -602,7 +605,9 @@ func (tx *fileTx) SetPolicy(bucket string, p Policy) error {
 	return nil
 }
 
-// DropBucket buffers the removal of the bucket's folder.
+// DropBucket buffers the removal of the bucket's folder. Whether the bucket
+// had anything is learnt from its policy or its first live key: a drop
+// does not read the records it removes.
 func (tx *fileTx) DropBucket(bucket string) (bool, error) {
 	if err := tx.check(true); err != nil {
 		return false, err
@@ -611,14 +616,16 @@ func (tx *fileTx) DropBucket(bucket string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := tx.load(tb); err != nil {
-		return false, err
-	}
 	p, err := tx.policy(tb)
 	if err != nil {
 		return false, err
 	}
-	had := tb.live > 0 || !p.IsZero()
+	had := !p.IsZero()
+	if !had {
+		if had, err = tx.anyLive(tb); err != nil {
+			return false, err
+		}
+	}
 	if !tb.dropped {
 		// Only a folder that exists needs removing; skipping the others
 		// keeps a no-op drop from costing a journaled commit.
@@ -629,8 +636,33 @@ func (tx *fileTx) DropBucket(bucket string) (bool, error) {
 	tb.ops = map[string]fileKeyOp{}
 	tb.disk = map[string]fileDiskEntry{}
 	tb.live = 0
+	tb.loaded = true
 	tb.policySet, tb.policy = false, Policy{}
 	return had, nil
+}
+
+// anyLive reports whether the merged view of the bucket has a live key,
+// reading records only until it meets one.
+func (tx *fileTx) anyLive(tb *fileTxBucket) (bool, error) {
+	if tb.loaded {
+		return tb.live > 0, nil
+	}
+	for _, op := range tb.ops {
+		if !op.del && tx.live(op.expiresAt) {
+			return true, nil
+		}
+	}
+	if tb.dropped {
+		return false, nil // the folder goes at commit: only ops count
+	}
+	found := false
+	err := tx.readDir(tb, func(rec fileRecord, _ string) bool {
+		if _, over := tb.ops[rec.Key]; !over && tx.live(rec.ExpiresAt) {
+			found = true
+		}
+		return found
+	})
+	return found, err
 }
 
 // Stats summarises the live contents. Buckets counts those with live keys,
