@@ -28,6 +28,7 @@ import (
 //	DIR/b/<bucket>/<key>   one record per key (filerecord.go)
 //	DIR/b/<bucket>/.policy the bucket's policy as JSON
 //	DIR/i/<bucket>/<key>   livedict's own buckets ("!hooks"...), made on first use
+//	DIR/.trash/<name>/     dropped bucket folders, deleted after their commit (filetrash.go)
 //
 // Internal buckets live apart from b/ so nothing that lists buckets meets
 // them; their records, commits and journal are the same as a user bucket's,
@@ -90,9 +91,11 @@ type fileStore struct {
 	// crashAfterJournal makes a commit stop right after its journal is
 	// durable, as if the process were killed there. Tests only.
 	crashAfterJournal bool
-	// testRecordRead runs for each record a bucket listing reads. Tests
-	// only.
-	testRecordRead func()
+	// testBeforeEmptyTrash runs after a commit that dropped a bucket has
+	// released the lock, before the moved folder is deleted; testRecordRead
+	// runs for each record a bucket listing reads. Tests only.
+	testBeforeEmptyTrash func()
+	testRecordRead       func()
 }
 
 // errFileTestCrash is what a commit returns when crashAfterJournal stops it.
@@ -191,8 +194,9 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 		return false, fmt.Errorf("%w: %s has file store version %d, this livedict reads up to %d", ErrNewerStore, s.dir, m.Version, fileVersion)
 	}
 	// b/ and i/ hold every bucket folder: another user's, or one others
-	// can write, could hold folders they made.
-	for _, sub := range []string{fileBucketsDir, fileInternalDir} {
+	// can write, could hold folders they made. .trash/ is only deleted
+	// from, but nothing is deleted from a folder that is not ours.
+	for _, sub := range []string{fileBucketsDir, fileInternalDir, fileTrashDir} {
 		if err := checkAbsent(s.path(sub)); err != nil {
 			return false, err
 		}
@@ -332,6 +336,7 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 }
 
 // Update runs fn in a read-write transaction under the exclusive lock.
+// What its commit dropped is deleted after the lock is released.
 func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 	if s.closed.Load() {
 		return errFileClosed
@@ -343,11 +348,21 @@ func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer lk.Close()
-	if err := s.recoverJournal(); err != nil {
+	trash := &fileTrash{}
+	defer func() {
+		lk.Close()
+		s.emptyTrash(trash)
+	}()
+	return s.update(fn, trash)
+}
+
+// update is the part of Update that holds the lock.
+func (s *fileStore) update(fn func(Tx) error, trash *fileTrash) error {
+	if err := s.recoverJournal(trash); err != nil {
 		return err
 	}
 	tx := s.newTx(true)
+	tx.trash = trash
 	defer func() { tx.done = true }()
 	if err := fn(tx); err != nil {
 		return err
@@ -372,13 +387,19 @@ func (s *fileStore) View(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer func() { lk.Close() }()
+	trash := &fileTrash{}
+	defer func() {
+		lk.Close()
+		if len(trash.moved) > 0 { // a replayed drop
+			s.emptyTrash(trash)
+		}
+	}()
 	if _, err := os.Lstat(s.path(fileJournalName)); err == nil {
 		lk.Close()
 		if lk, err = s.lock(ctx, unix.LOCK_EX); err != nil {
 			return err
 		}
-		if err := s.recoverJournal(); err != nil {
+		if err := s.recoverJournal(trash); err != nil {
 			return err
 		}
 	}

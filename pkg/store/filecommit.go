@@ -91,7 +91,7 @@ func (tx *fileTx) commit() error {
 		}
 		// Deletes only need their folders synced, so a reap batch never
 		// pays for a syncfs of the whole filesystem.
-		return s.applyJournaled(tx.ops(true), writes <= fileSmallCommit)
+		return s.applyJournaled(tx.ops(true), writes <= fileSmallCommit, tx.trash)
 	}
 	full := s.opts.Durability == Full
 	// The hint must stay a lower bound of every deadline on disk even if
@@ -155,8 +155,10 @@ func (s *fileStore) applyOne(op fileOp, full bool) error {
 
 // applyJournaled applies the ops of a durable journal, makes them durable,
 // then removes the journal. With small, files and folders are fsynced one
-// by one; otherwise one syncfs covers them all.
-func (s *fileStore) applyJournaled(src fileOpSource, small bool) error {
+// by one; otherwise one syncfs covers them all. A dropped bucket's folder
+// is moved into the trash, noted in trash for deletion once the lock is
+// released (filetrash.go).
+func (s *fileStore) applyJournaled(src fileOpSource, small bool, trash *fileTrash) error {
 	made := map[string]bool{}
 	touched := map[string]bool{}
 	bdir := s.path(fileBucketsDir)
@@ -192,10 +194,17 @@ func (s *fileStore) applyJournaled(src fileOpSource, small bool) error {
 		dir := s.bucketDir(op.bucket)
 		switch op.kind {
 		case fileOpDrop:
+			// One rename, however many keys: replayed after it happened,
+			// there is no folder left to move and nothing to do.
 			delete(made, dir)
-			touched[bdir] = true
-			if err := os.RemoveAll(dir); err != nil {
+			moved, err := s.moveToTrash(dir, trash)
+			if err != nil {
 				return fmt.Errorf("drop bucket %s: %w", op.bucket, err)
+			}
+			if moved {
+				touched[bdir] = true
+				touched[s.path(fileTrashDir)] = true
+				touched[s.dir] = true // DIR/.trash, on its first use
 			}
 		case fileOpPut:
 			touched[dir] = true

@@ -20,7 +20,8 @@ import (
 // then applies the writes to the bucket folders and removes the journal.
 // Every later transaction first replays a journal it finds (a writer was
 // killed while applying); every write in it is idempotent (a whole file
-// written, a file or folder removed), so replaying twice is harmless.
+// written, a file removed, a bucket's folder moved into DIR/.trash if it is
+// still there), so replaying twice is harmless.
 //
 // Format:
 //
@@ -224,7 +225,7 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 // recoverJournal replays a committed journal left by a writer that died
 // while applying it, and discards a torn one. It runs under the exclusive
 // lock before a transaction reads anything.
-func (s *fileStore) recoverJournal() error {
+func (s *fileStore) recoverJournal(trash *fileTrash) error {
 	// A stale temporary journal is an uncommitted transaction; it can be
 	// large (an import), so do not leave it around.
 	if err := os.Remove(s.path(fileJournalName + ".tmp")); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
@@ -273,7 +274,7 @@ func (s *fileStore) recoverJournal() error {
 		return nil
 	}
 	// The journal may be huge; syncfs is cheaper than an fsync per file.
-	return s.applyJournaled(src, false)
+	return s.applyJournaled(src, false, trash)
 }
 
 // fileJournalCheck reads the whole journal once, checking its checksum and

@@ -30,6 +30,8 @@ type fileTx struct {
 	write   bool
 	done    bool
 	buckets map[string]*fileTxBucket
+	// trash collects the folders the commit moves aside (filetrash.go).
+	trash *fileTrash
 
 	// The expiry hint as on disk, and as it must be after commit. hint
 	// only ever moves down, except when a full walk learns the true
@@ -78,6 +80,7 @@ func (s *fileStore) newTx(write bool) *fileTx {
 		now:     s.opts.Clock.Now().UnixMilli(),
 		write:   write,
 		buckets: map[string]*fileTxBucket{},
+		trash:   &fileTrash{},
 	}
 }
 
