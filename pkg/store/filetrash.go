@@ -92,7 +92,7 @@ func (s *fileStore) moveToTrash(dir string, trash *fileTrash) (bool, error) {
 	}
 }
 
-// empty deletes what the transaction moved into the trash, then whatever
+// emptyTrash deletes what the transaction moved into the trash, then whatever
 // else is there that no other writer is deleting. It runs after the store's
 // lock is released; a failure only leaves garbage for the next sweep.
 func (s *fileStore) emptyTrash(trash *fileTrash) {
