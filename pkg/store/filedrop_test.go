@@ -228,3 +228,41 @@ func TestFileTrashLeftByCrash(t *testing.T) {
 		t.Errorf("open with a group-writable trash: %v", err)
 	}
 }
+
+// TestFileLookupsInNewBucket: an import looks every key up before writing
+// it; in a bucket with no folder yet the first miss lists the (missing)
+// folder, so the other lookups cost no open each. A miss in a bucket that
+// exists lists nothing.
+func TestFileLookupsInNewBucket(t *testing.T) {
+	s, _ := newTestFile(t)
+	fillBucket(t, s, "old", 3)
+	mustUpdate(t, s, func(tx Tx) error {
+		ftx := tx.(*fileTx)
+		if _, ok, err := tx.Get("fresh", "a"); ok || err != nil {
+			t.Fatalf("Get in a new bucket = %v %v", ok, err)
+		}
+		if tb := ftx.buckets["fresh"]; !tb.loaded {
+			t.Error("a miss in a bucket with no folder did not list it")
+		}
+		tx.Put(Entry{Bucket: "fresh", Key: "a", Value: []byte("v")})
+		if e, ok, _ := tx.Get("fresh", "a"); !ok || string(e.Value) != "v" {
+			t.Errorf("Get after Put = %v %v", e, ok)
+		}
+		if n, _ := tx.Count("fresh"); n != 1 {
+			t.Errorf("Count = %d", n)
+		}
+		if _, ok, err := tx.Get("old", "nope"); ok || err != nil {
+			t.Fatalf("Get of a missing key = %v %v", ok, err)
+		}
+		if _, ok, _ := tx.Get("old", "k00001"); !ok {
+			t.Error("existing key not found")
+		}
+		if tb := ftx.buckets["old"]; tb.loaded {
+			t.Error("a miss in an existing bucket listed it")
+		}
+		return nil
+	})
+	if v, ok := getValue(t, s, "fresh", "a"); !ok || v != "v" {
+		t.Errorf("after commit: %q %v", v, ok)
+	}
+}

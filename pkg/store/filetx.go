@@ -58,6 +58,8 @@ type fileTxBucket struct {
 	loaded bool
 	disk   map[string]fileDiskEntry
 	live   int64
+	// dirChecked: a lookup missed and looked whether the folder exists.
+	dirChecked bool
 }
 
 // fileKeyOp is one buffered write.
@@ -126,6 +128,15 @@ func (tx *fileTx) userBucket(name string) (*fileTxBucket, error) {
 func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRecord, bool, error) {
 	path := filepath.Join(tb.dir, fileKeyEncode(key))
 	rec, ok, err := readRecord(path, wantValue)
+	if err == nil && !ok && !tb.loaded && !tb.dirChecked {
+		// A miss: when the folder itself is missing (an import into a
+		// new bucket looks up every key first), list it now, for free,
+		// so the next lookups cost no open each.
+		tb.dirChecked = true
+		if _, lerr := os.Lstat(tb.dir); errors.Is(lerr, fs.ErrNotExist) {
+			err = tx.load(tb)
+		}
+	}
 	if err != nil || !ok {
 		return fileRecord{}, false, err
 	}
