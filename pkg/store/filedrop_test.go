@@ -156,6 +156,18 @@ func TestFileTrashLeftByCrash(t *testing.T) {
 	fillBucket(t, s, "a", 10)
 	fillBucket(t, s, "busy", 3)
 	fillBucket(t, s, "d", 3)
+	// Killed after the rename of a journaled drop, before the journal went.
+	s.crashAfterJournal = true
+	err := s.Update(context.Background(), func(tx Tx) error {
+		tx.DropBucket("d")
+		tx.Put(Entry{Bucket: "d", Key: "new", Value: []byte("n")})
+		return tx.Put(Entry{Bucket: "main", Key: "m", Value: []byte("m")})
+	})
+	if !errors.Is(err, errFileTestCrash) {
+		t.Fatalf("err = %v", err)
+	}
+	s.crashAfterJournal = false
+	// The journal's rename of d happened; the others were dropped earlier.
 	if err := os.Mkdir(s.path(fileTrashDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -175,21 +187,11 @@ func TestFileTrashLeftByCrash(t *testing.T) {
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	// Killed after the rename of a journaled drop, before the journal went.
-	s.crashAfterJournal = true
-	err = s.Update(context.Background(), func(tx Tx) error {
-		tx.DropBucket("d")
-		tx.Put(Entry{Bucket: "d", Key: "new", Value: []byte("n")})
-		return tx.Put(Entry{Bucket: "main", Key: "m", Value: []byte("m")})
-	})
-	if !errors.Is(err, errFileTestCrash) {
-		t.Fatalf("err = %v", err)
-	}
-	s.crashAfterJournal = false
 	if err := os.Rename(s.bucketDir("d"), filepath.Join(s.path(fileTrashDir), "3-dead-1")); err != nil {
 		t.Fatal(err)
 	}
 
+	// Reads see none of it, and replay the journal with nothing to move.
 	s2 := openTestFile(t, dir, Options{})
 	mustView(t, s2, func(tx Tx) error {
 		b, err := tx.Buckets()
@@ -209,6 +211,9 @@ func TestFileTrashLeftByCrash(t *testing.T) {
 	})
 	if _, err := os.Lstat(s.path(fileJournalName)); !os.IsNotExist(err) {
 		t.Errorf("journal after replay: %v", err)
+	}
+	if names := trashNames(t, s2); len(names) != 3 {
+		t.Errorf("trash after reads = %v, want the 3 leftovers", names)
 	}
 	mustUpdate(t, s2, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "n", Value: []byte("n")}) })
 	if names := trashNames(t, s2); fmt.Sprint(names) != "[2-live-1]" {
