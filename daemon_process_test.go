@@ -559,3 +559,44 @@ func TestDaemonDeliveryTakeover(t *testing.T) {
 		t.Errorf("status = %v", st)
 	}
 }
+
+// TestDaemonStoreReplaced: the store file deleted, or replaced by another
+// (rm, then a write that makes a new one; a backup restored with mv), while
+// a daemon runs. The daemon must not go on serving the file it has open,
+// which nobody else sees any more, while holding the store's daemon lock:
+// writers would leave delivery to it and the new store's events would wait
+// for as long as it runs. It exits 3 with one line naming the store, and
+// the next write's deliverer delivers the events.
+func TestDaemonStoreReplaced(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			s := newProcEnv(t, "sqlite")
+			d := s.startDaemon()
+			switch how {
+			case "deleted":
+				if err := os.Remove(s.path); err != nil {
+					t.Fatal(err)
+				}
+			case "replaced":
+				other := s.withStore(filepath.Join(s.dir, "other.db"))
+				other.mustRun("--no-hooks", "set", "old", "v")
+				if err := os.Rename(filepath.Join(s.dir, "other.db"), s.path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if code := d.wait(5 * time.Second); code != 3 {
+				t.Fatalf("daemon after its store was %s: exit %d, want 3\n%s", how, code, d.stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "livedict: error: ") || !strings.Contains(last, s.path) {
+				t.Errorf("last stderr line = %q, want one error line naming %s", last, s.path)
+			}
+			// Hooks on the store now at the path run without the daemon.
+			out := s.hookOut("set", `echo "$LIVEDICT_KEY" >> $OUT/f`)
+			s.mustRun("set", "k", "v")
+			poll(t, 5*time.Second, "the new store's event delivered", func() bool {
+				return len(fileLines(t, filepath.Join(out, "f"))) == 1
+			})
+		})
+	}
+}

@@ -373,7 +373,20 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 	changed, lastRead := false, time.Now()
 	// pollDue: the safety poll of a shared store found a key due.
 	pollDue := false
+	lastCheck := time.Now()
 	for {
+		if time.Since(lastCheck) >= safetyPoll {
+			// A store file deleted or replaced (rm; a backup restored
+			// with mv) leaves this process the old file, which nobody
+			// else sees, while it holds the store's daemon lock, so
+			// writers would leave the new store's events to it for as
+			// long as it runs. Stop instead: a write starts a
+			// deliverer, and cron or systemd a new daemon.
+			lastCheck = time.Now()
+			if err := store.Replaced(d.Store); err != nil {
+				return err
+			}
+		}
 		if changed && time.Since(lastRead) >= rereadGap {
 			sched, changed, lastRead = d.newSchedule(ctx), false, time.Now()
 		}

@@ -128,6 +128,9 @@ var (
 	ErrDamagedKey = NewError(KindStore, "key is damaged")
 	// ErrNotStore: the path exists but is not a livedict store.
 	ErrNotStore = NewError(KindStore, "not a livedict store")
+	// ErrStoreReplaced: the store's path no longer names the file a
+	// long-running process opened (see Replaced).
+	ErrStoreReplaced = NewError(KindStore, "store deleted or replaced")
 	// ErrNewerStore: the store was written by a newer livedict.
 	ErrNewerStore = NewError(KindStore, "store was written by a newer livedict")
 	// ErrKeyExists: an import met a live key without --replace or --skip-existing.

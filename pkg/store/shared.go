@@ -41,6 +41,19 @@ func BusOf(s Store) (EventBus, bool) {
 	return b, ok
 }
 
+// Replaced reports, as an error wrapping ErrStoreReplaced, that s's path
+// no longer names what this process opened (a SQLite file deleted, or
+// another put in its place); nil when it does, when s has not opened
+// anything yet, or when its kind of store cannot be replaced that way.
+// A process that keeps a store open for long (the daemon) asks now and
+// then: it would otherwise serve a file nobody else sees.
+func Replaced(s Store) error {
+	if r, ok := Base(s).(interface{ Replaced() error }); ok {
+		return r.Replaced()
+	}
+	return nil
+}
+
 // ChangeFeed is implemented by stores that can tell a waiting process that
 // another process, on any host, has committed a write. Without it, waiters
 // rely on local notifications and a slow poll.

@@ -66,6 +66,10 @@ type sqliteStore struct {
 	db          *sql.DB
 	conn        *sql.Conn
 	stmts       map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
+	// dev and ino identify the file SQLite has open, so that a process
+	// that keeps the store open (the daemon) can tell when the path names
+	// another file, or none (see Replaced).
+	dev, ino uint64
 }
 
 func openSQLite(path string, opts Options) (Store, error) {
@@ -134,6 +138,7 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 		return false, err
 	}
 	s.sideChecked = true
+	s.dev, s.ino = uint64(st.Dev), uint64(st.Ino)
 	var h [72]byte
 	n, err := syscall.Pread(fd, h[:], 0)
 	return err == nil && n == len(h) && headerCurrent(h), nil
@@ -412,6 +417,29 @@ func (s *sqliteStore) Info() (Info, error) {
 		return Info{}, err
 	}
 	return Info{Backend: "sqlite", Location: s.path, SizeBytes: fi.Size()}, nil
+}
+
+// Replaced reports, as an error naming the store, that its path no longer
+// names the file this process has open: it was deleted, or another file
+// (a restored backup, a new store) took its place. SQLite would go on
+// reading the old file, which nobody else sees, and refuse every write.
+func (s *sqliteStore) Replaced() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	fi, err := os.Stat(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s was deleted after this process opened it", ErrStoreReplaced, s.path)
+	}
+	if err != nil {
+		return nil // cannot tell; the next transaction says what is wrong
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino) {
+		return fmt.Errorf("%w: %s is now another file than the one this process opened", ErrStoreReplaced, s.path)
+	}
+	return nil
 }
 
 func (s *sqliteStore) Close() error {
