@@ -19,6 +19,9 @@ visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 			if _, err := a.Store(); err != nil {
 				return err
 			}
+			// Its own events are expire events: --no-hooks records
+			// none (other commands' lazy reaps record them anyway).
+			a.session.NoExpireEvents = a.NoHooks
 			var n int
 			ctx, stop := interruptible() // reaping a million rows takes seconds
 			defer stop()

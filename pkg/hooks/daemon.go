@@ -205,7 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The log says so: no warning line when a reap records nothing. The
 	// daemon holds its own locks, which it must never test (see Holder):
 	// it does not look for undelivered events as writers do.
-	d.session = Session{Store: d.Store, NoHooks: d.NoHooks, delivers: true}
+	d.session = Session{Store: d.Store, NoHooks: d.NoHooks, NoExpireEvents: d.NoHooks, delivers: true}
 	d.session.KnownSafety(safety)
 	d.log().Info("daemon started", "pid", os.Getpid(), "store", info.Location, "backend", info.Backend, "once", d.Once)
 

@@ -83,6 +83,21 @@ func NewRecorder(tx store.Tx, maxValue int) (*Recorder, error) {
 	return r, nil
 }
 
+// only returns a recorder for the events in evs alone: the hooks that want
+// some of them, each wanting nothing else.
+func (r *Recorder) only(evs Event) *Recorder {
+	if r == nil {
+		return nil
+	}
+	o := &Recorder{maxValue: r.maxValue}
+	for _, h := range r.hooks {
+		if h.Events &= evs; h.Events != 0 {
+			o.hooks = append(o.hooks, h)
+		}
+	}
+	return o
+}
+
 // Empty reports whether no hook is enabled, so nothing is ever recorded.
 func (r *Recorder) Empty() bool { return r == nil || len(r.hooks) == 0 }
 

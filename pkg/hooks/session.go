@@ -21,8 +21,14 @@ import (
 type Session struct {
 	// Store is the store written to.
 	Store store.Store
-	// NoHooks records no events (the --no-hooks flag).
+	// NoHooks records none of the writer's own events (the --no-hooks
+	// flag): no set, get or delete. The expire events of keys its lazy
+	// reap deletes are still recorded: they are the keys', not the
+	// command's, and once a key is reaped nothing could record them again.
 	NoHooks bool
+	// NoExpireEvents, with NoHooks, records no expire events either: for
+	// reap and the daemon, whose own events they are.
+	NoExpireEvents bool
 	// MaxEventValue caps the value bytes an event carries (0: the
 	// default).
 	MaxEventValue int
@@ -84,10 +90,13 @@ func (s *Session) Update(ctx context.Context, fn func(*Tx) error) error {
 // so Close can start a deliverer (see orphaned).
 func (s *Session) Wrap(raw store.Tx) (*Tx, error) {
 	var rec *Recorder
-	if !s.NoHooks {
+	if !s.NoHooks || !s.NoExpireEvents {
 		var err error
 		if rec, err = NewRecorder(raw, s.MaxEventValue); err != nil {
 			return nil, err
+		}
+		if s.NoHooks {
+			rec = rec.only(Expire)
 		}
 		if !rec.Empty() && s.unsafe() != nil {
 			rec = nil
