@@ -141,6 +141,9 @@ retried as a batch; the log has one entry per run.`,
 				if !envName.MatchString(name) {
 					return usageErr(fmt.Errorf("--env %q: not a variable name", name), "give the name only; the value is read from the environment when the hook runs")
 				}
+				if hooks.EventVar(name) {
+					return usageErr(fmt.Errorf("--env %s: livedict sets it for each run, to describe the event", name), "")
+				}
 			}
 			h.Env = o.env
 			for _, dir := range o.write {

@@ -130,23 +130,11 @@ func (d *Deliverer) BatchSpec(h Hook, batch []*item) sandbox.Spec {
 	}
 	s := d.Spec(h, batch[0].rec)
 	for _, k := range []string{"LIVEDICT_EVENT", "LIVEDICT_BUCKET", "LIVEDICT_KEY"} {
-		if _, passed := d.passedEnv(h, k); !passed {
-			delete(s.Env, k)
-		}
+		delete(s.Env, k)
 	}
 	s.Env["LIVEDICT_EVENTS"] = strconv.Itoa(len(batch))
 	s.Stdin = stdin.Bytes()
 	return s
-}
-
-// passedEnv reports whether h passes name through with --env.
-func (d *Deliverer) passedEnv(h Hook, name string) (string, bool) {
-	for _, n := range h.Env {
-		if n == name && d.Getenv != nil {
-			return d.Getenv(name)
-		}
-	}
-	return "", false
 }
 
 // finishBatch records a batch run, as finish does for one event: on

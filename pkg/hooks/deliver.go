@@ -477,14 +477,20 @@ func (d *Deliverer) attempt(it *item, h Hook, found bool) outcome {
 
 // Spec is the sandbox run of hook h for event r.
 func (d *Deliverer) Spec(h Hook, r *record) sandbox.Spec {
-	env := r.env()
+	env := map[string]string{}
 	for _, name := range h.Env {
-		if d.Getenv == nil {
-			break
+		if d.Getenv == nil || EventVar(name) {
+			// The event's own variables describe the event: never the
+			// delivering process's (which inherits the writer's, a
+			// hook's own when a hook calls livedict).
+			continue
 		}
 		if v, ok := d.Getenv(name); ok {
 			env[name] = v
 		}
+	}
+	for k, v := range r.env() {
+		env[k] = v
 	}
 	return sandbox.Spec{
 		Argv:      h.Argv,

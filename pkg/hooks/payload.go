@@ -82,6 +82,18 @@ func (r *record) env() map[string]string {
 	return m
 }
 
+// EventVar reports whether name is one of the variables livedict sets for
+// each run to describe its event (LIVEDICT_EVENT, LIVEDICT_BUCKET,
+// LIVEDICT_KEY, LIVEDICT_HOOK_ID, LIVEDICT_EVENTS): --env cannot pass
+// them through.
+func EventVar(name string) bool {
+	switch name {
+	case "LIVEDICT_EVENT", "LIVEDICT_BUCKET", "LIVEDICT_KEY", "LIVEDICT_HOOK_ID", "LIVEDICT_EVENTS":
+		return true
+	}
+	return false
+}
+
 // printable reports whether a key can go into the environment as is:
 // valid UTF-8 without control characters.
 func printable(b []byte) bool {

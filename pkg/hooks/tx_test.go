@@ -850,3 +850,41 @@ func TestTxReapCounterWriteFails(t *testing.T) {
 		}
 	})
 }
+
+// The event's variables describe the event, whatever a hook passes through
+// with --env: a definition naming them (made before hook add refused it)
+// must not let the delivering process's environment (which inherits the
+// writer's, a hook's own when a hook calls livedict) say another event,
+// key or hook, or put a key that is not printable into the environment.
+func TestSpecEventEnvWins(t *testing.T) {
+	names := []string{"LIVEDICT_EVENT", "LIVEDICT_BUCKET", "LIVEDICT_KEY", "LIVEDICT_HOOK_ID", "LIVEDICT_EVENTS", "SECRET"}
+	d := &Deliverer{Getenv: func(name string) (string, bool) { return "spoof", true }}
+	h := Hook{ID: 3, Events: Set, Key: "*", Argv: []string{"/bin/true"}, Env: names}
+	r := &record{HookID: 3, Event: Set, Bucket: "main", Key: []byte("k\x01")}
+	env := d.Spec(h, r).Env
+	want := map[string]string{"LIVEDICT_EVENT": "set", "LIVEDICT_BUCKET": "main", "LIVEDICT_HOOK_ID": "3", "SECRET": "spoof"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("Spec: env[%s] = %q, want %q", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"LIVEDICT_KEY", "LIVEDICT_EVENTS"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("Spec: env[%s] = %q, want it unset", k, v)
+		}
+	}
+
+	batch := []*item{{seq: 1, rec: r}, {seq: 2, rec: &record{HookID: 3, Event: Delete, Bucket: "b", Key: []byte("k2")}}}
+	env = d.BatchSpec(h, batch).Env
+	want = map[string]string{"LIVEDICT_EVENTS": "2", "LIVEDICT_HOOK_ID": "3", "SECRET": "spoof"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("BatchSpec: env[%s] = %q, want %q", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"LIVEDICT_EVENT", "LIVEDICT_BUCKET", "LIVEDICT_KEY"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("BatchSpec: env[%s] = %q, want it unset (it would name one event of many)", k, v)
+		}
+	}
+}
