@@ -95,13 +95,17 @@ func EventVar(name string) bool {
 }
 
 // printable reports whether a key can go into the environment as is:
-// valid UTF-8 without control characters.
+// valid UTF-8 without control characters, without the bidirectional
+// controls that make text read other than it is (U+061C, U+200E/F,
+// U+202A-E, U+2066-9: "Trojan Source"), and without the line and
+// paragraph separators U+2028/9, which break a line as a newline does.
 func printable(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
 	for _, c := range string(b) {
-		if unicode.IsControl(c) {
+		switch {
+		case unicode.IsControl(c), unicode.In(c, unicode.Bidi_Control), c == '\u2028', c == '\u2029':
 			return false
 		}
 	}

@@ -888,3 +888,22 @@ func TestSpecEventEnvWins(t *testing.T) {
 		}
 	}
 }
+
+// A key that would not read as what it is (bidirectional overrides that
+// reorder what follows, as in "Trojan Source"; line and paragraph
+// separators that break a line) is not printable text: no LIVEDICT_KEY,
+// as for control characters. Joiners in emoji sequences stay.
+func TestEnvKeyNotPrintableFormatting(t *testing.T) {
+	for _, key := range []string{"user\u202egnp.exe", "a\u2066b\u2069", "a\u200fb", "a\u061cb", "a\u2028b", "a\u2029b"} {
+		r := &record{HookID: 1, Event: Set, Bucket: "main", Key: []byte(key)}
+		if v, ok := r.env()["LIVEDICT_KEY"]; ok {
+			t.Errorf("LIVEDICT_KEY = %q for %q", v, key)
+		}
+	}
+	for _, key := range []string{"👨\u200d👩\u200d👧", "naïve", "a b"} {
+		r := &record{HookID: 1, Event: Set, Bucket: "main", Key: []byte(key)}
+		if r.env()["LIVEDICT_KEY"] != key {
+			t.Errorf("LIVEDICT_KEY for printable %q = %q", key, r.env()["LIVEDICT_KEY"])
+		}
+	}
+}
