@@ -600,3 +600,36 @@ func TestDaemonStoreReplaced(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonLockRemoved: the store's state folder (with the daemon lock)
+// removed while a daemon runs: rm -rf of a file store's folder, or of
+// STORE.d beside a SQLite file. The kernel's lock goes with the file, so
+// 'daemon status' says no daemon runs and a second daemon (or a detached
+// deliverer) may start beside the first one, which would deliver events
+// concurrently with it. The first one exits 3 with one line instead.
+func TestDaemonLockRemoved(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *procEnv) {
+		d := s.startDaemon()
+		dir := s.stateDir()
+		if s.backend == "file" {
+			dir = s.path // the whole store, state folder and all
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if code := d.wait(5 * time.Second); code != 3 {
+			t.Fatalf("daemon after %s was removed: exit %d, want 3\n%s", dir, code, d.stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "livedict: error: ") || !strings.Contains(last, hooks.DaemonLock) {
+			t.Errorf("last stderr line = %q, want one error line naming the daemon lock", last)
+		}
+		// A new daemon serves the store.
+		s.mustRun("set", "k", "v")
+		d2 := s.startDaemon()
+		d2.signal(syscall.SIGTERM)
+		if code := d2.wait(5 * time.Second); code != 0 {
+			t.Fatalf("second daemon: exit %d\n%s", code, d2.stderr.String())
+		}
+	})
+}

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -112,6 +113,28 @@ func (l *Lock) WriteInfo(s string) error {
 
 // Release gives the lock up.
 func (l *Lock) Release() error { return l.f.Close() }
+
+// Lost reports, as an error naming the lock file, that the file this lock
+// is held on is no longer the one at its path: removed (rm -rf of the
+// state folder, or of a file store with it) or replaced. The kernel's lock
+// went with the old file, so another process may take the lock at the
+// path while this one still thinks it holds it.
+func (l *Lock) Lost() error {
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(l.f.Fd()), &held); err != nil {
+		return nil // cannot tell
+	}
+	err := unix.Stat(l.f.Name(), &now)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("lock %s was removed while this process held it; another may take it now", l.f.Name())
+	case err != nil:
+		return nil
+	case now.Dev != held.Dev || now.Ino != held.Ino:
+		return fmt.Errorf("lock %s was replaced while this process held it; another may take it now", l.f.Name())
+	}
+	return nil
+}
 
 // Holder returns the pid of the process holding the named lock, or 0 when
 // none does. It never takes the lock, so it cannot get in the way of a

@@ -143,6 +143,7 @@ type Daemon struct {
 	dir      string
 	location string
 	lockPoll time.Duration
+	lock     *Lock // the daemon lock, while Run holds it
 }
 
 // NewDaemon returns a daemon for s with the given settings.
@@ -239,6 +240,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			changes = nil
 		}
 	}
+	d.lock = lock
 	err = d.expireLoop(ctx, notes.C, changes)
 	// Stop taking work; running hooks finish within their timeouts.
 	stopDelivery()
@@ -385,6 +387,14 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 			lastCheck = time.Now()
 			if err := store.Replaced(d.Store); err != nil {
 				return err
+			}
+			// Likewise the daemon lock, removed with the state folder
+			// (or a file store's whole folder): a second daemon could
+			// start, and two would deliver at once.
+			if d.lock != nil {
+				if err := d.lock.Lost(); err != nil {
+					return err
+				}
 			}
 		}
 		if changed && time.Since(lastRead) >= rereadGap {
