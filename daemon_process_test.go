@@ -633,3 +633,25 @@ func TestDaemonLockRemoved(t *testing.T) {
 		}
 	})
 }
+
+// TestDaemonSecondSignal: a second SIGTERM or SIGINT while the daemon waits
+// for running hooks (which may take their whole timeout, up to an hour)
+// stops it now, as a second ^C does elsewhere: exit 130, the hooks killed
+// with it, their events left in the outbox to run again (at least once).
+func TestDaemonSecondSignal(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	out := s.hookOut("set", `echo start >> $OUT/f; sleep 30; echo done >> $OUT/f`, "--timeout", "60s")
+	d := s.startDaemon()
+	s.mustRun("set", "k", "v")
+	f := filepath.Join(out, "f")
+	poll(t, 5*time.Second, "the hook to start", func() bool { return len(fileLines(t, f)) > 0 })
+	d.signal(syscall.SIGTERM)
+	poll(t, 3*time.Second, "the stopping log line", func() bool { return strings.Contains(d.stderr.String(), "msg=stopping") })
+	d.signal(syscall.SIGINT)
+	if code := d.wait(5 * time.Second); code != 130 {
+		t.Fatalf("daemon after a second signal: exit %d, want 130\n%s", code, d.stderr.String())
+	}
+	if st := s.status(); st["events_pending"] != "1" || st["daemon"] != "not running" {
+		t.Errorf("status = %v, want k's event still pending and no daemon", st)
+	}
+}

@@ -39,7 +39,8 @@ the store, so cron may start it as often as it likes:
 --once reaps everything due, delivers the events waiting (and the retries
 that are due), and exits. --duration D runs for D, then exits cleanly.
 SIGTERM or SIGINT: start nothing new, let running hooks finish (within their
-timeouts), exit 0. SIGHUP: reload the configuration. Logs go to stderr, as
+timeouts), exit 0; a second one stops it at once (exit 130), killing the
+running hooks, whose events run again later. SIGHUP: reload the configuration. Logs go to stderr, as
 text or (--log-format json) one JSON object per line.`,
 		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
 		Args:    args(0, 0),
@@ -99,19 +100,27 @@ func (a *App) runDaemon(parent context.Context, flags *pflag.FlagSet, log *slog.
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sig := <-sigs:
-				if sig != syscall.SIGHUP {
-					log.Info("stopping", "signal", sig.String())
-					cancel()
-					return
-				}
+		stopping := false
+		for sig := range sigs {
+			switch {
+			case sig == syscall.SIGHUP && !stopping:
 				if cfg, ok := a.reloadConfig(flags, log); ok {
 					d.Reload(hookSettings(cfg))
 				}
+			case sig == syscall.SIGHUP:
+			case !stopping:
+				log.Info("stopping", "signal", sig.String())
+				stopping = true
+				cancel()
+			default:
+				// A second SIGTERM or SIGINT while running hooks
+				// finish (each may take its whole timeout, up to an
+				// hour): stop now, as a second ^C does elsewhere. The
+				// hooks die with the daemon (see "The sandbox"); their
+				// runs are not logged, so their events stay in the
+				// outbox and run again: at least once, as after kill -9.
+				log.Warn("stopping now: running hooks killed, their events run again later", "signal", sig.String())
+				os.Exit(ExitInterrupted)
 			}
 		}
 	}()
