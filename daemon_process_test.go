@@ -610,6 +610,10 @@ func TestDaemonStoreReplaced(t *testing.T) {
 func TestDaemonLockRemoved(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *procEnv) {
 		d := s.startDaemon()
+		// Its delivery loop binds its socket just after taking its lock:
+		// removed in between, the state folder would come back without
+		// the store's marker (and a file store refuse such a folder).
+		poll(t, 3*time.Second, "the daemon's delivery socket", func() bool { return s.listening(hooks.DeliverSocket) })
 		dir := s.stateDir()
 		if s.backend == "file" {
 			dir = s.path // the whole store, state folder and all
