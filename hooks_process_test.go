@@ -279,3 +279,29 @@ func TestHookRetryEndToEnd(t *testing.T) {
 		t.Fatalf("stats: %d pending, %d failed", p, fl)
 	}
 }
+
+// TestDispatcherStoreReplaced: the SQLite store replaced while a detached
+// dispatcher delivers from it. The writer of the new store's first event
+// finds the delivery lock (in STORE.d, which stays) held and only wakes
+// the dispatcher, which must not look for that event in the old file it
+// has open, and exit: the event would wait for the next write. It hands
+// over to a dispatcher of the new store instead.
+func TestDispatcherStoreReplaced(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	out := s.hookOut("set", `echo "$LIVEDICT_KEY" >> $OUT/old; sleep 1`)
+	s.mustRun("set", "a", "v")
+	poll(t, 5*time.Second, "the old store's hook", func() bool { return len(fileLines(t, filepath.Join(out, "old"))) > 0 })
+	if pid := s.holder(hooks.DeliverLock); pid == 0 {
+		t.Fatal("no dispatcher holds the delivery lock while its hook runs")
+	}
+	other := s.withStore(filepath.Join(s.dir, "new.db"))
+	other.mustRun("--no-hooks", "set", "x", "v")
+	if err := os.Rename(filepath.Join(s.dir, "new.db"), s.path); err != nil {
+		t.Fatal(err)
+	}
+	s.mustRun("hook", "add", "--on", "set", "--write", out, "--", "sh", "-c", `echo "$LIVEDICT_KEY" >> '`+out+`/new'`)
+	s.mustRun("set", "b", "v")
+	poll(t, 8*time.Second, "the new store's event delivered without another write", func() bool {
+		return len(fileLines(t, filepath.Join(out, "new"))) == 1
+	})
+}

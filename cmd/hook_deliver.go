@@ -1,11 +1,13 @@
 package cmd
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +29,14 @@ func newHookDeliverCmd(a *App) *cobra.Command {
 			// SIGTERM: start nothing new, let running hooks finish.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return hooks.Dispatch(ctx, d, dir)
+			err = hooks.Dispatch(ctx, d, dir)
+			if errors.Is(err, store.ErrStoreReplaced) {
+				// The events a writer left to this process are in the
+				// store now at the path, which it cannot see: hand
+				// them to a dispatcher that opens it.
+				_, err = a.spawnDispatcher()
+			}
+			return err
 		},
 	}
 }

@@ -47,7 +47,9 @@ func ParseMessage(msg []byte) (events bool, deadline int64) {
 // outbox is empty, then let go. After letting go it looks at the outbox
 // once more: a writer that committed an event while the lock was still held
 // did not start a dispatcher, trusting this one to see the event; the
-// second look does.
+// second look does. When the store file was deleted or replaced meanwhile
+// it returns an error wrapping store.ErrStoreReplaced: the caller should
+// start a dispatcher on the store now at the path.
 func Dispatch(ctx context.Context, d *Deliverer, stateDir string) error {
 	blockedRounds, lastCount := 0, -1
 	for {
@@ -63,6 +65,13 @@ func Dispatch(ctx context.Context, d *Deliverer, stateDir string) error {
 		}
 		err = deliverLocked(ctx, d, stateDir)
 		lock.Release()
+		// The store file deleted or replaced meanwhile (the old file
+		// then refuses the runs' log entries, an error here): the events
+		// a writer trusted this dispatcher with are in the new file,
+		// which this process cannot see. Its caller starts one that can.
+		if rerr := store.Replaced(d.Store); rerr != nil && ctx.Err() == nil {
+			return rerr
+		}
 		if err != nil || ctx.Err() != nil {
 			return err
 		}
@@ -125,7 +134,9 @@ func deliverLocked(ctx context.Context, d *Deliverer, stateDir string) error {
 		defer l.Close()
 		go func() {
 			for msg := range l.C {
-				if string(msg) == string(msgTakeover) {
+				if string(msg) == string(msgTakeover) || store.Replaced(d.Store) != nil {
+					// The daemon takes over, or the store file was
+					// replaced (see Dispatch): start nothing more.
 					cancel()
 					return
 				}
