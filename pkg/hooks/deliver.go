@@ -629,5 +629,9 @@ func (d *Deliverer) logRun(r *Run) {
 func (d *Deliverer) Test(ctx context.Context, h Hook, ev Event, e store.Entry, now int64, maxValue int) (sandbox.Result, error) {
 	r := &record{HookID: h.ID, Event: ev, Bucket: e.Bucket, Key: []byte(e.Key), Value: e.Value, ExpiresAt: e.ExpiresAt, Time: now}
 	r.cut(maxValue) // as NewRecorder's max_event_value_bytes cuts real events
+	if h.Batch > 0 {
+		// As a real run of a batch hook: a batch, of one.
+		return d.Run(ctx, d.BatchSpec(h, []*item{{rec: r}}))
+	}
 	return d.Run(ctx, d.Spec(h, r))
 }

@@ -1044,6 +1044,36 @@ func TestTestRunsWithoutRecording(t *testing.T) {
 	}
 }
 
+// 'hook test' of a --batch hook runs it as a real run does: a batch of one,
+// LIVEDICT_EVENTS=1, no one event's kind, bucket or key in the environment.
+// A script that reads $LIVEDICT_EVENTS lines got the single-event
+// environment and worked under test, not when delivered (or the reverse).
+func TestTestBatchHookEnv(t *testing.T) {
+	s, _ := memStore(t)
+	h := addHook(t, s, Hook{Events: Set, Batch: 10})
+	f := newFakeRunner(t)
+	d := newDeliverer(t, s, f)
+	if _, err := d.Test(context.Background(), h, Set, store.Entry{Bucket: "main", Key: "k", Value: []byte("v")}, 1000, 0); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.snapshot()
+	if len(calls) != 1 {
+		t.Fatalf("calls = %+v", calls)
+	}
+	env := calls[0].spec.Env
+	if env["LIVEDICT_EVENTS"] != "1" {
+		t.Errorf("LIVEDICT_EVENTS = %q, want 1", env["LIVEDICT_EVENTS"])
+	}
+	for _, k := range []string{"LIVEDICT_EVENT", "LIVEDICT_BUCKET", "LIVEDICT_KEY"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("%s = %q, want it unset as in a batch run", k, v)
+		}
+	}
+	if p := payloadMap(t, calls[0].spec.Stdin); p["key"] != "k" {
+		t.Errorf("payload = %v", p)
+	}
+}
+
 // NoWait: an untilIdle Deliver returns once all that is left waits for a
 // retry time (daemon --once), leaving it in the outbox.
 func TestDeliverNoWait(t *testing.T) {
