@@ -41,6 +41,7 @@ var sentinels = map[string]struct {
 	"store.ErrUntrusted":      {store.ErrUntrusted, ExitStore},
 	"store.ErrCorrupt":        {store.ErrCorrupt, ExitStore},
 	"store.ErrDamagedKey":     {store.ErrDamagedKey, ExitStore},
+	"store.ErrStoreReplaced":  {store.ErrStoreReplaced, ExitStore},
 	"store.ErrNotStore":       {store.ErrNotStore, ExitStore},
 	"store.ErrNewerStore":     {store.ErrNewerStore, ExitStore},
 	"ttl.ErrDuration":         {ttl.ErrDuration, ExitUsage},
