@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livedict/livedict/internal/readfile"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/pelletier/go-toml/v2"
@@ -234,6 +235,11 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	return cfg, nil
 }
 
+// maxConfigFile caps what is read of a configuration file: a few hundred
+// bytes of settings, so a path that is /dev/zero or a stray huge file is
+// an error at once, not a hang that eats memory.
+const maxConfigFile = 1 << 20
+
 // readConfigFile reads TOML, YAML or JSON (by extension; TOML otherwise)
 // and rejects keys livedict does not know, naming the file and the key.
 func readConfigFile(v *viper.Viper, path string) error {
@@ -245,12 +251,12 @@ func readConfigFile(v *viper.Viper, path string) error {
 		format = "json"
 	}
 	v.SetConfigType(format)
-	data, err := os.ReadFile(path)
+	data, err := readfile.Max(path, maxConfigFile)
 	if err != nil {
 		return usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
 	}
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return usageErr(configSyntaxErr(path, err), "")
+		return usageErr(configSyntaxErr(path, data, err), "")
 	}
 	known := map[string]bool{}
 	for _, s := range settings {
@@ -342,7 +348,7 @@ func oneLine(s string) string {
 // configSyntaxErr names the file and, where the parser knows it, the line,
 // as compilers do (file:line: reason), so an editor can jump there. YAML's
 // parser already puts the line in its message.
-func configSyntaxErr(path string, err error) error {
+func configSyntaxErr(path string, data []byte, err error) error {
 	msg := err.Error()
 	var pe viper.ConfigParseError
 	if errors.As(err, &pe) && pe.Unwrap() != nil {
@@ -355,8 +361,8 @@ func configSyntaxErr(path string, err error) error {
 		row, col := te.Position()
 		return fmt.Errorf("config file %s:%d:%d: %s", path, row, col, oneLine(msg))
 	case errors.As(err, &je):
-		if b, rerr := os.ReadFile(path); rerr == nil && je.Offset <= int64(len(b)) {
-			line := 1 + bytes.Count(b[:je.Offset], []byte("\n"))
+		if je.Offset <= int64(len(data)) {
+			line := 1 + bytes.Count(data[:je.Offset], []byte("\n"))
 			return fmt.Errorf("config file %s:%d: %s", path, line, oneLine(msg))
 		}
 	}

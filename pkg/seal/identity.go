@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 	"golang.org/x/sys/unix"
 
+	"github.com/livedict/livedict/internal/readfile"
 	"github.com/livedict/livedict/pkg/store"
 )
 
@@ -140,7 +141,9 @@ func LoadIdentity(path string, create bool) ([]age.Identity, error) {
 
 // readPrivate reads a file that must be ours and private.
 func readPrivate(path string) ([]byte, error) {
-	fd, err := store.OpenTrusted(path, unix.O_RDONLY)
+	// O_NONBLOCK: a FIFO at path would block open until someone writes
+	// to it; opened at once, it is refused as not a regular file.
+	fd, err := store.OpenTrusted(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +197,10 @@ func generate(path string) error {
 // LoadRecipients reads a recipients file: one age public key a line,
 // blank lines and # comments ignored.
 func LoadRecipients(path string) ([]age.Recipient, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Max(path, maxKeyFile)
+	if errors.Is(err, readfile.ErrTooLarge) {
+		return nil, store.WithKind(store.KindInvalid, fmt.Errorf("recipients_file %s: %w", path, err))
+	}
 	if err != nil {
 		return nil, store.WithKind(store.KindStore, fmt.Errorf("recipients_file: %w", err))
 	}
