@@ -95,8 +95,12 @@ func hintFor(err error) string {
 	switch {
 	case errors.As(err, &ie) && errors.Is(err, fs.ErrNotExist):
 		return "livedict looks for this host's age identity at identity_file (" + ie.Path + "); copy it there or set identity_file"
-	case errors.As(err, &ie):
+	case errors.As(err, &ie) && errors.Is(err, seal.ErrReadable):
 		return "the identity must be yours and private (chmod 600 " + ie.Path + ")"
+	case errors.As(err, &ie) && errors.Is(err, store.ErrUntrusted):
+		return "identity_file must name a regular file of yours, not a symlink or a device: set it to the file itself"
+	case errors.As(err, &ie):
+		return "identity_file must hold an age identity (a line AGE-SECRET-KEY-1...), as 'livedict identity' makes where there is none"
 	case errors.Is(err, seal.ErrOpen):
 		return "this host's identity is not among the bucket's recipients, or the value is damaged: 'livedict identity' prints this host's key; a host that can read the bucket adds it to recipients_file and runs 'livedict bucket rekey'"
 	case errors.Is(err, hooks.ErrUnsafe):

@@ -102,6 +102,15 @@ func PublicKey(path string) (string, error) {
 	return "", fmt.Errorf("%w: %s holds no X25519 identity", ErrNoIdentity, path)
 }
 
+// ErrReadable is an identity file that others can read: chmod 600 is
+// what fixes it (a symlink or another user's file is refused too, but
+// store.ErrUntrusted alone).
+var ErrReadable = errors.New("identity file readable by others")
+
+type readableError struct{ store.TrustError }
+
+func (e *readableError) Unwrap() []error { return []error{store.ErrUntrusted, ErrReadable} }
+
 // IdentityError is a missing or refused identity file, naming it.
 type IdentityError struct {
 	Path string
@@ -153,8 +162,11 @@ func readPrivate(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.IsDir() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: unix.EISDIR}
+	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return nil, &store.TrustError{Path: path, Why: "is readable by others (chmod 600 it, and make a new identity if others may have read it)", Mode: uint32(st.Mode().Perm())}
+		return nil, &readableError{store.TrustError{Path: path, Why: "is readable by others (chmod 600 it, and make a new identity if others may have read it)", Mode: uint32(st.Mode().Perm())}}
 	}
 	return io.ReadAll(io.LimitReader(f, maxKeyFile))
 }
