@@ -30,6 +30,10 @@ type setting struct {
 	def   string
 	check func(string) error
 	doc   string
+	// text: a name or path, which a config file must give as a string.
+	// YAML reads `bucket: 007` as the number 7 and TOML `bucket = 1e3`
+	// as 1000; turned back into text they would name another bucket.
+	text bool
 }
 
 func oneOf(vals ...string) func(string) error {
@@ -61,23 +65,23 @@ func isDuration(s string) error {
 // settings lists every configuration key livedict reads. Keeping them in one
 // table gives `config` its listing and the file check its list of known keys.
 var settings = []setting{
-	{key: "store", flag: "store", doc: "store URL: sqlite:PATH, file:DIR, redis://HOST[:PORT][/DB][?prefix=P], rediss://…, unix:///SOCKET, or a path"},
-	{key: "bucket", flag: "bucket", def: store.DefaultBucket, check: func(s string) error { return store.ValidateBucket(s) }, doc: "bucket used when -b is not given"},
-	{key: "color", flag: "color", def: "auto", check: oneOf("auto", "always", "never"), doc: "colour on a terminal"},
+	{key: "store", text: true, flag: "store", doc: "store URL: sqlite:PATH, file:DIR, redis://HOST[:PORT][/DB][?prefix=P], rediss://…, unix:///SOCKET, or a path"},
+	{key: "bucket", text: true, flag: "bucket", def: store.DefaultBucket, check: func(s string) error { return store.ValidateBucket(s) }, doc: "bucket used when -b is not given"},
+	{key: "color", text: true, flag: "color", def: "auto", check: oneOf("auto", "always", "never"), doc: "colour on a terminal"},
 	{key: "busy_timeout", def: "5s", check: isDuration, doc: "how long to wait for another process holding the store"},
-	{key: "durability", def: "normal", check: oneOf("normal", "full"), doc: "full: fsync every commit (survives power loss)"},
+	{key: "durability", text: true, def: "normal", check: oneOf("normal", "full"), doc: "full: fsync every commit (survives power loss)"},
 	{key: "max_value_bytes", def: "67108864", check: isCount, doc: "largest value accepted (0 = no limit)"},
 	{key: "max_total_keys", def: "0", check: isCount, doc: "most keys the store may hold (0 = no limit)"},
 	{key: "retries", def: "3", check: isCount, doc: "how often a failed hook run is retried before it is marked failed"},
 	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
 	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
-	{key: "hook_key_file", doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
-	{key: "identity_file", doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
-	{key: "recipients_file", doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
+	{key: "hook_key_file", text: true, doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
+	{key: "identity_file", text: true, doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
+	{key: "recipients_file", text: true, doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
 	{key: "connect_timeout", def: "2s", check: isDuration, doc: "how long to wait for a Redis server to answer"},
-	{key: "redis_password_file", doc: "file holding the Redis password (instead of the URL or LIVEDICT_REDIS_PASSWORD)"},
-	{key: "redis_ca_file", doc: "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
+	{key: "redis_password_file", text: true, doc: "file holding the Redis password (instead of the URL or LIVEDICT_REDIS_PASSWORD)"},
+	{key: "redis_ca_file", text: true, doc: "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
 }
 
 func isPositive(s string) error {
@@ -276,7 +280,12 @@ func readConfigFile(v *viper.Viper, path string) error {
 		if !v.InConfig(s.key) {
 			continue
 		}
-		if err := checkScalar(v.Get(s.key)); err != nil {
+		x := v.Get(s.key)
+		err := checkScalar(x)
+		if _, isString := x.(string); err == nil && s.text && !isString && x != nil {
+			err = fmt.Errorf("expected text in quotes, not %s: quote the value as you mean it", valueKind(x))
+		}
+		if err != nil {
 			return usageErr(fmt.Errorf("config file %s: %s: %v", path, s.key, err), "")
 		}
 	}
@@ -307,6 +316,17 @@ func topLevelNames(data []byte, format string) []string {
 		names = append(names, strings.ToLower(k))
 	}
 	return names
+}
+
+// valueKind names what a config file gave where text was expected.
+func valueKind(x any) string {
+	switch x.(type) {
+	case bool:
+		return fmt.Sprintf("the boolean %v", x)
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return fmt.Sprintf("the number %v", x)
+	}
+	return fmt.Sprintf("a date or other value (%v)", x)
 }
 
 // checkScalar refuses tables and lists where a single value is expected,
