@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livedict/livedict/internal/readfile"
+	"github.com/livedict/livedict/pkg/readfile"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/pelletier/go-toml/v2"

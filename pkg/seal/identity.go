@@ -15,7 +15,7 @@ import (
 	"filippo.io/age"
 	"golang.org/x/sys/unix"
 
-	"github.com/livedict/livedict/internal/readfile"
+	"github.com/livedict/livedict/pkg/readfile"
 	"github.com/livedict/livedict/pkg/store"
 )
 
