@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/livedict/livedict/pkg/readfile"
 	"github.com/livedict/livedict/pkg/store"
 )
 
@@ -38,7 +39,7 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 	// The CA file is for TLS: a plain redis:// or unix:// store does not
 	// read it (a config file may name it for another store).
 	if p := a.Config.RedisCAFile; p != "" && strings.HasPrefix(u, "rediss://") {
-		pem, err := os.ReadFile(p)
+		pem, err := readfile.Max(p, maxConfigFile) // not /dev/zero read forever
 		if err != nil {
 			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_ca_file %s: %w", p, unwrapPathErr(err))))
 		}

@@ -227,6 +227,9 @@ func LoadRecipients(path string) ([]age.Recipient, error) {
 // (age1...) a line; blank lines and lines starting with # are skipped.
 func ParseRecipients(data []byte) ([]age.Recipient, error) {
 	var recs []age.Recipient
+	// A byte-order mark, as some Windows editors write, is not part of
+	// the first line.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxKeyFile)
 	n := 0

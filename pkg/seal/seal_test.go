@@ -314,6 +314,10 @@ func TestParseRecipients(t *testing.T) {
 	if _, err := ParseRecipients([]byte("# ok\nage1notakey\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad recipient: %v", err)
 	}
+	// A byte-order mark (Windows Notepad) and CRLF line ends.
+	if recs, err := ParseRecipients([]byte("\ufeff" + id.Recipient().String() + "\r\n")); err != nil || len(recs) != 1 {
+		t.Fatalf("with a BOM: %d recipients, %v", len(recs), err)
+	}
 }
 
 func FuzzOpen(f *testing.F) {
