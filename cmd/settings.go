@@ -266,10 +266,21 @@ func readConfigFile(v *viper.Viper, path string) error {
 	for _, s := range settings {
 		known[s.key] = true
 	}
+	top := topLevelNames(data, format)
+	if twice := caseTwins(top); twice != "" {
+		// livedict's keys are case-insensitive (viper's), TOML's and
+		// JSON's are not: one of the two would silently win.
+		return usageErr(fmt.Errorf("config file %s: %s is given twice, in different case", path, twice), "")
+	}
 	var unknown []string
-	for _, k := range append(v.AllKeys(), topLevelNames(data, format)...) {
+	for _, k := range v.AllKeys() {
 		if !known[k] {
 			unknown = append(unknown, k)
+		}
+	}
+	for _, k := range top {
+		if !known[strings.ToLower(k)] {
+			unknown = append(unknown, strings.ToLower(k))
 		}
 	}
 	if len(unknown) > 0 {
@@ -313,9 +324,24 @@ func topLevelNames(data []byte, format string) []string {
 	}
 	names := make([]string, 0, len(m))
 	for k := range m {
-		names = append(names, strings.ToLower(k))
+		names = append(names, k)
 	}
 	return names
+}
+
+// caseTwins returns a name that appears among names in two spellings
+// that differ only in case ("store and Store"), or "".
+func caseTwins(names []string) string {
+	sort.Strings(names)
+	seen := map[string]string{}
+	for _, n := range names {
+		l := strings.ToLower(n)
+		if first, ok := seen[l]; ok {
+			return fmt.Sprintf("%q (as %q and %q)", l, first, n)
+		}
+		seen[l] = n
+	}
+	return ""
 }
 
 // valueKind names what a config file gave where text was expected.
