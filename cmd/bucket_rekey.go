@@ -1,12 +1,12 @@
 package cmd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -36,8 +36,21 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 				return err
 			}
 			n := 0
-			err = ss.Update(context.Background(), func(tx store.Tx) error {
-				t := ss.Tx(tx)
+			err = a.Update(func(tx *hooks.Tx) error {
+				// Expired values still stored would stay sealed under
+				// the old key (or, after --decrypt, be handed to expire
+				// hooks as ciphertext): reap them all first, recording
+				// their expire events while the old key still opens them.
+				for {
+					reaped, err := tx.Reap(1000, nil)
+					if err != nil {
+						return err
+					}
+					if reaped < 1000 {
+						break
+					}
+				}
+				t := ss.Tx(tx.Tx)
 				if decrypt {
 					c, err := t.Raw().Count(name)
 					n = int(c)
