@@ -388,3 +388,32 @@ func TestTrustReadOnlyFS(t *testing.T) {
 		t.Errorf("get on a read-only filesystem: exit %d %q %q", code, out, stderr)
 	}
 }
+
+// A config file or a recipients_file another user wrote steers where the
+// owner's values go: a store URL of theirs (their Redis server), a
+// recipient of theirs that every rekeyed data key is then wrapped to.
+// Planted by the other account in a shared /tmp-like folder and named with
+// --config, the file is refused (exit 2, config; exit 3, recipients), and
+// nothing is written anywhere but the owner's own store.
+func TestTrustPlantedConfigFile(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
+	theirs := filepath.Join(pub, "theirs.db")
+	conf := filepath.Join(pub, "livedict.toml")
+	e.plant(conf, []byte("store = \""+theirs+"\"\n"))
+	_, stderr, code := e.run("--config", conf, "set", "k", "secret")
+	if code != 2 || !strings.Contains(stderr, conf) || !strings.Contains(stderr, "owned by uid") {
+		t.Errorf("set with another user's config: exit %d, stderr %q; want exit 2 naming the file and its owner", code, stderr)
+	}
+	if _, err := os.Stat(theirs); err == nil {
+		t.Error("the value went to the store their config named")
+	}
+
+	recs := filepath.Join(pub, "recipients.txt")
+	e.plant(recs, []byte("age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq\n"))
+	e.setenv("LIVEDICT_RECIPIENTS_FILE=" + recs)
+	_, stderr, code = e.run("bucket", "policy", "sec", "--encrypt")
+	if code != 3 || !strings.Contains(stderr, recs) {
+		t.Errorf("encrypt with another user's recipients_file: exit %d, stderr %q; want exit 3 naming it", code, stderr)
+	}
+}

@@ -255,7 +255,7 @@ func readConfigFile(v *viper.Viper, path string) error {
 		format = "json"
 	}
 	v.SetConfigType(format)
-	data, err := readfile.Max(path, maxConfigFile)
+	data, err := readfile.Owned(path, maxConfigFile)
 	if err != nil {
 		return usageErr(fmt.Errorf("config file %s: %w", path, unwrapPathErr(err)), "")
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -25,6 +26,10 @@ func Max(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readMax(f, limit)
+}
+
+func readMax(f *os.File, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
@@ -33,6 +38,39 @@ func Max(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %s", ErrTooLarge, size(limit))
 	}
 	return b, nil
+}
+
+// ErrNotOwned is returned by Owned for a file another user could have
+// written.
+var ErrNotOwned = errors.New("another user could have written it")
+
+// Owned is Max for a file that steers what livedict does (the
+// configuration file, recipients_file): it refuses one that another
+// user could have written, owned by someone other than this user or
+// root, or writable by everyone, since whoever writes it could send
+// this user's values to a server or a recipient of theirs. A
+// group-writable file passes: with per-user groups (umask 002) every
+// file a user makes is one. Character devices (/dev/null) are read as
+// they are.
+func Owned(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeCharDevice == 0 {
+		if uid, ok := owner(fi); ok && uid != os.Geteuid() && uid != 0 {
+			return nil, fmt.Errorf("%w: it is owned by uid %d", ErrNotOwned, uid)
+		}
+		if fi.Mode().Perm()&0o002 != 0 {
+			return nil, fmt.Errorf("%w: it is writable by every user (chmod o-w it)", ErrNotOwned)
+		}
+	}
+	return readMax(f, limit)
 }
 
 func size(n int64) string {

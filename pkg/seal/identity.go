@@ -209,7 +209,12 @@ func generate(path string) error {
 // LoadRecipients reads a recipients file: one age public key a line,
 // blank lines and # comments ignored.
 func LoadRecipients(path string) ([]age.Recipient, error) {
-	data, err := readfile.Max(path, maxKeyFile)
+	data, err := readfile.Owned(path, maxKeyFile)
+	if errors.Is(err, readfile.ErrNotOwned) {
+		// Whoever wrote a key into it could read every value rekeyed
+		// after: a refusal of the trust rule.
+		return nil, fmt.Errorf("%w: recipients_file %s: %v", store.ErrUntrusted, path, err)
+	}
 	if errors.Is(err, readfile.ErrTooLarge) {
 		return nil, store.WithKind(store.KindInvalid, fmt.Errorf("recipients_file %s: %w", path, err))
 	}
