@@ -39,7 +39,9 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 	// The CA file is for TLS: a plain redis:// or unix:// store does not
 	// read it (a config file may name it for another store).
 	if p := a.Config.RedisCAFile; p != "" && strings.HasPrefix(u, "rediss://") {
-		pem, err := readfile.Max(p, maxConfigFile) // not /dev/zero read forever
+		// Bounded (not /dev/zero read forever), and ours: a CA another user
+		// added would let them pose as the server.
+		pem, err := readfile.Owned(p, maxConfigFile)
 		if err != nil {
 			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_ca_file %s: %w", p, unwrapPathErr(err))))
 		}
