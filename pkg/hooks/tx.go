@@ -1,6 +1,10 @@
 package hooks
 
-import "github.com/livedict/livedict/pkg/store"
+import (
+	"errors"
+
+	"github.com/livedict/livedict/pkg/store"
+)
 
 // Tx wraps a store transaction so that every change made through it
 // records the events enabled hooks ask for, in the same transaction: Put
@@ -113,6 +117,13 @@ func (t *Tx) Delete(bucket, key string) (bool, error) {
 		return ok, err
 	}
 	e, live, err := t.Tx.Get(bucket, key)
+	if errors.Is(err, store.ErrDamagedKey) {
+		// A key damaged outside livedict has no value to give the
+		// event; del is how it is cleared, so it goes without one.
+		ok, err := t.Tx.Delete(bucket, key)
+		t.Wrote = t.Wrote || ok
+		return ok, err
+	}
 	if err != nil {
 		return false, err
 	}

@@ -53,7 +53,9 @@ var ErrNotOwned = errors.New("another user could have written it")
 // file a user makes is one. Character devices (/dev/null) are read as
 // they are.
 func Owned(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// Not blocking in open: a FIFO nobody writes to (planted by another
+	// user) must reach the owner check, not hang the command.
+	f, err := openNonblock(path)
 	if err != nil {
 		return nil, err
 	}
