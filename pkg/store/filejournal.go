@@ -98,6 +98,15 @@ func (e *errFileNoRoom) Error() string {
 
 func (e *errFileNoRoom) Unwrap() error { return syscall.ENOSPC }
 
+// fileBuckets counts the buckets puts write to.
+func fileBuckets(puts []fileOp) int64 {
+	seen := map[string]bool{}
+	for _, op := range puts {
+		seen[op.bucket] = true
+	}
+	return int64(len(seen))
+}
+
 // fileNewInodes counts the files and folders the puts will create: targets
 // not there yet, or in a bucket this commit drops first.
 func fileNewInodes(puts []fileOp, dropped map[string]bool, dirOf func(string) string) int64 {
@@ -195,6 +204,15 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
+	if len(dropped) > 0 {
+		// A drop moves folders into DIR/.trash after the commit point:
+		// make it now, so a filesystem with no inode left refuses the
+		// commit instead of failing it half applied.
+		if err := MkdirTrusted(s.path(fileTrashDir)); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("commit to %s: %w; nothing was written", s.dir, err)
+		}
+	}
 	if measured && len(puts) > 0 {
 		var refuse error
 		now, ok := fileFreeSpace(s.dir)
@@ -202,9 +220,11 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		case !ok:
 		case now.bytes < need:
 			refuse = &errFileNoRoom{dir: s.dir, what: "bytes", need: need, free: now.bytes}
-		case now.inodes >= 0 && now.inodes < int64(len(puts)):
+		case now.inodes >= 0 && now.inodes < int64(len(puts))+fileBuckets(puts):
 			// Only now look at which files exist: most commits have
-			// inodes to spare and need not stat every target.
+			// inodes to spare and need not stat every target. The
+			// bound counts a folder for each bucket written, since a
+			// new bucket's folder takes an inode too.
 			if n := fileNewInodes(puts, dropped, s.bucketDir); now.inodes < n {
 				refuse = &errFileNoRoom{dir: s.dir, what: "files", need: n, free: now.inodes}
 			}

@@ -96,3 +96,69 @@ func TestFileNoInodes(t *testing.T) {
 		t.Errorf("commit that replaces files, no inode left: %v", err)
 	}
 }
+
+// fillLeaving fills dir's filesystem with empty files, then removes
+// enough of them to leave exactly leave inodes free.
+func fillLeaving(t *testing.T, dir string, leave int) {
+	t.Helper()
+	i := 0
+	for ; ; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("fill", i)), nil, 0o600); err != nil {
+			break
+		}
+	}
+	if i < leave {
+		t.Fatalf("only %d files fitted", i)
+	}
+	for j := 1; j <= leave; j++ {
+		os.Remove(filepath.Join(dir, fmt.Sprint("fill", i-j)))
+	}
+}
+
+// A commit into a new bucket needs an inode for the bucket's folder as
+// well as one per key: with inodes for the journal and the keys but not
+// the folder, it is refused before its commit point, and the store still
+// reads (it used to fail half applied and leave a journal that every
+// later command failed to replay).
+func TestFileNewBucketFolderCounted(t *testing.T) {
+	dir := mountTiny(t, 32)
+	s := openTestFile(t, filepath.Join(dir, "store"), Options{})
+	mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("v")}) })
+	fillLeaving(t, dir, 3) // the journal and two keys, no folder
+	err := s.Update(context.Background(), func(tx Tx) error {
+		tx.Put(Entry{Bucket: "newb", Key: "x", Value: []byte("1")})
+		return tx.Put(Entry{Bucket: "newb", Key: "y", Value: []byte("2")})
+	})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("commit into a new bucket with no inode for its folder: %v, want ENOSPC", err)
+	}
+	if _, err := os.Lstat(filepath.Join(s.dir, fileJournalName)); err == nil {
+		t.Fatal("a refused commit left its journal")
+	}
+	if e, ok := get(t, s, "main", "a"); !ok || string(e.Value) != "v" {
+		t.Fatalf("read after the refusal: %q %v", e.Value, ok)
+	}
+}
+
+// The first drop of a store makes DIR/.trash before its commit point: on
+// a filesystem with an inode for the journal only, it is refused with
+// nothing written and the store still reads and writes.
+func TestFileDropTrashMadeBeforeCommit(t *testing.T) {
+	dir := mountTiny(t, 32)
+	s := openTestFile(t, filepath.Join(dir, "store"), Options{})
+	mustUpdate(t, s, func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("v")})
+		return tx.Put(Entry{Bucket: "gone", Key: "a", Value: []byte("v")})
+	})
+	fillLeaving(t, dir, 1) // the journal only
+	err := s.Update(context.Background(), func(tx Tx) error { _, err := tx.DropBucket("gone"); return err })
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("drop with no inode for the trash: %v, want ENOSPC", err)
+	}
+	if e, ok := get(t, s, "gone", "a"); !ok || string(e.Value) != "v" {
+		t.Fatalf("the refused drop dropped: %q %v", e.Value, ok)
+	}
+	if err := s.Update(context.Background(), func(tx Tx) error { _, err := tx.Delete("main", "a"); return err }); err != nil {
+		t.Fatalf("a later delete: %v", err)
+	}
+}

@@ -58,7 +58,16 @@ func (s *fileStore) moveToTrash(dir string, trash *fileTrash) (bool, error) {
 	}
 	tdir := s.path(fileTrashDir)
 	if err := MkdirTrusted(tdir); err != nil {
-		return false, fmt.Errorf("drop bucket: %w", err)
+		if errors.Is(err, ErrUntrusted) {
+			return false, fmt.Errorf("drop bucket: %w", err)
+		}
+		// No trash folder to be had (the commit made one; this is a
+		// replay on a full filesystem?): remove the folder in place,
+		// under the lock, as livedict always did. It frees room.
+		if err := os.RemoveAll(dir); err != nil {
+			return false, fmt.Errorf("drop bucket: %w", err)
+		}
+		return true, nil
 	}
 	for {
 		to := filepath.Join(tdir, strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.FormatUint(fileTrashSeq.Add(1), 36))
