@@ -148,6 +148,9 @@ func TestRedisWaitRidesOutRestart(t *testing.T) {
 		t.Fatalf("wait exited %d across the restart: %s", code, p.stderr.String())
 	}
 
+	// The first wait's subscription must be gone before the count
+	// means the second's.
+	poll(t, 30*time.Second, "the first wait's subscription to go", func() bool { return !subscribed() })
 	p = e.start("wait", "never", "--timeout", "8s")
 	poll(t, 30*time.Second, "wait to subscribe", subscribed)
 	srv.Kill()
