@@ -288,10 +288,14 @@ func TestHookRetryEndToEnd(t *testing.T) {
 // over to a dispatcher of the new store instead.
 func TestDispatcherStoreReplaced(t *testing.T) {
 	s := newProcEnv(t, "sqlite")
-	out := s.hookOut("set", `echo "$LIVEDICT_KEY" >> $OUT/old; sleep 1`)
+	// The old store's hook runs until the test lets it end, so its
+	// dispatcher surely holds the delivery lock when the new store's
+	// first event comes.
+	out := s.hookOut("set", `echo "$LIVEDICT_KEY" >> $OUT/old; while [ ! -e $OUT/release ]; do sleep 0.05; done`, "--timeout", "2m")
 	s.mustRun("set", "a", "v")
 	poll(t, 5*time.Second, "the old store's hook", func() bool { return len(fileLines(t, filepath.Join(out, "old"))) > 0 })
-	if pid := s.holder(hooks.DeliverLock); pid == 0 {
+	old := s.holder(hooks.DeliverLock)
+	if old == 0 {
 		t.Fatal("no dispatcher holds the delivery lock while its hook runs")
 	}
 	other := s.withStore(filepath.Join(s.dir, "new.db"))
@@ -300,8 +304,14 @@ func TestDispatcherStoreReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mustRun("hook", "add", "--on", "set", "--write", out, "--", "sh", "-c", `echo "$LIVEDICT_KEY" >> '`+out+`/new'`)
+	if pid := s.holder(hooks.DeliverLock); pid != old {
+		t.Fatalf("the old dispatcher (pid %d) let go before the new store's event (holder now %d): the hand-over is not tested", old, pid)
+	}
 	s.mustRun("set", "b", "v")
-	poll(t, 8*time.Second, "the new store's event delivered without another write", func() bool {
+	if err := os.WriteFile(filepath.Join(out, "release"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 30*time.Second, "the new store's event delivered without another write", func() bool {
 		return len(fileLines(t, filepath.Join(out, "new"))) == 1
 	})
 }
