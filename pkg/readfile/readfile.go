@@ -16,19 +16,10 @@ import (
 // ErrTooLarge is returned for a file longer than the limit.
 var ErrTooLarge = errors.New("file too large")
 
-// Max reads path, which may hold at most limit bytes. A directory is
+// readMax reads f, which may hold at most limit bytes. A directory is
 // refused with syscall.EISDIR (as os.ReadFile does). A pipe or FIFO is
 // read like any file (process substitution, <(...), works), and so is a
 // device: /dev/null reads empty, /dev/zero is too large.
-func Max(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readMax(f, limit)
-}
-
 func readMax(f *os.File, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -44,8 +35,9 @@ func readMax(f *os.File, limit int64) ([]byte, error) {
 // written.
 var ErrNotOwned = errors.New("another user could have written it")
 
-// Owned is Max for a file that steers what livedict does (the
-// configuration file, recipients_file): it refuses one that another
+// Owned reads path, at most limit bytes of it (see readMax). path names
+// a file that steers what livedict does (the configuration file,
+// recipients_file, redis_ca_file), so Owned refuses one that another
 // user could have written, owned by someone other than this user or
 // root, or writable by everyone, since whoever writes it could send
 // this user's values to a server or a recipient of theirs. A
