@@ -116,8 +116,15 @@ func (s *fileStore) emptyTrash(trash *fileTrash) {
 	}
 	trash.moved = nil
 	tdir := s.path(fileTrashDir)
+	var st unix.Stat_t
+	if unix.Lstat(tdir, &st) != nil || st.Nlink == 2 {
+		// None, or no folder in it (each adds a link to its parent;
+		// btrfs counts 1 for every folder, so there it is read): every
+		// write passes here, so an empty trash costs one lstat.
+		return
+	}
 	if CheckPath(tdir) != nil {
-		return // none, or not ours to clean
+		return // not ours to clean
 	}
 	names, err := readDirNames(tdir)
 	if err != nil {
