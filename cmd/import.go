@@ -314,9 +314,7 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 	var l importLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); errors.Is(err, errKeyUTF8) || errors.Is(err, errValueUTF8) {
-		return store.Entry{}, err
-	} else if err != nil {
+	if err := dec.Decode(&l); err != nil {
 		return store.Entry{}, fmt.Errorf("not a JSON object of an export: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
