@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -138,7 +137,7 @@ retried as a batch; the log has one entry per run.`,
 				h.Retries = &o.retries
 			}
 			for _, name := range o.env {
-				if !envName.MatchString(name) {
+				if !isEnvName(name) {
 					return usageErr(fmt.Errorf("--env %q: not a variable name", name), "give the name only; the value is read from the environment when the hook runs")
 				}
 				if hooks.EventVar(name) {
@@ -199,7 +198,17 @@ retried as a batch; the log has one entry per run.`,
 	return c
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isEnvName reports whether name is a portable environment variable name:
+// [A-Za-z_][A-Za-z0-9_]*. (A loop, not a regexp: a package-level regexp is
+// compiled at every livedict start, hook add or not.)
+func isEnvName(name string) bool {
+	for i, c := range []byte(name) {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return name != ""
+}
 
 // resolveCommand checks that the hook command exists and is executable, and
 // returns its absolute path: hooks run with a fixed PATH and another

@@ -62,3 +62,15 @@ func TestOneShotBuildsOneCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestIsEnvName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"A": true, "_": true, "_9": true, "token_2": true, "SECRET_TOKEN": true,
+		"": false, "1BAD": false, "9": false, "A-B": false, "A B": false,
+		"TOKEN=abc": false, "é": false, "A\x00": false, "Ä": false,
+	} {
+		if got := isEnvName(name); got != want {
+			t.Errorf("isEnvName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

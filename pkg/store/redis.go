@@ -288,7 +288,7 @@ func (s *redisStore) wrap(err error) error {
 	if errors.As(err, &ke) {
 		return err
 	}
-	msg := redisScriptSuffix.ReplaceAllString(err.Error(), "")
+	msg := redisScriptSuffix().ReplaceAllString(err.Error(), "")
 	if strings.HasPrefix(msg, "READONLY ") {
 		msg = "the server is a read-only replica: write to its primary (" + msg + ")"
 	}
@@ -300,8 +300,11 @@ func (s *redisStore) wrap(err error) error {
 
 // redisScriptSuffix is what Redis 7 appends to the error of a command
 // that failed inside a script ("script: SHA, on @user_script:17."):
-// livedict's commit script, which says nothing to the user.
-var redisScriptSuffix = regexp.MustCompile(`\.? script: [0-9a-f]{40}, on @user_script:[0-9]+\.?$`)
+// livedict's commit script, which says nothing to the user. Compiled on
+// first use: a one-shot command on SQLite never needs it.
+var redisScriptSuffix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\.? script: [0-9a-f]{40}, on @user_script:[0-9]+\.?$`)
+})
 
 // redisError is a client error as livedict shows it (the server named,
 // never its password), still matching what caused it for errors.Is.

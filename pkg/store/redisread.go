@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -203,7 +204,8 @@ func (o *redisOps) addMany(per int, head []any, items []any) {
 // next command, so the likeliest refusal still comes before any write
 // but the fence's, which costs others a retry; OOM is checked by the
 // server at the first write only.)
-var redisCommit = redis.NewScript(`
+var redisCommit = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if ARGV[1] ~= '*' and (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 local i, n = 2, #ARGV
 if redis.acl_check_cmd then
@@ -227,6 +229,7 @@ while i <= n do
 end
 return 1
 `)
+})
 
 // redisScriptArgs bounds the commits sent as one script; larger ones
 // (imports) go as WATCH, a check of the fence, and MULTI/EXEC.
@@ -246,7 +249,7 @@ func (t *redisTx) apply(ops *redisOps) error {
 			argv = append(argv, len(c))
 			argv = append(argv, c...)
 		}
-		ok, err := redisCommit.Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
+		ok, err := redisCommit().Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
 		if err != nil {
 			return t.s.wrap(err)
 		}
