@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,4 +103,21 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 		args[i] = string(b[:size])
 	}
 	return args, nil
+}
+
+// wrap drops what Redis 7 appends to an error raised inside livedict's
+// commit script (its SHA and line say nothing to the user) and never shows
+// the password.
+func TestRedisWrapMessage(t *testing.T) {
+	s := &redisStore{target: redisTarget{Addr: "db.example:6379", Password: "hunter2"}}
+	for in, want := range map[string]string{
+		"OOM command not allowed when used memory > 'maxmemory'. script: 0123456789abcdef0123456789abcdef01234567, on @user_script:17.": "redis db.example:6379: OOM command not allowed when used memory > 'maxmemory'",
+		"NOPERM this user may not run INCR x script: 0123456789abcdef0123456789abcdef01234567, on @user_script:4":                       "redis db.example:6379: NOPERM this user may not run INCR x",
+		"WRONGPASS invalid username-password pair (hunter2)":                                                                            "redis db.example:6379: WRONGPASS invalid username-password pair (***)",
+		"ERR a script: that is not ours": "redis db.example:6379: ERR a script: that is not ours",
+	} {
+		if got := s.wrap(errors.New(in)).Error(); got != want {
+			t.Errorf("wrap(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
 }
