@@ -113,6 +113,10 @@ func hintFor(err error) string {
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
 	case errors.Is(err, store.ErrBucketFull):
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
+	case errors.Is(err, store.ErrUncertain):
+		return "read the key to see whether the write was applied before you write it again"
+	case errors.Is(err, store.ErrWritesPaused): // before ErrBusy, which wraps it
+		return "a Redis failover or an operator paused writes; raise busy_timeout to wait longer for a pause to end"
 	case errors.Is(err, store.ErrBusy):
 		return "raise busy_timeout if this store is under heavy load"
 	case errors.Is(err, store.ErrDamagedKey):

@@ -38,6 +38,8 @@ var sentinels = map[string]struct {
 	"store.ErrStoreFull":      {store.ErrStoreFull, ExitPolicy},
 	"store.ErrValueTooLarge":  {store.ErrValueTooLarge, ExitPolicy},
 	"store.ErrBusy":           {store.ErrBusy, ExitStore},
+	"store.ErrUncertain":      {store.ErrUncertain, ExitStore},
+	"store.ErrWritesPaused":   {store.ErrWritesPaused, ExitStore},
 	"store.ErrUntrusted":      {store.ErrUntrusted, ExitStore},
 	"store.ErrCorrupt":        {store.ErrCorrupt, ExitStore},
 	"store.ErrDamagedKey":     {store.ErrDamagedKey, ExitStore},

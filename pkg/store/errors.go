@@ -121,6 +121,14 @@ var (
 	ErrUntrusted = NewError(KindStore, "not trusted")
 	// ErrBusy: another process held the store past the busy timeout.
 	ErrBusy = NewError(KindStore, "store is busy")
+	// ErrWritesPaused: a Redis server held a commit past the busy timeout
+	// in CLIENT PAUSE WRITE; it comes wrapped with ErrBusy, and nothing
+	// was written.
+	ErrWritesPaused = NewError(KindStore, "the server is pausing writes (CLIENT PAUSE)")
+	// ErrUncertain: a write was sent and its outcome cannot be known (a
+	// Redis server held it past the busy timeout, and livedict could not
+	// check).
+	ErrUncertain = NewError(KindStore, "the write may or may not have been applied")
 	// ErrCorrupt: the store's data is damaged; livedict leaves it untouched.
 	ErrCorrupt = NewError(KindStore, "store is corrupt")
 	// ErrDamagedKey: one key's data was changed outside livedict (a Redis

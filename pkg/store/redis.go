@@ -95,7 +95,7 @@ type redisStore struct {
 	// connectTimeout bounds Open's dial and first round trip.
 	connectTimeout time.Duration
 	connMu         sync.Mutex
-	idle           *redis.Conn // a connection no transaction uses (see takeConn)
+	idle           *redisConn // a connection no transaction uses (see takeConn)
 	closed         bool
 
 	hintMu sync.Mutex
@@ -184,7 +184,7 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	// Generic replies: whatever a server older than needed answers to
 	// GET or SCARD must not hide what it answered to HELLO.
 	var hello, layout, users *redis.Cmd
-	cn := s.c.Conn()
+	cn := &redisConn{Conn: s.c.Conn()}
 	defer func() { s.putConn(cn, err) }()
 	_, err = cn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		hello = p.Do(ctx, "HELLO", "3")
@@ -210,6 +210,7 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	}
 	m, _ := hello.Val().(map[any]any)
 	ver, _ := m["version"].(string)
+	cn.id, _ = m["id"].(int64) // for a commit the server holds (redispause.go)
 	if !redisVersionOK(ver) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
 	}
@@ -440,25 +441,34 @@ func (s *redisStore) View(ctx context.Context, fn func(Tx) error) error {
 	return s.run(ctx, false, fn)
 }
 
+// redisConn is a transaction's connection and the server's id for it
+// (CLIENT ID; 0 while unknown, -1 when the user may not ask), which a
+// commit the server holds needs (redispause.go). A go-redis Conn never
+// dials again once it has a connection: one Conn, one server client.
+type redisConn struct {
+	*redis.Conn
+	id int64
+}
+
 // takeConn returns the store's idle connection, or a new one when another
 // transaction of this process holds it. go-redis gives a transaction a
 // connection of its own (it may WATCH), and would dial a new one for each
 // rather than reuse the pool's: keeping one means a one-shot command's
 // transactions run on the connection Open checked.
-func (s *redisStore) takeConn() *redis.Conn {
+func (s *redisStore) takeConn() *redisConn {
 	s.connMu.Lock()
 	cn := s.idle
 	s.idle = nil
 	s.connMu.Unlock()
 	if cn == nil {
-		cn = s.c.Conn()
+		cn = &redisConn{Conn: s.c.Conn()}
 	}
 	return cn
 }
 
 // putConn keeps cn for the next transaction, unless its transaction ended
 // with an error that may have left it broken or mid-command.
-func (s *redisStore) putConn(cn *redis.Conn, err error) {
+func (s *redisStore) putConn(cn *redisConn, err error) {
 	if err != nil && !errors.Is(err, errRedisRetry) {
 		cn.Close()
 		return
@@ -485,11 +495,12 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 	redialed := false
 	for {
 		var fnErr error
-		hinted, sent := false, false
+		hinted, sent, abandoned := false, false, false
 		// No key is watched here: see redisread.go.
 		cn := s.takeConn()
 		err := func() error {
 			tx := newRedisTx(s, ctx, cn, write)
+			tx.deadline = deadline
 			fnErr = fn(tx)
 			hinted = tx.prefetched // it counted in s.hints
 			if tx.retry {
@@ -499,10 +510,12 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 				return fnErr
 			}
 			err := tx.commit()
-			sent = tx.sent
+			sent, abandoned = tx.sent, tx.abandoned
 			return err
 		}()
-		s.putConn(cn, err)
+		if !abandoned { // else the commit still uses it, and closes it
+			s.putConn(cn, err)
+		}
 		if hinted {
 			s.hintMu.Lock()
 			s.hints--

@@ -101,10 +101,14 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	ctx := t.ctx
 	var pre *redisPrefetch
 	var before, after *redis.StringCmd
+	var id *redis.IntCmd
 	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		before = p.Get(ctx, t.s.fence())
 		if !t.prefetched {
 			pre = t.queuePrefetch(ctx, p)
+		}
+		if t.write && t.cn.id == 0 {
+			id = p.ClientID(ctx) // for a commit the server holds (redispause.go)
 		}
 		if fn != nil {
 			fn(p)
@@ -119,6 +123,12 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	if pre != nil {
 		if err := t.usePrefetch(pre); err != nil {
 			return err
+		}
+	}
+	if id != nil {
+		t.cn.id = id.Val()
+		if id.Err() != nil || t.cn.id <= 0 {
+			t.cn.id = -1 // refused by the ACL: never asked again
 		}
 	}
 	// The fence read the same before and after these reads, and the same
@@ -236,40 +246,43 @@ return 1
 const redisScriptArgs = 20000
 
 // apply sends ops: one script call, or for a large commit WATCH + GET of
-// the fence, then MULTI/EXEC.
+// the fence, then MULTI/EXEC. A server that holds it (CLIENT PAUSE WRITE)
+// is waited for up to the busy timeout (see guard).
 func (t *redisTx) apply(ops *redisOps) error {
 	expect := "*"
 	if t.fenceKnown {
 		expect = t.fence
 	}
-	if ops.args <= redisScriptArgs {
-		argv := make([]any, 0, ops.args+1)
-		argv = append(argv, expect)
-		for _, c := range ops.cmds {
-			argv = append(argv, len(c))
-			argv = append(argv, c...)
+	return t.guard(expect, func(progress func()) error {
+		if ops.args <= redisScriptArgs {
+			argv := make([]any, 0, ops.args+1)
+			argv = append(argv, expect)
+			for _, c := range ops.cmds {
+				argv = append(argv, len(c))
+				argv = append(argv, c...)
+			}
+			ok, err := redisCommit().Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
+			if err != nil {
+				return t.s.wrap(err)
+			}
+			if ok != 1 {
+				return errRedisRetry
+			}
+			return nil
 		}
-		ok, err := redisCommit().Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
-		if err != nil {
+		if err := t.rtx.Do(t.ctx, "WATCH", t.s.fence()).Err(); err != nil {
 			return t.s.wrap(err)
 		}
-		if ok != 1 {
+		f, err := t.rtx.Get(t.ctx, t.s.fence()).Result()
+		if err != nil && err != redis.Nil {
+			return t.s.wrap(err)
+		}
+		if expect != "*" && f != expect {
+			t.rtx.Do(t.ctx, "UNWATCH")
 			return errRedisRetry
 		}
-		return nil
-	}
-	if err := t.rtx.Do(t.ctx, "WATCH", t.s.fence()).Err(); err != nil {
-		return t.s.wrap(err)
-	}
-	f, err := t.rtx.Get(t.ctx, t.s.fence()).Result()
-	if err != nil && err != redis.Nil {
-		return t.s.wrap(err)
-	}
-	if expect != "*" && f != expect {
-		t.rtx.Do(t.ctx, "UNWATCH")
-		return errRedisRetry
-	}
-	return t.multi(ops)
+		return t.multi(ops, progress)
+	})
 }
 
 // redisChunk is how many queued commands one write of a large MULTI
@@ -280,8 +293,8 @@ const redisChunk = 32768
 // multi sends ops in MULTI/EXEC under the WATCH of the fence, streamed in
 // chunks. Until EXEC arrives the server only queues them: a connection
 // lost on the way (a CLIENT KILL, a crash) drops the queue, and nothing
-// is written.
-func (t *redisTx) multi(ops *redisOps) error {
+// is written. progress is called as each chunk but the last is answered.
+func (t *redisTx) multi(ops *redisOps, progress func()) error {
 	ctx := t.ctx
 	cmds := ops.cmds
 	var exec *redis.Cmd
@@ -310,6 +323,9 @@ func (t *redisTx) multi(ops *redisOps) error {
 			}
 			t.rtx.Do(ctx, "DISCARD") // a queued command refused: drop the rest
 			return t.s.wrap(err)
+		}
+		if !last {
+			progress()
 		}
 	}
 	res, err := exec.Slice()

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -54,9 +55,13 @@ func (b *redisBucket) overlay() {
 type redisTx struct {
 	s     *redisStore
 	ctx   context.Context
-	rtx   *redis.Conn
+	cn    *redisConn
+	rtx   *redis.Conn // cn's
 	write bool
 	now   int64
+	// deadline: the busy timeout's end, for a commit the server holds
+	// (redispause.go).
+	deadline time.Time
 
 	buckets map[string]*redisBucket
 	names   map[string]bool // user buckets named in the server's set, once read
@@ -78,11 +83,14 @@ type redisTx struct {
 	// sent: the commit began sending writes; before that a transaction
 	// whose connection broke can run again on a new one.
 	sent bool
+	// abandoned: the commit gave up on a server that held it and left its
+	// connection to the goroutine still waiting on it (redispause.go).
+	abandoned bool
 }
 
-func newRedisTx(s *redisStore, ctx context.Context, rtx *redis.Conn, write bool) *redisTx {
+func newRedisTx(s *redisStore, ctx context.Context, cn *redisConn, write bool) *redisTx {
 	return &redisTx{
-		s: s, ctx: ctx, rtx: rtx, write: write,
+		s: s, ctx: ctx, cn: cn, rtx: cn.Conn, write: write,
 		now:      s.opts.Clock.Now().UnixMilli(),
 		buckets:  map[string]*redisBucket{},
 		polDirty: map[string]bool{},
@@ -978,6 +986,19 @@ func (t *redisTx) commit() error {
 		var err error
 		if shadow, err = t.listeners(); err != nil {
 			return err
+		}
+	}
+	if t.cn.id == 0 {
+		// A transaction that read nothing: its connection's id, which the
+		// first read round trip carries otherwise.
+		id, err := t.rtx.ClientID(t.ctx).Result()
+		var reply redis.Error
+		if err != nil && !errors.As(err, &reply) {
+			return t.s.wrap(err) // nothing sent yet: may run again
+		}
+		t.cn.id = id
+		if err != nil || id <= 0 {
+			t.cn.id = -1
 		}
 	}
 	t.sent = true
