@@ -498,26 +498,39 @@ func terminalSafe(s string, keepLayout bool) string {
 // tabs, newlines, backslashes and other control bytes are backslash
 // escaped so every line stays one record. `keys -0`, export and --json
 // give keys byte for byte.
-func plainKey(k string) string {
-	if !strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
-		return k
+func plainKey(k string) string { return plainField(k, false) }
+
+// plainText renders captured output (a hook's) on one line of piped,
+// tab-separated output as plainKey renders a key, and also escapes each
+// byte that is not UTF-8 as \xNN, so the line reads as UTF-8 text rather
+// than as mojibake. --json gives the bytes whole (output_b64).
+func plainText(s string) string { return plainField(s, true) }
+
+func plainField(s string, escapeInvalid bool) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) &&
+		(!escapeInvalid || utf8.ValidString(s)) {
+		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(k); i++ {
-		switch c := k[i]; {
-		case c == '\\':
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1 && escapeInvalid:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
 			b.WriteString(`\\`)
-		case c == '\t':
+		case r == '\t':
 			b.WriteString(`\t`)
-		case c == '\n':
+		case r == '\n':
 			b.WriteString(`\n`)
-		case c == '\r':
+		case r == '\r':
 			b.WriteString(`\r`)
-		case c < 0x20 || c == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
 		default:
-			b.WriteByte(c)
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }

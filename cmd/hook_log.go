@@ -24,7 +24,8 @@ will be retried; failed: given up; skipped: the hook was removed or disabled
 first), exit status or signal, duration, whether it timed out, and the tail
 of its output. Piped: one line per run,
 time<TAB>hook<TAB>event<TAB>bucket<TAB>key<TAB>status<TAB>exit<TAB>duration_ms<TAB>timed_out<TAB>output
-with the output's tabs, newlines and control bytes backslash-escaped.
+with the output's tabs, newlines, backslashes and control bytes backslash
+escaped, and each byte that is not UTF-8 as \xNN.
 --json: one object per line, with the output whole.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,7 +75,7 @@ with the output's tabs, newlines and control bytes backslash-escaped.
 						yesNo(r.TimedOut), terminalSafe(lastLine(out, 60), false)})
 				default:
 					a.printf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%t\t%s\n", formatDeadline(r.Time), r.HookID, event,
-						r.Bucket, plainKey(string(r.Key)), r.Status, exit, r.DurationMs, r.TimedOut, plainKey(out))
+						r.Bucket, plainKey(string(r.Key)), r.Status, exit, r.DurationMs, r.TimedOut, plainText(out))
 				}
 			}
 			if a.IO.OutTTY && !a.JSON {

@@ -52,6 +52,29 @@ func TestPlainKey(t *testing.T) {
 	}
 }
 
+// plainText, for a hook's output in piped hook log, escapes what plainKey
+// escapes and every byte that is not UTF-8, so the line reads as UTF-8;
+// plainKey leaves those bytes as they are.
+func TestPlainText(t *testing.T) {
+	for in, want := range map[string]string{
+		"ok":                "ok",
+		"ключ é":            "ключ é",
+		"a\tb\n":            `a\tb\n`,
+		`a\xffb`:            `a\\xffb`,
+		"\xff\xfe":          `\xff\xfe`,
+		"one\xff é\x01\x7f": `one\xff é\x01\x7f`,
+		"cut\xe2\x82":       `cut\xe2\x82`,
+		"\ufffd":            "\ufffd",
+	} {
+		if got := plainText(in); got != want {
+			t.Errorf("plainText(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := plainKey("k\xff\t"); got != "k\xff\\t" {
+		t.Errorf("plainKey(%q) = %q, want the byte kept and the tab escaped", "k\xff\t", got)
+	}
+}
+
 func TestProtectNegativeNumbers(t *testing.T) {
 	root := NewRootCmd(&App{IO: &IOStreams{}})
 	cases := []struct{ in, want []string }{
