@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -100,7 +101,10 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// lastLine returns the last non-empty line of s, cut to at most n runes.
+// lastLine returns the last non-empty line of s, cut to at most n runes
+// (a byte that is not UTF-8 counts as one). The bytes are kept as they are,
+// for terminalSafe to escape: a cut through []rune would have turned them
+// into U+FFFD.
 func lastLine(s string, n int) string {
 	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
 		s = s[:len(s)-1]
@@ -111,8 +115,13 @@ func lastLine(s string, n int) string {
 			break
 		}
 	}
-	if r := []rune(s); len(r) > n {
-		s = "…" + string(r[len(r)-n+1:])
+	if utf8.RuneCountInString(s) > n {
+		i := len(s)
+		for range n - 1 {
+			_, size := utf8.DecodeLastRuneInString(s[:i])
+			i -= size
+		}
+		s = "…" + s[i:]
 	}
 	return s
 }

@@ -75,6 +75,27 @@ func TestPlainText(t *testing.T) {
 	}
 }
 
+// lastLine cuts a long line by runes but keeps the bytes that are not
+// UTF-8, for terminalSafe to escape, rather than turning them into U+FFFD.
+func TestLastLine(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"first\nlast\n\n", 60, "last"},
+		{"a\xffb", 60, "a\xffb"},
+		{"abcdé\xffxyz", 5, "…\xffxyz"},
+		{"ééééé", 3, "…éé"},
+		{"\xff\xfe\xfd", 3, "\xff\xfe\xfd"},
+	}
+	for _, c := range cases {
+		if got := lastLine(c.in, c.n); got != c.want {
+			t.Errorf("lastLine(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
 func TestProtectNegativeNumbers(t *testing.T) {
 	root := NewRootCmd(&App{IO: &IOStreams{}})
 	cases := []struct{ in, want []string }{
