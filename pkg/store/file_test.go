@@ -822,6 +822,117 @@ func TestFileLargeImportIsLinear(t *testing.T) {
 	})
 }
 
+// A journaled commit overwrites a record that is there in place
+// (fileWriteAll): every rewritten file holds exactly its new record,
+// whether it was longer, shorter or as long before, on the small path
+// (an fsync per file) and the large one (one syncfs).
+func TestFileJournaledRewrite(t *testing.T) {
+	for _, n := range []int{3, fileSmallCommit + 10} {
+		t.Run(fmt.Sprint(n, "keys"), func(t *testing.T) {
+			s, _ := newTestFile(t)
+			values := []string{strings.Repeat("long ", 200), "short", "", strings.Repeat("x", 9000), "mid"}
+			for round, v := range values {
+				mustUpdate(t, s, func(tx Tx) error {
+					for i := range n {
+						if err := tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint(v, i))}); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				for i := range n {
+					want := fmt.Sprint(v, i)
+					path := filepath.Join(s.dir, "b", "main", fileKeyEncode(fmt.Sprint("k", i)))
+					data, err := os.ReadFile(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if rec := fileRecordEncode(0, fmt.Sprint("k", i), []byte(want)); !bytes.Equal(data, rec) {
+						t.Fatalf("round %d: %s holds %d bytes, want its record of %d", round, path, len(data), len(rec))
+					}
+					if got, ok := getValue(t, s, "main", fmt.Sprint("k", i)); !ok || got != want {
+						t.Fatalf("round %d: k%d = %.20q %v, want %.20q", round, i, got, ok, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// fileWriteAll leaves exactly data in the file, whatever was there.
+func TestFileWriteAll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	for _, data := range []string{"", "hello world", "hi", "hi", strings.Repeat("z", 70000), "", "end"} {
+		for _, sync := range []bool{false, true} {
+			if err := fileWriteAll(path, []byte(data), sync); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(path); err != nil || string(got) != data {
+				t.Fatalf("after writing %d bytes the file holds %d (%v)", len(data), len(got), err)
+			}
+		}
+	}
+	if m := mode(t, path); m != 0o600 {
+		t.Errorf("mode %v", m)
+	}
+}
+
+// A commit killed while it overwrote records in place leaves files that
+// are a new record's start over an old record's tail, or still old: the
+// replay of its journal rewrites each whole, and the next reader sees
+// exactly the new values.
+func TestFileJournalReplayOverTornRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openTestFile(t, dir, Options{})
+	const n = 100
+	mustUpdate(t, s, func(tx Tx) error {
+		for i := range n {
+			tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("k", i), Value: []byte(strings.Repeat("old", 50))})
+		}
+		return nil
+	})
+	s.crashAfterJournal = true
+	err := s.Update(context.Background(), func(tx Tx) error {
+		for i := range n {
+			tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("new", i))})
+		}
+		return nil
+	})
+	if !errors.Is(err, errFileTestCrash) {
+		t.Fatalf("err = %v", err)
+	}
+	// Play the crash inside the apply: the first third fully rewritten
+	// but not cut, the second third half written, the rest untouched.
+	for i := range 2 * n / 3 {
+		key := fmt.Sprint("k", i)
+		rec := fileRecordEncode(0, key, []byte(fmt.Sprint("new", i)))
+		if i >= n/3 {
+			rec = rec[:len(rec)/2]
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "b", "main", fileKeyEncode(key)), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(rec, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	s2 := openTestFile(t, dir, Options{})
+	mustView(t, s2, func(tx Tx) error {
+		for i := range n {
+			e, ok, err := tx.Get("main", fmt.Sprint("k", i))
+			if err != nil || !ok || string(e.Value) != fmt.Sprint("new", i) {
+				t.Errorf("k%d after replay = %q %v %v", i, e.Value, ok, err)
+			}
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(dir, fileJournalName)); !os.IsNotExist(err) {
+		t.Errorf("journal left after replay: %v", err)
+	}
+}
+
 func TestFileFullDurability(t *testing.T) {
 	s := openTestFile(t, filepath.Join(t.TempDir(), "store"), Options{Durability: Full})
 	mustUpdate(t, s, func(tx Tx) error {
