@@ -49,6 +49,7 @@ var sentinels = map[string]struct {
 	"ttl.ErrDuration":         {ttl.ErrDuration, ExitUsage},
 	"ttl.ErrTime":             {ttl.ErrTime, ExitUsage},
 	"hooks.ErrEvents":         {hooks.ErrEvents, ExitUsage},
+	"hooks.ErrNotText":        {hooks.ErrNotText, ExitUsage},
 	"hooks.ErrNoHook":         {hooks.ErrNoHook, ExitNotFound},
 	"hooks.ErrHookKey":        {hooks.ErrHookKey, ExitPolicy},
 	// A backend that breaks the deadline contract: a store failure.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -167,6 +168,9 @@ func nextSeq(tx store.Tx, name string) (uint64, error) {
 // Add stores a new hook, enabled, and returns it with its id. A non-nil
 // key signs it (shared stores).
 func Add(tx store.Tx, h Hook, key []byte) (Hook, error) {
+	if err := h.checkText(); err != nil {
+		return h, err
+	}
 	id, err := nextSeq(tx, "hook")
 	if err != nil {
 		return h, err
@@ -179,6 +183,30 @@ func Add(tx store.Tx, h Hook, key []byte) (Hook, error) {
 	}
 	sign(&h, key)
 	return h, put(tx, h)
+}
+
+// ErrNotText: a hook's name, key pattern, bucket, command, variable names
+// or write paths hold bytes that are not UTF-8.
+var ErrNotText = store.NewError(store.KindInvalid, "not valid UTF-8")
+
+// checkText refuses a definition whose text is not UTF-8. Definitions are
+// stored as JSON, whose encoder turns each such byte into U+FFFD: a key
+// pattern g\xfe* was stored as g\ufffd* and matched none of the keys it
+// was given for, and a command's path would name another file.
+func (h Hook) checkText() error {
+	fields := []struct {
+		what string
+		vals []string
+	}{{"--name", []string{h.Name}}, {"--key", []string{h.Key}}, {"--bucket", []string{h.Bucket}},
+		{"the command", h.Argv}, {"--env", h.Env}, {"--write", h.Write}}
+	for _, f := range fields {
+		for _, v := range f.vals {
+			if !utf8.ValidString(v) {
+				return fmt.Errorf("%w: %s %q: hook definitions are stored as text", ErrNotText, f.what, v)
+			}
+		}
+	}
+	return nil
 }
 
 func put(tx store.Tx, h Hook) error {
