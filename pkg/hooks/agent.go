@@ -23,7 +23,7 @@ func StateDir(info store.Info) string {
 		return info.StateDir
 	}
 	if info.Backend == "file" {
-		return filepath.Join(info.Location, ".d")
+		return filepath.Join(info.Location, store.FileStateDir)
 	}
 	return info.Location + ".d"
 }

@@ -29,6 +29,8 @@ import (
 //	DIR/b/<bucket>/.policy the bucket's policy as JSON
 //	DIR/i/<bucket>/<key>   livedict's own buckets ("!hooks"...), made on first use
 //	DIR/.trash/<name>/     dropped bucket folders, deleted after their commit (filetrash.go)
+//	DIR/.d/                livedict's state beside the data: delivery and daemon
+//	                       locks, hooks' work dirs (hooks.StateDir)
 //
 // Internal buckets live apart from b/ so nothing that lists buckets meets
 // them; their records, commits and journal are the same as a user bucket's,
@@ -51,6 +53,8 @@ const (
 	fileTempName    = ".tmp"
 	fileBucketsDir  = "b"
 	fileInternalDir = "i"
+	// FileStateDir is the state dir's name inside a file store.
+	FileStateDir = ".d"
 
 	fileFormat  = "livedict-file"
 	fileVersion = 1
@@ -226,6 +230,9 @@ func (s *fileStore) looksEmpty() (bool, error) {
 	for _, name := range names {
 		switch {
 		case name == fileLockName || name == fileHintName || strings.HasPrefix(name, fileMarkerName+".tmp-"):
+		case name == FileStateDir:
+			// A daemon started before the first write makes the folder
+			// for its locks; the store is made around it.
 		case name == fileBucketsDir:
 			sub, err := readDirNames(s.path(name))
 			if err != nil || len(sub) > 0 {
