@@ -97,6 +97,11 @@ type redisStore struct {
 	connMu         sync.Mutex
 	idle           *redisConn // a connection no transaction uses (see takeConn)
 	closed         bool
+	// lookOpts and look: the client that looks at a commit the server
+	// holds (redispause.go), made on first use. Not s.c: the held
+	// commits may hold every connection of its pool.
+	lookOpts redis.Options
+	look     *redis.Client
 
 	hintMu sync.Mutex
 	// hints counts the transactions running that read whether a watcher
@@ -160,7 +165,8 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 			o.TLSConfig.ServerName = strings.Trim(host, "[]")
 		}
 	}
-	s := &redisStore{c: redis.NewClient(o), opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:", connectTimeout: ro.ConnectTimeout}
+	s := &redisStore{lookOpts: *o, opts: opts.withDefaults(), target: t, p: "{" + t.Prefix + "}:", connectTimeout: ro.ConnectTimeout}
+	s.c = redis.NewClient(o) // which fills in o's defaults: lookOpts is a copy from before
 	s.native = s.opts.Clock == ttl.System
 	ctx, cancel := context.WithTimeout(context.Background(), ro.ConnectTimeout)
 	defer cancel()
@@ -429,8 +435,23 @@ func (s *redisStore) Close() error {
 		s.idle.Close()
 		s.idle = nil
 	}
+	if s.look != nil {
+		s.look.Close()
+	}
 	s.connMu.Unlock()
 	return s.c.Close()
+}
+
+// looker returns the client that looks at a commit the server holds
+// (redispause.go), or nil once the store is closed.
+func (s *redisStore) looker() *redis.Client {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.look == nil && !s.closed {
+		o := s.lookOpts
+		s.look = redis.NewClient(&o)
+	}
+	return s.look
 }
 
 func (s *redisStore) Update(ctx context.Context, fn func(Tx) error) error {

@@ -253,3 +253,40 @@ func TestRedisWritePauseWithoutClientCommandsIsUncertain(t *testing.T) {
 		})
 	}
 }
+
+// Writes of one process held at once by a paused server each give up at
+// the busy timeout, saying nothing was written: the look at a held commit
+// must find a connection though the held commits hold every one the
+// client's pool has.
+func TestRedisWritePauseManyAtOnce(t *testing.T) {
+	srv, admin := pausedServer(t)
+	busy := 500 * time.Millisecond
+	s, err := Open(srv.URL+"?prefix=p", Options{BusyTimeout: busy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	set(t, s, "b", "before", "old", 0)
+	pauseWrites(t, admin, 30*time.Second)
+	const n = 4 // as many as the client's pool has connections
+	errs := make(chan error, n)
+	start := time.Now()
+	for i := range n {
+		go func() {
+			errs <- s.Update(context.Background(), pausedCommits[0].write(fmt.Sprintf("k%d", i)))
+		}()
+	}
+	timeout := time.After(busy + 10*time.Second)
+	for range n {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrWritesPaused) {
+				t.Errorf("write under a 30s pause: %v, want ErrBusy: nothing written", err)
+			}
+		case <-timeout:
+			admin.Do(context.Background(), "CLIENT", "UNPAUSE")
+			t.Fatalf("writes still waited for the paused server after %s", time.Since(start))
+		}
+	}
+	t.Logf("all gave up after %s", time.Since(start))
+}

@@ -158,18 +158,22 @@ func (t *redisTx) settle(verdict, err error) error {
 // (or the server had dropped it).
 func (t *redisTx) lookAtCommit(expect string) (verdict error, held, gone bool) {
 	s := t.s
+	c := s.looker()
+	if c == nil {
+		return t.uncertain("the store was closed"), true, false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.connectTimeout)
 	defer cancel()
 	id := t.cn.id
 	if id <= 0 {
 		// Whether the server answers at all says at least that it is not
 		// busy running something (an import's long EXEC).
-		if err := s.c.Ping(ctx).Err(); serverBusy(err) {
+		if err := c.Ping(ctx).Err(); serverBusy(err) {
 			return nil, false, false
 		}
 		return t.uncertain("livedict cannot tell whether the server holds it (CLIENT PAUSE?): this Redis user may not run CLIENT ID"), true, false
 	}
-	line, err := s.c.Do(ctx, "CLIENT", "LIST", "ID", id).Text()
+	line, err := c.Do(ctx, "CLIENT", "LIST", "ID", id).Text()
 	if serverBusy(err) {
 		return nil, false, false
 	}
@@ -181,7 +185,7 @@ func (t *redisTx) lookAtCommit(expect string) (verdict error, held, gone bool) {
 	}
 	var list, kill *redis.Cmd
 	var fence *redis.StringCmd
-	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		list = p.Do(ctx, "CLIENT", "LIST", "ID", id)
 		kill = p.Do(ctx, "CLIENT", "KILL", "ID", id)
 		fence = p.Get(ctx, s.fence())
