@@ -141,8 +141,12 @@ func openRedis(raw string, opts Options, ro RedisOptions) (Store, error) {
 		ReadTimeout: -1, // a blocked command is bounded by the context
 		// So is a write: a large import's writes wait while a loaded
 		// server reads slowly, which is no failure.
-		WriteTimeout:    -1,
-		PoolSize:        4,
+		WriteTimeout: -1,
+		PoolSize:     4,
+		// A transaction waits for a connection of the pool no longer
+		// than for another writer: commits a paused server still holds
+		// (redispause.go) keep theirs until the pause ends.
+		PoolTimeout:     opts.withDefaults().BusyTimeout,
 		MinIdleConns:    0,
 		MaxRetries:      -1,
 		DisableIdentity: true,
@@ -294,6 +298,9 @@ func (s *redisStore) wrap(err error) error {
 	var ke interface{ ErrorKind() Kind }
 	if errors.As(err, &ke) {
 		return err
+	}
+	if errors.Is(err, redis.ErrPoolTimeout) {
+		return fmt.Errorf("%w: redis %s: every connection of this process stayed in use for %s (commits the server holds?)", ErrBusy, s.target.Addr, s.opts.BusyTimeout)
 	}
 	msg := redisScriptSuffix().ReplaceAllString(err.Error(), "")
 	if strings.HasPrefix(msg, "READONLY ") {

@@ -290,3 +290,31 @@ func TestRedisWritePauseManyAtOnce(t *testing.T) {
 	}
 	t.Logf("all gave up after %s", time.Since(start))
 }
+
+// A long-lived process (the daemon) whose user may not stop a held commit
+// leaves each one to the server, holding a connection of the client's
+// pool until the pause ends. The writes after the pool's last connection
+// is taken still give up at the busy timeout, not at go-redis's pool
+// timeout (30 s) or at the pause's end.
+func TestRedisWritePauseUncertainLeavesNoHang(t *testing.T) {
+	srv, admin := pausedServer(t)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nokill", "on", ">secretpw", "~{p}*", "&{p}*", "+@all", "-client|kill").Err(); err != nil {
+		t.Fatal(err)
+	}
+	busy := 300 * time.Millisecond
+	s, err := Open("unix://nokill:secretpw@"+srv.Sock+"?prefix=p", Options{BusyTimeout: busy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	set(t, s, "b", "before", "old", 0)
+	pauseWrites(t, admin, 60*time.Second)
+	for i := range 6 {
+		err, took := updateWithin(t, admin, s, busy+5*time.Second, pausedCommits[0].write(fmt.Sprint("k", i)))
+		if !errors.Is(err, ErrUncertain) && !errors.Is(err, ErrBusy) {
+			t.Fatalf("write %d under a 60s pause: %v, want ErrUncertain or ErrBusy", i, err)
+		}
+		t.Logf("write %d gave up after %s: %v", i, took, err)
+	}
+}
