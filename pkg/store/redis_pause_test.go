@@ -318,3 +318,38 @@ func TestRedisWritePauseUncertainLeavesNoHang(t *testing.T) {
 		t.Logf("write %d gave up after %s: %v", i, took, err)
 	}
 }
+
+// A watch event published after a commit (a watcher runs) gives up at the
+// busy timeout too: a pause that starts between the commit and its
+// PUBLISH held the command for the whole pause.
+func TestRedisPublishPausedGivesUp(t *testing.T) {
+	srv, admin := pausedServer(t)
+	s, err := Open(srv.URL+"?prefix=p", Options{BusyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bus := s.(interface {
+		Publish(context.Context, []byte) error
+	})
+	if err := bus.Publish(context.Background(), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	pauseWrites(t, admin, 30*time.Second)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- bus.Publish(context.Background(), []byte("{}")) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a PUBLISH the server held reported success")
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("gave up after %s, busy_timeout 300ms", took)
+		}
+	case <-time.After(10 * time.Second):
+		admin.Do(context.Background(), "CLIENT", "UNPAUSE")
+		<-done
+		t.Fatal("PUBLISH still waited for the paused server after 10s")
+	}
+}

@@ -65,8 +65,14 @@ func (s *redisStore) Listening(ctx context.Context) (bool, error) {
 	return m[s.eventsChannel()] > 0, nil
 }
 
-// Publish sends msg to the events channel.
+// Publish sends msg to the events channel, giving up at the busy timeout:
+// a server in CLIENT PAUSE WRITE holds PUBLISH as it holds writes, and a
+// command whose commit was answered must not then wait out the pause for
+// its watch events (a watcher that misses one is one that was not
+// running; the server drops the held PUBLISH with the connection).
 func (s *redisStore) Publish(ctx context.Context, msg []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.BusyTimeout)
+	defer cancel()
 	return s.wrap(s.c.Publish(ctx, s.eventsChannel(), msg).Err())
 }
 
