@@ -344,6 +344,23 @@ bench_redis() {
 	add_summary "redis: get $(fmt_ms "$lg") vs redis-cli GET $(fmt_ms "$rg") → ${g}× (target ≤ $TARGET_REDIS_GET) $st1" \
 		"(the floor of its stack, scripts/bench/redisfloor: $(fmt_ms "$fg"), $(ratio "$lg" "$fg")×);" \
 		"set --ttl $(fmt_ms "$ls") vs SET EX $(fmt_ms "$rs") → ${s}× (target ≤ $TARGET_REDIS_SET) $st2"
+	# Hyperfine runs each command's rounds in a block, so load that comes
+	# and goes lands on one side: its ratios swung 0.84-1.38x between runs
+	# of the same build. Paired rounds interleave the commands.
+	log "paired interleaved runs: redis get, set --ttl ($SMALL_RUNS rounds)"
+	"$BT" paired "$SMALL_RUNS" livedict "$LD" --store "$url" get "$key" \
+		-- redis-cli redis-cli -p "$REDIS_PORT" GET "$key" \
+		-- redisfloor "$REDISFLOOR" "127.0.0.1:$REDIS_PORT" "$key" >"$TMP/paired-redisget"
+	"$BT" paired "$SMALL_RUNS" livedict "$LD" --store "$url" set "$key" "$val" --ttl 60s \
+		-- redis-cli redis-cli -p "$REDIS_PORT" SET "$key" "$val" EX 60 >"$TMP/paired-redisset"
+	local pg pgf psr
+	pg=$(awk '$1 == "redis-cli" { print $3 }' "$TMP/paired-redisget")
+	pgf=$(awk '$1 == "redisfloor" { print $3 }' "$TMP/paired-redisget")
+	psr=$(awk '$1 == "redis-cli" { print $3 }' "$TMP/paired-redisset")
+	check_target "$pg" "$TARGET_REDIS_GET"; st1=$ST
+	check_target "$psr" "$TARGET_REDIS_SET"; st2=$ST
+	add_summary "redis (paired, median of per-round ratios over $SMALL_RUNS rounds): get ${pg}× redis-cli GET $st1" \
+		"(${pgf}× redisfloor), set --ttl ${psr}× redis-cli SET EX $st2"
 }
 
 # redis_daemons: three daemons (three "hosts") on one private redis-server
