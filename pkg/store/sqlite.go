@@ -77,6 +77,12 @@ func openSQLite(path string, opts Options) (Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: sqlite: needs a path", ErrBadURL)
 	}
+	if strings.HasSuffix(path, "/") {
+		// A path ending in / names a folder, and filepath.Abs would drop
+		// the slash and make a file there; coreutils refuse as well
+		// (cp f x/: "Not a directory").
+		return nil, fmt.Errorf("%w %q: names a folder; a SQLite store is one file (a store in a folder is file:DIR)", ErrBadURL, path)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
