@@ -77,12 +77,6 @@ func openSQLite(path string, opts Options) (Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: sqlite: needs a path", ErrBadURL)
 	}
-	if strings.HasSuffix(path, "/") {
-		// A path ending in / names a folder, and filepath.Abs would drop
-		// the slash and make a file there; coreutils refuse as well
-		// (cp f x/: "Not a directory").
-		return nil, fmt.Errorf("%w %q: names a folder; a SQLite store is one file (a store in a folder is file:DIR)", ErrBadURL, path)
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -90,6 +84,13 @@ func openSQLite(path string, opts Options) (Store, error) {
 	real, exists, err := resolveStore(abs)
 	if err != nil {
 		return nil, err
+	}
+	if !exists && strings.HasSuffix(path, "/") {
+		// A path ending in / names a folder: filepath.Abs dropped the
+		// slash, and the first write would make a file there. coreutils
+		// refuse too (cp f x/: "Not a directory"). A folder that is there
+		// is refused as any folder is (exit 3).
+		return nil, fmt.Errorf("%w %q: names a folder; a SQLite store is one file (a store in a folder is file:DIR)", ErrBadURL, path)
 	}
 	s := &sqliteStore{path: abs, real: real, opts: opts, stmts: map[string]*sql.Stmt{}}
 	if !exists {
