@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -657,7 +658,7 @@ func LoadEach(tx Tx, entries []Entry, mode ImportMode) (int, error) {
 
 func loadEach(tx Tx, lim Limits, live []Entry, mode ImportMode, limited bool) (int, error) {
 	n := 0
-	for _, e := range live {
+	for i, e := range live {
 		_, had, err := tx.Get(e.Bucket, e.Key)
 		if err != nil {
 			return 0, err
@@ -666,7 +667,7 @@ func loadEach(tx Tx, lim Limits, live []Entry, mode ImportMode, limited bool) (i
 		case had && mode == SkipExisting:
 			continue
 		case had && mode == FailOnExisting:
-			return 0, existsErr(e)
+			return 0, existsErrIn(live[:i], e)
 		case !had && limited:
 			if err := makeRoom(tx, lim, e.Bucket); err != nil {
 				return 0, err
@@ -682,6 +683,18 @@ func loadEach(tx Tx, lim Limits, live []Entry, mode ImportMode, limited bool) (i
 
 func existsErr(e Entry) error {
 	return fmt.Errorf("%w: %q in bucket %q", ErrKeyExists, e.Key, e.Bucket)
+}
+
+// existsErrIn is existsErr for an import whose entries before e are
+// earlier: it says when e exists only because it came earlier in the same
+// import, so every backend tells a user the same thing (the hint to use
+// --replace or --skip-existing alone would send them to the store). It runs
+// only on that error path.
+func existsErrIn(earlier []Entry, e Entry) error {
+	if slices.ContainsFunc(earlier, func(x Entry) bool { return x.Bucket == e.Bucket && x.Key == e.Key }) {
+		return fmt.Errorf("%w: %q in bucket %q (it appears twice in the import)", ErrKeyExists, e.Key, e.Bucket)
+	}
+	return existsErr(e)
 }
 
 // LazyReapBatch is how many expired entries a command reaps when it opens a

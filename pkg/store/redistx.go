@@ -1076,14 +1076,14 @@ func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 	// Put without its copy of the value: the entries stay the caller's
 	// until the commit, as Import's do; one array holds them all.
 	puts := make([]Entry, 0, len(entries))
-	for _, e := range entries {
+	for i, e := range entries {
 		b := t.buckets[e.Bucket]
 		if cur, had := b.m[e.Key]; had && t.live(cur) {
 			switch mode {
 			case SkipExisting:
 				continue
 			case FailOnExisting:
-				return 0, existsErr(e)
+				return 0, existsErrIn(entries[:i], e)
 			}
 		}
 		e.Size = int64(len(e.Value))

@@ -981,14 +981,12 @@ func (t *sqliteTx) conflict(earlier, batch []Entry) error {
 	for i, e := range batch {
 		same := func(x Entry) bool { return x.Bucket == e.Bucket && x.Key == e.Key }
 		if slices.ContainsFunc(batch[:i], same) {
-			return fmt.Errorf("%w: %q in bucket %q (it appears twice in the import)", ErrKeyExists, e.Key, e.Bucket)
+			return existsErrIn(batch[:i], e)
 		}
 		if _, ok, err := t.Get(e.Bucket, e.Key); err != nil {
 			return err
-		} else if ok && slices.ContainsFunc(earlier, same) {
-			return fmt.Errorf("%w: %q in bucket %q (it appears twice in the import)", ErrKeyExists, e.Key, e.Bucket)
 		} else if ok {
-			return existsErr(e)
+			return existsErrIn(earlier, e)
 		}
 	}
 	return fmt.Errorf("%w: a key of the import already exists", ErrKeyExists)
