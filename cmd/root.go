@@ -220,11 +220,22 @@ func looksNegative(arg string) bool {
 // unknownLeadingFlag reports an unknown flag before the command name.
 // Cobra takes such a flag to have a value, swallows the command name, and
 // then complains about the wrong word ("unknown command k" for
-// `livedict --bogus get k`).
+// `livedict --bogus get k`). It also refuses a command word that cobra
+// would skip: an empty one (`livedict "$cmd" k` with cmd unset), "-", or
+// words after a "--" that comes first (`livedict -- get k`). Cobra drops
+// those words and, the root having nothing to run, printed the help on
+// stdout with exit 0, as if the command had succeeded; or it named the
+// key as the unknown command.
 func unknownLeadingFlag(root *cobra.Command, args []string) error {
 	flags := root.PersistentFlags()
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
+		switch {
+		case arg == "" || arg == "-":
+			return usageErr(fmt.Errorf("unknown command %q for \"livedict\"", arg), "run 'livedict --help' for usage")
+		case arg == "--" && i+1 < len(args):
+			return usageErr(fmt.Errorf("no command before \"--\" (the words after it are arguments, never the command)"), "put the command first: livedict COMMAND [flags] -- ARGS...")
+		}
 		if arg == "--" || !strings.HasPrefix(arg, "-") || len(arg) < 2 {
 			return nil // the command name (or the end of flags) is reached
 		}
