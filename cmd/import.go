@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -190,10 +191,16 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 		lines     [][]byte
 		entries   []store.Entry
 		err       error
+		tail      error // what ended the input after lines: a line too long
 		done      chan struct{}
 	}
 	parse := func(c *chunk) {
 		defer close(c.done)
+		defer func() {
+			if c.err == nil {
+				c.err = c.tail
+			}
+		}()
 		c.entries = make([]store.Entry, 0, len(c.lines))
 		// One decoder reads the whole chunk: a decoder per line costs
 		// more than the decoding. Any problem is reported by parsing
@@ -246,11 +253,19 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 		br := bufio.NewReaderSize(r, 1<<16)
 		c := &chunk{firstLine: 1, done: make(chan struct{})}
 		var read int64
+		maxLine := importMaxLine(lim.MaxValueBytes)
 		for lineNo := 1; ; lineNo++ {
-			line, err := br.ReadBytes('\n')
+			line, err := readLine(br, maxLine)
 			read += int64(len(line))
 			if len(line) > 0 {
 				c.lines = append(c.lines, line)
+			}
+			if err == errLineTooLong {
+				// Stop reading: /dev/zero or a disk image has no end
+				// of line, and the line would grow until memory ran
+				// out. Reported after the earlier lines' own errors.
+				c.tail = fmt.Errorf("line %d: longer than %d bytes, more than a line of an export can take with max_value_bytes %d", lineNo, maxLine, lim.MaxValueBytes)
+				err = io.EOF
 			}
 			if len(c.lines) == chunkLines || err != nil {
 				pending <- c
@@ -308,6 +323,35 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 		return nil, err
 	}
 	return entries, firstErr
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// importMaxLine is the longest line an export of values of at most
+// maxValue bytes can hold (0: no limit, as for the values): a "value" whose
+// every byte is escaped as \u00XX, a key escaped the same way, and room for
+// the other fields and any spacing between them.
+func importMaxLine(maxValue int64) int {
+	if maxValue <= 0 || maxValue > math.MaxInt/8 {
+		return 0
+	}
+	return int(6*maxValue) + 6*store.MaxKeyBytes + 64<<10
+}
+
+// readLine is br.ReadBytes('\n') that gives up with errLineTooLong once the
+// line passes max bytes (0: no limit), without holding more than that.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if max > 0 && len(line)+len(frag) > max {
+			return nil, errLineTooLong
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
 }
 
 func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, error) {
