@@ -87,7 +87,9 @@ func (a *App) Run(args []string) int {
 		return ExitStore
 	}
 	if err == nil && out.err != nil {
-		err = fmt.Errorf("writing output: %w", out.err)
+		// An exitError, so that output which failed before a command
+		// ran (get --help, a bare livedict) is exit 3, not a usage error.
+		err = &exitError{kind: store.KindStore, err: fmt.Errorf("writing output: %w", out.err)}
 	}
 	if err == nil {
 		return ExitOK
