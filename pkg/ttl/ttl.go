@@ -87,7 +87,10 @@ var ErrDuration = errors.New("invalid duration")
 // livedict keeps expiry to; a bare number stays whole seconds, as Redis's
 // EXPIRE takes them. A leading '-' is allowed so that `expire KEY -1` can
 // delete a key as Redis does; callers that need a positive TTL check for
-// it. The magnitude is limited to MaxDuration.
+// it. The magnitude is limited to MaxDuration: a longer positive duration
+// is refused, a longer negative one (any number that fits in 64 bits, as
+// Redis takes it) is -MaxDuration, since every time that far back means
+// the same thing, "already expired".
 func ParseDuration(s string) (time.Duration, error) {
 	orig := s
 	bad := func(why string) (time.Duration, error) {
@@ -106,6 +109,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if allDigits(s) {
 		n, err := strconv.ParseInt(s, 10, 64)
+		if err == nil && n > int64(MaxDuration/time.Second) && neg {
+			return -MaxDuration, nil
+		}
 		if err != nil || n > int64(MaxDuration/time.Second) {
 			return bad("longer than 100 years")
 		}
@@ -116,6 +122,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		return d, nil
 	}
 	var totalMs int64
+	over := false // the total passed MaxDuration: only the syntax is read on
 	for s != "" {
 		i := 0
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
@@ -155,7 +162,7 @@ func ParseDuration(s string) (time.Duration, error) {
 			return bad("unknown unit; use ms, s, m, h, d or w")
 		}
 		if n > MaxDuration.Milliseconds()/unitMs {
-			return bad("longer than 100 years")
+			over = true
 		}
 		partMs := n * unitMs
 		if frac != "" {
@@ -170,10 +177,16 @@ func ParseDuration(s string) (time.Duration, error) {
 			}
 			partMs += f * unitMs / scale
 		}
-		totalMs += partMs
-		if totalMs > MaxDuration.Milliseconds() {
-			return bad("longer than 100 years")
+		if !over {
+			totalMs += partMs
+			over = totalMs > MaxDuration.Milliseconds()
 		}
+	}
+	if over && neg {
+		return -MaxDuration, nil
+	}
+	if over {
+		return bad("longer than 100 years")
 	}
 	total := time.Duration(totalMs) * time.Millisecond
 	if neg {

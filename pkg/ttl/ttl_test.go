@@ -25,6 +25,13 @@ func TestParseDuration(t *testing.T) {
 		"-5m":    -5 * time.Minute,
 		"+7":     7 * time.Second,
 		"36500d": 36500 * 24 * time.Hour,
+		// Further back than 100 years is as expired as 100 years back
+		// (Redis's EXPIRE takes any negative 64-bit number).
+		"-36500d":      -MaxDuration,
+		"-3153600001":  -MaxDuration,
+		"-36501d":      -MaxDuration,
+		"-9999999999w": -MaxDuration,
+		"-36500d1ms":   -MaxDuration,
 	}
 	for in, want := range good {
 		got, err := ParseDuration(in)
@@ -32,7 +39,8 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	bad := []string{"", "-", "s", "5", "5x", "1.5", "5 m", "m5", "1h30", "99999999999999999999", "36501d", "5300w", "9223372036854775807ms1d", "1e3s", "٣s"}
+	bad := []string{"", "-", "s", "5", "5x", "1.5", "5 m", "m5", "1h30", "99999999999999999999", "36501d", "5300w", "9223372036854775807ms1d", "1e3s", "٣s",
+		"-99999999999999999999", "-99999999999999999999s", "-36501x", "-36501d5x", "-9999999999w1.5ms"}
 	bad[3] = "5S"
 	for _, in := range bad {
 		if d, err := ParseDuration(in); err == nil || !errors.Is(err, ErrDuration) {
