@@ -251,6 +251,12 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 		defer close(work)
 		defer close(pending)
 		br := bufio.NewReaderSize(r, 1<<16)
+		// A byte-order mark, which some editors put at the start of
+		// a UTF-8 file, is no part of the first line: read on after it,
+		// as jq does, rather than refuse the line.
+		if bom, _ := br.Peek(3); string(bom) == "\xef\xbb\xbf" {
+			br.Discard(3)
+		}
 		c := &chunk{firstLine: 1, done: make(chan struct{})}
 		var read int64
 		maxLine := importMaxLine(lim.MaxValueBytes)
