@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -43,7 +44,7 @@ func newCompletionCmd(a *App) *cobra.Command {
 type errUnknownShell string
 
 func (e errUnknownShell) Error() string {
-	return "unknown shell " + strings.TrimSpace(string(e)) + ": use bash, zsh, fish or powershell"
+	return fmt.Sprintf("unknown shell %q: use bash, zsh, fish or powershell", string(e))
 }
 
 // completeKeys completes the first n positional arguments (n < 0: all) from

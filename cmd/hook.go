@@ -35,7 +35,7 @@ The hook reads the event as one JSON object on stdin. See 'livedict hook add
 
 type errUnknownHookCmd string
 
-func (e errUnknownHookCmd) Error() string { return "unknown hook command " + string(e) }
+func (e errUnknownHookCmd) Error() string { return fmt.Sprintf("unknown hook command %q", string(e)) }
 
 // hookID parses a hook id argument (exit 2 when malformed).
 func hookID(s string) (int64, error) {
