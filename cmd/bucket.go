@@ -92,7 +92,16 @@ Policies live in the store, so every user of the store sees the same ones.`,
 				if p, err = tx.Policy(name); err != nil {
 					return err
 				}
-				st := ss.Tx(tx)
+				// Under the hooks layer, not over it: encrypting the
+				// values there changes none of them, so it records no set
+				// events (as rekey records none), and the sealing layer
+				// that then writes them is the one that knows the bucket
+				// is now encrypted.
+				raw := tx
+				if h, ok := tx.(*hooks.Tx); ok {
+					raw = h.Tx
+				}
+				st := ss.Tx(raw)
 				if encrypted, err = st.Encrypted(name); err != nil || !change {
 					return err
 				}
