@@ -544,6 +544,16 @@ func (t *Tx) rekey(bucket string, old []byte) error {
 // reseal rewrites every value of bucket from the data key old to new (nil
 // on either side: plaintext), keeping deadlines.
 func (t *Tx) reseal(bucket string, old, new []byte) error {
+	if new != nil {
+		// The bytes being replaced (plaintext, or values and a wrapped
+		// data key a removed recipient can open) must not stay readable
+		// in the store's file, on its free pages.
+		if er, ok := t.Tx.(store.Eraser); ok {
+			if err := er.EraseFreed(); err != nil {
+				return err
+			}
+		}
+	}
 	var all []store.Entry
 	err := t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
 		all = append(all, e)

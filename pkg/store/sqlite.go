@@ -991,3 +991,14 @@ func (t *sqliteTx) conflict(earlier, batch []Entry) error {
 	}
 	return fmt.Errorf("%w: a key of the import already exists", ErrKeyExists)
 }
+
+// EraseFreed turns SQLite's secure_delete on for this connection (see
+// Eraser). It stays on for the rest of the connection's life: a process
+// that has encrypted a bucket pays for zeroing what it frees from then on,
+// others do not.
+func (t *sqliteTx) EraseFreed() error {
+	_, err := t.s.conn.ExecContext(t.ctx, "PRAGMA secure_delete = ON")
+	return err
+}
+
+var _ Eraser = (*sqliteTx)(nil)

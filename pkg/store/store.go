@@ -252,3 +252,15 @@ func Locate(s Store) (Info, error) {
 	}
 	return s.Info()
 }
+
+// Eraser is implemented by transactions whose backend would otherwise
+// leave the bytes of values it replaces or deletes readable in its files:
+// SQLite keeps a freed row's bytes in the page, and freed overflow pages
+// on the freelist, until they are reused. EraseFreed makes what the
+// transaction frees from then on be overwritten with zeros (SQLite's
+// secure_delete), so encrypting a bucket's values leaves no plaintext in
+// the database file. The file backend replaces whole files and Redis frees
+// memory no client can read, so neither needs it.
+type Eraser interface {
+	EraseFreed() error
+}
