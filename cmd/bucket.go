@@ -110,8 +110,18 @@ Policies live in the store, so every user of the store sees the same ones.`,
 						return err
 					}
 				}
-				if noEncrypt {
+				if noEncrypt && encrypted {
+					// Events of the (empty) bucket still waiting for hooks
+					// added with --decrypt are sealed under the data key
+					// this removes: written back plain.
+					reseal, err := hooks.ResealEvents(st, name)
+					if err != nil {
+						return err
+					}
 					if _, err := st.DisableEncryption(name, false); err != nil {
+						return err
+					}
+					if err := reseal(); err != nil {
 						return err
 					}
 				}

@@ -51,6 +51,17 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 					}
 				}
 				t := ss.Tx(tx.Tx)
+				// Events waiting for hooks added with --decrypt hold the
+				// value sealed under the data key this changes: opened
+				// now, written back under the new one (or plain) after.
+				resealEvents := func() error { return nil }
+				if enc, err := t.Encrypted(name); err != nil {
+					return err
+				} else if enc {
+					if resealEvents, err = hooks.ResealEvents(t, name); err != nil {
+						return err
+					}
+				}
 				if decrypt {
 					c, err := t.Raw().Count(name)
 					n = int(c)
@@ -61,10 +72,15 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 					if err == nil && !ok {
 						return usageErr(fmt.Errorf("bucket %q is not encrypted", name), "")
 					}
+					if err != nil {
+						return err
+					}
+					return resealEvents()
+				}
+				if n, err = t.Rekey(name); err != nil {
 					return err
 				}
-				n, err = t.Rekey(name)
-				return err
+				return resealEvents()
 			})
 			if err != nil {
 				if errors.Is(err, store.ErrInvalidBucket) {

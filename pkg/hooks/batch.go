@@ -116,7 +116,20 @@ func (d *Deliverer) attemptBatch(batch []*item, h Hook) outcome {
 		}
 		defer d.renewClaims(o.ran)()
 	}
-	o.res, o.err = d.Run(context.Background(), d.BatchSpec(h, o.ran))
+	// Sealed values opened for this run only: the items stay sealed, as
+	// they are written back to the outbox.
+	run := make([]*item, len(o.ran))
+	for i, it := range o.ran {
+		r, err := openRecord(context.Background(), d.Store, it.seq, it.rec)
+		if err != nil {
+			o.err = err // the hook never ran: retried, and logged with why
+			return o
+		}
+		c := *it
+		c.rec = r
+		run[i] = &c
+	}
+	o.res, o.err = d.Run(context.Background(), d.BatchSpec(h, run))
 	return o
 }
 
@@ -205,6 +218,7 @@ func (d *Deliverer) finishBatch(o outcome, also func(store.Tx) error) (dropped [
 			if drop[i] {
 				_, err = tx.Delete(outboxBucket, seqKey(it.seq))
 			} else {
+				keepValue(e, &next[i])
 				err = putRecord(tx, it.seq, &next[i])
 			}
 			if err != nil {

@@ -471,7 +471,12 @@ func (d *Deliverer) attempt(it *item, h Hook, found bool) outcome {
 		o.skipped = "hook disabled"
 		return o
 	}
-	o.res, o.err = d.Run(context.Background(), d.Spec(o.hook, it.rec))
+	r, err := openRecord(context.Background(), d.Store, it.seq, it.rec)
+	if err != nil {
+		o.err = err // the hook never ran: retried, and logged with why
+		return o
+	}
+	o.res, o.err = d.Run(context.Background(), d.Spec(o.hook, r))
 	return o
 }
 
@@ -578,6 +583,7 @@ func (d *Deliverer) finish(o outcome, also func(store.Tx) error) (drop bool, err
 		if drop {
 			_, err = tx.Delete(outboxBucket, seqKey(o.it.seq))
 		} else {
+			keepValue(e, &next)
 			err = putRecord(tx, o.it.seq, &next)
 		}
 		if err != nil {

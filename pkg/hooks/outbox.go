@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -21,6 +22,11 @@ type record struct {
 	Key       []byte `json:"key"`
 	Value     []byte `json:"value"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// Sealed: Value is the plaintext a hook added with --decrypt gets,
+	// sealed under its encrypted bucket's data key (see eventSealer), so
+	// the outbox never holds an encrypted bucket's plaintext; the
+	// deliverer opens it just before the run.
+	Sealed bool `json:"sealed,omitempty"`
 	// ExpiresAt is the key's deadline (Unix ms) when the event happened,
 	// 0 for none.
 	ExpiresAt int64 `json:"expires_at,omitempty"`
@@ -249,6 +255,15 @@ func (r *Recorder) record(tx store.Tx, ev Event, e, plain store.Entry, seq *even
 			rec.Value = plain.Value
 		}
 		rec.cut(r.maxValue)
+		if s, ok := tx.(eventSealer); ok && h.Decrypt && rec.Value != nil {
+			v, sealed, err := s.SealEvent(e.Bucket, e.Key, rec.Value)
+			if err != nil {
+				return seqs, err
+			}
+			if sealed {
+				rec.Value, rec.Sealed = v, true
+			}
+		}
 		var n uint64
 		var err error
 		if seq != nil {
@@ -320,4 +335,105 @@ func Counts(tx store.Tx) (pending, failed int64, err error) {
 		return nil
 	})
 	return
+}
+
+// eventSealer is a transaction that encrypts some buckets at rest
+// (seal.Tx): SealEvent seals a --decrypt hook's event value when bucket is
+// encrypted, OpenEvent opens it.
+type eventSealer interface {
+	SealEvent(bucket, key string, v []byte) ([]byte, bool, error)
+	OpenEvent(bucket, key string, sealed []byte) ([]byte, error)
+}
+
+// openRecord returns r, event seq of the outbox, with its value opened
+// when it is sealed (see record.Sealed), in a read transaction of s; r
+// itself stays sealed, as it is written back to the outbox. The value is
+// read again from the outbox: a rekey since r was loaded sealed it anew.
+func openRecord(ctx context.Context, s store.Store, seq uint64, r *record) (*record, error) {
+	if !r.Sealed {
+		return r, nil
+	}
+	o := *r
+	err := s.View(ctx, func(tx store.Tx) error {
+		es, ok := tx.(eventSealer)
+		if !ok {
+			return fmt.Errorf("%w: hook event on %q is encrypted and this store cannot decrypt", store.ErrCorrupt, r.Bucket)
+		}
+		if e, ok, err := tx.Get(outboxBucket, seqKey(seq)); err == nil && ok {
+			keepValue(e, &o)
+		}
+		if !o.Sealed {
+			return nil
+		}
+		v, err := es.OpenEvent(r.Bucket, string(r.Key), o.Value)
+		o.Value, o.Sealed = v, false
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// ResealEvents opens the events of bucket sealed in the outbox for hooks
+// added with --decrypt, under the bucket's data key as it is now, and
+// returns a function that writes them back sealed under the data key it
+// has then (or plain, when the bucket is no longer encrypted). A rekey, or
+// turning encryption off, calls it around the change, in the same
+// transaction: otherwise those events could never be opened again.
+func ResealEvents(tx store.Tx, bucket string) (func() error, error) {
+	es, ok := tx.(eventSealer)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	type ev struct {
+		seq uint64
+		r   *record
+	}
+	var evs []ev
+	err := tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
+		r, err := decodeRecord(e)
+		if err != nil || !r.Sealed || r.Bucket != bucket {
+			return nil // a damaged event is the deliverer's to drop
+		}
+		seq, err := parseSeqKey(e.Key)
+		if err != nil {
+			return nil
+		}
+		evs = append(evs, ev{seq, r})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range evs {
+		if x.r.Value, err = es.OpenEvent(bucket, string(x.r.Key), x.r.Value); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		for _, x := range evs {
+			v, sealed, err := es.SealEvent(bucket, string(x.r.Key), x.r.Value)
+			if err != nil {
+				return err
+			}
+			if sealed {
+				x.r.Value = v
+			}
+			x.r.Sealed = sealed
+			if err := putRecord(tx, x.seq, x.r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// keepValue gives next, a record about to be written back to the outbox
+// over e, e's value: a rekey may have sealed it anew (or opened it) since
+// the deliverer read it.
+func keepValue(e store.Entry, next *record) {
+	if cur, err := decodeRecord(e); err == nil {
+		next.Value, next.Sealed = cur.Value, cur.Sealed
+	}
 }

@@ -255,6 +255,17 @@ func ad(bucket, key string) []byte {
 
 // Seal encrypts value for bucket/key under the data key k.
 func Seal(k []byte, bucket, key string, value []byte) ([]byte, error) {
+	return sealAD(k, ad(bucket, key), value)
+}
+
+// eventAD is the associated data of a hook event's value sealed in the
+// outbox: another domain than ad's, so a (possibly cut) event value
+// copied into the bucket's key does not open as its value.
+func eventAD(bucket, key string) []byte {
+	return append([]byte("livedict-event"), ad(bucket, key)[len("livedict-seal"):]...)
+}
+
+func sealAD(k, ad, value []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(k)
 	if err != nil {
 		return nil, store.WithKind(store.KindStore, err)
@@ -264,11 +275,15 @@ func Seal(k []byte, bucket, key string, value []byte) ([]byte, error) {
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, store.WithKind(store.KindStore, err)
 	}
-	return aead.Seal(out, out[1:1+chacha20poly1305.NonceSizeX], value, ad(bucket, key)), nil
+	return aead.Seal(out, out[1:1+chacha20poly1305.NonceSizeX], value, ad), nil
 }
 
 // Open decrypts a value Seal made for bucket/key under the data key k.
 func Open(k []byte, bucket, key string, sealed []byte) ([]byte, error) {
+	return openAD(k, bucket, key, ad(bucket, key), sealed)
+}
+
+func openAD(k []byte, bucket, key string, ad, sealed []byte) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return nil, &OpenError{Bucket: bucket, Key: key, Why: "damaged or not encrypted (too short)"}
 	}
@@ -280,7 +295,7 @@ func Open(k []byte, bucket, key string, sealed []byte) ([]byte, error) {
 		return nil, store.WithKind(store.KindStore, err)
 	}
 	nonce := sealed[1 : 1+chacha20poly1305.NonceSizeX]
-	v, err := aead.Open(nil, nonce, sealed[1+chacha20poly1305.NonceSizeX:], ad(bucket, key))
+	v, err := aead.Open(nil, nonce, sealed[1+chacha20poly1305.NonceSizeX:], ad)
 	if err != nil {
 		return nil, &OpenError{Bucket: bucket, Key: key, Why: "damaged, or sealed with another data key or for another key"}
 	}
@@ -377,6 +392,32 @@ func (t *Tx) Ciphertext(e store.Entry) ([]byte, error) {
 		return e.Value, err
 	}
 	return Seal(k, e.Bucket, e.Key, e.Value)
+}
+
+// SealEvent seals v, the plaintext a hook added with --decrypt is to get
+// for an event on bucket/key, when bucket is encrypted (ok), so the
+// outbox holds no plaintext; the deliverer opens it just before the run
+// (OpenEvent).
+func (t *Tx) SealEvent(bucket, key string, v []byte) (sealed []byte, ok bool, err error) {
+	k, err := t.dataKey(bucket)
+	if err != nil || k == nil {
+		return nil, false, err
+	}
+	sealed, err = sealAD(k, eventAD(bucket, key), v)
+	return sealed, err == nil, err
+}
+
+// OpenEvent opens what SealEvent sealed, under bucket's data key now (a
+// rekey or rekey --decrypt reseals the outbox's sealed events).
+func (t *Tx) OpenEvent(bucket, key string, sealed []byte) ([]byte, error) {
+	k, err := t.dataKey(bucket)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, &OpenError{Bucket: bucket, Key: key, Why: "hook event sealed for a bucket that is no longer encrypted"}
+	}
+	return openAD(k, bucket, key, eventAD(bucket, key), sealed)
 }
 
 func (t *Tx) scanFn(withValues bool, fn func(store.Entry) error) func(store.Entry) error {
