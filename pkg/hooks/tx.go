@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 
+	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 )
 
@@ -117,6 +118,13 @@ func (t *Tx) Delete(bucket, key string) (bool, error) {
 		return ok, err
 	}
 	e, live, err := t.Tx.Get(bucket, key)
+	if seal.Unopenable(err) {
+		// An encrypted bucket this host cannot open: del needs no
+		// identity (README), so the event goes without the value, as
+		// an expire event of such a bucket does.
+		e, live, err = store.Stat(t.Tx, bucket, key)
+		e.Value = nil
+	}
 	if errors.Is(err, store.ErrDamagedKey) {
 		// A key damaged outside livedict has no value to give the
 		// event; del is how it is cleared, so it goes without one.
@@ -143,12 +151,21 @@ func (t *Tx) Delete(bucket, key string) (bool, error) {
 func (t *Tx) DropBucket(bucket string) (bool, error) {
 	if t.watchMax > 0 && !store.IsInternal(bucket) || t.rec.WantsBucket(Delete, bucket) {
 		t.seq.hold()
-		err := t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
+		record := func(e store.Entry) error {
 			if !t.wants(Delete, e.Bucket, e.Key) {
 				return nil
 			}
 			return t.record(Delete, e)
-		})
+		}
+		var err error
+		if so, ok := t.Tx.(interface {
+			ScanOpenable(string, func(store.Entry) error) error
+		}); ok {
+			// Values this host cannot open go without one (seal.Tx).
+			err = so.ScanOpenable(bucket, record)
+		} else {
+			err = t.Tx.Scan(bucket, "", true, record)
+		}
 		if rerr := t.seq.release(t.Tx); err == nil {
 			err = rerr
 		}

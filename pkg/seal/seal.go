@@ -474,6 +474,34 @@ func (t *Tx) Soonest(bucket string) (store.Entry, bool, error) {
 	return e, err == nil, err
 }
 
+// ScanOpenable is Scan with values, each decrypted when this host can
+// open it and left out (nil) when it cannot (no identity, not a
+// recipient, damaged), as Reap does: the delete events of a bucket drop
+// need no identity, as the drop itself needs none.
+func (t *Tx) ScanOpenable(bucket string, fn func(store.Entry) error) error {
+	if store.IsInternal(bucket) {
+		return t.Tx.Scan(bucket, "", true, fn)
+	}
+	return t.Tx.Scan(bucket, "", true, func(e store.Entry) error {
+		o, err := t.open(e)
+		if err != nil {
+			if !Unopenable(err) {
+				return err
+			}
+			o = e
+			o.Value = nil
+		}
+		return fn(o)
+	})
+}
+
+// Unopenable reports whether err says a value cannot be decrypted on this
+// host (no identity, not a recipient, damaged): what needs no identity
+// (del, bucket drop, reaping) goes on without the value.
+func Unopenable(err error) bool {
+	return errors.Is(err, ErrOpen) || errors.Is(err, ErrNoIdentity)
+}
+
 // Reap is store.Tx's Reap. fn sees expired values decrypted when this
 // host can open the bucket, and without a value (nil) otherwise: reaping
 // must never need an identity.
