@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,6 +85,11 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			update := a.View
 			if change {
 				update = func(fn func(store.Tx) error) error {
+					if encrypt {
+						// No lazy reap first: it would free expired
+						// plaintext before the erasing is on (below).
+						return a.update(context.Background(), func(tx *hooks.Tx) error { return fn(tx) })
+					}
 					return a.Update(func(tx *hooks.Tx) error { return fn(tx) })
 				}
 			}
@@ -105,7 +111,24 @@ Policies live in the store, so every user of the store sees the same ones.`,
 				if encrypted, err = st.Encrypted(name); err != nil || !change {
 					return err
 				}
-				if encrypt {
+				if encrypt && !encrypted {
+					// Expired values still stored would stay there in
+					// plaintext (reseal sees live ones only) until
+					// reaped: reap them all first, zeroed where the
+					// store would keep their bytes, recording their
+					// expire events, as rekey does.
+					if err := st.EraseFreed(); err != nil {
+						return err
+					}
+					for {
+						reaped, err := tx.Reap(1000, nil)
+						if err != nil {
+							return err
+						}
+						if reaped < 1000 {
+							break
+						}
+					}
 					if _, err := st.EnableEncryption(name); err != nil {
 						return err
 					}

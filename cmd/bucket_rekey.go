@@ -37,6 +37,10 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 			}
 			n := 0
 			err = a.Update(func(tx *hooks.Tx) error {
+				// Expired values reaped below go zeroed too.
+				if err := ss.Tx(tx.Tx).EraseFreed(); err != nil {
+					return err
+				}
 				// Expired values still stored would stay sealed under
 				// the old key (or, after --decrypt, be handed to expire
 				// hooks as ciphertext): reap them all first, recording

@@ -617,10 +617,8 @@ func (t *Tx) reseal(bucket string, old, new []byte) error {
 		// The bytes being replaced (plaintext, or values and a wrapped
 		// data key a removed recipient can open) must not stay readable
 		// in the store's file, on its free pages.
-		if er, ok := t.Tx.(store.Eraser); ok {
-			if err := er.EraseFreed(); err != nil {
-				return err
-			}
+		if err := t.EraseFreed(); err != nil {
+			return err
 		}
 	}
 	var all []store.Entry
@@ -647,6 +645,17 @@ func (t *Tx) reseal(bucket string, old, new []byte) error {
 		if err := t.Tx.Put(e); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// EraseFreed makes what this transaction frees from now on overwritten
+// in the store's files where the backend would keep it (store.Eraser):
+// encrypting or rekeying a bucket calls it before reaping the bucket's
+// expired values and resealing the rest.
+func (t *Tx) EraseFreed() error {
+	if er, ok := t.Tx.(store.Eraser); ok {
+		return er.EraseFreed()
 	}
 	return nil
 }
