@@ -99,6 +99,8 @@ func hintFor(err error) string {
 		return "the identity must be yours and private (chmod 600 " + ie.Path + ")"
 	case errors.As(err, &ie) && errors.Is(err, store.ErrUntrusted):
 		return "identity_file must name a regular file of yours, not a symlink or a device: set it to the file itself"
+	case errors.As(err, &ie) && errors.Is(err, seal.ErrPassphrase):
+		return "decrypt it once (age -d -o FILE " + ie.Path + "), chmod 600 FILE and set identity_file to it"
 	case errors.As(err, &ie):
 		return "identity_file must hold an age identity (a line AGE-SECRET-KEY-1...), as 'livedict identity' makes where there is none"
 	case errors.Is(err, seal.ErrOpen):

@@ -111,6 +111,9 @@ type readableError struct{ store.TrustError }
 
 func (e *readableError) Unwrap() []error { return []error{store.ErrUntrusted, ErrReadable} }
 
+// ErrPassphrase is an identity file encrypted with a passphrase (age -p).
+var ErrPassphrase = errors.New("is encrypted with a passphrase, which livedict does not support (it never prompts)")
+
 // IdentityError is a missing or refused identity file, naming it.
 type IdentityError struct {
 	Path string
@@ -141,11 +144,25 @@ func LoadIdentity(path string, create bool) ([]age.Identity, error) {
 	if err != nil {
 		return nil, &IdentityError{Path: path, Err: err}
 	}
+	if encryptedIdentity(data) {
+		// age -p output: livedict runs unattended (hooks, the daemon)
+		// and never prompts, so it is refused by name rather than as
+		// "unknown identity type".
+		return nil, &IdentityError{Path: path, Err: ErrPassphrase}
+	}
 	ids, err := age.ParseIdentities(bytes.NewReader(data))
 	if err != nil {
 		return nil, &IdentityError{Path: path, Err: err}
 	}
 	return ids, nil
+}
+
+// encryptedIdentity reports whether data is an age-encrypted file (binary
+// or armored), as 'age -p' makes of a passphrase-protected identity.
+func encryptedIdentity(data []byte) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	return bytes.HasPrefix(data, []byte("age-encryption.org/")) ||
+		bytes.HasPrefix(data, []byte("-----BEGIN AGE ENCRYPTED FILE-----"))
 }
 
 // readPrivate reads a file that must be ours and private.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"filippo.io/age/armor"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -387,6 +388,42 @@ func BenchmarkPlainGet(b *testing.B) {
 	for b.Loop() {
 		if _, err := get(raw, "plain", "k"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPassphraseIdentity: an identity file encrypted with a passphrase
+// (age -p, binary or armored) is refused by name: livedict never prompts.
+// It was "unknown identity type", which sent users looking for a typo.
+func TestPassphraseIdentity(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := age.NewScryptRecipient("pass phrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetWorkFactor(10)
+	var bin bytes.Buffer
+	w, err := age.Encrypt(&bin, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(w, id)
+	w.Close()
+	var arm bytes.Buffer
+	aw := armor.NewWriter(&arm)
+	aw.Write(bin.Bytes())
+	aw.Close()
+	for name, data := range map[string][]byte{"binary": bin.Bytes(), "armored": arm.Bytes()} {
+		path := filepath.Join(t.TempDir(), "identity.txt")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadIdentity(path, false)
+		if !errors.Is(err, ErrNoIdentity) || !strings.Contains(err.Error(), "passphrase") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
