@@ -651,11 +651,39 @@ func TestDaemonSecondSignal(t *testing.T) {
 	poll(t, 5*time.Second, "the hook to start", func() bool { return len(fileLines(t, f)) > 0 })
 	d.signal(syscall.SIGTERM)
 	poll(t, 3*time.Second, "the stopping log line", func() bool { return strings.Contains(d.stderr.String(), "msg=stopping") })
+	// A signal within a second of the first is the same stop delivered
+	// twice (TestDaemonStopSignalDoubled): the second must come later.
+	time.Sleep(1200 * time.Millisecond)
 	d.signal(syscall.SIGINT)
 	if code := d.wait(5 * time.Second); code != 130 {
 		t.Fatalf("daemon after a second signal: exit %d, want 130\n%s", code, d.stderr.String())
 	}
 	if st := s.status(); st["events_pending"] != "1" || st["daemon"] != "not running" {
 		t.Errorf("status = %v, want k's event still pending and no daemon", st)
+	}
+}
+
+// TestDaemonStopSignalDoubled: one stop delivered twice at once, as
+// 'timeout 10m livedict daemon' does (timeout(1) signals its child, then
+// its whole process group), is one stop: the running hook finishes and the
+// daemon exits 0. Before, the second SIGTERM made it exit 130 at once,
+// killing the hook.
+func TestDaemonStopSignalDoubled(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	out := s.hookOut("set", `echo start >> $OUT/f; sleep 1; echo done >> $OUT/f`, "--timeout", "10s")
+	d := s.startDaemon()
+	s.mustRun("set", "k", "v")
+	f := filepath.Join(out, "f")
+	poll(t, 5*time.Second, "the hook to start", func() bool { return len(fileLines(t, f)) > 0 })
+	d.signal(syscall.SIGTERM)
+	// The second arrives after the daemon took the first (two sent back to
+	// back could merge in the kernel into one, which proves nothing).
+	poll(t, 3*time.Second, "the stopping log line", func() bool { return strings.Contains(d.stderr.String(), "msg=stopping") })
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(8 * time.Second); code != 0 {
+		t.Fatalf("daemon after SIGTERM twice at once: exit %d, want 0\n%s", code, d.stderr.String())
+	}
+	if got := fileLines(t, f); len(got) != 2 || got[1] != "done" {
+		t.Fatalf("hook output after the daemon exited = %q, want start, done (the running hook finishes)", got)
 	}
 }

@@ -39,8 +39,9 @@ the store, so cron may start it as often as it likes:
 --once reaps everything due, delivers the events waiting (and the retries
 that are due), and exits. --duration D runs for D, then exits cleanly.
 SIGTERM or SIGINT: start nothing new, let running hooks finish (within their
-timeouts), exit 0; a second one stops it at once (exit 130), killing the
-running hooks, whose events run again later. SIGHUP: reload the configuration. Logs go to stderr, as
+timeouts), exit 0; a second one (a second or more after the first; one
+sooner is taken as the same stop, as timeout(1) sends it twice) stops it
+at once (exit 130), killing the running hooks, whose events run again later. SIGHUP: reload the configuration. Logs go to stderr, as
 text or (--log-format json) one JSON object per line.`,
 		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
 		Args:    args(0, 0),
@@ -79,6 +80,13 @@ func newLogger(a *App, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.IO.Err, nil))
 }
 
+// repeatedStop is how soon after the first SIGTERM or SIGINT another one
+// counts as the same request delivered twice (timeout(1), or a supervisor
+// that signals both the pid and its process group) rather than a second
+// "stop now". A person who reads "stopping" and presses ^C again takes
+// longer; a third signal after it stops the daemon at once anyway.
+const repeatedStop = time.Second
+
 // runDaemon runs the store's daemon (see hooks.Daemon) until a signal or
 // the end of dur (0: no end). It turns signals into the daemon's stop and
 // reload: SIGTERM and SIGINT stop it, SIGHUP reloads the configuration
@@ -100,18 +108,27 @@ func (a *App) runDaemon(parent context.Context, flags *pflag.FlagSet, log *slog.
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
-		stopping := false
+		var stopAt time.Time // when the first SIGTERM or SIGINT came
 		for sig := range sigs {
+			now := time.Now()
 			switch {
-			case sig == syscall.SIGHUP && !stopping:
+			case sig == syscall.SIGHUP && stopAt.IsZero():
 				if cfg, ok := a.reloadConfig(flags, log); ok {
 					d.Reload(hookSettings(cfg))
 				}
 			case sig == syscall.SIGHUP:
-			case !stopping:
-				log.Info("stopping", "signal", sig.String())
-				stopping = true
+			case stopAt.IsZero():
+				stopAt = now
 				cancel()
+				log.Info("stopping", "signal", sig.String())
+			case now.Sub(stopAt) < repeatedStop:
+				// The same stop delivered twice, not a second one:
+				// timeout(1) signals its child and then its whole
+				// process group, so 'timeout 10m livedict daemon'
+				// sent two SIGTERMs microseconds apart, and the
+				// daemon exited 130 killing the hooks it had just
+				// promised to let finish.
+				log.Info("stop signal repeated at once: taken as the same stop (send another to stop now)", "signal", sig.String())
 			default:
 				// A second SIGTERM or SIGINT while running hooks
 				// finish (each may take its whole timeout, up to an
