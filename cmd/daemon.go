@@ -98,6 +98,11 @@ func (a *App) runDaemon(parent context.Context, flags *pflag.FlagSet, log *slog.
 	}
 	d := hooks.NewDaemon(s, hookSettings(a.Config))
 	d.Clock, d.Log, d.Once, d.NoHooks = a.Clock, log, once, a.NoHooks
+	if !once {
+		// --once leaves what is not due yet to the next run, as cron
+		// expects; a daemon that stops hands its waiting events over.
+		d.Spawn = a.spawnDispatcher
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	if dur > 0 {

@@ -134,6 +134,11 @@ type Daemon struct {
 	NoHooks bool
 	// RunHook runs hook commands (sandbox.Run if nil).
 	RunHook Runner
+	// Spawn starts a detached deliverer ('livedict hook deliver'), as a
+	// writer's Session.Spawn does. When a daemon (not Once) stops with
+	// events still waiting, it hands them over this way (see handOver);
+	// nil: it leaves them to the next writer or daemon.
+	Spawn func() (exited <-chan struct{}, err error)
 
 	settings atomic.Pointer[Settings]
 	reloaded chan struct{}
@@ -246,7 +251,41 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopDelivery()
 	wg.Wait()
 	d.log().Info("daemon stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+	if err == nil && safety == nil {
+		// Its locks go first: the deliverer it starts leaves at once
+		// while a daemon holds the store.
+		d.lock = nil
+		lock.Release()
+		d.handOver()
+	}
 	return err
+}
+
+// handOver makes sure the events still waiting when the daemon stops get
+// delivered: the events its stop left unstarted (a key's next event, a
+// retry's backoff), and those that writers recorded while it let its
+// hooks finish, who only woke it since it still held its lock. Before, all
+// of these waited for the next write or daemon, however long that took,
+// though with no daemon running delivery starts within about a second
+// (SPEC, Delivery). Like a writer it wakes a daemon that started meanwhile
+// (a restart), or else starts a detached deliverer.
+func (d *Daemon) handOver() {
+	if d.Spawn == nil {
+		return
+	}
+	more, err := HasPending(context.Background(), d.Store)
+	if err != nil || !more {
+		return
+	}
+	err = Kick(d.dir, func() error {
+		_, err := d.Spawn()
+		return err
+	})
+	if err != nil {
+		d.log().Warn("events left waiting: no deliverer could be started; the next write starts one", "error", err.Error())
+		return
+	}
+	d.log().Info("events left waiting: handed over to the next deliverer")
 }
 
 // runOnce reaps what is due, delivers what waits and is due, and returns.
