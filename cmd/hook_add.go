@@ -143,6 +143,13 @@ retried as a batch; the log has one entry per run.`,
 				if hooks.EventVar(name) {
 					return usageErr(fmt.Errorf("--env %s: livedict sets it for each run, to describe the event", name), "")
 				}
+				if name == "HOME" || name == "TMPDIR" {
+					// The sandbox sets both to the hook's private work
+					// dir whatever --env says: the name was accepted
+					// and then silently had no effect.
+					return usageErr(fmt.Errorf("--env %s: a hook's HOME and TMPDIR are its private work dir", name),
+						"pass the folder under another name (--env NAME), and --write it if the hook writes there")
+				}
 			}
 			h.Env = o.env
 			for _, dir := range o.write {
