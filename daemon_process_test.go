@@ -81,6 +81,41 @@ func TestDaemonSingleInstance(t *testing.T) {
 	}
 }
 
+// TestDaemonSingleInstanceThroughSymlink: a store named through a symlink
+// to its file is the same store: one daemon, one delivery lock. Before,
+// each name had its state folder beside it (s.db.d, link.d), so a daemon
+// started on the symlink beside one on the file, and both delivered the
+// same events at once.
+func TestDaemonSingleInstanceThroughSymlink(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	link := filepath.Join(s.dir, "link.db")
+	if err := os.Symlink(s.path, link); err != nil {
+		t.Fatal(err)
+	}
+	l := s.withStore("sqlite:" + link)
+	first := s.startDaemon()
+	second := l.start("daemon")
+	if code := second.wait(5 * time.Second); code != 0 {
+		t.Fatalf("daemon on the symlink: exit %d, want 0\nstderr: %s", code, second.stderr.String())
+	}
+	want := fmt.Sprintf("livedict: a daemon already runs for %s (pid %d)\n", link, first.pid())
+	if got := second.stderr.String(); got != want {
+		t.Errorf("daemon on the symlink: stderr = %q, want %q (it must find the first)", got, want)
+	}
+	if st := l.status(); st["daemon"] != "running" || st["daemon_pid"] != strconv.Itoa(first.pid()) {
+		t.Errorf("status through the symlink = %v, want the daemon running", st)
+	}
+	// A write through the symlink wakes that daemon, which delivers.
+	out := l.hookOut("set", `cat > /dev/null; echo "$LIVEDICT_KEY" >> $OUT/f`)
+	l.mustRun("set", "k", "v")
+	poll(t, 10*time.Second, "the event, delivered", func() bool {
+		return first.running() && len(fileLines(t, filepath.Join(out, "f"))) == 1 && s.status()["events_pending"] == "0"
+	})
+	if _, err := os.Stat(link + ".d"); err == nil {
+		t.Errorf("%s.d exists: the symlink got a state folder of its own", link)
+	}
+}
+
 // --- cron modes
 
 func TestDaemonOnce(t *testing.T) {

@@ -15,7 +15,8 @@ import (
 
 // StateDir is where livedict keeps what belongs to a store but is not data:
 // the delivery and daemon locks and the hooks' private work dirs. It sits
-// beside a SQLite file (PATH.d) and inside a file store (DIR/.d), so it has
+// beside a SQLite file (PATH.d, beside the real file when PATH is a
+// symlink to it) and inside a file store (DIR/.d), so it has
 // the same owner and permissions as the store. A store that is not local
 // (Redis) names its own (Info.StateDir).
 func StateDir(info store.Info) string {
@@ -24,6 +25,13 @@ func StateDir(info store.Info) string {
 	}
 	if info.Backend == "file" {
 		return filepath.Join(info.Location, store.FileStateDir)
+	}
+	if info.Real != "" {
+		// Beside the real file, not beside a symlink to it: the state
+		// folder held beside each name of the store let a daemon start
+		// on the symlink while another ran on the file, and two
+		// deliverers run the same events at once, out of order.
+		return info.Real + ".d"
 	}
 	return info.Location + ".d"
 }
@@ -221,8 +229,7 @@ func refuse(err error) error {
 // writable by nobody else — sticky or not, /tmp included — and the
 // folders above it must be writable by nobody else unless sticky
 // (store.CheckHooksPath). The state dir, when it exists, must pass the
-// rule too, and so must the folder it is in (beside a symlink to the
-// store, that is not the real store's folder). Group write counts as
+// rule too, and so must the folder holding a symlink to the store. Group write counts as
 // another user's, as it does for sshd's StrictModes.
 func CheckSafe(info store.Info) error {
 	if info.Location == "" {
@@ -245,7 +252,9 @@ func CheckSafe(info store.Info) error {
 		err = nil
 	}
 	if fi, lerr := os.Lstat(info.Location); err == nil && lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		err = store.CheckHooksFolder(filepath.Dir(dir))
+		// The folder holding the symlink: whoever can write it can
+		// point the name at a store of theirs.
+		err = store.CheckHooksFolder(filepath.Dir(info.Location))
 	}
 	return refuse(err)
 }

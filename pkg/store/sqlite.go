@@ -413,17 +413,25 @@ func (s *sqliteStore) View(ctx context.Context, fn func(Tx) error) error {
 }
 
 // Locate says where the store is without a stat (see store.Locate).
-func (s *sqliteStore) Locate() Info { return Info{Backend: "sqlite", Location: s.path} }
+func (s *sqliteStore) Locate() Info {
+	info := Info{Backend: "sqlite", Location: s.path}
+	if s.real != s.path {
+		info.Real = s.real
+	}
+	return info
+}
 
 func (s *sqliteStore) Info() (Info, error) {
+	info := s.Locate()
 	fi, err := os.Stat(s.real)
 	if errors.Is(err, fs.ErrNotExist) && s.conn == nil {
-		return Info{Backend: "sqlite", Location: s.path}, nil
+		return info, nil
 	}
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Backend: "sqlite", Location: s.path, SizeBytes: fi.Size()}, nil
+	info.SizeBytes = fi.Size()
+	return info, nil
 }
 
 // Replaced reports, as an error naming the store, that its path no longer

@@ -91,6 +91,11 @@ type Info struct {
 	// but is not data (locks, sockets, hook work dirs); stores that are not
 	// a local file or folder (Redis) set it. Empty: beside the store.
 	StateDir string
+	// Real is Location with symlinks resolved, set when it differs (a
+	// SQLite store named through a symlink to its file): where SQLite
+	// keeps the store's side files, and where its state folder lives, so
+	// that every name of one store finds the same locks.
+	Real string
 }
 
 // Store is an opened livedict store. It is safe for concurrent use by
