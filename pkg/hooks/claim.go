@@ -98,8 +98,10 @@ func (d *Deliverer) claimAll(items []*item) []*item {
 			switch {
 			case r.Owner != "" && r.Owner != d.owner && r.Lease > now.UnixMilli():
 				it.heldUntil = time.UnixMilli(r.Lease)
-			case r.NextAt > now.UnixMilli():
-				// not due: its retry time was set elsewhere
+			case r.NextAt > now.UnixMilli() && !d.retryTooFar(r, now):
+				// not due: its retry time was set elsewhere (one
+				// further ahead than its backoff is a clock that went
+				// back: due, as Deliver's clampRetry decided)
 			default:
 				r.Owner, r.Lease = d.owner, now.Add(d.lease()).UnixMilli()
 				if err := putRecord(tx, it.seq, r); err != nil {

@@ -298,6 +298,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 					}
 					continue
 				}
+				d.clampRetry(it.rec, now)
 				if at := time.UnixMilli(it.rec.NextAt); it.rec.NextAt > 0 && at.After(now) {
 					if next.IsZero() || at.Before(next) {
 						next = at
@@ -600,6 +601,27 @@ func (d *Deliverer) finish(o outcome, also func(store.Tx) error) (drop bool, err
 }
 
 // backoff is the wait before retry n (1-based): Backoff, doubling.
+// clampRetry brings a retry time that lies further ahead than the
+// backoff of its attempt back to now plus that backoff. Retry times are
+// wall-clock (they outlive the process that set them), so a clock set back
+// after a failure (an hour, say) delayed the retry by as much, where SPEC
+// promises retries within about 10 s. Only a clock that went back (or a
+// deliverer with a longer retry_backoff) sets one that far.
+func (d *Deliverer) clampRetry(r *record, now time.Time) {
+	if r.NextAt <= 0 || r.Attempts <= 0 {
+		return
+	}
+	if limit := now.Add(d.backoff(r.Attempts)).UnixMilli(); r.NextAt > limit {
+		r.NextAt = limit
+	}
+}
+
+// retryTooFar reports whether r's retry time lies further ahead than the
+// backoff of its attempt allows (see clampRetry): a claim treats it as due.
+func (d *Deliverer) retryTooFar(r *record, now time.Time) bool {
+	return r.Attempts > 0 && r.NextAt > now.Add(d.backoff(r.Attempts)).UnixMilli()
+}
+
 func (d *Deliverer) backoff(n int) time.Duration {
 	b := d.Backoff
 	if b <= 0 {

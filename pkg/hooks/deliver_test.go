@@ -993,6 +993,72 @@ func TestDeliverRetryScheduleUsesNow(t *testing.T) {
 	<-errc
 }
 
+// TestDeliverRetryAfterClockWentBack: a wall clock set back an hour after
+// a failure delays the retry by one backoff, not by the hour (retry times
+// are wall-clock, stored in the outbox). Before, the retry waited until
+// the clock had caught up again.
+// On a shared store the claim, which reads the retry time from the store,
+// must agree.
+func TestDeliverRetryAfterClockWentBack(t *testing.T) {
+	t.Run("local", func(t *testing.T) { testRetryAfterClockWentBack(t, false) })
+	t.Run("shared", func(t *testing.T) { testRetryAfterClockWentBack(t, true) })
+}
+
+func testRetryAfterClockWentBack(t *testing.T, shared bool) {
+	var s store.Store
+	s, _ = memStore(t)
+	if shared {
+		s = sharedStore{s}
+		addSigned(t, s, Hook{Events: Set}, testKey)
+	} else {
+		addHook(t, s, Hook{Events: Set})
+	}
+	set(t, s, "main", "k", "0")
+	f := newFakeRunner(t)
+	f.started = make(chan call, 10)
+	f.result = func(_ call, n int) (sandbox.Result, error) {
+		if n == 1 {
+			return sandbox.Result{ExitCode: 1}, nil
+		}
+		return sandbox.Result{}, nil
+	}
+	clk := ttl.NewFake(time.Now())
+	d := newDeliverer(t, s, f)
+	if shared {
+		d = sharedDeliverer(t, s, f)
+	}
+	d.Now = clk.Now
+	d.Backoff = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- d.Deliver(ctx, nil, true) }()
+	recvCall(t, f.started, "the first run")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if rows := outbox(t, s); len(rows) == 1 && rows[0].rec.Attempts == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Advance(-time.Hour)
+	// The clock then runs on at about real speed: 10 s of it is far more
+	// than a backoff, and far less than the hour.
+	for i := 0; i < 1000; i++ {
+		select {
+		case <-f.started:
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+			clk.Advance(10 * time.Millisecond)
+		}
+	}
+	t.Fatal("the retry did not run within 10 s of clock after the clock went back an hour")
+}
+
 func TestDeliverManyEvents(t *testing.T) {
 	// More than maxPending events: they are loaded in batches, still in
 	// order per key.
