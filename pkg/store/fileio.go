@@ -200,9 +200,18 @@ func readTrusted(path string) ([]byte, error) {
 // writeFileAtomic replaces dir/name by the temporary file tmpName renamed
 // over it. Writers hold the exclusive lock, so they use one fixed temporary
 // name per folder and a crash leaves at most one stray file behind.
+//
+// Whatever is at the temporary name is unlinked first and the file made
+// new (O_EXCL): opening it in place would follow what is there, and a FIFO
+// there (planted, or left by a tool) blocked open(2) for a reader that
+// never came, so every set hung holding the store's lock. Something that
+// cannot be unlinked (a folder with files) fails the create with one error.
 func writeFileAtomic(dir, name, tmpName string, data []byte, syncFile, syncDir bool) error {
 	tmp := filepath.Join(dir, tmpName)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write %s: remove stale %w", filepath.Join(dir, name), err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
