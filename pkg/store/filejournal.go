@@ -157,6 +157,16 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		return fmt.Errorf("write journal: %w", err)
 	}
 	defer f.Close()
+	// A journal that was not committed is garbage, and one that failed on
+	// a full disk is what filled it: left there, it kept the filesystem
+	// full (for every other program too) until the next write to the
+	// store happened to replay.
+	committed := false
+	defer func() {
+		if !committed {
+			os.Remove(tmp)
+		}
+	}()
 	crc := crc32.New(fileCRCTable())
 	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
 	w.WriteString(fileJournalMagic)
@@ -209,7 +219,6 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		// make it now, so a filesystem with no inode left refuses the
 		// commit instead of failing it half applied.
 		if err := MkdirTrusted(s.path(fileTrashDir)); err != nil {
-			os.Remove(tmp)
 			return fmt.Errorf("commit to %s: %w; nothing was written", s.dir, err)
 		}
 	}
@@ -230,13 +239,13 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 			}
 		}
 		if refuse != nil {
-			os.Remove(tmp)
 			return refuse
 		}
 	}
 	if err := os.Rename(tmp, s.path(fileJournalName)); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
+	committed = true
 	// Make the commit point itself durable before any bucket file changes,
 	// so a power loss cannot leave half the writes without their journal.
 	return fileSyncDir(s.dir)
