@@ -100,6 +100,9 @@ type fileStore struct {
 	// runs for each record a bucket listing reads. Tests only.
 	testBeforeEmptyTrash func()
 	testRecordRead       func()
+	// testBeforeMkdir runs when a write found no store folder, before it
+	// makes one. Tests only.
+	testBeforeMkdir func()
 }
 
 // errFileTestCrash is what a commit returns when crashAfterJournal stops it.
@@ -150,8 +153,25 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 		if !write {
 			return false, nil
 		}
+		if s.testBeforeMkdir != nil {
+			s.testBeforeMkdir()
+		}
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
 			return false, fmt.Errorf("create store: %w", err)
+		}
+		// MkdirAll is content with a folder (or a symlink to one) that
+		// another process made since the lstat above: in /tmp another
+		// user can make it first, and the new store's files would go
+		// into a folder they own. Check what is there now as any
+		// existing folder is.
+		if err := unix.Lstat(s.dir, &st); err != nil {
+			return false, fmt.Errorf("create store: %w", &fs.PathError{Op: "stat", Path: s.dir, Err: err})
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return false, checkKind(s.dir, &st)
+		}
+		if err := trustStat(s.dir, &st); err != nil {
+			return false, err
 		}
 	case err != nil:
 		return false, fmt.Errorf("open store: %w", &fs.PathError{Op: "stat", Path: s.dir, Err: err})

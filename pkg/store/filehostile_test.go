@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,5 +52,50 @@ func TestFileTempFIFO(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dir, fileTempName)); !os.IsNotExist(err) {
 			t.Errorf("%s: temporary name still there: %v", dir, err)
 		}
+	}
+}
+
+// TestFileCreateRace has the store's folder appear between the first
+// write's lstat (missing) and its mkdir, as another user can make it in
+// /tmp: a folder others can write, or a symlink, must be refused as it is
+// when it was there from the start, with nothing written into it.
+func TestFileCreateRace(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, dir string)
+	}{
+		{"open folder", func(t *testing.T, dir string) {
+			if err := os.Mkdir(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symlink", func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			st, err := openFile(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			s := st.(*fileStore)
+			s.testBeforeMkdir = func() { tc.plant(t, dir) }
+			err = s.Update(context.Background(), func(tx Tx) error {
+				return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")})
+			})
+			if !errors.Is(err, ErrUntrusted) {
+				t.Fatalf("write into a folder made under it: %v, want ErrUntrusted", err)
+			}
+			if names, _ := readDirNames(dir); len(names) > 0 {
+				t.Errorf("wrote into it: %v", names)
+			}
+		})
 	}
 }
