@@ -99,3 +99,61 @@ func TestFileCreateRace(t *testing.T) {
 		})
 	}
 }
+
+// TestFileJournaledKeepsHardLinks snapshots the records with hard links
+// (cp -al) and then commits several keys at once: the journaled commit
+// overwrites files in place, and must not reach through to the snapshot's
+// copies, as the rename of a single write never did. A FIFO at a record's
+// path is replaced, not waited on.
+func TestFileJournaledKeepsHardLinks(t *testing.T) {
+	s, _ := newTestFile(t)
+	mustUpdate(t, s, func(tx Tx) error {
+		for _, k := range []string{"a", "b"} {
+			if err := tx.Put(Entry{Bucket: "main", Key: k, Value: []byte("old-" + k)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	snap := t.TempDir()
+	for _, k := range []string{"a", "b"} {
+		if err := os.Link(filepath.Join(s.bucketDir("main"), k), filepath.Join(snap, k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := fileUpdateNoHang(t, s, func(tx Tx) error {
+		for _, k := range []string{"a", "b"} {
+			if err := tx.Put(Entry{Bucket: "main", Key: k, Value: []byte("new-" + k)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if v, _ := getValue(t, s, "main", k); v != "new-"+k {
+			t.Errorf("%s = %q, want new-%s", k, v, k)
+		}
+		rec, ok, err := readRecord(filepath.Join(snap, k), true)
+		if err != nil || !ok || string(rec.Value) != "old-"+k {
+			t.Errorf("snapshot of %s now holds %q (%v, %v), want old-%s", k, rec.Value, ok, err, k)
+		}
+	}
+
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fileWriteAll(fifo, []byte("data"), false) }()
+	select {
+	case err := <-done:
+		if got, rerr := os.ReadFile(fifo); err != nil || rerr != nil || string(got) != "data" {
+			t.Errorf("fileWriteAll over a FIFO: %v; file holds %q (%v)", err, got, rerr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("fileWriteAll blocked on a FIFO")
+	}
+}

@@ -130,8 +130,29 @@ func fileReadFull(fd int, buf []byte) (int, error) {
 // this way: a file a crash leaves half overwritten is as torn as one half
 // written after O_TRUNC, and nobody reads it before the journal's replay
 // has rewritten it whole.
+//
+// A file with other hard links (a snapshot taken with cp -al, or
+// rsync --link-dest run against the live store) is not overwritten: that
+// would change the snapshot's copy too, which a rename never did. It is
+// unlinked and written anew. The fstat that finds this also gives the old
+// size, so it costs no extra system call. O_NONBLOCK keeps a FIFO at the
+// path from blocking the open while the store is locked.
 func fileWriteAll(path string, data []byte, sync bool) error {
-	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW, 0o600)
+	var st unix.Stat_t
+	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+	replace := err == unix.ENXIO // a FIFO nobody reads
+	if err == nil {
+		if err = unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink > 1 {
+			unix.Close(fd)
+			replace = err == nil
+		}
+	}
+	if replace {
+		st = unix.Stat_t{}
+		if err = unix.Unlink(path); err == nil {
+			fd, err = fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		}
+	}
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -147,11 +168,8 @@ func fileWriteAll(path string, data []byte, sync bool) error {
 		}
 		data = data[max(m, 0):]
 	}
-	if err == nil {
-		var st unix.Stat_t
-		if err = unix.Fstat(fd, &st); err == nil && st.Size > size {
-			err = unix.Ftruncate(fd, size)
-		}
+	if err == nil && st.Size > size {
+		err = unix.Ftruncate(fd, size)
 	}
 	if err == nil && sync {
 		err = unix.Fsync(fd)
