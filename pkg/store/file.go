@@ -217,6 +217,7 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 	if m.Version > fileVersion {
 		return false, fmt.Errorf("%w: %s has file store version %d, this livedict reads up to %d", ErrNewerStore, s.dir, m.Version, fileVersion)
 	}
+	s.sweepTemps()
 	// b/ and i/ hold every bucket folder: another user's, or one others
 	// can write, could hold folders they made. .trash/ is only deleted
 	// from, but nothing is deleted from a folder that is not ours.
@@ -227,6 +228,37 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 	}
 	s.ready.Store(true)
 	return true, nil
+}
+
+// fileStaleTemp is the age past which a temporary file of the store's own
+// folder is a leftover: each is renamed or linked into place within
+// microseconds of its creation.
+const fileStaleTemp = time.Minute
+
+// sweepTemps removes the temporary files a process killed at the wrong
+// moment left in the store's folder: a marker being created
+// (.livedict.tmp-*) or an expiry hint a reader was correcting
+// (.next-expiry.tmp-*). Their names are unique, so nothing else ever
+// replaced or removed them and they stayed forever. Each process sweeps
+// once, when it opens the store (a listing of a folder of a few names),
+// and only files old enough that no live process can still be using them,
+// since it holds no lock here.
+func (s *fileStore) sweepTemps() {
+	names, err := readDirNames(s.dir)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, fileMarkerName+".tmp-") && !strings.HasPrefix(name, fileHintName+".tmp-") {
+			continue
+		}
+		var st unix.Stat_t
+		path := s.path(name)
+		if unix.Lstat(path, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < fileStaleTemp {
+			continue
+		}
+		os.Remove(path)
+	}
 }
 
 // ensure makes sure the store exists before a transaction: a write creates

@@ -157,3 +157,36 @@ func TestFileJournaledKeepsHardLinks(t *testing.T) {
 		t.Fatal("fileWriteAll blocked on a FIFO")
 	}
 }
+
+// TestFileSweepsStaleTemps: a process killed while it created the store's
+// marker or corrected its expiry hint leaves a uniquely named temporary
+// file that nothing else replaces; the next process to open the store
+// removes such files once they are old, and leaves young ones (another
+// process may be about to rename them) alone.
+func TestFileSweepsStaleTemps(t *testing.T) {
+	s, _ := newTestFile(t)
+	old := time.Now().Add(-2 * fileStaleTemp)
+	stale := []string{fileMarkerName + ".tmp-123-456", fileHintName + ".tmp-123-7"}
+	young := []string{fileMarkerName + ".tmp-124-456", fileHintName + ".tmp-124-7"}
+	for _, name := range append(append([]string{}, stale...), young...) {
+		if err := os.WriteFile(s.path(name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range stale {
+		if err := os.Chtimes(s.path(name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openTestFile(t, s.dir, Options{})
+	for _, name := range stale {
+		if _, err := os.Lstat(s.path(name)); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", name, err)
+		}
+	}
+	for _, name := range young {
+		if _, err := os.Lstat(s.path(name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
