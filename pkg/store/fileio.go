@@ -136,11 +136,15 @@ func fileReadFull(fd int, buf []byte) (int, error) {
 // would change the snapshot's copy too, which a rename never did. It is
 // unlinked and written anew. The fstat that finds this also gives the old
 // size, so it costs no extra system call. O_NONBLOCK keeps a FIFO at the
-// path from blocking the open while the store is locked.
+// path from blocking the open while the store is locked. A file that
+// cannot be opened for writing (chmod a-w) is replaced the same way, as
+// the rename of a single write replaces it.
 func fileWriteAll(path string, data []byte, sync bool) error {
 	var st unix.Stat_t
 	fd, err := fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
-	replace := err == unix.ENXIO // a FIFO nobody reads
+	// ENXIO: a FIFO nobody reads; EACCES: a record made read-only (a
+	// rename would replace either).
+	replace := err == unix.ENXIO || err == unix.EACCES
 	if err == nil {
 		if err = unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink > 1 {
 			unix.Close(fd)
@@ -149,8 +153,10 @@ func fileWriteAll(path string, data []byte, sync bool) error {
 	}
 	if replace {
 		st = unix.Stat_t{}
-		if err = unix.Unlink(path); err == nil {
+		if uerr := unix.Unlink(path); uerr == nil {
 			fd, err = fileOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		} else if err == nil {
+			err = uerr
 		}
 	}
 	if err != nil {

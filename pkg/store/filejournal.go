@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The redo journal makes a transaction with several writes all or nothing.
@@ -177,8 +180,12 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		w.Write(num[:binary.PutUvarint(num[:], uint64(len(b)))])
 		w.Write(b)
 	}
+	dirs := map[string]bool{} // folders the writes change, true for a drop's
 	err = src(func(op fileOp) error {
 		n++
+		if op.kind != fileOpHint {
+			dirs[s.bucketDir(op.bucket)] = dirs[s.bucketDir(op.bucket)] || op.kind == fileOpDrop
+		}
 		w.WriteByte(op.kind)
 		putBytes([]byte(op.bucket))
 		switch op.kind {
@@ -222,6 +229,18 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 			return fmt.Errorf("commit to %s: %w; nothing was written", s.dir, err)
 		}
 	}
+	// Likewise a folder the writes cannot change (chmod a-w, chattr +i):
+	// found after the commit point, the commit failed half applied, every
+	// later command (reads of other buckets too) failed replaying it, and
+	// once the folder was writable again the commit its command had
+	// reported as failed landed. One access(2) per folder, not per key: a
+	// record that cannot be opened for writing in a writable folder is
+	// replaced (fileWriteAll), as a single write's rename replaces it.
+	for dir, drop := range dirs {
+		if err := fileCheckWritable(dir, drop); err != nil {
+			return fmt.Errorf("commit to %s: %w; nothing was written", s.dir, err)
+		}
+	}
 	if measured && len(puts) > 0 {
 		var refuse error
 		now, ok := fileFreeSpace(s.dir)
@@ -249,6 +268,31 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	// Make the commit point itself durable before any bucket file changes,
 	// so a power loss cannot leave half the writes without their journal.
 	return fileSyncDir(s.dir)
+}
+
+// fileCheckWritable reports whether a commit can create and remove files
+// in the bucket folder dir, or, when it is not there yet, create it in the
+// nearest folder above it that is. A dropped bucket's folder is renamed to
+// another folder, which also needs its parent writable and, for its "..",
+// the folder itself.
+func fileCheckWritable(dir string, drop bool) error {
+	for {
+		err := unix.Access(dir, unix.W_OK|unix.X_OK)
+		if err == nil && drop {
+			drop, dir = false, filepath.Dir(dir)
+			continue
+		}
+		if err == unix.ENOENT && !drop {
+			if parent := filepath.Dir(dir); parent != dir {
+				dir = parent
+				continue
+			}
+		}
+		if err == nil || err == unix.ENOENT {
+			return nil
+		}
+		return &fs.PathError{Op: "write to", Path: dir, Err: err}
+	}
 }
 
 // recoverJournal replays a committed journal left by a writer that died
