@@ -355,7 +355,38 @@ func readDirNames(dir string) ([]string, error) {
 // open file, waiting in the kernel for up to the busy timeout (FlockWait
 // says why it does not poll), behind a turnstile that keeps readers from
 // starving writers (lockGate). Closing the returned file releases the lock.
+//
+// The lock is only good if the file locked is still DIR/.lock once it is
+// held: .lock is never written, so a cleaner that ages files out
+// (systemd-tmpfiles in /tmp, find -mtime -delete) or a user removing a
+// "stale lock" can unlink it while commands queue on it. Those queued
+// would then each get the lock of a file nobody else uses and write beside
+// the processes locking the new .lock: lost updates, and two writers on
+// one temporary name could rename a half-written record into place. So
+// the locked descriptor is compared with the path, and the lock taken
+// again on the file there now when they differ.
 func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	for {
+		f, err := s.lockOnce(ctx, how, deadline)
+		if err != nil {
+			return nil, err
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(f.Name(), &now) == nil &&
+			held.Dev == now.Dev && held.Ino == now.Ino {
+			return f, nil
+		}
+		f.Close()
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %v", ErrBusy, s.dir, s.opts.BusyTimeout)
+		}
+	}
+}
+
+// lockOnce opens DIR/.lock (creating it when missing) and takes its lock,
+// waiting until deadline.
+func (s *fileStore) lockOnce(ctx context.Context, how int, deadline time.Time) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -374,8 +405,7 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), path)
-	deadline := time.Now().Add(s.opts.BusyTimeout)
-	leaveGate, err := lockGate(ctx, fd, writable, s.opts.BusyTimeout)
+	leaveGate, err := lockGate(ctx, fd, writable, time.Until(deadline))
 	if err == nil {
 		err = FlockWait(ctx, fd, how, time.Until(deadline))
 		leaveGate()

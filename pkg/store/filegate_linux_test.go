@@ -80,3 +80,59 @@ func waitForGate(t *testing.T, path string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestFileLockFileRemoved: .lock is unlinked (an aging /tmp cleaner, a
+// user removing a "stale lock") while one process holds it and another
+// waits on it, and a third then locks the new .lock. When the first lets
+// go, the waiter must not take the lock of the unlinked file and write
+// beside the third: it locks the file at the path now.
+func TestFileLockFileRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openTestFile(t, dir, Options{BusyTimeout: time.Minute})
+	path := filepath.Join(dir, fileLockName)
+	a, err := s.lock(context.Background(), unix.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		f   interface{ Close() error }
+		ino uint64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		f, err := s.lock(context.Background(), unix.LOCK_EX)
+		var st unix.Stat_t
+		if err == nil {
+			unix.Fstat(int(f.Fd()), &st)
+		}
+		got <- result{f, st.Ino, err}
+	}()
+	waitForGate(t, path) // the waiter has the old .lock open
+	if err := unix.Unlink(path); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.lock(context.Background(), unix.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	select {
+	case r := <-got:
+		if r.err == nil {
+			r.f.Close()
+		}
+		t.Fatalf("a waiter got the lock (%v) while another process held the new .lock", r.err)
+	case <-time.After(time.Second):
+	}
+	c.Close()
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.f.Close()
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Ino != r.ino {
+		t.Errorf("the waiter holds inode %d, .lock is %d (%v)", r.ino, st.Ino, err)
+	}
+}
