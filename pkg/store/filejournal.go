@@ -180,11 +180,11 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 		w.Write(num[:binary.PutUvarint(num[:], uint64(len(b)))])
 		w.Write(b)
 	}
-	dirs := map[string]bool{} // folders the writes change, true for a drop's
+	buckets := map[string]bool{} // the buckets the writes change, true if dropped
 	err = src(func(op fileOp) error {
 		n++
 		if op.kind != fileOpHint {
-			dirs[s.bucketDir(op.bucket)] = dirs[s.bucketDir(op.bucket)] || op.kind == fileOpDrop
+			buckets[op.bucket] = buckets[op.bucket] || op.kind == fileOpDrop
 		}
 		w.WriteByte(op.kind)
 		putBytes([]byte(op.bucket))
@@ -236,8 +236,8 @@ func (s *fileStore) writeJournal(src fileOpSource, version byte) error {
 	// reported as failed landed. One access(2) per folder, not per key: a
 	// record that cannot be opened for writing in a writable folder is
 	// replaced (fileWriteAll), as a single write's rename replaces it.
-	for dir, drop := range dirs {
-		if err := fileCheckWritable(dir, drop); err != nil {
+	for bucket, drop := range buckets {
+		if err := fileCheckWritable(s.bucketDir(bucket), drop); err != nil {
 			return fmt.Errorf("commit to %s: %w; nothing was written", s.dir, err)
 		}
 	}
