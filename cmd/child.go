@@ -104,13 +104,20 @@ func startChild(argv, env []string, in io.Reader, out, errw io.Writer) (*child, 
 	}
 	if err != nil {
 		signal.Stop(ch.sigs)
-		code := 126
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			code = 127
-		}
-		return nil, &launchError{code: code, err: fmt.Errorf("%s: %w", argv[0], err)}
+		return nil, newLaunchError(argv[0], err)
 	}
 	return ch, nil
+}
+
+// newLaunchError is name failing to start with err: 127 when it is not
+// found, 126 when it is there but cannot be run (not executable, a
+// directory), as shells report.
+func newLaunchError(name string, err error) *launchError {
+	code := 126
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		code = 127
+	}
+	return &launchError{code: code, err: fmt.Errorf("%s: %w", name, err)}
 }
 
 // stdioFiles returns the descriptors of in, out and errw when all three

@@ -105,7 +105,7 @@ says so); a CMD killed by a signal is never cached.`,
 				return usageErr(err, "")
 			}
 			if _, err := exec.LookPath(argv[0]); err != nil {
-				return &launchError{code: 127, err: fmt.Errorf("%s: %w", argv[0], err)}
+				return newLaunchError(argv[0], err)
 			}
 			if o.warm {
 				return a.refreshInBackground(bucket, key, o.ttl, o.discard, argv)
