@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -144,6 +146,50 @@ func TestWatchProcess(t *testing.T) {
 		buf := make([]byte, 4096)
 		if n, err := l.Read(buf); err == nil {
 			t.Fatalf("a writer with no watcher sent %q", bytes.TrimSpace(buf[:n]))
+		}
+	})
+}
+
+// 'watch | head -1': once the reader of its stdout is gone, watch ends at
+// once (exit 3, no error line, as for any command whose reader left),
+// as GNU tail -f does, not at the next event, which may never come: the
+// pipeline hung until another write happened to the store.
+func TestWatchReaderGone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := e.command("watch")
+		c.Stdout = w
+		p := e.startCmd(c)
+		w.Close()
+		var seen atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				seen.Store(true)
+				if strings.Contains(sc.Text(), `"key":"last"`) {
+					break // head -1 here: the reader goes
+				}
+			}
+			r.Close()
+		}()
+		poll(t, 10*time.Second, "watch to print an event", func() bool {
+			p.running()
+			e.mustRun("set", "ready", "v")
+			time.Sleep(20 * time.Millisecond)
+			return seen.Load()
+		})
+		e.mustRun("set", "last", "v") // the last write to the store
+		<-done
+		if code := p.wait(10 * time.Second); code != 3 {
+			t.Fatalf("watch exited %d once its reader was gone, want 3", code)
+		}
+		if s := p.stderr.String(); s != "" {
+			t.Errorf("stderr %q, want nothing", s)
 		}
 	})
 }

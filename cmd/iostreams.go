@@ -49,3 +49,47 @@ func noSIGPIPE(f *os.File) io.Writer {
 	}
 	return os.NewFile(uintptr(fd), f.Name())
 }
+
+// readerGone returns a channel that is closed when w writes to a pipe or
+// socket whose reader went away (livedict watch | head -1), and a func
+// that stops looking. A command that may sit long between writes (watch)
+// ends on it at once, as GNU tail -f does, instead of at its next write,
+// which may never come. For anything else the channel never closes.
+func readerGone(w io.Writer) (<-chan struct{}, func()) {
+	gone := make(chan struct{})
+	if c, ok := w.(*checkedWriter); ok {
+		w = c.w
+	}
+	f, ok := w.(*os.File)
+	var st unix.Stat_t
+	if !ok || unix.Fstat(int(f.Fd()), &st) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return gone, func() {}
+	}
+	var stop [2]int
+	if unix.Pipe2(stop[:], unix.O_CLOEXEC) != nil {
+		return gone, func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer unix.Close(stop[0])
+		// Asking for no events still reports POLLERR (a pipe with no
+		// reader) and POLLHUP (a socket shut down by its peer).
+		fds := []unix.PollFd{{Fd: int32(f.Fd())}, {Fd: int32(stop[0]), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || fds[1].Revents != 0 {
+				return
+			}
+			if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+				close(gone)
+				return
+			}
+		}
+	}()
+	return gone, func() { unix.Close(stop[1]); <-done }
+}

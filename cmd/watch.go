@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/store"
@@ -55,10 +56,19 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			defer w.Close()
 			ctx, stop := interruptible()
 			defer stop()
+			gone, stopLooking := readerGone(a.IO.Out)
+			defer stopLooking()
 			for {
 				select {
 				case <-ctx.Done():
 					return context.Canceled
+				case <-gone:
+					// As a write would have found it: exit 3, quietly.
+					err := &store.Error{Kind: store.KindOutput, Err: syscall.EPIPE}
+					if c, ok := a.IO.Out.(*checkedWriter); ok && c.err == nil {
+						c.err = err
+					}
+					return err
 				case line, ok := <-w.C:
 					if !ok {
 						return errors.New("watch: the event socket closed")
