@@ -218,6 +218,53 @@ func TestRunSingleFlight(t *testing.T) {
 	})
 }
 
+// TestRunUncachedResultNoConvoy: when the leader's result is not cached
+// (--discard-failures and CMD failed), the callers that waited for it run
+// CMD at once, side by side, as bkt would; they used to elect one leader
+// after another, each waiting for the last (8 callers of a failing 0.5s
+// command took 4s, of a 10s one 80s). Here every run after the leader's
+// waits until a third has started: callers queued one behind the other
+// would never get there.
+func TestRunUncachedResultNoConvoy(t *testing.T) {
+	scriptEnv(t, func(t *testing.T, e *procEnv) {
+		script := `echo ran >> "$D/count"
+if [ "$(wc -l < "$D/count")" -eq 1 ]; then
+	until [ -e "$D/go" ]; do sleep 0.05; done
+else
+	until [ "$(wc -l < "$D/count")" -ge 3 ] || [ -e "$D/stop" ]; do sleep 0.05; done
+fi
+echo failed; exit 4`
+		var ps []*proc
+		for range 6 {
+			ps = append(ps, e.start("run", "--discard-failures", "--key", "k", "--", "sh", "-c", script))
+		}
+		poll(t, 30*time.Second, "the leader to start CMD", func() bool { return e.file("count") != "" })
+		time.Sleep(time.Second) // the others find it running and wait
+		os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644)
+		deadline := time.Now().Add(30 * time.Second)
+		for slices.ContainsFunc(ps, func(p *proc) bool { return !p.exited() }) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		stuck := slices.ContainsFunc(ps, func(p *proc) bool { return !p.exited() })
+		runs := strings.Count(e.file("count"), "ran")
+		os.WriteFile(filepath.Join(e.dir, "stop"), nil, 0o644) // let a convoy end
+		for _, p := range ps {
+			p.wait(30 * time.Second)
+		}
+		if stuck {
+			t.Fatalf("callers of an uncached result ran CMD one after another (%d runs in 30s)", runs)
+		}
+		for _, p := range ps {
+			if p.code != 4 {
+				t.Errorf("caller exited %d: %s", p.code, p.stderr.String())
+			}
+		}
+		if n := strings.Count(e.file("count"), "ran"); n != 6 {
+			t.Errorf("CMD ran %d times for 6 callers of a failure not cached, want 6", n)
+		}
+	})
+}
+
 // TestRunStaleRefreshesInBackground: a stale entry is printed at once
 // while a detached process, holding none of the caller's descriptors,
 // refreshes it; the next call sees the refreshed result.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/livedict/livedict/pkg/lease"
@@ -76,13 +77,41 @@ func lockName(key string) string {
 // others sleep on the Waker until it stores the result and releases in
 // the same transaction. A leader that dies frees the lease after
 // LeaseTTL and a follower takes over.
+//
+// A leader that ends without storing a result (its command failed under
+// DiscardFailures, its output was too large, a signal killed it) releases
+// with nothing to hand on: the callers that waited for it then run the
+// command each at once, as bkt would, rather than elect one leader after
+// another, each waiting for the last (8 callers of a failing 10s command
+// took 80s). A leader that died (its lease lapsed, not released) is still
+// taken over by one follower.
 func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry, bool)) (Result, error) {
 	ref := lease.Ref{Bucket: c.Bucket, Name: lockName(key), Limits: c.Limits}
 	owner := lease.NewOwner()
+	var leader lease.Holder // the leader this caller waits for
 	for {
 		if !o.Force {
 			if res, ok, err := c.lookup(key, o); err != nil || ok {
 				return res, err
+			}
+		}
+		if leader.Token != 0 {
+			released, err := c.released(ref, leader)
+			if err != nil {
+				return Result{}, err
+			}
+			if released {
+				// Its result and its release land in one transaction:
+				// a lookup now sees the result if there is one (the
+				// one above may have run before that commit).
+				if res, ok, err := c.lookup(key, o); err != nil || ok {
+					return res, err
+				}
+				res, err := c.store(key, o, run, nil)
+				if err != nil {
+					res.NotStored = err // printed, uncached
+				}
+				return res, nil
 			}
 		}
 		h, ok, err := c.Locker.Acquire(ctx, ref, owner, 1, LeaseTTL, 0)
@@ -115,11 +144,30 @@ func (c *Cache) Do(ctx context.Context, key string, o Options, run func() (Entry
 		if d := st.NextDeadline(); d != 0 {
 			until = time.UnixMilli(d)
 		}
+		if len(st.Holders) == 1 {
+			leader = st.Holders[0]
+		}
 		if _, err := c.Locker.Wait(ctx, until); err != nil {
 			return Result{}, err
 		}
 		o.Force = false // a forced call is satisfied by the result it waited for
 	}
+}
+
+// released reports whether leader gave the lease up before its deadline
+// (so it ended, and left no result this caller can use), rather than
+// still holding it or having let it lapse (it died).
+func (c *Cache) released(ref lease.Ref, leader lease.Holder) (bool, error) {
+	var released bool
+	err := c.Locker.View(func(tx store.Tx) error {
+		st, err := lease.Status(tx, ref)
+		if err != nil {
+			return err
+		}
+		released = tx.Now() < leader.Deadline && !slices.ContainsFunc(st.Holders, func(h lease.Holder) bool { return h.Token == leader.Token })
+		return nil
+	})
+	return released, err
 }
 
 // lookup reads key; ok when it holds a live result.
@@ -152,8 +200,27 @@ func (c *Cache) lead(key string, o Options, ref lease.Ref, h lease.Holder, run f
 		}
 	}
 	_, stop := c.Locker.Keep(ref, h, LeaseTTL)
+	res, err := c.store(key, o, func() (Entry, bool) {
+		defer stop()
+		return run()
+	}, func(tx store.Tx) error {
+		_, err := lease.Release(tx, ref, h)
+		return err
+	})
+	if err != nil {
+		// The command ran: its output is still the caller's to print,
+		// uncached, and the lease goes (or lapses) as usual.
+		res.NotStored = err
+		c.Locker.Release(ref, h)
+	}
+	return res, nil
+}
+
+// store runs the command and caches its result unless it must not be,
+// running also (a leader's release, or nil) in the same transaction. The
+// error is that transaction's.
+func (c *Cache) store(key string, o Options, run func() (Entry, bool), also func(store.Tx) error) (Result, error) {
 	ent, cacheable := run()
-	stop()
 	res := Result{Entry: ent}
 	keep := cacheable && !(o.DiscardFailures && ent.Status != 0)
 	if keep {
@@ -164,6 +231,9 @@ func (c *Cache) lead(key string, o Options, ref lease.Ref, h lease.Holder, run f
 		}
 		keep = res.NotStored == nil
 	}
+	if !keep && also == nil {
+		return res, nil
+	}
 	err := c.Locker.Update(func(tx store.Tx) error {
 		if keep {
 			ent.Created = tx.Now()
@@ -173,16 +243,11 @@ func (c *Cache) lead(key string, o Options, ref lease.Ref, h lease.Holder, run f
 				return err
 			}
 		}
-		_, err := lease.Release(tx, ref, h)
-		return err
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
-	if err != nil {
-		// The command ran: its output is still the caller's to print,
-		// uncached, and the lease goes (or lapses) as usual.
-		res.NotStored = err
-		c.Locker.Release(ref, h)
-	} else {
-		res.Stored = keep
-	}
-	return res, nil
+	res.Stored = keep && err == nil
+	return res, err
 }
