@@ -402,3 +402,24 @@ func TestRedisContendedOutputOnce(t *testing.T) {
 		}
 	}
 }
+
+// A password in the store URL never goes onto the argv of a livedict
+// started in the background ('run --warm'/--stale's refresher, the hook
+// dispatcher), which every local user can read (ps, /proc/PID/cmdline):
+// it travels in the environment, only the user's to read. The refresher
+// put the whole URL, password and all, after --store.
+func TestRedisPasswordNotOnSpawnedArgv(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no", "--requirepass", "s3c:r/et@")
+	e := newRedisEnv(t, "unix://:s3c%3Ar%2Fet%40@"+srv.Sock+"?prefix=pw")
+	e.setenv("D=" + e.dir)
+	// CMD's parent is the refresher: its argv is what ps shows.
+	e.mustRun("run", "--warm", "--key", "k", "--", "sh", "-c", `tr '\0' ' ' < /proc/$PPID/cmdline > "$D/argv"; echo refreshed`)
+	poll(t, 30*time.Second, "the refresh", func() bool {
+		out, _, _ := e.run("run", "--key", "k", "--", "false")
+		return out == "refreshed\n"
+	})
+	argv := e.file("argv")
+	if !strings.Contains(argv, "--refresh") || strings.Contains(argv, "s3c") {
+		t.Fatalf("the refresher's argv: %q", argv)
+	}
+}

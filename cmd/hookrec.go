@@ -3,8 +3,10 @@ package cmd
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -55,13 +57,15 @@ func (a *App) spawnDispatcher() (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	argv := []string{"livedict", "--store", a.Config.Store}
+	storeURL, env := a.spawnStore()
+	argv := []string{"livedict", "--store", storeURL}
 	if a.Config.File != "" {
 		argv = append(argv, "--config", a.Config.File)
 	}
 	c := &exec.Cmd{
 		Path:        exe,
 		Args:        append(argv, "hook", "deliver"),
+		Env:         env,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	_ = hooks.PrepareSpawn() // the caller's descriptors stay with the caller
@@ -74,6 +78,32 @@ func (a *App) spawnDispatcher() (<-chan struct{}, error) {
 		close(exited)
 	}()
 	return exited, nil
+}
+
+// spawnStore is how a livedict this one starts in the background (a
+// dispatcher, a run refresher) is told the store: the URL for its argv,
+// and its environment. A password in the URL goes into the environment
+// as LIVEDICT_REDIS_PASSWORD (the user's own to read), not onto argv,
+// which every local user sees in ps.
+func (a *App) spawnStore() (storeURL string, env []string) {
+	storeURL, env = a.Config.Store, os.Environ()
+	if !strings.HasPrefix(storeURL, "redis://") && !strings.HasPrefix(storeURL, "rediss://") && !strings.HasPrefix(storeURL, "unix://") {
+		return storeURL, env
+	}
+	u, err := url.Parse(storeURL)
+	if err != nil || u.User == nil {
+		return storeURL, env
+	}
+	pw, ok := u.User.Password()
+	if !ok {
+		return storeURL, env
+	}
+	if name := u.User.Username(); name != "" {
+		u.User = url.User(name)
+	} else {
+		u.User = nil
+	}
+	return u.String(), withEnv(env, []string{"LIVEDICT_REDIS_PASSWORD=" + pw})
 }
 
 // hookSettings are the parts of cfg that recording and delivery read.

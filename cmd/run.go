@@ -179,7 +179,8 @@ func (a *App) refreshInBackground(bucket, key, ttlFlag string, discard bool, arg
 	if err != nil {
 		return err
 	}
-	args := []string{"livedict", "--store", a.Config.Store, "-b", bucket}
+	storeURL, env := a.spawnStore()
+	args := []string{"livedict", "--store", storeURL, "-b", bucket}
 	if a.Config.File != "" {
 		args = append(args, "--config", a.Config.File)
 	}
@@ -188,7 +189,7 @@ func (a *App) refreshInBackground(bucket, key, ttlFlag string, discard bool, arg
 		args = append(args, "--discard-failures")
 	}
 	args = append(append(args, "--"), argv...)
-	c := &exec.Cmd{Path: exe, Args: args, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	c := &exec.Cmd{Path: exe, Args: args, Env: env, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
 	_ = hooks.PrepareSpawn() // the caller's descriptors stay with the caller
 	if err := c.Start(); err != nil {
 		return err
