@@ -39,7 +39,8 @@ func newBucketPolicyCmd(a *App) *cobra.Command {
 their current value. --max-keys 0 and --default-ttl 0 remove the limit and the
 default TTL. When a write would add a key to a full bucket, reject refuses it
 (exit 4) and evict-soonest deletes the key with the nearest deadline (and
-refuses, exit 4, when no key has a TTL).
+refuses, exit 4, when no key has a TTL, or when that key is a held lock:
+a lease is never evicted from under its holder).
 
 --encrypt encrypts every value of the bucket with age to this host's identity
 and the keys of recipients_file (values already there are encrypted at once);

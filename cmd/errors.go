@@ -113,6 +113,8 @@ func hintFor(err error) string {
 		return "use --replace to overwrite existing keys or --skip-existing to keep them"
 	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
+	case errors.Is(err, store.ErrLeaseNotEvicted):
+		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or keep locks in a bucket of their own (lock -b B)"
 	case errors.Is(err, store.ErrBucketFull):
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
 	case errors.Is(err, store.ErrUncertain):

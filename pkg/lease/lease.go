@@ -96,6 +96,17 @@ type Ref struct {
 	Limits       store.Limits
 }
 
+// A held lease is never evicted from a full evict-soonest bucket: its
+// TTL makes it the soonest to go, and the next caller would take it while
+// its holder still runs. (A lease whose holders all passed their
+// deadlines has expired with them, so is never a victim.)
+func init() {
+	store.Pinned = func(v []byte) bool {
+		var st State
+		return json.Unmarshal(v, &st) == nil && st.Holders != nil
+	}
+}
+
 // load reads the lease and drops the holders whose deadline passed.
 func (r Ref) load(tx store.Tx) (State, error) {
 	e, ok, err := tx.Get(r.Bucket, r.Name)

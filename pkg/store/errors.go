@@ -113,6 +113,9 @@ var (
 	// ErrNothingToEvict: the bucket evicts the soonest-expiring key when
 	// full, but none has a TTL; it comes wrapped with ErrBucketFull.
 	ErrNothingToEvict = NewError(KindPolicy, "no key has a TTL to evict")
+	// ErrLeaseNotEvicted: the key evict-soonest would evict is a held
+	// lease (see Pinned).
+	ErrLeaseNotEvicted = NewError(KindPolicy, "is a held lease, which is never evicted")
 	// ErrStoreFull: the store is at the configured max_total_keys.
 	ErrStoreFull = NewError(KindPolicy, "store is full")
 	// ErrValueTooLarge: a value over the configured max_value_bytes.

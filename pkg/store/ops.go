@@ -100,6 +100,11 @@ func defaultDeadline(tx Tx, bucket string) (int64, error) {
 	return tx.Now() + p.DefaultTTL, nil
 }
 
+// Pinned, when set, reports whether a value must never be evicted to make
+// room: pkg/lease sets it for a held lease, which another caller could
+// otherwise take while its holder still runs (two holders at once).
+var Pinned func(value []byte) bool
+
 // makeRoom is called before a write adds a new key to bucket: it enforces
 // the store-wide MaxTotalKeys and the bucket's MaxKeys, evicting when the
 // bucket's policy says so.
@@ -131,6 +136,9 @@ func makeRoom(tx Tx, lim Limits, bucket string) error {
 		}
 		if !ok {
 			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and %w", ErrBucketFull, bucket, p.MaxKeys, ErrNothingToEvict)
+		}
+		if Pinned != nil && Pinned(victim.Value) {
+			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and its soonest-expiring key %q %w", ErrBucketFull, bucket, p.MaxKeys, victim.Key, ErrLeaseNotEvicted)
 		}
 		if _, err := tx.Delete(bucket, victim.Key); err != nil {
 			return err
