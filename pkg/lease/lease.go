@@ -103,7 +103,7 @@ type Ref struct {
 func init() {
 	store.Pinned = func(v []byte) bool {
 		var st State
-		return json.Unmarshal(v, &st) == nil && st.Holders != nil
+		return json.Unmarshal(v, &st) == nil && len(st.Holders) > 0
 	}
 }
 
