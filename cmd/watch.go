@@ -71,7 +71,9 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 					return err
 				case line, ok := <-w.C:
 					if !ok {
-						return errors.New("watch: the event socket closed")
+						// Only a subscription to a shared store's
+						// server ends by itself (see store.EventBus).
+						return &store.Error{Kind: store.KindStore, Err: errors.New("lost the store's event stream (the connection to the server broke); events from then on would be missed, so watch ends: start it again")}
 					}
 					ev, b, key, ok := hooks.ParseWatched(line)
 					if !ok || ev&events == 0 || !o.all && b != bucket ||

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
+	"net"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -76,7 +79,17 @@ func (s *redisStore) Publish(ctx context.Context, msg []byte) error {
 	return s.wrap(s.c.Publish(ctx, s.eventsChannel(), msg).Err())
 }
 
-// Subscribe streams the events channel.
+// subscribeCheck is how long a subscription may hear nothing before it
+// pings the server; it is taken for broken when two such periods pass
+// without an answer (go-redis's own channel checks every 3s).
+const subscribeCheck = 5 * time.Second
+
+// Subscribe streams the events channel, until ctx ends or the subscription
+// breaks: the connection dropped (a server restart, CLIENT KILL, a
+// failover) or the server stopped answering pings. go-redis would
+// subscribe again on a new connection, silently, and a watcher would go on
+// as if it had heard every event meanwhile; so the channel closes instead,
+// as redis-cli SUBSCRIBE ends, and the watcher says what happened.
 func (s *redisStore) Subscribe(ctx context.Context) (<-chan []byte, error) {
 	sub, err := s.subscribe(ctx, s.eventsChannel())
 	if err != nil {
@@ -86,20 +99,32 @@ func (s *redisStore) Subscribe(ctx context.Context) (<-chan []byte, error) {
 	go func() {
 		defer close(out)
 		defer sub.Close()
-		in := sub.Channel()
+		heard := time.Now()
 		for {
+			m, err := sub.ReceiveTimeout(ctx, subscribeCheck)
+			var ne net.Error
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.As(err, &ne) && ne.Timeout():
+				// Quiet: ask, and give up when the last question
+				// went unanswered too.
+				if time.Since(heard) > 2*subscribeCheck || sub.Ping(ctx) != nil {
+					return
+				}
+				continue
+			case err != nil:
+				return
+			}
+			heard = time.Now()
+			msg, ok := m.(*redis.Message)
+			if !ok {
+				continue // a pong, or the subscription's confirmation
+			}
 			select {
+			case out <- []byte(msg.Payload):
 			case <-ctx.Done():
 				return
-			case m, ok := <-in:
-				if !ok {
-					return
-				}
-				select {
-				case out <- []byte(m.Payload):
-				case <-ctx.Done():
-					return
-				}
 			}
 		}
 	}()
