@@ -220,7 +220,10 @@ func TestDaemonStopSignals(t *testing.T) {
 			if code := d.wait(8 * time.Second); code != 0 {
 				t.Fatalf("daemon after %v: exit %d, want 0\n%s", sig, code, d.stderr.String())
 			}
-			if got := fileLines(t, f); len(got) != 2 || got[1] != "done" {
+			// The running hook finished before the daemon exited; the
+			// deliverer it handed over to may already have started k's
+			// next event (a third line).
+			if got := fileLines(t, f); len(got) < 2 || len(got) > 3 || got[0] != "start" || got[1] != "done" {
 				t.Fatalf("hook output after the daemon exited = %q, want start, done (the running hook finishes)", got)
 			}
 			// Waiting for the hook is no reason to burn a CPU: the daemon
