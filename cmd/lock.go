@@ -95,6 +95,12 @@ For scripts that manage a lease themselves:
 			if err != nil {
 				return err
 			}
+			if len(argv) > 0 && ttlD < minKeptTTL {
+				// Kept while CMD runs by a renewal (a store write) every
+				// TTL/3: with a few milliseconds one is late at once
+				// and CMD was killed, "the store did not answer".
+				return usageErr(fmt.Errorf("--ttl %s: too short to keep while CMD runs (renewed every TTL/3, each renewal a write to the store); use at least %v", o.ttl, minKeptTTL), "--acquire takes a shorter lease, kept by no one")
+			}
 			wait, err := durationFlag("wait", o.wait, true)
 			if err != nil {
 				return err
@@ -196,6 +202,10 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 }
 
 // lockRun runs argv while keeping h, then releases it.
+// minKeptTTL is the shortest lease lock keeps while CMD runs (etcd's
+// minimum lease is 5s, Consul's session TTL 10s).
+const minKeptTTL = time.Second
+
 func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Duration, argv []string) error {
 	env := []string{"LIVEDICT_LOCK_TOKEN=" + strconv.FormatInt(h.Token, 10)}
 	child, err := startChild(argv, env, a.IO.In, childStdio(a.IO.Out), childStdio(a.IO.Err))
