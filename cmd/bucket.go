@@ -121,14 +121,8 @@ Policies live in the store, so every user of the store sees the same ones.`,
 					if err := st.EraseFreed(); err != nil {
 						return err
 					}
-					for {
-						reaped, err := tx.Reap(1000, nil)
-						if err != nil {
-							return err
-						}
-						if reaped < 1000 {
-							break
-						}
+					if err := reapAll(tx); err != nil {
+						return err
 					}
 					if _, err := st.EnableEncryption(name); err != nil {
 						return err
@@ -243,4 +237,16 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 	}
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
 	return c
+}
+
+// reapAll reaps every expired entry of the store in tx, recording their
+// expire events: before a bucket's values are sealed anew, none may stay
+// behind under the old key, or in plaintext.
+func reapAll(tx store.Tx) error {
+	for {
+		reaped, err := tx.Reap(1000, nil)
+		if err != nil || reaped < 1000 {
+			return err
+		}
+	}
 }

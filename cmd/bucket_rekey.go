@@ -45,14 +45,8 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 				// the old key (or, after --decrypt, be handed to expire
 				// hooks as ciphertext): reap them all first, recording
 				// their expire events while the old key still opens them.
-				for {
-					reaped, err := tx.Reap(1000, nil)
-					if err != nil {
-						return err
-					}
-					if reaped < 1000 {
-						break
-					}
+				if err := reapAll(tx); err != nil {
+					return err
 				}
 				t := ss.Tx(tx.Tx)
 				// Events waiting for hooks added with --decrypt hold the
