@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -627,7 +628,15 @@ func (d *Deliverer) backoff(n int) time.Duration {
 	if b <= 0 {
 		b = DefaultBackoff
 	}
-	return b << min(n-1, 20)
+	// Saturate rather than overflow: retry_backoff may be up to 100
+	// years, and 1w << 20 already wraps past time.Duration's range to a
+	// negative wait, which retried a failing hook at once, again and
+	// again, instead of never.
+	shift := min(n-1, 20)
+	if b > math.MaxInt64>>shift {
+		return math.MaxInt64
+	}
+	return b << shift
 }
 
 func (d *Deliverer) logRun(r *Run) {

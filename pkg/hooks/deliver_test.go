@@ -1203,3 +1203,20 @@ func TestDeliverSQLiteConcurrentTransactions(t *testing.T) {
 		t.Fatalf("%d runs logged, %d ran", len(rs), len(f.snapshot()))
 	}
 }
+
+// TestBackoffSaturates: retry_backoff may be up to 100 years; doubling it
+// must not wrap past time.Duration's range to a negative wait, which
+// retried a failing hook at once instead of (practically) never.
+func TestBackoffSaturates(t *testing.T) {
+	for _, b := range []time.Duration{time.Second, 7 * 24 * time.Hour, 100 * 365 * 24 * time.Hour} {
+		d := &Deliverer{Backoff: b}
+		prev := time.Duration(0)
+		for n := 1; n <= 40; n++ {
+			got := d.backoff(n)
+			if got < prev || got <= 0 {
+				t.Fatalf("backoff %v, retry %d: %v after %v", b, n, got, prev)
+			}
+			prev = got
+		}
+	}
+}
