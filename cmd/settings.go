@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -75,7 +76,7 @@ var settings = []setting{
 	{key: "retries", def: "3", check: isCount, doc: "how often a failed hook run is retried before it is marked failed"},
 	{key: "retry_backoff", def: "1s", check: isDuration, doc: "wait before a hook's first retry; it doubles for each retry after"},
 	{key: "max_event_value_bytes", def: "65536", check: isCount, doc: "how much of a value a hook event carries (the rest is cut)"},
-	{key: "hook_concurrency", def: "4", check: isPositive, doc: "how many hooks may run at once"},
+	{key: "hook_concurrency", def: "4", check: isConcurrency, doc: "how many hooks may run at once (1 to 1024)"},
 	{key: "hook_key_file", text: true, doc: "key that signs hook definitions on a shared (Redis) store; made 0600 on first use"},
 	{key: "identity_file", text: true, doc: "age identity that opens encrypted buckets (default $XDG_CONFIG_HOME/livedict/identity.txt, made 0600 on first use)"},
 	{key: "recipients_file", text: true, doc: "age public keys of other hosts, one a line, that encrypted buckets are also encrypted to"},
@@ -84,9 +85,16 @@ var settings = []setting{
 	{key: "redis_ca_file", text: true, doc: "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
 }
 
-func isPositive(s string) error {
-	if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
-		return fmt.Errorf("must be a whole number ≥ 1")
+// maxHookConcurrency caps hook_concurrency. The deliverer sizes a channel
+// by it, so 9223372036854775807 made every delivering process (the
+// daemon, and the detached one a plain `set` starts) panic with
+// "makechan: size out of range"; each run is a process, so no machine
+// runs more than this many hooks at once anyway.
+const maxHookConcurrency = 1024
+
+func isConcurrency(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 || n > maxHookConcurrency {
+		return fmt.Errorf("must be a whole number from 1 to %d", maxHookConcurrency)
 	}
 	return nil
 }
@@ -121,15 +129,33 @@ type Config struct {
 	values, sources map[string]string
 }
 
+// xdgDir returns $env, or fallback under the home directory, or "" when
+// there is no home directory to put it under.
 func xdgDir(env, fallback string) string {
 	if d := os.Getenv(env); d != "" {
 		return d
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = "."
+	home := homeDir()
+	if home == "" {
+		return ""
 	}
 	return filepath.Join(home, fallback)
+}
+
+// homeDir is $HOME or, when it is unset (cron jobs, `env -i`, some
+// service managers), the home directory in the user database, as a shell
+// expands ~ and ssh finds ~/.ssh; "" when neither names one. It used to
+// fall back to ".", so with HOME unset every working directory got a
+// store of its own (./.local/share/livedict/livedict.db, created where the
+// command happened to run) and a config file of its own.
+func homeDir() string {
+	if h := os.Getenv("HOME"); h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+		return u.HomeDir
+	}
+	return ""
 }
 
 // configFile finds the configuration file and reports whether the user
@@ -141,7 +167,11 @@ func configFile(flags *pflag.FlagSet) (path string, explicit bool) {
 	if p := os.Getenv("LIVEDICT_CONFIG"); p != "" {
 		return p, true
 	}
-	dir := filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict")
+	base := xdgDir("XDG_CONFIG_HOME", ".config")
+	if base == "" {
+		return "", false // no home: no default file, rather than one in "."
+	}
+	dir := filepath.Join(base, "livedict")
 	for _, name := range []string{"config.toml", "config.yaml", "config.yml", "config.json"} {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {
@@ -178,6 +208,16 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	for _, s := range settings {
+		if v != nil && v.InConfig(s.key) {
+			// The file's value is checked even when a flag or the
+			// environment overrides it: a bad value in the file is an
+			// error (SPEC), not one that waits for the day the
+			// override is dropped (it passed unseen while
+			// LIVEDICT_BUCKET or -b was given).
+			if err := checkSetting(s, v.GetString(s.key), cfg.File); err != nil {
+				return nil, err
+			}
+		}
 		val, src := s.def, "default"
 		envName := "LIVEDICT_" + strings.ToUpper(s.key)
 		if f := flags.Lookup(s.flag); f != nil && f.Changed {
@@ -187,26 +227,21 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		} else if v != nil && v.InConfig(s.key) {
 			val, src = v.GetString(s.key), cfg.File
 		}
-		if s.key == "store" && val == "" && src != "default" {
-			// --store "$UNSET" must not quietly mean the default
-			// store; an empty environment variable counts as unset.
-			return nil, usageErr(fmt.Errorf("%s: empty store URL: name a store, or leave it unset for the default", src), "")
-		}
-		if s.check != nil {
-			if err := s.check(val); err != nil {
-				if strings.Contains(err.Error(), strconv.Quote(val)) {
-					// It names the value already ("invalid bucket
-					// name \"a/b\": ..."): say it once.
-					return nil, usageErr(fmt.Errorf("%s: %v", src, err), "")
-				}
-				return nil, usageErr(fmt.Errorf("%s: %s %q: %v", src, s.key, val, err), "")
+		if src != "default" {
+			if err := checkSetting(s, val, src); err != nil {
+				return nil, err
 			}
 		}
 		cfg.values[s.key], cfg.sources[s.key] = val, src
 	}
 	cfg.Store = cfg.values["store"]
 	if cfg.Store == "" {
-		cfg.Store = "sqlite:" + filepath.Join(xdgDir("XDG_DATA_HOME", ".local/share"), "livedict", "livedict.db")
+		data := xdgDir("XDG_DATA_HOME", ".local/share")
+		if data == "" {
+			return nil, usageErr(errors.New("no home directory for the default store: HOME is unset and the user database has none"),
+				"set HOME or XDG_DATA_HOME, or name a store with --store or LIVEDICT_STORE")
+		}
+		cfg.Store = "sqlite:" + filepath.Join(data, "livedict", "livedict.db")
 		cfg.values["store"] = cfg.Store
 	}
 	cfg.Store = expandHome(cfg.Store)
@@ -221,12 +256,12 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	cfg.MaxEventValueBytes, _ = strconv.Atoi(cfg.values["max_event_value_bytes"])
 	cfg.HookConcurrency, _ = strconv.Atoi(cfg.values["hook_concurrency"])
 	if cfg.values["hook_key_file"] == "" {
-		cfg.values["hook_key_file"] = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "hook.key")
+		cfg.values["hook_key_file"] = configPath("hook.key")
 	}
 	cfg.HookKeyFile = expandHome(cfg.values["hook_key_file"])
 	cfg.IdentityFile = cfg.values["identity_file"]
 	if cfg.IdentityFile == "" {
-		cfg.IdentityFile = filepath.Join(xdgDir("XDG_CONFIG_HOME", ".config"), "livedict", "identity.txt")
+		cfg.IdentityFile = configPath("identity.txt")
 		cfg.values["identity_file"] = cfg.IdentityFile
 	}
 	cfg.IdentityFile = expandHome(cfg.IdentityFile)
@@ -237,6 +272,29 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	// `config` shows the store URL, never a password in it.
 	cfg.values["store"] = store.RedactURL(cfg.values["store"])
 	return cfg, nil
+}
+
+// checkSetting checks the value val of setting s that src (a flag, an
+// environment variable or the config file) gave.
+func checkSetting(s setting, val, src string) error {
+	if s.key == "store" && val == "" {
+		// --store "$UNSET" must not quietly mean the default
+		// store; an empty environment variable counts as unset.
+		return usageErr(fmt.Errorf("%s: empty store URL: name a store, or leave it unset for the default", src), "")
+	}
+	if s.check == nil {
+		return nil
+	}
+	err := s.check(val)
+	if err == nil {
+		return nil
+	}
+	if strings.Contains(err.Error(), strconv.Quote(val)) {
+		// It names the value already ("invalid bucket
+		// name \"a/b\": ..."): say it once.
+		return usageErr(fmt.Errorf("%s: %v", src, err), "")
+	}
+	return usageErr(fmt.Errorf("%s: %s %q: %v", src, s.key, val, err), "")
 }
 
 // maxConfigFile caps what is read of a configuration file: a few hundred
@@ -369,10 +427,21 @@ func checkScalar(x any) error {
 	return nil
 }
 
+// configPath names a file in livedict's config folder, or "" when there is
+// no home to find that folder in (the command that needs the file fails
+// then, naming the setting, rather than using a file in ".").
+func configPath(name string) string {
+	base := xdgDir("XDG_CONFIG_HOME", ".config")
+	if base == "" {
+		return ""
+	}
+	return filepath.Join(base, "livedict", name)
+}
+
 func expandHome(p string) string {
 	for _, prefix := range []string{"~/", "sqlite:~/", "file:~/"} {
 		if strings.HasPrefix(p, prefix) {
-			if home, err := os.UserHomeDir(); err == nil {
+			if home := homeDir(); home != "" {
 				return strings.TrimSuffix(prefix, "~/") + filepath.Join(home, p[len(prefix):])
 			}
 		}
