@@ -123,6 +123,8 @@ func (a *App) printRows(rows [][]string) {
 		return
 	}
 	for _, r := range rows {
-		a.printf("%s\t%s\n", r[0], r[1])
+		// Escaped as list escapes keys: a store path holding a tab or
+		// a newline split its line into two records.
+		a.printf("%s\t%s\n", r[0], plainKey(r[1]))
 	}
 }
