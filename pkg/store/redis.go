@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -392,9 +393,16 @@ func (s *redisStore) Locate() Info {
 func redisStateDir(t redisTarget) string {
 	base := os.Getenv("XDG_STATE_HOME")
 	if base == "" {
+		// With HOME unset (cron, env -i), the home in the user database,
+		// as the settings find the store and config (cmd's homeDir):
+		// the shared temp folder, where another user may have made
+		// .local first, is the last resort.
 		home, err := os.UserHomeDir()
 		if err != nil {
 			home = os.TempDir()
+			if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+				home = u.HomeDir
+			}
 		}
 		base = filepath.Join(home, ".local", "state")
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -311,6 +313,23 @@ func TestRedisStateDir(t *testing.T) {
 	da, db, dc := redisStateDir(a), redisStateDir(b), redisStateDir(c)
 	if !strings.HasPrefix(da, "/state/livedict/redis/") || da != db || da == dc {
 		t.Fatalf("state dirs %q %q %q", da, db, dc)
+	}
+}
+
+// With HOME and XDG_STATE_HOME unset (cron, env -i), the state folder is
+// under the home in the user database, as the settings' store and config
+// are, not under the shared temp folder, where another user may have made
+// .local/state first.
+func TestRedisStateDirWithoutHome(t *testing.T) {
+	u, err := user.Current()
+	if err != nil || !filepath.IsAbs(u.HomeDir) {
+		t.Skip("no home directory in the user database")
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "")
+	a, _ := parseRedisURL("redis://h:1/2?prefix=p")
+	if d := redisStateDir(a); !strings.HasPrefix(d, filepath.Join(u.HomeDir, ".local", "state", "livedict", "redis")+"/") {
+		t.Fatalf("state dir %q, want it under %s", d, u.HomeDir)
 	}
 }
 
