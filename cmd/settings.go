@@ -130,9 +130,11 @@ type Config struct {
 }
 
 // xdgDir returns $env, or fallback under the home directory, or "" when
-// there is no home directory to put it under.
+// there is no home directory to put it under. A relative $env is ignored,
+// as the XDG Base Directory spec says: it would put the store (or read a
+// config) wherever the command happens to run.
 func xdgDir(env, fallback string) string {
-	if d := os.Getenv(env); d != "" {
+	if d := os.Getenv(env); filepath.IsAbs(d) {
 		return d
 	}
 	home := homeDir()

@@ -22,3 +22,22 @@ func TestNoHomeNoRelativePaths(t *testing.T) {
 		t.Errorf("expandHome with HOME unset: %q", p)
 	}
 }
+
+// A relative XDG_DATA_HOME or XDG_CONFIG_HOME is ignored, as the XDG Base
+// Directory spec says: it put the store (and looked for the config)
+// wherever the command happened to run.
+func TestRelativeXDGIgnored(t *testing.T) {
+	t.Setenv("HOME", "/home/someone")
+	t.Setenv("XDG_DATA_HOME", "data")
+	t.Setenv("XDG_CONFIG_HOME", "./conf")
+	if d := xdgDir("XDG_DATA_HOME", ".local/share"); d != "/home/someone/.local/share" {
+		t.Errorf("XDG_DATA_HOME=data: %q, want /home/someone/.local/share", d)
+	}
+	if d := xdgDir("XDG_CONFIG_HOME", ".config"); d != "/home/someone/.config" {
+		t.Errorf("XDG_CONFIG_HOME=./conf: %q, want /home/someone/.config", d)
+	}
+	t.Setenv("XDG_DATA_HOME", "/abs/data")
+	if d := xdgDir("XDG_DATA_HOME", ".local/share"); d != "/abs/data" {
+		t.Errorf("XDG_DATA_HOME=/abs/data: %q", d)
+	}
+}

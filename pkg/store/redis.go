@@ -392,7 +392,7 @@ func (s *redisStore) Locate() Info {
 // 0700 under the trust rule (hooks.OpenStateDir).
 func redisStateDir(t redisTarget) string {
 	base := os.Getenv("XDG_STATE_HOME")
-	if base == "" {
+	if !filepath.IsAbs(base) { // a relative one is ignored, as XDG says
 		// With HOME unset (cron, env -i), the home in the user database,
 		// as the settings find the store and config (cmd's homeDir):
 		// the shared temp folder, where another user may have made
