@@ -64,6 +64,15 @@ func TestRedactURL(t *testing.T) {
 		"redis://u@h":             "redis://u@h",
 		"sqlite:/tmp/a@b":         "sqlite:/tmp/a@b",
 		"rediss://u:p:q@h?prefix": "rediss://u:***@h?prefix",
+		// A password with an unencoded '/' or '?' makes the URL fail to
+		// parse; the error showed it whole.
+		"redis://u:pa/ss@h:1/0":        "redis://u:***@h:1/0",
+		"redis://u:pa?ss@h:1/0":        "redis://u:***@h:1/0",
+		"redis://:1234/x@h":            "redis://:***@h",
+		"foo://u:pa/ss@h":              "foo://u:***@h",
+		"redis://h/0?prefix=a:b@c":     "redis://h/0?prefix=a:b@c",
+		"unix:///run/a:b@c.sock?db=1":  "unix:///run/a:b@c.sock?db=1",
+		"redis://u:p@h/0?prefix=a:b@c": "redis://u:***@h/0?prefix=a:b@c",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -27,9 +27,19 @@ const defaultRedisPrefix = "livedict"
 // rediss://… (TLS) and unix:///path[?db=N][&prefix=P]. Errors never
 // include the password.
 func parseRedisURL(raw string) (redisTarget, error) {
-	var t redisTarget
-	bad := func(why string) (redisTarget, error) {
+	t, why := parseRedisTarget(raw)
+	if why != "" {
 		return redisTarget{}, fmt.Errorf("%w %q: %s", ErrBadURL, RedactURL(raw), why)
+	}
+	return t, nil
+}
+
+// parseRedisTarget is parseRedisURL without the error: why says what is
+// wrong, "" when raw is a good URL. RedactURL asks it too.
+func parseRedisTarget(raw string) (redisTarget, string) {
+	var t redisTarget
+	bad := func(why string) (redisTarget, string) {
+		return redisTarget{}, why
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -107,7 +117,7 @@ func parseRedisURL(raw string) (redisTarget, error) {
 	if t.Password == "" {
 		t.Password = os.Getenv("LIVEDICT_REDIS_PASSWORD")
 	}
-	return t, nil
+	return t, ""
 }
 
 // String is the URL without its password.
@@ -158,11 +168,20 @@ func RedactURL(raw string) string {
 	}
 	slash := strings.IndexAny(rest, "/?")
 	if slash >= 0 && slash < at {
-		// '@' after the authority: keep the authority, which has no user info.
-		if strings.LastIndex(rest[:slash], "@") < 0 {
+		if i := strings.LastIndex(rest[:slash], "@"); i >= 0 {
+			// User info, then an '@' in the path or query.
+			at = i
+		} else if scheme == "sqlite" || scheme == "file" {
+			return raw
+		} else if _, why := parseRedisTarget(raw); why == "" {
+			// A good URL with no user info and an '@' after the
+			// authority (?prefix=a@b, unix:///run/a@b.sock): nothing to hide.
 			return raw
 		}
-		at = strings.LastIndex(rest[:slash], "@")
+		// Otherwise the password itself may hold a '/' or '?' (typed
+		// unencoded: redis://u:pa/ss@h): the URL does not parse, and
+		// everything up to the last '@' is hidden. Before, such an
+		// error printed the password.
 	}
 	userinfo := rest[:at]
 	user, _, hasPass := strings.Cut(userinfo, ":")
