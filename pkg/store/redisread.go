@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,7 +265,7 @@ func (t *redisTx) apply(ops *redisOps) error {
 			}
 			ok, err := redisCommit().Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
 			if err != nil {
-				return t.s.wrap(err)
+				return t.commitLost(err)
 			}
 			if ok != 1 {
 				return errRedisRetry
@@ -283,6 +285,26 @@ func (t *redisTx) apply(ops *redisOps) error {
 		}
 		return t.multi(ops, progress)
 	})
+}
+
+// commitLost is the error of a commit (the script call, or the chunk
+// that ends in EXEC) that got no reply. A connection lost once the commit
+// was sent (EOF, a reset: a CLIENT KILL, a server restart, a proxy) says
+// nothing of whether the server ran it: it may have, and only the reply
+// was lost. That is ErrUncertain, as for a commit a paused server held;
+// before, such an import or set exited 3 with a bare "EOF" though its
+// data was there, and a script that ran it again hit "key exists". A
+// failed write (the commit never reached the server whole), a refusal
+// and an interrupt are what they say.
+func (t *redisTx) commitLost(err error) error {
+	var reply redis.Error
+	var op *net.OpError
+	if errors.As(err, &reply) || errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.As(err, &op) && (op.Op == "write" || op.Op == "dial") {
+		return t.s.wrap(err)
+	}
+	return fmt.Errorf("%w: redis %s: the connection was lost before the server answered the commit (%s)",
+		ErrUncertain, t.s.target.Addr, t.redact(err))
 }
 
 // redisChunk is how many queued commands one write of a large MULTI
@@ -322,7 +344,10 @@ func (t *redisTx) multi(ops *redisOps, progress func()) error {
 				}
 			}
 			t.rtx.Do(ctx, "DISCARD") // a queued command refused: drop the rest
-			return t.s.wrap(err)
+			if last {
+				return t.commitLost(err)
+			}
+			return t.s.wrap(err) // before EXEC: the server dropped the queue
 		}
 		if !last {
 			progress()
@@ -333,7 +358,7 @@ func (t *redisTx) multi(ops *redisOps, progress func()) error {
 		return errRedisRetry // the fence moved after WATCH: EXEC did nothing
 	}
 	if err != nil {
-		return t.s.wrap(err)
+		return t.commitLost(err)
 	}
 	for _, r := range res {
 		if e, ok := r.(error); ok {
