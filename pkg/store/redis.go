@@ -265,14 +265,23 @@ func connectRefusal(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"):
-		return errors.New("authentication failed: wrong user or password")
+		return redisOwnText("authentication failed: wrong user or password")
 	case strings.Contains(msg, "NOAUTH"):
-		return errors.New("authentication required: give the password in the URL, LIVEDICT_REDIS_PASSWORD or redis_password_file")
+		return redisOwnText("authentication required: give the password in the URL, LIVEDICT_REDIS_PASSWORD or redis_password_file")
 	case strings.Contains(msg, "DB index is out of range"):
-		return errors.New("the server has no such database (DB index out of range)")
+		return redisOwnText("the server has no such database (DB index out of range)")
 	}
 	return err
 }
+
+// redisOwnText is an error whose whole text livedict wrote, with nothing
+// of the server's or the client library's in it: wrap does not hide the
+// password in it. Replacing a password that happens to be a word of it
+// ("wrong") mangled the line ("*** user or password") and told whoever
+// read it what the password was.
+type redisOwnText string
+
+func (e redisOwnText) Error() string { return string(e) }
 
 func redisVersionOK(ver string) bool {
 	parts := strings.SplitN(ver, ".", 3)
@@ -307,7 +316,8 @@ func (s *redisStore) wrap(err error) error {
 	if strings.HasPrefix(msg, "READONLY ") {
 		msg = "the server is a read-only replica: write to its primary (" + msg + ")"
 	}
-	if s.target.Password != "" {
+	var own redisOwnText
+	if s.target.Password != "" && !errors.As(err, &own) {
 		msg = strings.ReplaceAll(msg, s.target.Password, "***")
 	}
 	return WithKind(KindStore, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})

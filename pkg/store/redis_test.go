@@ -240,6 +240,11 @@ func TestRedisWrongPassword(t *testing.T) {
 		{base, "wrongpw-secret", "authentication failed: wrong user or password"},
 		{base, "", "authentication required"},
 		{base + "?db=99", "rightpw", "the server has no such database"},
+		// A password that is a word of livedict's own line left the line
+		// mangled ("authentication failed: *** user or password"), and
+		// told the reader what the password was.
+		{base, "wrong", "authentication failed: wrong user or password"},
+		{base, "e", "authentication failed: wrong user or password"},
 	} {
 		err := openAndRead(c.url, Options{Redis: RedisOptions{Password: c.password}})
 		if KindOf(err) != KindStore || strings.Contains(err.Error(), "wrongpw-secret") ||
