@@ -27,6 +27,7 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis://:pw@[::1]:7000", redisTarget{Network: "tcp", Addr: "[::1]:7000", Password: "pw", Prefix: "livedict"}},
 		{"rediss://h", redisTarget{Network: "tcp", Addr: "h:6379", TLS: true, Prefix: "livedict"}},
 		{"unix:///run/r.sock?db=2&prefix=x", redisTarget{Network: "unix", Addr: "/run/r.sock", DB: 2, Prefix: "x"}},
+		{"redis://h?prefix=team%232", redisTarget{Network: "tcp", Addr: "h:6379", Prefix: "team#2"}},
 	} {
 		got, err := parseRedisURL(c.in)
 		if err != nil || got != c.want {
@@ -34,7 +35,10 @@ func TestParseRedisURL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "redis://h?prefix={a}",
-		"redis://h?prefix=", "redis://h?db=1", "redis://h?foo=1", "unix://host/p", "unix://", "redis://:secretpw@h/x"} {
+		"redis://h?prefix=", "redis://h?db=1", "redis://h?foo=1", "unix://host/p", "unix://", "redis://:secretpw@h/x",
+		// A '#' began a fragment, dropped: prefix=team#2 was the store
+		// of prefix team, another one.
+		"redis://h?prefix=team#2", "redis://h/1#x", "unix:///run/r.sock#x", "redis://:secretpw#x@h"} {
 		_, err := parseRedisURL(bad)
 		if !errors.Is(err, ErrBadURL) {
 			t.Errorf("parseRedisURL(%q) = %v, want ErrBadURL", bad, err)

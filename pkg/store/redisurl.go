@@ -45,6 +45,12 @@ func parseRedisTarget(raw string) (redisTarget, string) {
 	if err != nil {
 		return bad("not a URL")
 	}
+	if strings.Contains(raw, "#") {
+		// url.Parse takes a '#' for the start of a fragment and drops
+		// what follows: ?prefix=team#2 opened the store of prefix team,
+		// another tenant's, without a word.
+		return bad("'#' is not allowed (in a prefix or password, write it %23)")
+	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return bad("bad query")
