@@ -313,6 +313,13 @@ func (s *redisStore) wrap(err error) error {
 		return fmt.Errorf("%w: redis %s: every connection of this process stayed in use for %s (commits the server holds?)", ErrBusy, s.target.Addr, s.opts.BusyTimeout)
 	}
 	msg := redisScriptSuffix().ReplaceAllString(err.Error(), "")
+	if strings.HasPrefix(msg, "WRONGTYPE ") {
+		// A key of the store replaced outside livedict (redis-cli, another
+		// application on the prefix) by one of another type. Redis's line
+		// alone named neither the key nor the cause.
+		return fmt.Errorf("%w: redis %s: a key under %s holds another type than livedict keeps there (written outside livedict?): %s",
+			ErrCorrupt, s.target.Addr, strings.TrimSuffix(s.p, ":"), msg)
+	}
 	if strings.HasPrefix(msg, "READONLY ") {
 		msg = "the server is a read-only replica: write to its primary (" + msg + ")"
 	}

@@ -1013,3 +1013,41 @@ func TestRedisRefusedWriteSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A key of the store replaced outside livedict by one of another type (a
+// HASH where the deadline index, a ZSET, was; a HASH for the set of
+// buckets) is a corrupt store, in one line naming the key where it can:
+// before, Redis's bare "WRONGTYPE Operation against a key holding the
+// wrong kind of value" named neither the key nor the cause.
+func TestRedisForeignTypeInPrefix(t *testing.T) {
+	ctx := context.Background()
+	url := redistest.URL(t)
+	rs := openNative(t, url)
+	if err := rs.Update(ctx, func(tx Tx) error {
+		return tx.Put(Entry{Bucket: "b", Key: "k", Value: []byte("v"), ExpiresAt: time.Now().Add(time.Hour).UnixMilli()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ key, want string }{
+		{rs.p + "dl", `key "` + rs.p + `dl" holds another type`},
+		{rs.p + "buckets", "a key under " + strings.TrimSuffix(rs.p, ":") + " holds another type"},
+	} {
+		if err := rs.c.Rename(ctx, c.key, rs.p+"aside").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.c.HSet(ctx, c.key, "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := openAndRead(url, Options{})
+		if !errors.Is(err, ErrCorrupt) || KindOf(err) != KindStore || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s a HASH: err = %v (kind %v), want ErrCorrupt saying %q", c.key, err, KindOf(err), c.want)
+		}
+		rs.c.Del(ctx, c.key)
+		if err := rs.c.Rename(ctx, rs.p+"aside", c.key).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := openAndRead(url, Options{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -104,7 +104,7 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	var pre *redisPrefetch
 	var before, after *redis.StringCmd
 	var id *redis.IntCmd
-	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		before = p.Get(ctx, t.s.fence())
 		if !t.prefetched {
 			pre = t.queuePrefetch(ctx, p)
@@ -121,6 +121,14 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	var reply redis.Error
 	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
 		return t.s.wrap(err) // the connection failed, not one command
+	}
+	for _, c := range cmds {
+		// Name the key of another type (see wrap): the one to look at
+		// with redis-cli TYPE.
+		if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "WRONGTYPE ") && len(c.Args()) > 1 {
+			return fmt.Errorf("%w: redis %s: key %q holds another type than livedict keeps there (written outside livedict?): %s",
+				ErrCorrupt, t.s.target.Addr, fmt.Sprint(c.Args()[1]), e.Error())
+		}
 	}
 	if pre != nil {
 		if err := t.usePrefetch(pre); err != nil {
