@@ -124,8 +124,11 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 	}
 	for _, c := range cmds {
 		// Name the key of another type (see wrap): the one to look at
-		// with redis-cli TYPE.
-		if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "WRONGTYPE ") && len(c.Args()) > 1 {
+		// with redis-cli TYPE. Not an entry's value or shadow: one of
+		// another type is a damaged key, which the caller reports
+		// (ErrDamagedKey; del clears it).
+		if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "WRONGTYPE ") && len(c.Args()) > 1 &&
+			!strings.HasPrefix(fmt.Sprint(c.Args()[1]), t.s.p+"v:") && !strings.HasPrefix(fmt.Sprint(c.Args()[1]), t.s.p+"s:") {
 			return fmt.Errorf("%w: redis %s: key %q holds another type than livedict keeps there (written outside livedict?): %s",
 				ErrCorrupt, t.s.target.Addr, fmt.Sprint(c.Args()[1]), e.Error())
 		}
