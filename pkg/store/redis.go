@@ -248,6 +248,11 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 // for a command while the client waits for its handshake; the bare
 // "context deadline exceeded" said neither.
 func (s *redisStore) noAnswer(err error) error {
+	if !s.target.TLS && errors.Is(err, io.EOF) {
+		// A TLS port closes on a plain client's first bytes: the bare
+		// "EOF" said nothing of where to look.
+		return fmt.Errorf("the server closed the connection without an answer (a TLS port? rediss:// speaks TLS): %w", err)
+	}
 	var ne net.Error
 	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
 		return err

@@ -1051,3 +1051,27 @@ func TestRedisForeignTypeInPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A server that closes the connection at once (a TLS port reached with
+// redis://) is one line that says where to look; it said a bare "EOF".
+func TestRedisClosedAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, err = Open("redis://"+ln.Addr().String(), Options{Redis: RedisOptions{ConnectTimeout: 10 * time.Second}})
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), ln.Addr().String()) ||
+		!strings.Contains(err.Error(), "closed the connection without an answer (a TLS port?") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+}
