@@ -1075,3 +1075,41 @@ func TestRedisClosedAtOnce(t *testing.T) {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
 }
+
+// A value Redis freed before the entry's deadline (the server's clock
+// ahead of this host's, or a TTL changed with redis-cli) is expired to
+// every read: keys and list (a scan without values) listed it while get,
+// exists and export said it was gone.
+func TestRedisScanSkipsValuesTheServerFreed(t *testing.T) {
+	ctx := context.Background()
+	rs := openNative(t, redistest.URL(t))
+	at := time.Now().Add(time.Hour).UnixMilli()
+	if err := rs.Update(ctx, func(tx Tx) error {
+		for _, e := range []Entry{{Bucket: "b", Key: "freed", Value: []byte("1"), ExpiresAt: at},
+			{Bucket: "b", Key: "kept", Value: []byte("2"), ExpiresAt: at}, {Bucket: "b", Key: "plain", Value: []byte("3")}} {
+			if err := tx.Put(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.c.Do(ctx, "PEXPIRE", rs.valueKey("b", "freed"), 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for rs.c.Exists(ctx, rs.valueKey("b", "freed")).Val() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, withValues := range []bool{false, true} {
+		var got []string
+		if err := rs.View(ctx, func(tx Tx) error {
+			return tx.Scan("b", "", withValues, func(e Entry) error { got = append(got, e.Key); return nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, ",") != "kept,plain" {
+			t.Errorf("scan (values %v) = %q, want kept,plain", withValues, got)
+		}
+	}
+}

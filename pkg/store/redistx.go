@@ -426,10 +426,19 @@ func (t *redisTx) scan(bucket string, want func(string) bool, withValues bool, f
 			return err
 		}
 	}
+	var gone map[string]bool
+	if user && !withValues {
+		if gone, err = t.valuesGone(b, bucket, keys); err != nil {
+			return err
+		}
+	}
 	for _, k := range keys {
 		e, ok := b.m[k]
 		if !ok || !t.live(e) {
 			continue // fn deleted it
+		}
+		if gone[k] {
+			continue // Redis freed it: expired by the server's clock
 		}
 		if !withValues {
 			if _, dirty := b.dirty[k]; dirty || !user {
@@ -460,6 +469,55 @@ func (t *redisTx) scan(bucket string, want func(string) bool, withValues bool, f
 		}
 	}
 	return nil
+}
+
+// valuesGone says which of keys (live by their metadata) have a deadline
+// and a value Redis already freed: the server's clock ran ahead of this
+// host's, or the value's TTL was changed outside livedict. get, exists,
+// export and a scan with values take such a key for expired; keys and
+// list, which read only the metadata, listed it, so that a script's
+// 'livedict get' of a listed key exited 1. One round trip (EXISTS, in
+// batches), only for keys with a deadline the transaction did not write.
+func (t *redisTx) valuesGone(b *redisBucket, bucket string, keys []string) (map[string]bool, error) {
+	var timed []string
+	for _, k := range keys {
+		if _, dirty := b.dirty[k]; !dirty && b.m[k].ExpiresAt != 0 {
+			if v, known := b.vals[k]; known {
+				if !v.ok {
+					timed = append(timed, k) // read as missing: ask again below
+				}
+				continue
+			}
+			timed = append(timed, k)
+		}
+	}
+	if len(timed) == 0 {
+		return nil, nil
+	}
+	gone := map[string]bool{}
+	const batch = 10000
+	for len(timed) > 0 {
+		n := min(batch, len(timed))
+		cmds := make([]*redis.IntCmd, n)
+		if err := t.pipe(func(p redis.Pipeliner) {
+			for i, k := range timed[:n] {
+				cmds[i] = p.Exists(t.ctx, t.s.valueKey(bucket, k))
+			}
+		}); err != nil {
+			return nil, err
+		}
+		for i, k := range timed[:n] {
+			c, err := cmds[i].Result()
+			if err != nil {
+				return nil, t.s.wrap(err)
+			}
+			if c == 0 {
+				gone[k] = true
+			}
+		}
+		timed = timed[n:]
+	}
+	return gone, nil
 }
 
 func (t *redisTx) Count(bucket string) (int64, error) {
