@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/livedict/livedict/pkg/readfile"
 	"github.com/livedict/livedict/pkg/store"
 )
+
+// maxPasswordFile bounds redis_password_file: a Redis password is a line.
+const maxPasswordFile = 64 << 10
 
 // redisOptions reads the Redis settings: the password file and the CA
 // file are read only for a Redis store. A password file others may read
@@ -23,18 +26,19 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 		return ro, nil
 	}
 	if p := a.Config.RedisPasswordFile; p != "" {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: %w", p, unwrapPathErr(err))))
+		b, err := readfile.Private(p, maxPasswordFile)
+		if errors.Is(err, readfile.ErrNotPrivate) {
+			return ro, storeErr(fmt.Errorf("%w: redis_password_file %s: %v", store.ErrUntrusted, p, err))
 		}
-		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
-			return ro, storeErr(fmt.Errorf("%w: redis_password_file %s: must be a regular file only its owner can read (chmod 600)", store.ErrUntrusted, p))
-		}
-		b, err := os.ReadFile(p)
 		if err != nil {
 			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: %w", p, unwrapPathErr(err))))
 		}
 		ro.Password = string(bytes.TrimRight(b, "\r\n"))
+		if ro.Password == "" {
+			// Not a fall back to the URL's or the environment's
+			// password, which the user meant this file to replace.
+			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: is empty", p)))
+		}
 	}
 	// The CA file is for TLS: a plain redis:// or unix:// store does not
 	// read it (a config file may name it for another store).

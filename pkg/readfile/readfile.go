@@ -67,6 +67,30 @@ func Owned(path string, limit int64) ([]byte, error) {
 	return readMax(f, limit)
 }
 
+// ErrNotPrivate is returned by Private for a file that is not a regular
+// file only its owner can read.
+var ErrNotPrivate = errors.New("must be a regular file only its owner can read (chmod 600)")
+
+// Private reads path, a secret (redis_password_file), at most limit
+// bytes of it. The checks are made on the file it opened, not on the
+// path before: one swapped for a FIFO in between would hang the command,
+// one swapped for a huge file would be read whole.
+func Private(path string, limit int64) ([]byte, error) {
+	f, err := openNonblock(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, ErrNotPrivate
+	}
+	return readMax(f, limit)
+}
+
 func size(n int64) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
 		return fmt.Sprintf("%d MiB", n>>20)
