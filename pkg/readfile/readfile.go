@@ -45,17 +45,11 @@ var ErrNotOwned = errors.New("another user could have written it")
 // file a user makes is one. Character devices (/dev/null) are read as
 // they are.
 func Owned(path string, limit int64) ([]byte, error) {
-	// Not blocking in open: a FIFO nobody writes to (planted by another
-	// user) must reach the owner check, not hang the command.
-	f, err := openNonblock(path)
+	f, fi, err := openStat(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	if fi.Mode()&fs.ModeCharDevice == 0 {
 		if uid, ok := owner(fi); ok && uid != os.Geteuid() && uid != 0 {
 			return nil, fmt.Errorf("%w: it is owned by uid %d", ErrNotOwned, uid)
@@ -76,19 +70,31 @@ var ErrNotPrivate = errors.New("must be a regular file only its owner can read (
 // path before: one swapped for a FIFO in between would hang the command,
 // one swapped for a huge file would be read whole.
 func Private(path string, limit int64) ([]byte, error) {
-	f, err := openNonblock(path)
+	f, fi, err := openStat(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
 		return nil, ErrNotPrivate
 	}
 	return readMax(f, limit)
+}
+
+// openStat opens path and stats what it opened. Not blocking in open: a
+// FIFO nobody writes to (planted by another user) must reach the caller's
+// checks, not hang the command.
+func openStat(path string) (*os.File, fs.FileInfo, error) {
+	f, err := openNonblock(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 func size(n int64) string {
