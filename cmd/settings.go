@@ -229,7 +229,7 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		} else if v != nil && v.InConfig(s.key) {
 			val, src = v.GetString(s.key), cfg.File
 		}
-		if src != "default" {
+		if src != "default" && src != cfg.File { // the file's was checked above
 			if err := checkSetting(s, val, src); err != nil {
 				return nil, err
 			}
