@@ -66,17 +66,17 @@ func readerGone(w io.Writer) (<-chan struct{}, func()) {
 		st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return gone, func() {}
 	}
-	var stop [2]int
-	if unix.Pipe2(stop[:], unix.O_CLOEXEC) != nil {
+	stopR, stopW, err := os.Pipe() // close-on-exec, on every Unix
+	if err != nil {
 		return gone, func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer unix.Close(stop[0])
+		defer stopR.Close()
 		// Asking for no events still reports POLLERR (a pipe with no
 		// reader) and POLLHUP (a socket shut down by its peer).
-		fds := []unix.PollFd{{Fd: int32(f.Fd())}, {Fd: int32(stop[0]), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(f.Fd())}, {Fd: int32(stopR.Fd()), Events: unix.POLLIN}}
 		for {
 			_, err := unix.Poll(fds, -1)
 			if err == unix.EINTR {
@@ -91,5 +91,5 @@ func readerGone(w io.Writer) (<-chan struct{}, func()) {
 			}
 		}
 	}()
-	return gone, func() { unix.Close(stop[1]); <-done }
+	return gone, func() { stopW.Close(); <-done }
 }

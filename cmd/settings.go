@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -137,27 +136,11 @@ func xdgDir(env, fallback string) string {
 	if d := os.Getenv(env); filepath.IsAbs(d) {
 		return d
 	}
-	home := homeDir()
+	home := store.HomeDir()
 	if home == "" {
 		return ""
 	}
 	return filepath.Join(home, fallback)
-}
-
-// homeDir is $HOME or, when it is unset (cron jobs, `env -i`, some
-// service managers), the home directory in the user database, as a shell
-// expands ~ and ssh finds ~/.ssh; "" when neither names one. It used to
-// fall back to ".", so with HOME unset every working directory got a
-// store of its own (./.local/share/livedict/livedict.db, created where the
-// command happened to run) and a config file of its own.
-func homeDir() string {
-	if h := os.Getenv("HOME"); h != "" {
-		return h
-	}
-	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
-		return u.HomeDir
-	}
-	return ""
 }
 
 // configFile finds the configuration file and reports whether the user
@@ -443,7 +426,7 @@ func configPath(name string) string {
 func expandHome(p string) string {
 	for _, prefix := range []string{"~/", "sqlite:~/", "file:~/"} {
 		if strings.HasPrefix(p, prefix) {
-			if home := homeDir(); home != "" {
+			if home := store.HomeDir(); home != "" {
 				return strings.TrimSuffix(prefix, "~/") + filepath.Join(home, p[len(prefix):])
 			}
 		}

@@ -2,6 +2,9 @@ package store
 
 import (
 	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 )
 
@@ -27,4 +30,20 @@ func Open(storeURL string, opts Options) (Store, error) {
 		return openRedis(storeURL, opts, opts.Redis)
 	}
 	return nil, fmt.Errorf("%w %q: use sqlite:PATH, file:DIR, memory:, redis://HOST or a path", ErrBadURL, RedactURL(storeURL))
+}
+
+// HomeDir is $HOME or, when it is unset (cron jobs, `env -i`, some
+// service managers), the home directory in the user database, as a shell
+// expands ~ and ssh finds ~/.ssh; "" when neither names one. Falling back
+// to "." gave every working directory a store and config of its own;
+// falling back to the temp folder put a Redis store's state where another
+// user may have made the folders first.
+func HomeDir() string {
+	if h := os.Getenv("HOME"); h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+		return u.HomeDir
+	}
+	return ""
 }

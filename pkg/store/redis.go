@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -415,16 +414,11 @@ func (s *redisStore) Locate() Info {
 func redisStateDir(t redisTarget) string {
 	base := os.Getenv("XDG_STATE_HOME")
 	if !filepath.IsAbs(base) { // a relative one is ignored, as XDG says
-		// With HOME unset (cron, env -i), the home in the user database,
-		// as the settings find the store and config (cmd's homeDir):
-		// the shared temp folder, where another user may have made
-		// .local first, is the last resort.
-		home, err := os.UserHomeDir()
-		if err != nil {
+		// The shared temp folder, where another user may have made
+		// .local first, only when there is no home at all.
+		home := HomeDir()
+		if home == "" {
 			home = os.TempDir()
-			if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
-				home = u.HomeDir
-			}
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
