@@ -609,11 +609,8 @@ func (d *Deliverer) finish(o outcome, also func(store.Tx) error) (drop bool, err
 // promises retries within about 10 s. Only a clock that went back (or a
 // deliverer with a longer retry_backoff) sets one that far.
 func (d *Deliverer) clampRetry(r *record, now time.Time) {
-	if r.NextAt <= 0 || r.Attempts <= 0 {
-		return
-	}
-	if limit := now.Add(d.backoff(r.Attempts)).UnixMilli(); r.NextAt > limit {
-		r.NextAt = limit
+	if d.retryTooFar(r, now) {
+		r.NextAt = now.Add(d.backoff(r.Attempts)).UnixMilli()
 	}
 }
 
