@@ -607,24 +607,28 @@ func TestConformanceImportNamesTheConflict(t *testing.T) {
 }
 
 // durability=full must reach SQLite as synchronous=FULL (fsync per
-// commit); normal is OFF (kill -9 safe, no fsync).
+// commit); normal is OFF (kill -9 safe, no fsync). It is set before a
+// process's first write, in a new store and in an existing one alike.
 func TestSQLiteDurabilityPragma(t *testing.T) {
 	for d, want := range map[Durability]int{Normal: 0, Full: 2} {
-		s, err := Open("sqlite:"+filepath.Join(t.TempDir(), "d.db"), Options{Durability: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A new store is made by its first write.
-		if err := s.Update(context.Background(), func(Tx) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
-		var got int
-		if err := s.(*sqliteStore).conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		if got != want {
-			t.Errorf("durability %q: synchronous = %d, want %d", d, got, want)
+		path := "sqlite:" + filepath.Join(t.TempDir(), "d.db")
+		for _, what := range []string{"new store", "existing store"} {
+			s, err := Open(path, Options{Durability: d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A new store is made by its first write.
+			if err := s.Update(context.Background(), func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}) }); err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			if err := s.(*sqliteStore).conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if got != want {
+				t.Errorf("durability %q, %s: synchronous = %d, want %d", d, what, got, want)
+			}
 		}
 	}
 }

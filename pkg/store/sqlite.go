@@ -62,10 +62,12 @@ type sqliteStore struct {
 	// sideChecked says open has just checked the side files, so the
 	// first transaction need not look again.
 	sideChecked bool
-	opts        Options
-	db          *sql.DB
-	conn        *sql.Conn
-	stmts       map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
+	// syncSet says the connection's synchronous setting is made (setSync).
+	syncSet bool
+	opts    Options
+	db      *sql.DB
+	conn    *sql.Conn
+	stmts   map[string]*sql.Stmt // prepared once per process: imports run a few statements a million times
 	// dev and ino identify the file SQLite has open, so that a process
 	// that keeps the store open (the daemon) can tell when the path names
 	// another file, or none (see Replaced).
@@ -167,16 +169,8 @@ func (s *sqliteStore) checkSideFiles() error {
 
 // connect opens SQLite's connection to the file at real.
 func (s *sqliteStore) connect(real string) error {
-	// Normal durability needs no fsync: a committed transaction is in the
-	// OS page cache and survives any process being killed. Full
-	// durability fsyncs every commit so it also survives power loss.
-	sync := "OFF"
-	if s.opts.Durability == Full {
-		sync = "FULL"
-	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", s.opts.BusyTimeout.Milliseconds()))
-	q.Add("_pragma", "synchronous("+sync+")")
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: real}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return err
@@ -378,6 +372,9 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 		return err
 	}
 	if begin == beginWrite {
+		if err := s.setSync(ctx); err != nil {
+			return err
+		}
 		release, err := s.writeGate(ctx)
 		if err != nil {
 			return err
@@ -402,6 +399,26 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 	}
 	_, err = s.conn.ExecContext(ctx, "COMMIT")
 	return s.wrap(err)
+}
+
+// setSync sets the connection's durability before its first write, and
+// only then: a read never syncs, so a get need not pay for the statement.
+// Normal durability needs no fsync: a committed transaction is in the OS
+// page cache and survives any process being killed. Full durability
+// fsyncs every commit so it also survives power loss.
+func (s *sqliteStore) setSync(ctx context.Context) error {
+	if s.syncSet {
+		return nil
+	}
+	sync := "OFF"
+	if s.opts.Durability == Full {
+		sync = "FULL"
+	}
+	if _, err := s.conn.ExecContext(ctx, "PRAGMA synchronous = "+sync); err != nil {
+		return s.wrap(err)
+	}
+	s.syncSet = true
+	return nil
 }
 
 func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
