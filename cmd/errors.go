@@ -23,8 +23,9 @@ const (
 const exitCodesHelp = `Exit codes:
 
   0    success
-  1    not found / condition not met (nothing printed, except ttl and pttl,
-       which print -2 for a missing key, as Redis does)
+  1    not found / condition not met (nothing printed, except as Redis
+       answers: ttl and pttl print -2 for a missing key, set --nx --get
+       the old value, mget the values it found)
   2    usage or invalid input: bad flag, bad duration, key too long,
        wrong value type
   3    store error: cannot open or create, corrupt, I/O, permission,
