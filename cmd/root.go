@@ -85,7 +85,9 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 	})
 
 	pf := root.PersistentFlags()
-	pf.String("store", "", "store URL: sqlite:PATH, file:DIR, memory: or a path (env LIVEDICT_STORE)")
+	// memory: is not offered: the command line refuses it (nothing written
+	// there would outlive the command).
+	pf.String("store", "", "store URL: sqlite:PATH, file:DIR, redis://HOST[:PORT][/DB][?prefix=P], rediss://…, unix:///SOCKET, or a path (env LIVEDICT_STORE)")
 	pf.StringP("bucket", "b", "", "bucket to work in (env LIVEDICT_BUCKET; default main)")
 	pf.String("config", "", "configuration file (env LIVEDICT_CONFIG)")
 	pf.String("color", "", "colour on a terminal: auto, always or never (env LIVEDICT_COLOR)")
