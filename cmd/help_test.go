@@ -33,3 +33,39 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		t.Fatalf("walked only %d commands", n)
 	}
 }
+
+// TestExamplesNameTheirCommand: a command's --help examples are the ones a
+// user copies for that command, so at least one must run it (decr once
+// showed incr's examples, and its text said "livedict incr KEY -5").
+func TestExamplesNameTheirCommand(t *testing.T) {
+	a := &App{IO: &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, Clock: ttl.System}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Hidden || !c.IsAvailableCommand() || c.Example == "" {
+			return
+		}
+		if !strings.Contains(c.Example, c.CommandPath()) {
+			t.Errorf("%q: no example runs it:\n%s", c.CommandPath(), c.Example)
+		}
+	}
+	walk(NewRootCmd(a))
+}
+
+// TestIncrDecrHelp: decr's help speaks of decr, incr's of incr.
+func TestIncrDecrHelp(t *testing.T) {
+	a := &App{IO: &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, Clock: ttl.System}
+	root := NewRootCmd(a)
+	for _, name := range []string{"incr", "decr"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := map[string]string{"incr": "decr", "decr": "incr"}[name]
+		if strings.Contains(c.Long+c.Example, "livedict "+other+" ") {
+			t.Errorf("%s's help shows %s:\n%s\n%s", name, other, c.Long, c.Example)
+		}
+	}
+}

@@ -13,17 +13,20 @@ import (
 // newIncrCmd builds incr and decr.
 func newIncrCmd(a *App, name string) *cobra.Command {
 	verb := "Add N (default 1) to"
+	example := "  livedict incr hits\n  livedict incr quota 10 -b api"
 	if name == "decr" {
 		verb = "Subtract N (default 1) from"
+		example = "  livedict decr stock\n  livedict decr quota 10 -b api"
 	}
 	return &cobra.Command{
 		Use:   name + " KEY [N]",
 		Short: verb + " an integer value and print the result",
-		Long: verb + ` the integer stored at KEY, atomically, and print the new
-value. A missing key counts as 0; the key's TTL is kept. A value that is not a
-64-bit decimal integer, or a result that would overflow, is an error (exit 2).
-A negative N works as in redis-cli: livedict incr KEY -5.`,
-		Example:           "  livedict incr hits\n  livedict incr quota 10 -b api",
+		Long: verb + ` the integer stored at KEY, atomically,
+and print the new value. A missing key counts as 0; the key's TTL is kept.
+A value that is not a 64-bit decimal integer, or a result that would
+overflow, is an error (exit 2). A negative N works as in redis-cli:
+livedict ` + name + ` KEY -5.`,
+		Example:           example,
 		Args:              args(1, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
