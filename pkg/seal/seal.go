@@ -576,7 +576,9 @@ func (t *Tx) Rekey(bucket string) (int, error) {
 		return 0, err
 	}
 	if !enc {
-		return 0, fmt.Errorf("%w: bucket %q is not encrypted (bucket policy %s --encrypt)", store.ErrInvalidBucket, bucket, bucket)
+		// Invalid input (exit 2), but not ErrInvalidBucket: its text would
+		// call a valid name invalid.
+		return 0, &store.Error{Kind: store.KindInvalid, Err: fmt.Errorf("bucket %q is not encrypted (bucket policy %s --encrypt)", bucket, bucket)}
 	}
 	old, err := t.dataKey(bucket)
 	if err != nil {
