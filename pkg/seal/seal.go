@@ -551,7 +551,7 @@ func (t *Tx) DisableEncryption(bucket string, decrypt bool) (bool, error) {
 		return false, err
 	}
 	if n > 0 && !decrypt {
-		return false, fmt.Errorf("%w: bucket %q holds %d encrypted values", ErrSealed, bucket, n)
+		return false, fmt.Errorf("%w: %d in bucket %q", ErrSealed, n, bucket)
 	}
 	old, err := t.dataKey(bucket)
 	if err != nil {
