@@ -69,3 +69,23 @@ func TestIncrDecrHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagDefaultsShownOnce: pflag appends (default "X") to a flag whose
+// default is not its type's zero value, so a usage text that states the
+// default itself shows it twice, sometimes in two words ("--wait ... (default:
+// do not wait) (default "0")").
+func TestFlagDefaultsShownOnce(t *testing.T) {
+	a := &App{IO: &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, Clock: ttl.System}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		for _, line := range strings.Split(c.LocalFlags().FlagUsages(), "\n") {
+			if strings.Count(line, "default") > 1 {
+				t.Errorf("%s: %s", c.CommandPath(), strings.TrimSpace(line))
+			}
+		}
+	}
+	walk(NewRootCmd(a))
+}

@@ -201,7 +201,7 @@ retried as a batch; the log has one entry per run.`,
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")
 	f.IntVar(&o.retries, "retries", 0, "retries after a failed run (default: the retries setting, 3)")
 	f.IntVar(&o.batch, "batch", 0, "give one run up to `N` events, as JSON Lines")
-	f.StringVar(&o.batchWait, "batch-wait", "100ms", "with --batch: how long a partial batch waits to fill while the hook runs (`D`)")
+	f.StringVar(&o.batchWait, "batch-wait", "100ms", "with --batch: a partial batch waits up to `D` to fill while the hook runs")
 	return c
 }
 

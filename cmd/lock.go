@@ -149,7 +149,7 @@ For scripts that manage a lease themselves:
 	}
 	f := c.Flags()
 	f.StringVar(&o.ttl, "ttl", "30s", "lease time; renewed every TTL/3 while CMD runs")
-	f.StringVar(&o.wait, "wait", "0", "wait up to this long for the lease (default: do not wait)")
+	f.StringVar(&o.wait, "wait", "0", "wait up to this long for the lease (0: do not wait)")
 	f.IntVar(&o.limit, "limit", 1, "holders allowed at once (a semaphore)")
 	f.BoolVar(&o.acquire, "acquire", false, "take the lease and print its handle, run nothing")
 	f.StringVar(&o.renew, "renew", "", "extend the lease HANDLE holds by --ttl")
