@@ -216,7 +216,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log().Info("daemon started", "pid", os.Getpid(), "store", info.Location, "backend", info.Backend, "once", d.Once)
 
 	if d.Once {
-		return d.runOnce(ctx, safety == nil)
+		err := d.runOnce(ctx, safety == nil)
+		d.log().Info("daemon stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+		return err
 	}
 	notes, err := Listen(d.dir, DaemonSocket)
 	if err != nil {
