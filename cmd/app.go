@@ -59,6 +59,11 @@ func Main() int {
 func (a *App) Run(args []string) int {
 	out := &checkedWriter{w: a.IO.Out}
 	a.IO.Out = out
+	if len(args) == 1 && args[0] == "--version" {
+		// What git, redis-cli and sqlite3 answer, and what a user of
+		// any of them tries first.
+		args = []string{"version"}
+	}
 	root := newRootCmd(a, args)
 	if slices.ContainsFunc(args, func(s string) bool { return s == cobra.ShellCompRequestCmd || s == cobra.ShellCompNoDescRequestCmd }) {
 		// Walking the tree for flag completions costs more than a
