@@ -466,5 +466,33 @@ func configSyntaxErr(path string, data []byte, err error) error {
 			return fmt.Errorf("config file %s:%d: %s", path, line, oneLine(msg))
 		}
 	}
+	if line := tomlRedefinedAt(data, msg); line > 0 {
+		return fmt.Errorf("config file %s:%d: %s", path, line, oneLine(msg))
+	}
 	return fmt.Errorf("config file %s: %s", path, oneLine(msg))
+}
+
+// tomlRedefinedAt finds the line of go-toml's "key K is already defined",
+// which carries no position: the second line that sets K (the settings
+// are flat, so a line "K = ..." or "\"K\" = ..." is the key). 0 when msg
+// is another error or the line cannot be told.
+func tomlRedefinedAt(data []byte, msg string) int {
+	key, ok := strings.CutPrefix(msg, "toml: key ")
+	if key, ok = strings.CutSuffix(key, " is already defined"); !ok || key == "" {
+		return 0
+	}
+	seen := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		name, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		if name == key || name == `"`+key+`"` {
+			if seen++; seen == 2 {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }
