@@ -51,7 +51,13 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			}
 			w, err := hooks.WatchStore(s, info)
 			if err != nil {
-				return err
+				// A state folder found unsafe only now is refused as
+				// above; any other failure (a read-only or full
+				// filesystem, no descriptor left) is the store's.
+				if errors.Is(err, hooks.ErrUnsafe) {
+					return store.WithKind(store.KindPolicy, err)
+				}
+				return storeErr(err)
 			}
 			defer w.Close()
 			ctx, stop := interruptible()
