@@ -348,6 +348,10 @@ func (s *sqliteStore) wrap(err error) error {
 			// an inode or a block: not a permission to check.
 			return fmt.Errorf("%s: %w", s.path, syscall.ENOSPC)
 		}
+		if err := noDescriptor(); se.Code()&0xff == sqlite3.SQLITE_CANTOPEN && err != nil {
+			// ulimit -n ran out: no permission would help.
+			return fmt.Errorf("%s: %w", s.path, err)
+		}
 		return fmt.Errorf("%s: %w", s.path, fs.ErrPermission)
 	}
 	return fmt.Errorf("%s: %s", s.path, strings.TrimSpace(se.Error()))

@@ -276,3 +276,18 @@ func resolveStore(abs string) (real string, exists bool, err error) {
 func readOnlyFS(path string) bool {
 	return unix.Access(filepath.Dir(path), unix.W_OK) == unix.EROFS
 }
+
+// noDescriptor returns EMFILE or ENFILE when this process can open no
+// more files, else nil: SQLite reports a -journal it could not open for
+// that as "unable to open", as it does a permission it lacks.
+func noDescriptor() error {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	if err == unix.EMFILE || err == unix.ENFILE {
+		return err
+	}
+	return nil
+}
