@@ -69,6 +69,9 @@ func (a *App) storeStatus() (st store.Stats, now int64, ds daemonInfo, err error
 	}
 	dir := hooks.StateDir(info)
 	if ds.pid, err = hooks.Holder(dir, hooks.DaemonLock); err != nil || ds.pid == 0 {
+		// The lock could not be read (a state folder that is not one,
+		// no descriptor left): the store's failure.
+		err = storeErr(err)
 		return
 	}
 	// The daemon wrote "pid start_ms" into its lock file.
