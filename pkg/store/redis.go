@@ -45,6 +45,7 @@ import (
 //	{P}:dl           ZSET of user deadlines: score deadline, member bucket NUL key
 //	{P}:changes      pub/sub channel: one message per commit
 //	{P}:events       pub/sub channel of the EventBus
+//	{P}:free         never exists (see redisCommit)
 //
 // Transactions are optimistic: every read round trip also reads the
 // fence, writes are buffered in the transaction and committed in one
@@ -376,6 +377,10 @@ func (s *redisStore) bucketsKey() string        { return s.p + "buckets" }
 func (s *redisStore) bucketKey(b string) string { return s.p + "b:" + b }
 func (s *redisStore) metaKey(b string) string   { return s.p + "m:" + b }
 func (s *redisStore) layoutKey() string         { return s.p + "layout" }
+
+// freeKey never exists: a commit that only frees memory deletes it first
+// (see redisCommit).
+func (s *redisStore) freeKey() string { return s.p + "free" }
 
 // valueKey and shadowKey name a user entry's value and its shadow copy.
 func (s *redisStore) valueKey(b, k string) string { return s.entryKey("v:", b, k) }

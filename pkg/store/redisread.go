@@ -203,6 +203,24 @@ func (o *redisOps) add(cmd ...any) {
 	o.args += len(cmd) + 1
 }
 
+// freesOnly reports whether the commands only remove data (besides the
+// layout key's SET, which rewrites the same value, and PUBLISH, which
+// stores nothing), so a server at its maxmemory may run them.
+func (o *redisOps) freesOnly(layoutKey string) bool {
+	for _, c := range o.cmds {
+		switch c[0] {
+		case "DEL", "HDEL", "ZREM", "SREM", "PUBLISH":
+		case "SET":
+			if len(c) != 3 || c[1] != layoutKey || c[2] != redisLayout {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // addMany adds cmd head... items..., split so that no command carries
 // more than per items (a script's unpack has a limit).
 func (o *redisOps) addMany(per int, head []any, items []any) {
@@ -227,6 +245,13 @@ func (o *redisOps) addMany(per int, head []any, items []any) {
 // next command, so the likeliest refusal still comes before any write
 // but the fence's, which costs others a retry; OOM is checked by the
 // server at the first write only.)
+//
+// That first write is the INCR, which a server at its maxmemory refuses;
+// a commit that only frees memory (del, bucket drop, reap) passes KEYS[2],
+// a key that never exists, and deletes it first: DEL is a write Redis
+// never refuses for memory, and after it the script's other writes run,
+// so a full server can still be emptied with livedict, as with redis-cli
+// DEL (see redisOps.freesOnly).
 var redisCommit = sync.OnceValue(func() *redis.Script {
 	return redis.NewScript(`
 if ARGV[1] ~= '*' and (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
@@ -234,6 +259,9 @@ local i, n = 2, #ARGV
 if redis.acl_check_cmd then
   if not redis.acl_check_cmd('INCR', KEYS[1]) then
     return redis.error_reply('NOPERM this user may not run INCR ' .. KEYS[1] .. ': livedict needs all its commands on the keys and channels of its prefix')
+  end
+  if KEYS[2] and not redis.acl_check_cmd('DEL', KEYS[2]) then
+    return redis.error_reply('NOPERM this user may not run DEL ' .. KEYS[2] .. ': livedict needs all its commands on the keys and channels of its prefix')
   end
   while i <= n do
     local c = tonumber(ARGV[i])
@@ -244,6 +272,7 @@ if redis.acl_check_cmd then
   end
   i = 2
 end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
 redis.call('INCR', KEYS[1])
 while i <= n do
   local c = tonumber(ARGV[i])
@@ -274,7 +303,11 @@ func (t *redisTx) apply(ops *redisOps) error {
 				argv = append(argv, len(c))
 				argv = append(argv, c...)
 			}
-			ok, err := redisCommit().Run(t.ctx, t.rtx, []string{t.s.fence()}, argv...).Int()
+			keys := []string{t.s.fence()}
+			if ops.freesOnly(t.s.layoutKey()) {
+				keys = append(keys, t.s.freeKey())
+			}
+			ok, err := redisCommit().Run(t.ctx, t.rtx, keys, argv...).Int()
 			if err != nil {
 				return t.commitLost(err)
 			}
