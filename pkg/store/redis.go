@@ -248,6 +248,13 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 // for a command while the client waits for its handshake; the bare
 // "context deadline exceeded" said neither.
 func (s *redisStore) noAnswer(err error) error {
+	if !s.target.TLS && (errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		if line := s.greeting(); line != "" {
+			// A server at its maxclients says so and closes at once:
+			// the client saw only the closed socket ("broken pipe").
+			return fmt.Errorf("the server refused the connection: %s", line)
+		}
+	}
 	if !s.target.TLS && errors.Is(err, io.EOF) {
 		// A TLS port closes on a plain client's first bytes: the bare
 		// "EOF" said nothing of where to look.
@@ -261,6 +268,32 @@ func (s *redisStore) noAnswer(err error) error {
 		return fmt.Errorf("no TLS handshake within connect_timeout (%s): is this port a TLS one? (rediss:// needs the server's tls-port; a plain port never answers): %w", s.connectTimeout, err)
 	}
 	return fmt.Errorf("no answer within connect_timeout (%s): %w", s.connectTimeout, err)
+}
+
+// greeting is the error line a plain server sends on a new connection
+// before it closes it ("ERR max number of clients reached"), or "" when
+// it sends none within a moment: read only to explain a connection the
+// server closed at once.
+func (s *redisStore) greeting() string {
+	o := s.c.Options()
+	conn, err := net.DialTimeout(o.Network, o.Addr, min(s.connectTimeout, time.Second))
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	b := make([]byte, 256)
+	n, _ := io.ReadAtLeast(conn, b, 1)
+	line, _, _ := strings.Cut(string(b[:n]), "\r\n")
+	if !strings.HasPrefix(line, "-") {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, line[1:])
 }
 
 // connectRefusal names what a server's refusal during the connection's

@@ -89,3 +89,24 @@ func TestRedisFullServerStillDeletes(t *testing.T) {
 		t.Fatalf("after the deletes: %d keys, %v", len(keys), err)
 	}
 }
+
+// TestRedisMaxClientsSaysSo: a server that has its maxclients answers a
+// new connection with "-ERR max number of clients reached" and closes
+// it; livedict said only "write: broken pipe", which names nothing.
+func TestRedisMaxClientsSaysSo(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no", "--maxclients", "1")
+	admin := srv.Client()
+	if err := admin.Ping(context.Background()).Err(); err != nil { // holds the one connection
+		t.Fatal(err)
+	}
+	s, err := Open(srv.URL+"?prefix=mc", Options{})
+	if err == nil {
+		err = s.Update(context.Background(), func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")})
+		})
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "max number of clients reached") || KindOf(err) != KindStore {
+		t.Fatalf("open on a server at its maxclients: %v, want its refusal named", err)
+	}
+}
