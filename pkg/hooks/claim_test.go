@@ -347,6 +347,15 @@ func TestLoadHookKey(t *testing.T) {
 	if b, _ := os.ReadFile(bad); string(b) != "not hex\n" {
 		t.Fatal("damaged key was overwritten")
 	}
+	// A key that cannot be read for another reason than trust (no
+	// descriptor left, an I/O error; here a file where its folder goes)
+	// is a store error (exit 3), not a refusal by policy (exit 4).
+	if _, err := LoadHookKey(filepath.Join(bad, "hook.key")); err == nil || store.KindOf(err) != store.KindStore {
+		t.Fatalf("key under a file: %v, kind %v", err, store.KindOf(err))
+	}
+	if _, err := ReadHookKey(filepath.Join(bad, "hook.key")); err == nil || store.KindOf(err) != store.KindStore {
+		t.Fatalf("read key under a file: %v, kind %v", err, store.KindOf(err))
+	}
 }
 
 // Batches on a shared store: three deliverers, each batch made of the

@@ -42,10 +42,10 @@ func LoadHookKey(path string) ([]byte, error) {
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return nil, err
+		return nil, keyErr(err)
 	}
 	if err := store.MkdirTrusted(dir); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHookKey, err)
+		return nil, keyErr(err)
 	}
 	key = make([]byte, HookKeySize)
 	if _, err := io.ReadFull(rand.Reader, key); err != nil {
@@ -75,6 +75,17 @@ func LoadHookKey(path string) ([]byte, error) {
 	return ReadHookKey(path)
 }
 
+// keyErr is the error of a key file or folder that could not be opened or
+// made: a refusal by the trust rule is ErrHookKey (exit 4); anything else
+// (no descriptor left, a full or read-only disk, a file where a folder
+// goes) is the machine's, a store error (exit 3).
+func keyErr(err error) error {
+	if errors.Is(err, store.ErrUntrusted) {
+		return fmt.Errorf("%w: %v", ErrHookKey, err)
+	}
+	return store.WithKind(store.KindStore, fmt.Errorf("hook key: %w", err))
+}
+
 // ReadHookKey reads the hook key at path as LoadHookKey does, but never
 // creates it: a missing key is fs.ErrNotExist.
 func ReadHookKey(path string) ([]byte, error) {
@@ -83,7 +94,7 @@ func ReadHookKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHookKey, err)
+		return nil, keyErr(err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
