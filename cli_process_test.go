@@ -84,3 +84,50 @@ func TestImportEarlySIGTERM(t *testing.T) {
 		t.Errorf("keys after an interrupted import = %q, want only keep", keys)
 	}
 }
+
+// TestFewDescriptorsNoRuntimeCrash: with a small ulimit -n, a command
+// that runs out of descriptors fails with one line (or warns), never with
+// the Go runtime's "fatal error: runtime: eventfd failed" and its stack
+// trace (exit 2, a usage error): the runtime makes its poller's
+// descriptors on first use, which used to come after the store had
+// taken the last ones (watch, wait, lock, a set that starts hook
+// delivery).
+func TestFewDescriptorsNoRuntimeCrash(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit is not installed")
+	}
+	e := newProcEnv(t, "sqlite")
+	e.mustRun("set", "k", "v")
+	e.mustRun("hook", "add", "--on", "set", "--", "true")
+	// From 10 up: the runtime holds 3 and 4 (its cgroup files), and the
+	// poller needs two more, made with a pipe's two, before livedict
+	// copies stdout and stderr; below that no poller can be made.
+	for n := 10; n <= 16; n++ {
+		for _, args := range [][]string{
+			{"watch", "--events", "set"},
+			{"wait", "nothing", "--timeout", "100ms"},
+			{"lock", "L", "--", "true"},
+			{"set", "k", "v2"},
+		} {
+			c := e.commandVia([]string{"prlimit", fmt.Sprintf("--nofile=%d", n), "--"}, args...)
+			if args[0] == "watch" {
+				c = exec.Command("timeout", append([]string{"0.5"}, c.Args...)...)
+				c.Env = e.env
+			}
+			_, stderr, code := runCmd(t, c)
+			if code == 2 || strings.Contains(stderr, "fatal error") || strings.Contains(stderr, "goroutine ") {
+				t.Errorf("ulimit -n %d, %s: exit %d\n%s", n, strings.Join(args, " "), code, firstLines(stderr, 3))
+			}
+		}
+	}
+	e.stopDispatcher()
+}
+
+// firstLines is s cut after n lines.
+func firstLines(s string, n int) string {
+	lines := strings.SplitAfterN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "")
+}

@@ -24,6 +24,7 @@ type IOStreams struct {
 // count as a terminal (for tests and for tools like `watch` that capture
 // output but show it to a person).
 func SystemIO() *IOStreams {
+	reservePoller() // first: before the copies below take descriptors
 	isTTY := func(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 	io := &IOStreams{
 		In: os.Stdin, Out: noSIGPIPE(os.Stdout), Err: noSIGPIPE(os.Stderr),
