@@ -131,3 +131,41 @@ func firstLines(s string, n int) string {
 	}
 	return strings.Join(lines, "")
 }
+
+// TestRunHugeOutputMemoryBounded: `run` of a command whose output is far
+// over max_value_bytes cannot cache it, and must not hold it all in memory
+// to print it: it held 1 GB of `head -c 1G /dev/zero` (2 GB resident),
+// however small the limit. The output is still printed whole, stdout
+// before stderr as a replay, with the one warning.
+func TestRunHugeOutputMemoryBounded(t *testing.T) {
+	e := newProcEnv(t, "sqlite")
+	e.setenv("LIVEDICT_MAX_VALUE_BYTES=1048576")
+	const size = 300 << 20
+	c := e.command("run", "--key", "huge", "--", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero; echo err >&2", size))
+	var errb bytes.Buffer
+	c.Stderr = &errb
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, out)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, errb.String())
+	}
+	if n != size {
+		t.Errorf("printed %d bytes of stdout, want %d", n, size)
+	}
+	if !strings.HasSuffix(errb.String(), "err\n") || !strings.Contains(errb.String(), "not cached: value too large: its output is 314572804 bytes") {
+		t.Errorf("stderr: %q", errb.String())
+	}
+	ru := c.ProcessState.SysUsage().(*syscall.Rusage)
+	if rss := ru.Maxrss << 10; rss > 120<<20 {
+		t.Errorf("run held %d MB resident for %d MB of output over a 1 MB limit", rss>>20, size>>20)
+	}
+	if _, _, code := e.run("exists", "-b", "run", "huge"); code != 1 {
+		t.Errorf("exists huge: exit %d, want 1 (not cached)", code)
+	}
+}
