@@ -1,14 +1,11 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -118,24 +115,23 @@ says so); a CMD killed by a signal is never cached.`,
 			}
 			defer l.Close()
 			cache := &runcache.Cache{Locker: l, Bucket: bucket, Limits: a.Limits()}
-			var spilled *capture
+			var spilled *runcache.Capture
 			res, err := cache.Do(context.Background(), key, opts, func() (runcache.Entry, bool) {
 				ent, ok, c := a.runCaptured(argv, int64(a.Limits().MaxValueBytes))
-				if c.spilled() {
+				if c.Spilled() {
 					spilled = c
 				}
 				return ent, ok
 			})
 			if spilled != nil {
-				defer spilled.close()
+				defer spilled.Close()
 			}
 			if err != nil {
 				return err
 			}
 			if spilled != nil && !o.refresh {
-				fmt.Fprintf(a.IO.Err, "livedict: warning: result of %s not cached: %v\n", terminalSafe(argv[0], false), spilled.tooLarge())
-				spilled.out.printTo(a.IO.Out)
-				spilled.err.printTo(a.IO.Err)
+				fmt.Fprintf(a.IO.Err, "livedict: warning: result of %s not cached: %v\n", terminalSafe(argv[0], false), spilled.TooLarge())
+				spilled.PrintTo(a.IO.Out, a.IO.Err)
 				return exitStatus(res.Entry.Status)
 			}
 			if res.Stale {
@@ -177,110 +173,16 @@ says so); a CMD killed by a signal is never cached.`,
 // runCaptured runs argv with stdin from /dev/null and its output kept;
 // false when a signal killed it (interrupted: not a result to cache).
 // Output over limit (max_value_bytes; 0: none) cannot be cached: it is
-// kept in temporary files instead (see capture), and the entry holds none
-// of it and is not to be cached either.
-func (a *App) runCaptured(argv []string, limit int64) (runcache.Entry, bool, *capture) {
-	c := &capture{limit: limit}
-	c.out.c, c.err.c = c, c
-	child, err := startChild(argv, nil, nil, &c.out, &c.err)
+// kept in temporary files instead (see runcache.Capture), and the entry
+// holds none of it and is not to be cached either.
+func (a *App) runCaptured(argv []string, limit int64) (runcache.Entry, bool, *runcache.Capture) {
+	c := runcache.NewCapture(limit)
+	child, err := startChild(argv, nil, nil, c.Stdout(), c.Stderr())
 	if err != nil {
 		return runcache.Entry{Status: 126, Stderr: []byte("livedict: error: " + err.Error() + "\n")}, false, c
 	}
 	status := child.wait(nil, nil, 0)
-	if c.spilled() {
-		return runcache.Entry{Status: status}, false, c
-	}
-	return runcache.Entry{Status: status, Stdout: c.out.mem.Bytes(), Stderr: c.err.mem.Bytes()}, !child.waitStatus().Signaled(), c
-}
-
-// capture holds a command's stdout and stderr for run: in memory while
-// together they may still fit max_value_bytes, then, once they cannot be
-// cached, each in an unlinked temporary file, so that printing them does
-// not hold them all in memory (`run -- cat disk.img` held the whole image,
-// however small the limit).
-type capture struct {
-	mu       sync.Mutex
-	limit    int64
-	total    int64
-	over     bool
-	out, err spillBuf
-}
-
-// spillBuf is one stream of a capture: what went to its file (if any),
-// then what is in mem.
-type spillBuf struct {
-	c    *capture
-	n    int64 // bytes written, wherever they went
-	f    *os.File
-	full bool // f could take no more
-	mem  bytes.Buffer
-}
-
-func (b *spillBuf) Write(p []byte) (int, error) {
-	c := b.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.total += int64(len(p))
-	if !c.over && c.limit > 0 && c.total > c.limit {
-		c.over = true
-		c.out.spill()
-		c.err.spill()
-	}
-	b.n += int64(len(p))
-	if b.f != nil && !b.full {
-		n, err := b.f.Write(p)
-		if err == nil {
-			return n, nil
-		}
-		// The temporary folder is full: keep the rest in memory, after
-		// what the file holds, rather than lose it.
-		b.full = true
-		b.mem.Write(p[n:])
-		return len(p), nil
-	}
-	return b.mem.Write(p)
-}
-
-// spill moves the stream to an unlinked temporary file; where none can be
-// made, it stays in memory, as before there were files.
-func (b *spillBuf) spill() {
-	f, err := os.CreateTemp("", "livedict-run-*")
-	if err != nil {
-		return
-	}
-	os.Remove(f.Name())
-	if _, err := f.Write(b.mem.Bytes()); err != nil {
-		f.Close()
-		return
-	}
-	b.f = f
-	b.mem = bytes.Buffer{}
-}
-
-func (c *capture) spilled() bool { return c.out.f != nil || c.err.f != nil }
-
-// tooLarge is the reason the output was not cached, as runcache says it.
-func (c *capture) tooLarge() error {
-	return fmt.Errorf("%w: its output is %d bytes (stdout and stderr, %d stored), max_value_bytes is %d",
-		store.ErrValueTooLarge, c.total, runcache.EncodedSize(int(c.out.n), int(c.err.n)), c.limit)
-}
-
-// printTo writes the stream to w: its file from the start, then memory.
-func (b *spillBuf) printTo(w io.Writer) {
-	if b.f != nil {
-		if _, err := b.f.Seek(0, io.SeekStart); err == nil {
-			io.Copy(w, b.f)
-		}
-	}
-	w.Write(b.mem.Bytes())
-}
-
-func (c *capture) close() {
-	for _, b := range []*spillBuf{&c.out, &c.err} {
-		if b.f != nil {
-			b.f.Close()
-		}
-	}
+	return c.Entry(status), !c.Spilled() && !child.waitStatus().Signaled(), c
 }
 
 // refreshInBackground starts `livedict run --refresh` for the same entry in
