@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/store/redistest"
 )
 
@@ -401,6 +402,80 @@ func TestRedisContendedOutputOnce(t *testing.T) {
 			t.Errorf("round %d: the value went to %d getdels, want exactly 1", round, n)
 		}
 	}
+}
+
+// keys, list and export list each key once while other processes commit.
+// A Redis transaction that meets another's commit runs again, and these
+// collected their keys across the runs: with a writer going, 'keys' of a
+// bucket of 5 printed 10 or 15 lines (each key two or three times) and
+// export wrote lines twice, whenever a read after the listing (the next
+// bucket of --all-buckets, the check for expired keys) saw the commit
+// (found by the chaos review).
+func TestRedisScansOnceUnderWriters(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	e := newRedisEnv(t, srv.URL+"?prefix=scan")
+	const n = 50
+	for _, b := range []string{"a", "b"} {
+		args := []string{"-b", b, "mset"}
+		for i := range n {
+			args = append(args, fmt.Sprintf("k%03d", i), "v")
+		}
+		e.mustRun(args...)
+	}
+	s, err := store.Open(e.url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := make(chan struct{})
+	var commits atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		// A writer committing as fast as it can, in a bucket of its
+		// own, keys that expire at once: a command then reads the
+		// store again after its listing, to see whether it must reap.
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Update(context.Background(), func(tx store.Tx) error {
+				return tx.Put(store.Entry{Bucket: "other", Key: strconv.Itoa(i % 20), Value: []byte("x"),
+					ExpiresAt: tx.Now() + 1})
+			}); err == nil {
+				commits.Add(1)
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for round := 0; time.Now().Before(deadline); round++ {
+		for _, cmd := range [][]string{{"-b", "a", "keys"}, {"-b", "a", "list"}, {"-b", "a", "export"},
+			{"keys", "--all-buckets"}, {"export", "--all-buckets"}} {
+			out, errOut, code := e.run(cmd...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d, stderr %q", cmd, code, errOut)
+			}
+			seen := map[string]bool{}
+			a := 0
+			for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if seen[line] {
+					t.Fatalf("round %d: %s printed %q twice (%d commits by the writer meanwhile)", round, cmd, line, commits.Load())
+				}
+				seen[line] = true
+				if strings.HasPrefix(line, "k") || strings.HasPrefix(line, "a\t") || strings.Contains(line, `"bucket":"a"`) {
+					a++
+				}
+			}
+			if a != n {
+				t.Fatalf("round %d: %s printed %d of bucket a's %d keys:\n%s", round, cmd, a, n, out)
+			}
+		}
+	}
+	t.Logf("%d commits by the writer", commits.Load())
 }
 
 // A password in the store URL never goes onto the argv of a livedict

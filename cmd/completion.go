@@ -57,6 +57,7 @@ func completeKeys(a *App, n int) cobra.CompletionFunc {
 		}
 		var keys []string
 		a.completeView(cmd, func(tx store.Tx) error {
+			keys = nil // a Redis transaction that met a commit runs again
 			return tx.Scan(a.Config.Bucket, toComplete, false, func(e store.Entry) error {
 				if shellSafe(e.Key) {
 					keys = append(keys, e.Key)
@@ -104,6 +105,7 @@ func completeBuckets(a *App, n int) cobra.CompletionFunc {
 		}
 		var names []string
 		a.completeView(cmd, func(tx store.Tx) error {
+			names = nil // a Redis transaction that met a commit runs again
 			infos, err := tx.Buckets()
 			for _, b := range infos {
 				if strings.HasPrefix(b.Name, toComplete) {
@@ -125,6 +127,7 @@ func completeHookIDs(a *App) cobra.CompletionFunc {
 		}
 		var ids []string
 		a.completeView(cmd, func(tx store.Tx) error {
+			ids = nil // a Redis transaction that met a commit runs again
 			all, err := hooks.List(tx)
 			for _, h := range all {
 				id := strconv.FormatInt(h.ID, 10)

@@ -39,6 +39,7 @@ shown on stderr when it is a terminal.`,
 			var entries []store.Entry
 			sealed := map[string]bool{}
 			err = a.View(func(tx store.Tx) error {
+				entries = entries[:0] // a Redis transaction that met a commit runs again
 				st, ok := tx.(*seal.Tx)
 				if ok && !decrypt {
 					tx = st.Raw() // values as stored: ciphertext stays ciphertext

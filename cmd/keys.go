@@ -35,6 +35,7 @@ order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
 			// pipe (keys | xargs livedict del) must not hold the store.
 			var keys []store.Entry
 			if err := a.View(func(tx store.Tx) error {
+				keys = keys[:0] // a Redis transaction that met a commit runs again
 				return scanBuckets(tx, buckets, glob, false, func(e store.Entry) error {
 					keys = append(keys, store.Entry{Bucket: e.Bucket, Key: e.Key})
 					return nil

@@ -45,6 +45,7 @@ lines then start with the bucket and a tab, and the table gets a BUCKET column.`
 			// Print after the transaction: a reader blocked on a full
 			// pipe must not hold the store.
 			if err := a.View(func(tx store.Tx) error {
+				entries = entries[:0] // a Redis transaction that met a commit runs again
 				now = tx.Now()
 				return scanBuckets(tx, buckets, glob, withValues, func(e store.Entry) error {
 					entries = append(entries, e)

@@ -106,7 +106,9 @@ type Store interface {
 	// Update runs fn in a read-write transaction. All of fn's writes land
 	// together or, if fn returns an error, none do. Concurrent writers (in
 	// this or other processes) are serialised; a writer waits up to the
-	// busy timeout and then fails with ErrBusy.
+	// busy timeout and then fails with ErrBusy. Update and View may run fn
+	// more than once (Redis runs a transaction that met another's commit
+	// again), so fn starts afresh what it collects for the caller.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
