@@ -474,6 +474,33 @@ func TestConformancePolicies(t *testing.T) {
 	})
 }
 
+// An evicting write to a bucket over its max-keys (the limit was lowered
+// under it) evicts until the new key fits, on every backend: SQLite's
+// bounded count stopped at the limit, so it evicted one key per write and
+// the bucket stayed over its limit for good, while the file store and
+// Redis came down to it (found by the chaos review).
+func TestConformanceLoweredMaxKeysEvicts(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		for i := range 5 {
+			set(t, s, "cache", fmt.Sprintf("k%d", i), "v", ms(time.Duration(i+1)*time.Hour))
+		}
+		update(t, s, func(tx Tx) error {
+			return tx.SetPolicy("cache", Policy{MaxKeys: 2, OnFull: EvictSoonest})
+		})
+		update(t, s, func(tx Tx) error {
+			_, err := Set(tx, Limits{}, SetArgs{Bucket: "cache", Key: "new", Value: []byte("v"), ExpiresAt: ms(10 * time.Hour)})
+			return err
+		})
+		var keys []string
+		view(t, s, func(tx Tx) error {
+			return tx.Scan("cache", "", false, func(e Entry) error { keys = append(keys, e.Key); return nil })
+		})
+		if fmt.Sprint(keys) != "[k4 new]" {
+			t.Errorf("after an evicting set into a bucket lowered to max-keys 2: %v, want [k4 new]", keys)
+		}
+	})
+}
+
 func TestConformanceRollback(t *testing.T) {
 	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
 		set(t, s, "main", "keep", "old", 0)

@@ -122,7 +122,13 @@ func makeRoom(tx Tx, lim Limits, bucket string) error {
 	if err != nil || p.MaxKeys == 0 {
 		return err
 	}
-	n, err := countUpTo(tx, bucket, p.MaxKeys)
+	// One past the limit: a bucket over it (its limit was lowered) must
+	// be evicted down to it, as the exact counts of the other backends
+	// do, not by one key per write, which kept it over the limit for good.
+	n, err := countUpTo(tx, bucket, p.MaxKeys+1)
+	if err == nil && n > p.MaxKeys && p.OnFull == EvictSoonest {
+		n, err = tx.Count(bucket)
+	}
 	if err != nil {
 		return err
 	}
