@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -182,7 +183,16 @@ func receive(conn *net.UnixConn, c chan<- []byte, bufSize int, lossy bool) {
 		}
 		msg := append([]byte(nil), buf[:n]...)
 		if !lossy {
-			c <- msg
+			// A watcher's datagram packs event lines (publish): one
+			// line at a time on c.
+			for len(msg) > 0 {
+				i := bytes.IndexByte(msg, '\n') + 1
+				if i == 0 {
+					i = len(msg)
+				}
+				c <- msg[:i:i]
+				msg = msg[i:]
+			}
 			continue
 		}
 		select {
@@ -224,6 +234,10 @@ func sendAll(stateDir, pattern string, msgs [][]byte) {
 		return
 	}
 	defer unix.Close(fd)
+	// What a Unix datagram socket has sent and its reader not yet read
+	// counts against the sender's buffer: room for a burst of events
+	// (the kernel caps it at twice wmem_max).
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
 	for _, ent := range ents {
 		if ok, _ := filepath.Match(pattern, ent.Name()); !ok || ent.Type() != fs.ModeSocket {
 			continue

@@ -114,12 +114,30 @@ func watchEvent(ev Event, e store.Entry, now int64, maxValue int) []byte {
 	return r.payload()
 }
 
-// publish sends events to every watcher of the store whose state dir is
-// stateDir, without blocking.
+// watchPack is how many bytes of event lines publish puts in one
+// datagram: the kernel queues at most net.unix.max_dgram_qlen (10 by
+// default) datagrams on a watcher's socket, whatever its buffer, so one
+// datagram per event lost all but the first few of a burst (a reap of
+// thousands of keys, a bucket drop) to a writer that never blocks.
+const watchPack = 64 << 10
+
+// publish sends events (JSON lines, each ending in a newline) to every
+// watcher of the store whose state dir is stateDir, without blocking,
+// packed into as few datagrams as watchPack allows (a line longer than it
+// goes alone); the watcher splits them again (receive).
 func publish(stateDir string, events [][]byte) {
-	if len(events) > 0 {
-		sendAll(stateDir, watchPattern, events)
+	if len(events) == 0 {
+		return
 	}
+	var msgs [][]byte
+	var cur []byte
+	for _, ev := range events {
+		if len(cur) > 0 && len(cur)+len(ev) > watchPack {
+			msgs, cur = append(msgs, cur), nil
+		}
+		cur = append(cur, ev...)
+	}
+	sendAll(stateDir, watchPattern, append(msgs, cur))
 }
 
 // watched is what a watcher filters an event line on.
