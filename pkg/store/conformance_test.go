@@ -529,6 +529,41 @@ func TestConformanceRollback(t *testing.T) {
 	})
 }
 
+// A transaction whose context ends while fn runs (import's ^C, a signal
+// arriving while its entries are being written) commits nothing and says
+// so: the file store once checked ctx only while waiting for its lock, so
+// an import interrupted a second in committed all its keys and exited 0.
+func TestConformanceCanceledDuringUpdate(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
+		set(t, s, "main", "keep", "old", 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		err := s.Update(ctx, func(tx Tx) error {
+			for i := 0; i < 3; i++ {
+				if err := tx.Put(Entry{Bucket: "main", Key: fmt.Sprint("new", i), Value: []byte("v")}); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(Entry{Bucket: "main", Key: "keep", Value: []byte("changed")}); err != nil {
+				return err
+			}
+			cancel() // the signal arrives after the last write, before the commit
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("update error = %v, want context.Canceled", err)
+		}
+		view(t, s, func(tx Tx) error {
+			keys, err := Keys(tx, "main", "")
+			e, _, _ := tx.Get("main", "keep")
+			if fmt.Sprint(keys) != "[keep]" || string(e.Value) != "old" {
+				t.Errorf("after a canceled update: keys %v, keep=%q", keys, e.Value)
+			}
+			return err
+		})
+	})
+}
+
 func TestConformanceImport(t *testing.T) {
 	forEach(t, func(t *testing.T, s Store, clock *ttl.Fake) {
 		set(t, s, "main", "k1", "existing", 0)

@@ -442,11 +442,11 @@ func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 		lk.Close()
 		s.emptyTrash(trash)
 	}()
-	return s.update(fn, trash)
+	return s.update(ctx, fn, trash)
 }
 
 // update is the part of Update that holds the lock.
-func (s *fileStore) update(fn func(Tx) error, trash *fileTrash) error {
+func (s *fileStore) update(ctx context.Context, fn func(Tx) error, trash *fileTrash) error {
 	if err := s.recoverJournal(trash); err != nil {
 		return err
 	}
@@ -454,6 +454,12 @@ func (s *fileStore) update(fn func(Tx) error, trash *fileTrash) error {
 	tx.trash = trash
 	defer func() { tx.done = true }()
 	if err := fn(tx); err != nil {
+		return err
+	}
+	// ctx ended while fn ran (a signal to an import writing 100,000
+	// keys): commit nothing. Checked only while waiting for the lock, it
+	// let such an import commit everything and exit 0 a minute later.
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return tx.commit()

@@ -40,6 +40,10 @@ func (m *memory) Update(ctx context.Context, fn func(Tx) error) error {
 		tx.rollback()
 		return err
 	}
+	if err := ctx.Err(); err != nil { // ended while fn ran: as the other backends
+		tx.rollback()
+		return err
+	}
 	return nil
 }
 

@@ -599,6 +599,11 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 			if fnErr != nil {
 				return fnErr
 			}
+			// ctx ended while fn ran (a signal to import): nothing of
+			// it may be committed, as on the other backends.
+			if fnErr = ctx.Err(); fnErr != nil {
+				return fnErr
+			}
 			err := tx.commit()
 			sent, abandoned = tx.sent, tx.abandoned
 			return err
