@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -167,5 +169,85 @@ func TestRunHugeOutputMemoryBounded(t *testing.T) {
 	}
 	if _, _, code := e.run("exists", "-b", "run", "huge"); code != 1 {
 		t.Errorf("exists huge: exit %d, want 1 (not cached)", code)
+	}
+}
+
+// TestImportKeepsSIGINTIgnored: an import started with SIGINT ignored (a
+// background job of a script, whose ^C is meant for the foreground) goes
+// on through a SIGINT, as README says any livedict does. Catching SIGINT
+// undid the ignore: the import rolled back and exited 130.
+func TestImportKeepsSIGINTIgnored(t *testing.T) {
+	e := newProcEnv(t, "sqlite")
+	c := e.commandVia([]string{"sh", "-c", `trap "" INT; exec "$@"`, "sh"}, "import")
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.startCmd(c)
+	// Past a pipe's 64 KiB buffer: the write returns once import reads.
+	var lines strings.Builder
+	for i := 0; lines.Len() < 1<<20; i++ {
+		fmt.Fprintf(&lines, "{\"key\":\"k%d\",\"value\":\"v\"}\n", i)
+	}
+	if _, err := io.WriteString(stdin, lines.String()); err != nil {
+		t.Fatalf("feeding import: %v", err)
+	}
+	p.signal(syscall.SIGINT)
+	time.Sleep(300 * time.Millisecond) // time for the signal to end it, if it would
+	if p.exited() {
+		t.Fatalf("import started with SIGINT ignored exited %d on SIGINT; want it to go on\nstderr: %s", p.code, p.stderr.String())
+	}
+	io.WriteString(stdin, "{\"key\":\"last\",\"value\":\"v\"}\n")
+	stdin.Close()
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Fatalf("import exited %d, want 0\nstderr: %s", code, p.stderr.String())
+	}
+	if out, _, code := e.run("get", "last"); code != 0 || out != "v" {
+		t.Errorf("get last after the import = %q, exit %d; want v", out, code)
+	}
+}
+
+// TestImportSecondSIGINT: a ^C that comes once a file store's import has
+// passed its commit point (the journal is in place; applying it writes a
+// file per key) cannot roll it back, but a second ^C must end it at once,
+// as it ends any command; the next command replays the journal, so the
+// import is whole. Both used to be swallowed: it ran to its end.
+func TestImportSecondSIGINT(t *testing.T) {
+	e := newProcEnv(t, "file")
+	const n = 30000
+	var lines strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&lines, "{\"key\":\"k%d\",\"value\":\"%0100d\"}\n", i, i)
+	}
+	c := e.command("import")
+	c.Stdin = strings.NewReader(lines.String())
+	p := e.startCmd(c)
+	journal := filepath.Join(e.path, ".journal")
+	pollEvery(t, time.Millisecond, 60*time.Second, "the import's journal", func() bool {
+		if p.exited() {
+			t.Skipf("import of %d keys ended (%d) before its journal was seen: too fast here", n, p.code)
+		}
+		_, err := os.Stat(journal)
+		return err == nil
+	})
+	p.signal(syscall.SIGINT)
+	// Past the window in which a repeated signal counts as the same one
+	// (timeout(1) sends its signal twice).
+	time.Sleep(1500 * time.Millisecond)
+	if p.exited() {
+		t.Skipf("import of %d keys ended (%d) before the second SIGINT: too fast here", n, p.code)
+	}
+	p.signal(syscall.SIGINT)
+	if code := p.wait(5 * time.Second); code != 130 {
+		t.Fatalf("import after a second SIGINT exited %d, want 130\nstderr: %s", code, p.stderr.String())
+	}
+	out, _, code := e.run("stats")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("keys\t%d\n", n)) {
+		t.Errorf("stats after the import's journal replayed (exit %d):\n%s", code, out)
+	}
+	for _, name := range []string{".journal", ".journal.tmp"} {
+		if _, err := os.Stat(filepath.Join(e.path, name)); err == nil {
+			t.Errorf("%s left after the next command replayed it", name)
+		}
 	}
 }

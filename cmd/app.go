@@ -205,8 +205,56 @@ func (a *App) Limits() store.Limits {
 // backends survive a process dying mid-transaction, and catching signals
 // costs every command a signal goroutine and about three extra threads at
 // start-up.
+//
+// SIGINT is caught only when livedict was not started with it ignored (a
+// background job of a script): Notify would undo that, and the ^C meant
+// for the script's foreground would roll back its background import.
+// Once a signal came, the default action is back, so a second one ends
+// the command at once, as for any other command: past its commit point
+// (a file store writing 100,000 files) the first cannot stop it, and a
+// second ^C used to be swallowed too. One within repeatedStop of the first
+// is the same stop delivered twice (timeout(1) signals its child, then its
+// process group), as for the daemon.
 func interruptible() (ctx context.Context, stop func()) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{syscall.SIGTERM}
+	if !signal.Ignored(os.Interrupt) {
+		sigs = append(sigs, os.Interrupt)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer signal.Stop(ch)
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		cancel()
+		repeat := time.NewTimer(repeatedStop)
+		defer repeat.Stop()
+		for {
+			select {
+			case <-ch:
+			case <-repeat.C:
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		<-ended
+		cancel()
+	}
 }
 
 // Update opens the store and runs fn in a read-write transaction, after
