@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -190,6 +191,51 @@ func TestWatchReaderGone(t *testing.T) {
 		}
 		if s := p.stderr.String(); s != "" {
 			t.Errorf("stderr %q, want nothing", s)
+		}
+	})
+}
+
+// A watch that did not end by itself (its terminal closed: SIGHUP; or
+// kill -9) leaves its socket file; the next watcher removes it, and
+// leaves a running watcher's alone. They used to pile up in the state
+// folder, one per closed session, each costing every event a send.
+func TestWatchRemovesStaleSockets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		sockOf := func(w *watcher) string {
+			return filepath.Join(e.stateDir(), "watch-"+strconv.Itoa(w.p.pid())+".sock")
+		}
+		bound := func(w *watcher) func() bool {
+			return func() bool {
+				w.p.running()
+				_, err := os.Lstat(sockOf(w))
+				return err == nil
+			}
+		}
+		live := e.startWatch()
+		poll(t, 10*time.Second, "the first watcher's socket", bound(live))
+		var dead []string
+		for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGKILL} {
+			w := e.startWatch()
+			poll(t, 10*time.Second, "a watcher's socket", bound(w))
+			w.p.signal(sig)
+			w.p.wait(10 * time.Second)
+			if _, err := os.Lstat(sockOf(w)); err != nil {
+				t.Fatalf("precondition: the socket of a watch killed by %v is gone already: %v", sig, err)
+			}
+			dead = append(dead, sockOf(w))
+		}
+		next := e.startWatch()
+		poll(t, 10*time.Second, "the dead watchers' sockets to go once the next one started", func() bool {
+			next.p.running()
+			for _, sock := range dead {
+				if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+					return false
+				}
+			}
+			return true
+		})
+		if _, err := os.Lstat(sockOf(live)); err != nil {
+			t.Errorf("a running watcher's socket was removed: %v", err)
 		}
 	})
 }

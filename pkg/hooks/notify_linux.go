@@ -257,3 +257,34 @@ func sendAll(stateDir, pattern string, msgs [][]byte) {
 
 // setOFDLock takes an open file description lock (see WatchLock).
 const setOFDLock = unix.F_OFD_SETLK
+
+// removeStaleWatchers removes the socket files, other than own, that
+// watchers which did not end by themselves left in stateDir: a watch
+// whose terminal closed (SIGHUP) or that was killed. Writers skip them,
+// but each cost every event a send, and they piled up, one per session
+// closed with a watch running. Only this user's sockets that nobody is
+// bound to go (see removeStaleSocket); writers never remove anything
+// (see sendAll), so this runs when a watcher starts.
+func removeStaleWatchers(stateDir, own string) {
+	ents, err := os.ReadDir(stateDir)
+	if err != nil {
+		return
+	}
+	uid := uint32(os.Geteuid())
+	for _, ent := range ents {
+		path := filepath.Join(stateDir, ent.Name())
+		if ok, _ := filepath.Match(watchPattern, ent.Name()); !ok || ent.Type() != fs.ModeSocket || path == own {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) != nil || st.Uid != uid {
+			continue
+		}
+		addr, done, err := sockAddr(path)
+		if err != nil {
+			continue
+		}
+		removeStaleSocket(path, addr)
+		done()
+	}
+}

@@ -41,3 +41,6 @@ func sendAll(stateDir, pattern string, msgs [][]byte) {}
 
 // setOFDLock falls back to a process lock where there are no OFD locks.
 const setOFDLock = unix.F_SETLK
+
+// removeStaleWatchers does nothing here: no watcher binds a socket.
+func removeStaleWatchers(stateDir, own string) {}

@@ -54,6 +54,7 @@ func Watch(stateDir string) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStaleWatchers(stateDir, path)
 	lock, err := tryLock(stateDir, WatchLock, setOFDLock, unix.F_RDLCK)
 	if err != nil {
 		l.Close()
