@@ -732,3 +732,25 @@ func TestDaemonStopSignalDoubled(t *testing.T) {
 		t.Fatalf("hook output after the daemon exited = %q, want start, done (the running hook finishes)", got)
 	}
 }
+
+// TestDaemonKeepsSIGINTIgnored: a daemon started with SIGINT ignored (a
+// script's 'livedict daemon &') goes on through a SIGINT, as README says
+// any livedict does; SIGTERM still stops it. Catching SIGINT undid the
+// ignore: the ^C meant for the script's foreground stopped the daemon.
+func TestDaemonKeepsSIGINTIgnored(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	d := s.startCmd(s.commandVia([]string{"sh", "-c", `trap "" INT; exec "$@"`, "sh"}, "daemon"))
+	poll(t, 5*time.Second, "the daemon to get ready", func() bool {
+		d.running()
+		return s.holder(hooks.DaemonLock) == d.pid() && s.listening(hooks.DaemonSocket)
+	})
+	d.signal(syscall.SIGINT)
+	time.Sleep(500 * time.Millisecond) // time for the signal to stop it, if it would
+	if d.exited() {
+		t.Fatalf("daemon started with SIGINT ignored exited %d on SIGINT\n%s", d.code, d.stderr.String())
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(10 * time.Second); code != 0 {
+		t.Fatalf("daemon after SIGTERM: exit %d, want 0\n%s", code, d.stderr.String())
+	}
+}

@@ -110,7 +110,13 @@ func (a *App) runDaemon(parent context.Context, flags *pflag.FlagSet, log *slog.
 		defer cancel()
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	if !signal.Ignored(syscall.SIGINT) {
+		// Started with SIGINT ignored ('livedict daemon &' in a
+		// script), it stays so, as README says of every command: the
+		// ^C meant for the script's foreground must not stop it.
+		signal.Notify(sigs, syscall.SIGINT)
+	}
 	defer signal.Stop(sigs)
 	go func() {
 		var stopAt time.Time // when the first SIGTERM or SIGINT came
