@@ -162,8 +162,10 @@ func TestLockSemaphoreAndFencing(t *testing.T) {
 	})
 }
 
-// TestLockForwardsSignals: SIGTERM and SIGHUP sent to livedict reach CMD,
-// whose own exit status comes back; the lease is released.
+// TestLockForwardsSignals: SIGTERM, SIGHUP and SIGQUIT sent to livedict
+// reach CMD, whose own exit status comes back; the lease is released.
+// (SIGQUIT, ^\, was Go's default: a goroutine dump, exit 2, and the lease
+// held until its TTL ran out.)
 func TestLockForwardsSignals(t *testing.T) {
 	// Processes started under nohup (or by a runner that ignores SIGHUP)
 	// inherit SIGHUP ignored, and then neither livedict nor sh may catch
@@ -171,7 +173,7 @@ func TestLockForwardsSignals(t *testing.T) {
 	// default, whatever started the tests.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	scriptEnv(t, func(t *testing.T, e *procEnv) {
-		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
 			os.Remove(filepath.Join(e.dir, "ready"))
 			script := fmt.Sprintf(`trap 'echo got > "$D/got"; exit 3' %s; touch "$D/ready"; while :; do sleep 0.05; done`, strings.TrimPrefix(sigName(sig), "SIG"))
 			p := e.start("lock", "job", "--", "sh", "-c", script)
@@ -188,10 +190,7 @@ func TestLockForwardsSignals(t *testing.T) {
 }
 
 func sigName(s syscall.Signal) string {
-	if s == syscall.SIGTERM {
-		return "SIGTERM"
-	}
-	return "SIGHUP"
+	return map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT"}[s]
 }
 
 // TestRunSingleFlight: 8 concurrent callers of a missing entry run CMD

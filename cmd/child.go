@@ -68,14 +68,16 @@ type child struct {
 	sigs   chan os.Signal
 }
 
-// forwarded are the signals passed on to a child: SIGINT, SIGTERM and
-// SIGHUP, less any livedict was started with ignored. Under nohup, or as a
+// forwarded are the signals passed on to a child: SIGINT, SIGTERM, SIGHUP
+// and SIGQUIT (^\, which Go's default turned into a goroutine dump, exit 2
+// and a lease held until its TTL ran out), less any livedict was started
+// with ignored. Under nohup, or as a
 // shell's background job (SIGINT ignored), CMD inherits the same ignored
 // signal, as it would under flock(1); catching it to pass it on would undo
 // what the caller asked for.
 func forwarded() []os.Signal {
 	var sigs []os.Signal
-	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
 		if !signal.Ignored(s) {
 			sigs = append(sigs, s)
 		}

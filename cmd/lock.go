@@ -37,8 +37,8 @@ TTL (default 30s) runs out.
 polling); --limit N lets up to N holders in at once (a semaphore; callers
 must agree on N). CMD gets LIVEDICT_LOCK_TOKEN, the fencing token: a number
 greater than every token given out before in the bucket, so a resource can
-refuse a holder older than the last one it saw. SIGINT, SIGTERM and SIGHUP
-are passed on to CMD. If the lease is lost while CMD runs (a renewal found
+refuse a holder older than the last one it saw. SIGINT, SIGTERM, SIGHUP and
+SIGQUIT are passed on to CMD. If the lease is lost while CMD runs (a renewal found
 it taken over or deleted), livedict says so and stops CMD (SIGTERM, then
 SIGKILL after 5s), as consul lock does: two holders must not both go on.
 
