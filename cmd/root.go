@@ -213,10 +213,20 @@ func commandName(root *cobra.Command, args []string) string {
 	return ""
 }
 
-// looksNegative says whether arg could be a negative number: "-5", "-1.5s".
+// looksNegative says whether arg could be a negative number: "-5", "-1.5s",
+// and the words Redis's strtold reads as numbers, "-inf", "-infinity" and
+// "-nan" in any case: `incrbyfloat k -inf` works in redis-cli, and no
+// command has shorthands that spell them.
 func looksNegative(arg string) bool {
 	digit := func(i int) bool { return len(arg) > i && arg[i] >= '0' && arg[i] <= '9' }
-	return len(arg) >= 2 && arg[0] == '-' && (digit(1) || arg[1] == '.' && digit(2)) // -5, -.5
+	if len(arg) >= 2 && arg[0] == '-' && (digit(1) || arg[1] == '.' && digit(2)) { // -5, -.5
+		return true
+	}
+	switch strings.ToLower(arg) {
+	case "-inf", "-infinity", "-nan":
+		return true
+	}
+	return false
 }
 
 // unknownLeadingFlag reports an unknown flag before the command name.
