@@ -108,6 +108,9 @@ func TestProtectNegativeNumbers(t *testing.T) {
 		{[]string{"set", "z", "-0"}, []string{"set", "z", negMark + "-0"}},
 		{[]string{"decr", "n", "--", "-1"}, []string{"decr", "n", "--", "-1"}},
 		{[]string{"set", "k", "-x"}, []string{"set", "k", "-x"}},
+		{[]string{"incrbyfloat", "f", "-Inf"}, []string{"incrbyfloat", "f", negMark + "-Inf"}},
+		{[]string{"incrbyfloat", "f", "-nan"}, []string{"incrbyfloat", "f", negMark + "-nan"}},
+		{[]string{"set", "k", "-info"}, []string{"set", "k", "-info"}},
 	}
 	for _, c := range cases {
 		if got := protectNegativeNumbers(root, c.in); !reflect.DeepEqual(got, c.want) {
