@@ -519,7 +519,9 @@ func keyFields(bucket, key string) object {
 
 // terminalSafe escapes what must not reach a terminal raw: control
 // characters (ESC sequences could rewrite the screen), invalid UTF-8 and
-// Unicode direction overrides. Newlines and tabs pass when keepLayout.
+// Unicode direction overrides; without keepLayout also newlines, tabs and
+// the line and paragraph separators U+2028/9, so a key or a table cell
+// stays on one line. Newlines and tabs pass when keepLayout.
 func terminalSafe(s string, keepLayout bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -540,6 +542,10 @@ func terminalSafe(s string, keepLayout bool) string {
 		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
 			fmt.Fprintf(&b, `\x%02x`, r)
 		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case (r == 0x2028 || r == 0x2029) && !keepLayout:
+			// Line and paragraph separators: lipgloss breaks a table
+			// cell at them as at a newline, splitting the row.
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])
