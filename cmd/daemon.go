@@ -2,13 +2,16 @@ package cmd
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/ttl"
@@ -75,9 +78,30 @@ text or (--log-format json) one JSON object per line.`,
 
 func newLogger(a *App, format string) *slog.Logger {
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(a.IO.Err, nil))
+		// slog writes invalid UTF-8 as U+FFFD, so a key that is not
+		// UTF-8 could not be told from others in the log: it becomes
+		// key_b64, as in every --json output. And slog leaves C1
+		// controls and bidi overrides raw, where a terminal acts on them.
+		opts := &slog.HandlerOptions{ReplaceAttr: func(groups []string, at slog.Attr) slog.Attr {
+			if len(groups) == 0 && at.Key == "key" && at.Value.Kind() == slog.KindString && !utf8.ValidString(at.Value.String()) {
+				return slog.String("key_b64", base64.StdEncoding.EncodeToString([]byte(at.Value.String())))
+			}
+			return at
+		}}
+		return slog.New(slog.NewJSONHandler(jsonSafeWriter{a.IO.Err}, opts))
 	}
 	return slog.New(slog.NewTextHandler(a.IO.Err, nil))
+}
+
+// jsonSafeWriter applies jsonSafe to each JSON log line (slog writes a
+// record in one Write).
+type jsonSafeWriter struct{ w io.Writer }
+
+func (j jsonSafeWriter) Write(p []byte) (int, error) {
+	if _, err := j.w.Write(jsonSafe(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // repeatedStop is how soon after the first SIGTERM or SIGINT another one
