@@ -22,7 +22,10 @@ The file is --config, LIVEDICT_CONFIG, or $XDG_CONFIG_HOME/livedict/config.toml
 			cfg := a.Config
 			if a.JSON {
 				for _, s := range settings {
-					a.jsonLine(object{{"key", s.key}, {"value", cfg.values[s.key]}, {"source", cfg.sources[s.key]}})
+					// value_b64 for a value that is not UTF-8 (a store
+					// path): JSON output never replaces bytes.
+					o := bytesField(object{{"key", s.key}}, "value", []byte(cfg.values[s.key]))
+					a.jsonLine(append(o, field{"source", cfg.sources[s.key]}))
 				}
 				return nil
 			}

@@ -29,8 +29,11 @@ name<TAB>value lines when piped; one object with --json.`,
 				o := object{
 					{"keys", st.Keys}, {"buckets", st.Buckets}, {"keys_with_ttl", st.KeysWithTTL},
 					{"next_expiry", next}, {"size_bytes", info.SizeBytes},
-					{"path", info.Location}, {"backend", info.Backend},
 				}
+				// path_b64 for a path that is not UTF-8: JSON output
+				// never replaces bytes.
+				o = bytesField(o, "path", []byte(info.Location))
+				o = append(o, field{"backend", info.Backend})
 				o = append(o, ds.object()...)
 				a.jsonLine(append(o, field{"events_pending", ds.pending}, field{"events_failed", ds.failed}))
 				return nil
