@@ -239,3 +239,36 @@ func TestWatchRemovesStaleSockets(t *testing.T) {
 		}
 	})
 }
+
+// 'watch GLOB' matches keys that are not UTF-8 bytewise, as 'keys GLOB'
+// does: such a key's event carries key_b64, not key, and the watcher
+// filtered on "key" alone, so 'watch "k*"' never printed them (found by
+// the binsafe review).
+func TestWatchGlobBinaryKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *procEnv) {
+		w := e.startWatch("k*")
+		poll(t, 10*time.Second, "the watcher to start", func() bool {
+			w.p.running()
+			e.mustRun("set", "kready", "1")
+			time.Sleep(20 * time.Millisecond)
+			return strings.Contains(w.out.String(), `"key":"kready"`)
+		})
+		skip := len(w.out.String())
+		e.mustRun("set", "--", "k\xff", "v")
+		e.mustRun("set", "--", "\xffk", "v") // does not match k*
+		e.mustRun("set", "klast", "v")
+		poll(t, 10*time.Second, "the events", func() bool {
+			w.p.running()
+			return strings.Contains(w.out.String()[skip:], `"key":"klast"`)
+		})
+		out := w.out.String()[skip:]
+		if !strings.Contains(out, `"key_b64":"a/8="`) {
+			t.Errorf("watch k* missed the set of k\\xff:\n%s", out)
+		}
+		if strings.Contains(out, `"key_b64":"/2s="`) {
+			t.Errorf("watch k* printed the set of \\xffk:\n%s", out)
+		}
+		w.p.signal(os.Interrupt)
+		w.p.wait(10 * time.Second)
+	})
+}

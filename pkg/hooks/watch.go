@@ -146,6 +146,7 @@ type watched struct {
 	Event  string  `json:"event"`
 	Bucket string  `json:"bucket"`
 	Key    *string `json:"key"`
+	KeyB64 []byte  `json:"key_b64"` // a key that is not UTF-8
 }
 
 // ParseWatched reads the fields a watcher filters on from an event line;
@@ -158,6 +159,11 @@ func ParseWatched(line []byte) (ev Event, bucket string, key *string, ok bool) {
 	ev, err := ParseEvents(w.Event)
 	if err != nil || w.Event == "all" {
 		return 0, "", nil, false
+	}
+	if w.Key == nil && w.KeyB64 != nil {
+		// A key that is not UTF-8 is matched by its bytes too.
+		k := string(w.KeyB64)
+		w.Key = &k
 	}
 	return ev, w.Bucket, w.Key, true
 }
