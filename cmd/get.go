@@ -73,6 +73,11 @@ func (a *App) printLive(bucket, key string) error {
 			if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
 				return err
 			}
+			// A read refused on a terminal shows nothing: no event,
+			// as mget, getdel and getex record none then.
+			if err := a.checkPrintable(e.Value); err != nil {
+				return err
+			}
 			return tx.RecordGet(e)
 		})
 		if err != nil {
