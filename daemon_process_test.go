@@ -81,6 +81,30 @@ func TestDaemonSingleInstance(t *testing.T) {
 	}
 }
 
+// A second daemon names the store's path escaped, as every message does:
+// a path holding an escape sequence reached the terminal raw (found by the
+// binsafe review).
+func TestDaemonSingleInstancePathEscaped(t *testing.T) {
+	s := newProcEnv(t, "sqlite")
+	dir := filepath.Join(s.dir, "e\x1b[2Jx")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := s.withStore("sqlite:" + filepath.Join(dir, "s.db"))
+	l.mustRun("set", "k", "v")
+	first := l.startDaemon()
+	second := l.start("daemon")
+	if code := second.wait(5 * time.Second); code != 0 {
+		t.Fatalf("second daemon: exit %d, want 0\nstderr: %s", code, second.stderr.String())
+	}
+	want := fmt.Sprintf("livedict: a daemon already runs for %s/e\\x1b[2Jx/s.db (pid %d)\n", s.dir, first.pid())
+	if got := second.stderr.String(); got != want {
+		t.Errorf("second daemon stderr = %q, want %q", got, want)
+	}
+	first.signal(syscall.SIGTERM)
+	first.wait(5 * time.Second)
+}
+
 // TestDaemonSingleInstanceThroughSymlink: a store named through a symlink
 // to its file is the same store: one daemon, one delivery lock. Before,
 // each name had its state folder beside it (s.db.d, link.d), so a daemon

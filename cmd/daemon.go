@@ -190,7 +190,8 @@ func (a *App) runDaemon(parent context.Context, flags *pflag.FlagSet, log *slog.
 // may start one as often as it likes.
 func (a *App) warnRunning(e *hooks.RunningError) {
 	if !a.Quiet {
-		fmt.Fprintf(a.IO.Err, "livedict: %s\n", e.Error())
+		// Escaped as every message is: the path may hold anything.
+		fmt.Fprintf(a.IO.Err, "livedict: %s\n", terminalSafe(oneLine(e.Error()), true))
 	}
 }
 
