@@ -92,6 +92,22 @@ func TestLockLostStopsCMD(t *testing.T) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
+// The lost-lease line names the lock escaped once, as every message does:
+// it was escaped and then quoted with %q, so "l\x1b" read "l\\x1b" (found
+// by the binsafe review).
+func TestLockLostNameEscaped(t *testing.T) {
+	e := newProcEnv(t, "sqlite")
+	e.setenv("D=" + e.dir)
+	p := e.start("lock", "l\x1b[2J", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; exec sleep 60`)
+	poll(t, 30*time.Second, "the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
+	e.run("del", "--", "l\x1b[2J")
+	p.wait(time.Minute)
+	want := `livedict: error: lease on "l\x1b[2J" lost while the command ran (another holder has it, or it was deleted); stopping it` + "\n"
+	if got := p.stderr.String(); got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+}
+
 // TestLockKill9FreesAfterTTL: a holder killed with -9 cannot release; CMD
 // gets SIGTERM from the kernel (it must not go on unleased), the lease
 // frees itself at its TTL and a waiter gets it, woken by the expiry.

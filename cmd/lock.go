@@ -218,7 +218,8 @@ func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Du
 	status := child.wait(lost, func(err error) {
 		wasLost = true
 		why := strings.TrimPrefix(err.Error(), lease.ErrLost.Error()+": ")
-		fmt.Fprintf(a.IO.Err, "livedict: error: lease on %q lost while the command ran (%s); stopping it\n", terminalSafe(r.Name, false), terminalSafe(why, false))
+		// Quoted by hand: %q would escape terminalSafe's escapes again.
+		fmt.Fprintf(a.IO.Err, "livedict: error: lease on \"%s\" lost while the command ran (%s); stopping it\n", terminalSafe(r.Name, false), terminalSafe(why, false))
 	}, 5*time.Second)
 	stopKeeping()
 	if wasLost {
