@@ -78,13 +78,14 @@ text or (--log-format json) one JSON object per line.`,
 
 func newLogger(a *App, format string) *slog.Logger {
 	if format == "json" {
-		// slog writes invalid UTF-8 as U+FFFD, so a key that is not
-		// UTF-8 could not be told from others in the log: it becomes
-		// key_b64, as in every --json output. And slog leaves C1
-		// controls and bidi overrides raw, where a terminal acts on them.
+		// slog writes invalid UTF-8 as U+FFFD, so a key (or the
+		// store's path) that is not UTF-8 could not be told from others
+		// in the log: it becomes key_b64 (store_b64), as in every --json
+		// output. And slog leaves C1 controls and bidi overrides raw,
+		// where a terminal acts on them.
 		opts := &slog.HandlerOptions{ReplaceAttr: func(groups []string, at slog.Attr) slog.Attr {
-			if len(groups) == 0 && at.Key == "key" && at.Value.Kind() == slog.KindString && !utf8.ValidString(at.Value.String()) {
-				return slog.String("key_b64", base64.StdEncoding.EncodeToString([]byte(at.Value.String())))
+			if len(groups) == 0 && (at.Key == "key" || at.Key == "store") && at.Value.Kind() == slog.KindString && !utf8.ValidString(at.Value.String()) {
+				return slog.String(at.Key+"_b64", base64.StdEncoding.EncodeToString([]byte(at.Value.String())))
 			}
 			return at
 		}}
