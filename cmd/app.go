@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -472,8 +473,12 @@ func jsonSafe(b []byte) []byte {
 }
 
 func needsJSONEscape(r rune) bool {
-	return r >= 0x80 && r < 0xa0 || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+	return r >= 0x80 && r < 0xa0 || bidiControl(r)
 }
+
+// bidiControl reports the characters that change the order text is shown
+// in ("Trojan Source"): U+061C, U+200E/F, U+202A-E and U+2066-9.
+func bidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
 
 // object is a JSON object that keeps its fields in the order they were added.
 type object []field
@@ -541,7 +546,7 @@ func terminalSafe(s string, keepLayout bool) string {
 			b.WriteString(`\r`)
 		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+		case bidiControl(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		case (r == 0x2028 || r == 0x2029) && !keepLayout:
 			// Line and paragraph separators: lipgloss breaks a table
