@@ -98,11 +98,11 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 func TestLockLostNameEscaped(t *testing.T) {
 	e := newProcEnv(t, "sqlite")
 	e.setenv("D=" + e.dir)
-	p := e.start("lock", "l\x1b[2J", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; exec sleep 60`)
+	p := e.start("lock", "l\"\x1b[2J", "--ttl", "1s", "--", "sh", "-c", `touch "$D/started"; exec sleep 60`)
 	poll(t, 30*time.Second, "the holder to start", func() bool { return fileExists(filepath.Join(e.dir, "started")) })
-	e.run("del", "--", "l\x1b[2J")
+	e.run("del", "--", "l\"\x1b[2J")
 	p.wait(time.Minute)
-	want := `livedict: error: lease on "l\x1b[2J" lost while the command ran (another holder has it, or it was deleted); stopping it` + "\n"
+	want := `livedict: error: lease on "l\"\x1b[2J" lost while the command ran (another holder has it, or it was deleted); stopping it` + "\n"
 	if got := p.stderr.String(); got != want {
 		t.Errorf("stderr %q, want %q", got, want)
 	}

@@ -219,7 +219,7 @@ func (a *App) lockRun(l *lease.Locker, r lease.Ref, h lease.Holder, ttlD time.Du
 		wasLost = true
 		why := strings.TrimPrefix(err.Error(), lease.ErrLost.Error()+": ")
 		// Quoted by hand: %q would escape terminalSafe's escapes again.
-		fmt.Fprintf(a.IO.Err, "livedict: error: lease on \"%s\" lost while the command ran (%s); stopping it\n", terminalSafe(r.Name, false), terminalSafe(why, false))
+		fmt.Fprintf(a.IO.Err, "livedict: error: lease on \"%s\" lost while the command ran (%s); stopping it\n", strings.ReplaceAll(terminalSafe(r.Name, false), `"`, `\"`), terminalSafe(why, false))
 	}, 5*time.Second)
 	stopKeeping()
 	if wasLost {
