@@ -127,7 +127,7 @@ func TestWatchProcess(t *testing.T) {
 			if code := w.p.wait(10 * time.Second); code != 130 {
 				t.Fatalf("watch after SIGINT: exit %d, want 130", code)
 			}
-			sock := filepath.Join(e.stateDir(), "watch-"+strconv.Itoa(w.p.pid())+".sock")
+			sock := filepath.Join(e.stateDir(), "watch-"+strconv.Itoa(w.p.pid())+".packed.sock")
 			if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 				t.Fatalf("%s outlived its watcher: %v", sock, err)
 			}
@@ -202,7 +202,7 @@ func TestWatchReaderGone(t *testing.T) {
 func TestWatchRemovesStaleSockets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *procEnv) {
 		sockOf := func(w *watcher) string {
-			return filepath.Join(e.stateDir(), "watch-"+strconv.Itoa(w.p.pid())+".sock")
+			return filepath.Join(e.stateDir(), "watch-"+strconv.Itoa(w.p.pid())+".packed.sock")
 		}
 		bound := func(w *watcher) func() bool {
 			return func() bool {

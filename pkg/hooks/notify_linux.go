@@ -109,7 +109,9 @@ func listen(stateDir, path string, bufSize int, lossy bool) (*Listener, error) {
 	}
 	addr, done, err := sockAddr(path)
 	if err != nil {
-		return nil, err
+		// A path too long for sun_path opens its folder here, not at
+		// Bind: the error must name it as Bind's does.
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	defer done()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -220,11 +222,11 @@ func fromUID(oob []byte, uid uint32) bool {
 // Close unbinds the socket.
 func (l *Listener) Close() error { return l.conn.Close() }
 
-// sendAll sends each of msgs to every socket file in stateDir whose name
-// matches pattern, never blocking: a listener that is gone, or whose
+// sendAll sends each of msgsFor(name) to every socket file in stateDir
+// whose name matches pattern, never blocking: a listener that is gone, or whose
 // queue is full, is skipped, and nothing of it is removed (it may be
 // another user's doing, or a process about to clean up after itself).
-func sendAll(stateDir, pattern string, msgs [][]byte) {
+func sendAll(stateDir, pattern string, msgsFor func(name string) [][]byte) {
 	ents, err := os.ReadDir(stateDir)
 	if err != nil {
 		return
@@ -246,7 +248,7 @@ func sendAll(stateDir, pattern string, msgs [][]byte) {
 		if err != nil {
 			continue
 		}
-		for _, m := range msgs {
+		for _, m := range msgsFor(ent.Name()) {
 			if err := unix.Sendto(fd, m, unix.MSG_DONTWAIT, addr); err != nil && err != unix.EMSGSIZE {
 				break // gone or full: skip this watcher
 			}

@@ -37,7 +37,7 @@ func listen(stateDir, path string, bufSize int, lossy bool) (*Listener, error) {
 }
 
 // sendAll does nothing here.
-func sendAll(stateDir, pattern string, msgs [][]byte) {}
+func sendAll(stateDir, pattern string, msgsFor func(name string) [][]byte) {}
 
 // setOFDLock falls back to a process lock where there are no OFD locks.
 const setOFDLock = unix.F_SETLK

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/livedict/livedict/pkg/store"
 	"golang.org/x/sys/unix"
@@ -13,7 +14,7 @@ import (
 
 // Watchers ('livedict watch') hear events as they happen, with nothing
 // recorded: each holds WatchLock shared and binds its own socket file,
-// watch-PID.sock, in the state dir. A writer tests the lock (one fcntl,
+// watch-PID.packed.sock, in the state dir. A writer tests the lock (one fcntl,
 // or one failed open when nobody ever watched) and only when someone
 // holds it keeps its events in memory and, after the commit, sends each as
 // one datagram (the hook event JSON, hook_id 0) to every watcher's socket.
@@ -26,6 +27,12 @@ const (
 	WatchLock = "watch.lock"
 	// watchPattern matches the watchers' socket files.
 	watchPattern = "watch-*.sock"
+	// packedSuffix ends the socket name of a watcher that splits a
+	// datagram into event lines (watch-PID.packed.sock). Watchers of
+	// livedict before packing (watch-PID.sock, which the pattern above
+	// also matches, so their writers reach ours) parse a datagram as one
+	// event: they get one event per datagram (see publish).
+	packedSuffix = ".packed.sock"
 )
 
 // watchBufSize is the largest event datagram a watcher reads: room for a
@@ -49,7 +56,7 @@ type Watcher struct {
 // wraps ErrUnsafe). The socket is bound before the lock is taken, so a
 // writer that sees the lock finds the socket.
 func Watch(stateDir string) (*Watcher, error) {
-	path := filepath.Join(stateDir, "watch-"+strconv.Itoa(os.Getpid())+".sock")
+	path := filepath.Join(stateDir, "watch-"+strconv.Itoa(os.Getpid())+packedSuffix)
 	l, err := listen(stateDir, path, watchBufSize, false)
 	if err != nil {
 		return nil, err
@@ -125,7 +132,10 @@ const watchPack = 64 << 10
 // publish sends events (JSON lines, each ending in a newline) to every
 // watcher of the store whose state dir is stateDir, without blocking,
 // packed into as few datagrams as watchPack allows (a line longer than it
-// goes alone); the watcher splits them again (receive).
+// goes alone); the watcher splits them again (receive). A watcher of an
+// earlier livedict (a socket name without packedSuffix) gets one event
+// per datagram, as its writers sent them: it would parse a packed
+// datagram as one event, fail, and drop the whole commit's events.
 func publish(stateDir string, events [][]byte) {
 	if len(events) == 0 {
 		return
@@ -138,7 +148,13 @@ func publish(stateDir string, events [][]byte) {
 		}
 		cur = append(cur, ev...)
 	}
-	sendAll(stateDir, watchPattern, append(msgs, cur))
+	msgs = append(msgs, cur)
+	sendAll(stateDir, watchPattern, func(name string) [][]byte {
+		if strings.HasSuffix(name, packedSuffix) {
+			return msgs
+		}
+		return events
+	})
 }
 
 // watched is what a watcher filters an event line on.

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,6 +148,73 @@ func TestWatchBurstArrivesWhole(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("the watcher heard %d of %d events", i, n)
+		}
+	}
+}
+
+// A watcher of an earlier livedict (watch-PID.sock, 3b07045 and 4834498)
+// reads one event per datagram and parses the datagram as one JSON
+// object: the packed datagrams of a multi-key commit (mset, a del of
+// several keys, import, reap) failed to parse there and every event of
+// that commit was dropped without a word, while an upgraded writer and an
+// old 'livedict watch' ran side by side (found by the compat review). Such
+// a socket still gets one event per datagram; a watcher of this livedict
+// gets them packed.
+func TestWatchOldWatcherGetsOneEventPerDatagram(t *testing.T) {
+	s, _ := sqliteStore(t)
+	info, err := store.Locate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := StateDir(info)
+	w, err := Watch(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !strings.HasSuffix(w.path, packedSuffix) {
+		t.Fatalf("this livedict's watcher binds %s, which writers would not pack for", w.path)
+	}
+	// The old watcher: a plain datagram socket at the name it bound.
+	oldPath := filepath.Join(dir, "watch-999999.sock")
+	old, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: oldPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	sess := &Session{Store: s}
+	const n = 5
+	err = sess.Update(context.Background(), func(tx *Tx) error {
+		for i := range n {
+			if err := tx.Put(store.Entry{Bucket: "main", Key: fmt.Sprintf("k%d", i), Value: []byte("v")}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	for i := range n {
+		old.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := old.Read(buf)
+		if err != nil {
+			t.Fatalf("old watcher, datagram %d: %v", i, err)
+		}
+		got := string(buf[:m])
+		if strings.Count(got, "\n") != 1 || !strings.Contains(got, fmt.Sprintf(`"key":"k%d"`, i)) {
+			t.Fatalf("old watcher, datagram %d: got %q, want the one event of k%d", i, got, i)
+		}
+	}
+	for i := range n {
+		select {
+		case line := <-w.C:
+			if !strings.Contains(string(line), fmt.Sprintf(`"key":"k%d"`, i)) {
+				t.Fatalf("new watcher, event %d: got %q", i, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the new watcher heard %d of %d events", i, n)
 		}
 	}
 }
