@@ -6,7 +6,7 @@
 # CLI (some scripts hold a store's lock with it) and redis-server when they
 # are missing and apt-get can, and starts a redis-server of its own.
 #
-#   scripts/test.sh              # everything (about 4 minutes on 2 cores)
+#   scripts/test.sh              # everything (about 5 minutes on 2 cores)
 #   FUZZTIME=30s scripts/test.sh # fuzz each target longer (default 4s)
 #
 # Where the time goes: the end-to-end suite is about 6 minutes of real
