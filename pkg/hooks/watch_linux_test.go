@@ -218,3 +218,34 @@ func TestWatchOldWatcherGetsOneEventPerDatagram(t *testing.T) {
 		}
 	}
 }
+
+// A watcher starting removes dead watchers' sockets only when they are this
+// user's: one owned by another uid is left alone, bound or not (the state
+// folder is this user's alone, so only root could have put it there, and
+// it is not livedict's to delete).
+func TestRemoveStaleWatchersOwnOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a socket file to another uid")
+	}
+	dir := t.TempDir()
+	dead := func(name string) string {
+		path := filepath.Join(dir, name)
+		l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close() // the file stays, nobody bound: a watcher killed with -9
+		return path
+	}
+	mine, theirs := dead("watch-1.packed.sock"), dead("watch-2.packed.sock")
+	if err := os.Lchown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	removeStaleWatchers(dir, filepath.Join(dir, "watch-3.packed.sock"))
+	if _, err := os.Lstat(mine); !os.IsNotExist(err) {
+		t.Errorf("this user's dead socket is still there: %v", err)
+	}
+	if _, err := os.Lstat(theirs); err != nil {
+		t.Errorf("another uid's socket was removed: %v", err)
+	}
+}
