@@ -1,8 +1,8 @@
 package cmd
 
 import (
-	"bufio"
 	"encoding/base64"
+	"strconv"
 
 	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
@@ -35,56 +35,42 @@ shown on stderr when it is a terminal.`,
 				return err
 			}
 			// Collect, then write after the transaction: a reader blocked
-			// on a full pipe must not hold the store.
-			var entries []store.Entry
-			sealed := map[string]bool{}
+			// on a full pipe must not hold the store. The lines are made
+			// during the scan and kept as bytes, not as entries: a million
+			// keys held 500 MB as entries, their lines 100 MB.
+			var lines exportLines
 			err = a.View(func(tx store.Tx) error {
-				entries = entries[:0] // a Redis transaction that met a commit runs again
+				lines = exportLines{} // a Redis transaction that met a commit runs again
 				st, ok := tx.(*seal.Tx)
 				if ok && !decrypt {
 					tx = st.Raw() // values as stored: ciphertext stays ciphertext
 				}
 				return scanBuckets(tx, buckets, glob, true, func(e store.Entry) error {
+					sealed := false
 					if ok && !decrypt {
-						enc, err := st.Encrypted(e.Bucket)
-						if err != nil {
+						var err error
+						if sealed, err = st.Encrypted(e.Bucket); err != nil {
 							return err
 						}
-						sealed[e.Bucket] = enc
 					}
-					entries = append(entries, e)
+					lines.add(e, sealed)
 					return nil
 				})
 			})
 			if err != nil {
 				return err
 			}
-			progress := a.newProgress("exporting", "keys", int64(len(entries)))
+			progress := a.newProgress("exporting", "keys", int64(lines.n))
 			defer progress.clear() // an error line must not land on the bar
-			out := bufio.NewWriterSize(a.IO.Out, 1<<16)
-			for i, e := range entries {
-				if i%1024 == 0 {
-					progress.update(int64(i), int64(i))
-				}
-				var exp any
-				if e.ExpiresAt != 0 {
-					exp = e.ExpiresAt
-				}
-				o := keyFields(e.Bucket, e.Key)
-				o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
-				if sealed[e.Bucket] {
-					o = append(o, field{"encrypted", true})
-				}
-				line, err := o.MarshalJSON()
-				if err != nil {
+			written := 0
+			for i, c := range lines.chunks {
+				if _, err := a.IO.Out.Write(c); err != nil {
 					return err
 				}
-				out.Write(append(line, '\n'))
+				written += lines.counts[i]
+				progress.update(int64(written), int64(written))
 			}
-			if err := out.Flush(); err != nil {
-				return err
-			}
-			progress.done("exported", len(entries))
+			progress.done("exported", lines.n)
 			return nil
 		},
 	}
@@ -124,4 +110,75 @@ func scanBuckets(tx store.Tx, buckets []string, glob string, withValues bool, fn
 		}
 	}
 	return nil
+}
+
+// exportLines holds an export's JSON Lines from the scan to the writing,
+// in chunks of about 1 MiB (appending to one slice copied it at each
+// doubling), with the number of lines in each.
+type exportLines struct {
+	chunks [][]byte
+	counts []int
+	n      int
+}
+
+const exportChunk = 1 << 20
+
+func (l *exportLines) add(e store.Entry, sealed bool) {
+	last := len(l.chunks) - 1
+	if last < 0 || len(l.chunks[last]) >= exportChunk {
+		l.chunks = append(l.chunks, make([]byte, 0, exportChunk+4096))
+		l.counts = append(l.counts, 0)
+		last++
+	}
+	l.chunks[last] = appendExportLine(l.chunks[last], e, sealed)
+	l.counts[last]++
+	l.n++
+}
+
+// appendExportLine appends e's line of an export: the same bytes as the
+// object of keyFields, value_b64, expires_at_ms and encrypted, written
+// directly when bucket and key need no escaping (printable ASCII other
+// than what JSON or its HTML-safe form escapes), which is almost always;
+// the object's encoding took a third of a large export's time.
+func appendExportLine(b []byte, e store.Entry, sealed bool) []byte {
+	if !plainJSON(e.Bucket) || !plainJSON(e.Key) {
+		var exp any
+		if e.ExpiresAt != 0 {
+			exp = e.ExpiresAt
+		}
+		o := keyFields(e.Bucket, e.Key)
+		o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
+		if sealed {
+			o = append(o, field{"encrypted", true})
+		}
+		line, _ := o.MarshalJSON() // strings, numbers and bools: no error
+		return append(append(b, line...), '\n')
+	}
+	b = append(b, `{"bucket":"`...)
+	b = append(b, e.Bucket...)
+	b = append(b, `","key":"`...)
+	b = append(b, e.Key...)
+	b = append(b, `","value_b64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, e.Value)
+	b = append(b, `","expires_at_ms":`...)
+	if e.ExpiresAt != 0 {
+		b = strconv.AppendInt(b, e.ExpiresAt, 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	if sealed {
+		b = append(b, `,"encrypted":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
+// plainJSON reports whether json.Marshal writes s as itself in quotes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
