@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1110,6 +1113,31 @@ func TestRedisScanSkipsValuesTheServerFreed(t *testing.T) {
 		}
 		if strings.Join(got, ",") != "kept,plain" {
 			t.Errorf("scan (values %v) = %q, want kept,plain", withValues, got)
+		}
+	}
+}
+
+// serverBusy tells a server that answers nothing in time (busy: a long
+// EXEC, a script) from one that cannot be reached, whatever wrapping the
+// timeout comes in.
+func TestRedisServerBusy(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		busy bool
+	}{
+		{os.ErrDeadlineExceeded, true}, // go-redis on TCP: "i/o timeout"
+		{fmt.Errorf("CLIENT LIST: %w", os.ErrDeadlineExceeded), true},
+		{&net.OpError{Op: "read", Net: "unix", Err: os.ErrDeadlineExceeded}, true},
+		{context.DeadlineExceeded, true},
+		{errors.New("BUSY Redis is busy running a script."), true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, false},
+		{&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, false},
+		{io.EOF, false},
+		{errors.New("NOPERM this user has no permissions to run the 'client|list' command"), false},
+		{nil, false},
+	} {
+		if got := serverBusy(c.err); got != c.busy {
+			t.Errorf("serverBusy(%#v) = %v, want %v", c.err, got, c.busy)
 		}
 	}
 }

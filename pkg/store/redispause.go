@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -215,12 +216,20 @@ func (t *redisTx) lookAtCommit(expect string) (verdict error, held, gone bool) {
 
 // serverBusy reports whether err says the server is busy: a connection
 // to it was made and its reply did not come in time, or it answered BUSY
-// (a script runs past busy-reply-threshold).
+// (a script runs past busy-reply-threshold). A reply that did not come
+// reaches here as a read's net.OpError, or, from go-redis on a TCP
+// connection, as the bare os.ErrDeadlineExceeded ("i/o timeout"), which
+// was taken for a failure: a million-key import on a loaded machine, its
+// EXEC running past the look's timeout, exited 3 with "may or may not
+// have been applied" though it had been. A dial that timed out is no
+// answer from a busy server (the kernel accepts for it), but an absent one.
 func serverBusy(err error) bool {
 	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Timeout() && op.Op == "read"
+	}
 	return err != nil && strings.HasPrefix(err.Error(), "BUSY ") ||
-		errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &op) ||
-		errors.As(err, &op) && op.Timeout() && op.Op == "read"
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // clientHeld reports whether a CLIENT LIST line shows a client held by the
