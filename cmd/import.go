@@ -202,6 +202,13 @@ func readImport(ctx context.Context, r io.Reader, defBucket string, maxAt int64,
 			}
 		}()
 		c.entries = make([]store.Entry, 0, len(c.lines))
+		// Lines as export writes them, nearly always all of them, are
+		// read directly; a chunk with any other line is decoded whole
+		// as below (the lines' meaning is the same either way).
+		if fastImportChunk(c.lines, defBucket, maxAt, lim, &c.entries) {
+			return
+		}
+		c.entries = c.entries[:0]
 		// One decoder reads the whole chunk: a decoder per line costs
 		// more than the decoding. Any problem is reported by parsing
 		// that line alone, which gives the exact message.
@@ -358,6 +365,102 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			return line, err
 		}
 	}
+}
+
+// fastImportChunk appends the entries of lines to entries and reports
+// true when every line is in export's own form (appendExportLine's direct
+// one: these fields in this order, no spacing, no escapes) and makes a
+// valid entry. Reading that form directly took a third of the time
+// encoding/json took; anything else returns false and is decoded.
+func fastImportChunk(lines [][]byte, defBucket string, maxAt int64, lim store.Limits, entries *[]store.Entry) bool {
+	bucket := defBucket
+	for _, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue // as the decoder's path skips it
+		}
+		l, ok := fastImportLine(line, &bucket)
+		if !ok {
+			return false
+		}
+		e, err := l.entry(defBucket, maxAt)
+		if err != nil || lim.CheckValue(len(e.Value)) != nil {
+			return false // the decoder's path gives the exact message
+		}
+		*entries = append(*entries, e)
+	}
+	return true
+}
+
+// fastImportLine reads a line of the form
+//
+//	{"bucket":"B","key":"K","value_b64":"V","expires_at_ms":N}
+//
+// (N a number without sign, fraction or leading zero, or null; B, K and
+// V printable ASCII without '"' or '\\'), ending in "\n" or nothing.
+// *bucket is the last line's bucket, kept rather than copied again when
+// this line's is the same.
+func fastImportLine(line []byte, bucket *string) (importLine, bool) {
+	var l importLine
+	rest, ok := bytes.CutSuffix(line, []byte("\n"))
+	if !ok {
+		rest = line
+	}
+	var bb, kb, vb []byte
+	if bb, rest, ok = fastField(rest, `{"bucket":"`); !ok {
+		return l, false
+	}
+	if kb, rest, ok = fastField(rest, `,"key":"`); !ok {
+		return l, false
+	}
+	if vb, rest, ok = fastField(rest, `,"value_b64":"`); !ok {
+		return l, false
+	}
+	if string(bb) != *bucket {
+		*bucket = string(bb)
+	}
+	b, k, v := *bucket, string(kb), string(vb)
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"expires_at_ms":`)); !ok {
+		return l, false
+	}
+	num, ok := bytes.CutSuffix(rest, []byte("}"))
+	if !ok {
+		return l, false
+	}
+	l.Bucket, l.Key, l.ValueB64 = &b, &k, &v
+	if string(num) == "null" {
+		return l, true
+	}
+	if len(num) == 0 || len(num) > 18 || num[0] == '0' && len(num) > 1 {
+		return l, false
+	}
+	var n int64
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return l, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	l.ExpiresAtMs = &n
+	return l, true
+}
+
+// fastField cuts prefix and then a plain string's bytes, up to its
+// closing quote, from the front of b: it returns the string's bytes and
+// what follows the quote.
+func fastField(b []byte, prefix string) (s, rest []byte, ok bool) {
+	b, ok = bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return nil, nil, false
+	}
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return b[:i], b[i+1:], true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
 
 func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, error) {

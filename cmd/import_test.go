@@ -77,3 +77,54 @@ func FuzzParseImportLine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastImportLine: a line the direct reader takes means what the JSON
+// decoder makes of it, entry and error alike.
+func FuzzFastImportLine(f *testing.F) {
+	f.Add([]byte(`{"bucket":"main","key":"k","value_b64":"dg==","expires_at_ms":null}`+"\n"), "main")
+	f.Add([]byte(`{"bucket":"b","key":"a b","value_b64":"","expires_at_ms":1767225599000}`), "main")
+	f.Add([]byte(`{"bucket":"b","key":"k","value_b64":"dg=","expires_at_ms":0}`), "b")
+	f.Add([]byte(`{"bucket":"!x","key":"","value_b64":"dg==","expires_at_ms":007}`), "")
+	f.Add([]byte(`{"bucket":"b","key":"k","value_b64":"dg==","expires_at_ms":999999999999999999}`), "b")
+	f.Fuzz(func(t *testing.T, line []byte, prev string) {
+		bucket := prev
+		l, ok := fastImportLine(line, &bucket)
+		if !ok {
+			return
+		}
+		if *l.Bucket != bucket {
+			t.Fatalf("bucket %q, kept %q", *l.Bucket, bucket)
+		}
+		const maxAt = 4102444800000
+		fast, fastErr := l.entry("main", maxAt)
+		slow, slowErr := parseImportLine(line, "main", maxAt)
+		if (fastErr == nil) != (slowErr == nil) || fastErr != nil && fastErr.Error() != slowErr.Error() {
+			t.Fatalf("%q: direct error %v, decoder error %v", line, fastErr, slowErr)
+		}
+		if fastErr == nil && (fast.Bucket != slow.Bucket || fast.Key != slow.Key || !bytes.Equal(fast.Value, slow.Value) || fast.ExpiresAt != slow.ExpiresAt) {
+			t.Fatalf("%q: direct %+v, decoder %+v", line, fast, slow)
+		}
+	})
+}
+
+// Every export line takes the direct path, and a chunk with one line of
+// another form is read whole by the decoder, to the same entries.
+func TestFastImportChunk(t *testing.T) {
+	var lines [][]byte
+	for i, k := range []string{"a", "b c", "<&>", "k\x7f", "é", "\xff"} {
+		e := store.Entry{Bucket: "main", Key: k, Value: []byte(k), ExpiresAt: int64(i)}
+		lines = append(lines, appendExportLine(nil, e, false))
+	}
+	var got []store.Entry
+	if !fastImportChunk(lines[:2], "main", math.MaxInt64, store.Limits{}, &got) || len(got) != 2 || got[1].Key != "b c" {
+		t.Fatalf("export's own lines: %+v", got)
+	}
+	got = got[:0]
+	if fastImportChunk(lines, "main", math.MaxInt64, store.Limits{}, &got) {
+		t.Fatal("lines with escapes taken directly")
+	}
+	entries, err := readImport(context.Background(), bytes.NewReader(bytes.Join(lines, nil)), "main", math.MaxInt64, store.Limits{}, nil)
+	if err != nil || len(entries) != len(lines) || entries[5].Key != "\xff" || entries[1].ExpiresAt != 1 {
+		t.Fatalf("mixed chunk: %+v, %v", entries, err)
+	}
+}
