@@ -226,7 +226,9 @@ func ParseTime(s string) (time.Time, error) {
 			f := (frac + "000")[:3]
 			ms, _ = strconv.ParseInt(f, 10, 64)
 		}
-		if n < 0 {
+		// The sign is the whole number's: "@-0.5" is half a second
+		// before the epoch, and n, being -0, has lost it.
+		if strings.HasPrefix(sec, "-") {
 			ms = -ms
 		}
 		return time.UnixMilli(n*1000 + ms), nil

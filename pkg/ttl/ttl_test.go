@@ -57,6 +57,10 @@ func TestParseTime(t *testing.T) {
 		"2026-01-02T03:04:05Z":      1767323045000,
 		"2026-01-02T03:04:05.5Z":    1767323045500,
 		"2026-01-02T04:04:05+01:00": 1767323045000,
+		// The sign belongs to the fraction too: @-0.5 is before the
+		// epoch, not half a second after it.
+		"@-0.5":  -500,
+		"@-1.25": -1250,
 	}
 	for in, want := range good {
 		got, err := ParseTime(in)
