@@ -81,5 +81,5 @@ func defaultTTLText(p store.Policy) string {
 	if p.DefaultTTL == 0 {
 		return "-"
 	}
-	return ttl.FormatMs(p.DefaultTTL)
+	return ttl.FormatDuration(p.DefaultTTL) // exact: it is a setting, copied back
 }

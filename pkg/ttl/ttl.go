@@ -275,8 +275,21 @@ func FormatDeadline(ms int64) string {
 // nearest second, as Redis's TTL does.
 func RemainingSeconds(ms int64) int64 { return (ms + 500) / 1000 }
 
+// FormatDuration renders a duration in milliseconds exactly, in the syntax
+// ParseDuration reads ("1h30m", "1s500ms"): for a setting a user may copy
+// back, such as a bucket's default TTL, where FormatMs would drop the
+// milliseconds.
+func FormatDuration(ms int64) string {
+	s := FormatMs(ms)
+	if rest := ms % 1000; ms >= 1000 && rest != 0 {
+		s += strconv.FormatInt(rest, 10) + "ms"
+	}
+	return s
+}
+
 // FormatMs renders a duration in milliseconds compactly for people
-// ("1h30m", "45s", "250ms").
+// ("1h30m", "45s", "250ms"), leaving out the milliseconds of a duration of
+// a second or more (a remaining time, an uptime).
 func FormatMs(ms int64) string {
 	if ms < 1000 {
 		return strconv.FormatInt(ms, 10) + "ms"

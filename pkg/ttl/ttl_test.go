@@ -99,6 +99,20 @@ func TestFormatMs(t *testing.T) {
 	}
 }
 
+// TestFormatDurationRoundTrips: what FormatDuration prints (a bucket's
+// default TTL) reads back as the same duration, milliseconds included.
+func TestFormatDurationRoundTrips(t *testing.T) {
+	for ms, want := range map[int64]string{1: "1ms", 250: "250ms", 1500: "1s500ms", 3600500: "1h500ms", 5400000: "1h30m", 90061001: "1d1h1m1s1ms", MaxDuration.Milliseconds(): "36500d"} {
+		got := FormatDuration(ms)
+		if got != want {
+			t.Errorf("FormatDuration(%d) = %q, want %q", ms, got, want)
+		}
+		if d, err := ParseDuration(got); err != nil || d.Milliseconds() != ms {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %dms", got, d, err, ms)
+		}
+	}
+}
+
 // FuzzParseDuration: never panics, never returns more than MaxDuration, and
 // an accepted duration written back in ms parses to the same value.
 func FuzzParseDuration(f *testing.F) {
