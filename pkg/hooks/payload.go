@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // PayloadVersion is the "version" field of the event JSON; it changes only
@@ -58,7 +60,10 @@ func (r *record) payload() []byte {
 	bytesFields(r.Value, &p.Value, &p.ValueB64)
 	if r.ExpiresAt != 0 {
 		p.TTLMs = max(0, r.ExpiresAt-r.Time)
-		at := formatTime(r.ExpiresAt)
+		// As list --json shows it: a deadline past 9999 (a store
+		// written before deadlines were limited) as the last time
+		// RFC 3339 can write, never a year no parser reads.
+		at := ttl.FormatDeadline(r.ExpiresAt)
 		p.ExpiresAt = &at
 	}
 	b, err := json.Marshal(p)
