@@ -416,6 +416,11 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 	changed, lastRead := false, time.Now()
 	// pollDue: the safety poll of a shared store found a key due.
 	pollDue := false
+	// reapFailed: when a reap failed. The keys it was to reap came off
+	// the schedule as they came due, so the schedule is read again a
+	// safetyPoll later: on a store nobody writes to again, nothing else
+	// would bring them back, and their expire events would never come.
+	var reapFailed time.Time
 	lastCheck := time.Now()
 	for {
 		if time.Since(lastCheck) >= safetyPoll {
@@ -440,6 +445,9 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 		}
 		if changed && time.Since(lastRead) >= rereadGap {
 			sched, changed, lastRead = d.newSchedule(ctx), false, time.Now()
+		}
+		if !reapFailed.IsZero() && time.Since(reapFailed) >= safetyPoll {
+			sched, reapFailed = d.newSchedule(ctx), time.Time{}
 		}
 		due := pollDue
 		pollDue = false
@@ -471,6 +479,7 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 					return nil
 				}
 				d.log().Error("reap", "error", err.Error())
+				reapFailed = time.Now()
 			}
 		}
 		poll := safetyPoll
@@ -491,6 +500,9 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 		}
 		if changed {
 			wait = min(wait, rereadGap-time.Since(lastRead))
+		}
+		if !reapFailed.IsZero() {
+			wait = min(wait, safetyPoll-time.Since(reapFailed))
 		}
 		timer.Reset(max(wait, 0))
 		select {

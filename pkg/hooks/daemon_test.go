@@ -283,3 +283,43 @@ func TestDaemonSharedPollWithFeed(t *testing.T) {
 		t.Errorf("%d polls in 3 s with a change feed up, want at most 1 (one each %v)", n, sharedPoll)
 	}
 }
+
+// busyStore fails every Update while failing is set, as a store busy
+// past its timeout does.
+type busyStore struct {
+	store.Store
+	failing atomic.Bool
+	failed  atomic.Int64
+}
+
+func (f *busyStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if f.failing.Load() {
+		f.failed.Add(1)
+		return fmt.Errorf("%w: held by another process (test)", store.ErrBusy)
+	}
+	return f.Store.Update(ctx, fn)
+}
+
+func (f *busyStore) Unwrap() store.Store { return f.Store }
+
+// A reap that fails (the store busy past its timeout) leaves what was due
+// to the next attempt: the daemon took the keys off its schedule when they
+// came due, and kept them off, so on a store nobody wrote to again they
+// stayed unreaped, their expire events never recorded.
+func TestDaemonReapFailureRetries(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Expire})
+	putTTL(t, s, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(2 * time.Minute)
+	fs := &busyStore{Store: s}
+	fs.failing.Store(true)
+	f := newFakeRunner(t)
+	stop := startDaemon(t, testDaemon(t, fs, clk, f))
+	eventually(t, "a reap attempt", func() bool { return fs.failed.Load() > 0 })
+	time.Sleep(100 * time.Millisecond) // let the daemon go back to sleep
+	fs.failing.Store(false)
+	eventually(t, "expire delivered", func() bool { return len(f.snapshot()) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
