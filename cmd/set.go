@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/livedict/livedict/pkg/hooks"
@@ -137,7 +138,12 @@ func deadlineFlags(fs *pflag.FlagSet, ttlFlag, atFlag string) (deadline, error) 
 func parseAt(s string) (int64, error) {
 	t, err := ttl.ParseTime(s)
 	if err != nil {
-		return 0, usageErr(err, "")
+		hint := ""
+		if s != "" && strings.Trim(s, "0123456789") == "" {
+			// Redis's EXPIREAT takes bare Unix seconds.
+			hint = "Unix seconds start with @: @" + s
+		}
+		return 0, usageErr(err, hint)
 	}
 	if t.UnixMilli() <= 0 {
 		return 0, usageErr(fmt.Errorf("%w %q: must be after the Unix epoch (1970-01-01T00:00:00Z), as in Redis", ttl.ErrTime, s), "to delete a key use 'livedict del KEY'")
