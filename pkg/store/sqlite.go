@@ -170,7 +170,11 @@ func (s *sqliteStore) checkSideFiles() error {
 // connect opens SQLite's connection to the file at real.
 func (s *sqliteStore) connect(real string) error {
 	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", s.opts.BusyTimeout.Milliseconds()))
+	// SQLite keeps busy_timeout as a 32-bit count of ms and takes a
+	// larger number as 0, no wait at all: a busy_timeout past 24.8 days
+	// (30d, "forever") failed at once under any contention. It waits
+	// those 24.8 days instead.
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", min(s.opts.BusyTimeout.Milliseconds(), math.MaxInt32)))
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: real}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return err
