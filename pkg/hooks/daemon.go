@@ -416,11 +416,13 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 	changed, lastRead := false, time.Now()
 	// pollDue: the safety poll of a shared store found a key due.
 	pollDue := false
-	// reapFailed: when a reap failed. The keys it was to reap came off
-	// the schedule as they came due, so the schedule is read again a
-	// safetyPoll later: on a store nobody writes to again, nothing else
-	// would bring them back, and their expire events would never come.
-	var reapFailed time.Time
+	// reapMissed: when a reap failed, or ran after the wall clock
+	// stepped back (NTP, a VM resumed) and so found nothing due. The keys
+	// it was to reap came off the schedule as they came due, so the
+	// schedule is read again a safetyPoll later: on a store nobody writes
+	// to again, nothing else would bring them back, and their expire
+	// events would never come.
+	var reapMissed time.Time
 	lastCheck := time.Now()
 	for {
 		if time.Since(lastCheck) >= safetyPoll {
@@ -446,8 +448,8 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 		if changed && time.Since(lastRead) >= rereadGap {
 			sched, changed, lastRead = d.newSchedule(ctx), false, time.Now()
 		}
-		if !reapFailed.IsZero() && time.Since(reapFailed) >= safetyPoll {
-			sched, reapFailed = d.newSchedule(ctx), time.Time{}
+		if !reapMissed.IsZero() && time.Since(reapMissed) >= safetyPoll {
+			sched, reapMissed = d.newSchedule(ctx), time.Time{}
 		}
 		due := pollDue
 		pollDue = false
@@ -474,12 +476,15 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 				time.Sleep(wait) // gather what expires in the next few ms
 			}
 			lastReap = time.Now()
+			dueAt := ttl.NowMs(d.clock())
 			if _, err := d.reap(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				d.log().Error("reap", "error", err.Error())
-				reapFailed = time.Now()
+				reapMissed = time.Now()
+			} else if ttl.NowMs(d.clock()) < dueAt {
+				reapMissed = time.Now()
 			}
 		}
 		poll := safetyPoll
@@ -501,8 +506,8 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 		if changed {
 			wait = min(wait, rereadGap-time.Since(lastRead))
 		}
-		if !reapFailed.IsZero() {
-			wait = min(wait, safetyPoll-time.Since(reapFailed))
+		if !reapMissed.IsZero() {
+			wait = min(wait, safetyPoll-time.Since(reapMissed))
 		}
 		timer.Reset(max(wait, 0))
 		select {

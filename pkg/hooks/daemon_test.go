@@ -323,3 +323,42 @@ func TestDaemonReapFailureRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// stepBackStore sets clk back to to at its first Update: the wall clock
+// stepped back (NTP, a VM resumed) between the daemon finding keys due
+// and its reap, which then finds nothing due.
+type stepBackStore struct {
+	store.Store
+	clk  *ttl.Fake
+	to   time.Time
+	done atomic.Bool
+}
+
+func (s *stepBackStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if s.done.CompareAndSwap(false, true) {
+		s.clk.Set(s.to)
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+func (s *stepBackStore) Unwrap() store.Store { return s.Store }
+
+// Keys found due just before the clock stepped back are reaped once they
+// are due again: they had come off the schedule, and nothing but a write
+// to the store brought them back.
+func TestDaemonClockStepBackKeepsDueKeys(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Expire})
+	putTTL(t, s, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(2 * time.Minute)
+	sb := &stepBackStore{Store: s, clk: clk, to: t0}
+	f := newFakeRunner(t)
+	stop := startDaemon(t, testDaemon(t, sb, clk, f))
+	eventually(t, "the reap after the step back", func() bool { return sb.done.Load() })
+	time.Sleep(100 * time.Millisecond) // let the daemon go back to sleep
+	clk.Set(t0.Add(2 * time.Minute))
+	eventually(t, "expire delivered", func() bool { return len(f.snapshot()) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
