@@ -143,12 +143,19 @@ func FuzzParseDuration(f *testing.F) {
 				t.Fatalf("%q → %v → %dms → %v, %v", s, d, d.Milliseconds(), back, err)
 			}
 		}
+		// And so does what bucket policy shows (FormatDuration).
+		if d > 0 {
+			back, err := ParseDuration(FormatDuration(d.Milliseconds()))
+			if err != nil || back != d {
+				t.Fatalf("%q → %v → %q → %v, %v", s, d, FormatDuration(d.Milliseconds()), back, err)
+			}
+		}
 	})
 }
 
 // FuzzParseTime: never panics; accepted @-times round-trip through ms.
 func FuzzParseTime(f *testing.F) {
-	for _, s := range []string{"@1700000000", "@1.5", "2026-01-02T03:04:05Z", "@-1", "@", ""} {
+	for _, s := range []string{"@1700000000", "@1.5", "2026-01-02T03:04:05Z", "@-1", "@-0.5", "@", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -159,7 +166,10 @@ func FuzzParseTime(f *testing.F) {
 			}
 			return
 		}
-		_ = tm.UnixMilli()
+		// A negative @-time is before the epoch, fraction included.
+		if strings.HasPrefix(s, "@-") && tm.UnixMilli() > 0 {
+			t.Fatalf("%q parsed to %d ms, after the epoch", s, tm.UnixMilli())
+		}
 	})
 }
 
