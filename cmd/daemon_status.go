@@ -85,7 +85,8 @@ func (ds daemonInfo) uptime() string {
 	if ds.started == 0 {
 		return "-"
 	}
-	return ttl.FormatMs(time.Since(time.UnixMilli(ds.started)).Milliseconds())
+	// max: the wall clock may have stepped back since the start.
+	return ttl.FormatMs(max(0, time.Since(time.UnixMilli(ds.started)).Milliseconds()))
 }
 
 func (ds daemonInfo) object() object {

@@ -107,7 +107,7 @@ retried as a batch; the log has one entry per run.`,
 					return usageErr(err, "")
 				}
 				if d <= 0 || d > maxHookTimeout {
-					return usageErr(fmt.Errorf("--timeout %q: must be more than 0 and at most %s", o.timeout, maxHookTimeout), "")
+					return usageErr(fmt.Errorf("--timeout %q: must be more than 0 and at most %s", o.timeout, ttl.FormatDuration(maxHookTimeout.Milliseconds())), "")
 				}
 				h.TimeoutMs = d.Milliseconds()
 			}
@@ -126,7 +126,7 @@ retried as a batch; the log has one entry per run.`,
 					return usageErr(fmt.Errorf("--batch-wait: %w", err), "")
 				}
 				if d <= 0 || d > maxHookTimeout {
-					return usageErr(fmt.Errorf("--batch-wait %q: must be more than 0 and at most %s", o.batchWait, maxHookTimeout), "")
+					return usageErr(fmt.Errorf("--batch-wait %q: must be more than 0 and at most %s", o.batchWait, ttl.FormatDuration(maxHookTimeout.Milliseconds())), "")
 				}
 				h.BatchWaitMs = max(1, d.Milliseconds())
 			}

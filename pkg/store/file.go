@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // The file store keeps one folder per bucket and one file per key, so a
@@ -379,7 +381,7 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 		}
 		f.Close()
 		if !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %v", ErrBusy, s.dir, s.opts.BusyTimeout)
+			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
 		}
 	}
 }
@@ -416,7 +418,7 @@ func (s *fileStore) lockOnce(ctx context.Context, how int, deadline time.Time) (
 	f.Close()
 	switch {
 	case errors.Is(err, errLockTimeout):
-		return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %v", ErrBusy, s.dir, s.opts.BusyTimeout)
+		return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	default:

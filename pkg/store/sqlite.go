@@ -334,7 +334,7 @@ func (s *sqliteStore) wrap(err error) error {
 	}
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return fmt.Errorf("%w: %s: another process held it for more than %v", ErrBusy, s.path, s.opts.BusyTimeout)
+		return fmt.Errorf("%w: %s: another process held it for more than %s", ErrBusy, s.path, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
 	case sqlite3.SQLITE_NOTADB:
 		if _, ok := sqliteHeader(s.real); !ok {
 			// Not damaged: some other file was named as the store.
