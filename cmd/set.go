@@ -17,6 +17,7 @@ func newSetCmd(a *App) *cobra.Command {
 	var o struct {
 		ttl, at         string
 		keepTTL, nx, xx bool
+		persist         bool
 		get             bool
 	}
 	c := &cobra.Command{
@@ -26,7 +27,7 @@ func newSetCmd(a *App) *cobra.Command {
 to end of file, every byte kept (a trailing newline included).
 
 As in Redis, set clears any TTL the key had unless --keep-ttl is given; a
-bucket's default TTL applies when no TTL is given. Exit 1 (nothing stored)
+bucket's default TTL applies when no TTL is given, unless --persist. Exit 1 (nothing stored)
 when --nx and the key exists, or --xx and it does not. With --get the old
 value is printed, also by --nx --get when the key exists (exit 1), as in
 Redis 7.`,
@@ -37,7 +38,7 @@ Redis 7.`,
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs := cmd.Flags()
-			if err := exclusive(fs, "ttl", "at", "keep-ttl"); err != nil {
+			if err := exclusive(fs, "ttl", "at", "keep-ttl", "persist"); err != nil {
 				return err
 			}
 			if err := exclusive(fs, "nx", "xx"); err != nil {
@@ -65,7 +66,7 @@ Redis 7.`,
 				now = tx.Now()
 				res, err = store.Set(tx, a.Limits(), store.SetArgs{
 					Bucket: bucket, Key: key, Value: value,
-					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx,
+					ExpiresAt: deadline.at(now), KeepTTL: o.keepTTL, Persist: o.persist, NX: o.nx, XX: o.xx,
 				})
 				// Redis 7: --nx --get on an existing key prints the old
 				// value though nothing is stored (exit 1, SPEC's one
@@ -89,6 +90,7 @@ Redis 7.`,
 	f.StringVar(&o.ttl, "ttl", "", "expire after `D` (1500ms, 90s, 5m, 2h, 1d, 1w, 1h30m; a bare number is seconds)")
 	f.StringVar(&o.at, "at", "", "expire at `T` (RFC 3339 or @UNIXSECONDS)")
 	f.BoolVar(&o.keepTTL, "keep-ttl", false, "keep the key's current TTL")
+	f.BoolVar(&o.persist, "persist", false, "store without a TTL, even in a bucket with a default TTL")
 	f.BoolVar(&o.nx, "nx", false, "only store if the key does not exist")
 	f.BoolVar(&o.xx, "xx", false, "only store if the key exists")
 	f.BoolVar(&o.get, "get", false, "print the old value")

@@ -35,7 +35,10 @@ type SetArgs struct {
 	// means none was given. A deadline at or before now deletes the key.
 	ExpiresAt int64
 	KeepTTL   bool // keep the existing deadline
-	NX, XX    bool // only if missing / only if present
+	// Persist stores the key without a deadline, even in a bucket with a
+	// default TTL.
+	Persist bool
+	NX, XX  bool // only if missing / only if present
 }
 
 // SetResult reports what Set did.
@@ -74,6 +77,7 @@ func Set(tx Tx, lim Limits, a SetArgs) (SetResult, error) {
 		switch {
 		case a.KeepTTL && had:
 			exp = old.ExpiresAt
+		case a.Persist:
 		default:
 			if exp, err = defaultDeadline(tx, a.Bucket); err != nil {
 				return res, err
