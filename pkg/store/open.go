@@ -38,8 +38,16 @@ func Open(storeURL string, opts Options) (Store, error) {
 // to "." gave every working directory a store and config of its own;
 // falling back to the temp folder put a Redis store's state where another
 // user may have made the folders first.
+//
+// A relative $HOME is passed over, as a relative XDG_* is: it too made
+// the store depend on the working directory. So is a $HOME that belongs to
+// another user when livedict runs as root (`sudo livedict` with a sudo
+// that keeps HOME, `sudo -E`, `su -m`): root's folders made there, 0700,
+// locked that user out of their own ~/.local. Root gets its own home, as
+// `sudo -H` gives; other users keep $HOME whoever owns it (a container's
+// arbitrary uid with a group-writable home).
 func HomeDir() string {
-	if h := os.Getenv("HOME"); h != "" {
+	if h := os.Getenv("HOME"); filepath.IsAbs(h) && !othersHomeForRoot(h) {
 		return h
 	}
 	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {

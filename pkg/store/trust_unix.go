@@ -291,3 +291,13 @@ func noDescriptor() error {
 	}
 	return nil
 }
+
+// othersHomeForRoot reports whether livedict runs as root and dir is
+// another user's folder (HomeDir).
+func othersHomeForRoot(dir string) bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat(dir, &st) == nil && st.Uid != 0
+}
