@@ -1,11 +1,17 @@
 package main
 
 import (
+	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/livedict/livedict/pkg/store/redistest"
 )
 
 // TestRootKeepsOutOfAnotherUsersHome: `sudo livedict set k v` where sudo
@@ -56,5 +62,66 @@ func TestRootKeepsOutOfAnotherUsersHome(t *testing.T) {
 		if d.Name() != "explicit.db" && d.Name() != "explicit.db.d" {
 			t.Errorf("root wrote %s in the other user's home", d.Name())
 		}
+	}
+}
+
+// TestRedisStateWithoutHomeIsPerUser: a uid with no HOME and no entry in
+// the user database (`env -i` in a container run with --user 12345) keeps a
+// Redis store's local state (locks, hooks' work dirs) in a folder of its
+// own in the temp folder. It was $TMPDIR/.local/state, one folder for every
+// such user: the first to make it (0700) locked all the others out.
+func TestRedisStateWithoutHomeIsPerUser(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	redistest.StartServer(t, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", port)
+	url := "redis://127.0.0.1:" + port + "/?prefix=nohome"
+	tmp := filepath.Join(e.shared, "tmp")
+	if err := os.Mkdir(tmp, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o777|os.ModeSticky); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	bin, _ := sharedBinDir()
+	as := func(uid int) {
+		t.Helper()
+		c := exec.Command(filepath.Join(bin, "livedict"), "--store", url, "daemon", "--once")
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		keys := filepath.Join(e.shared, "keys-"+strconv.Itoa(uid))
+		if err := os.Mkdir(keys, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(keys, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		c.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "LIVEDICT_HOOK_KEY_FILE=" + filepath.Join(keys, "hook.key")}
+		c.Dir = tmp
+		if _, stderr, code := runCmd(t, c); code != 0 {
+			t.Fatalf("uid %d: daemon --once: exit %d: %s", uid, code, stderr)
+		}
+	}
+	owns := func(uid int) {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(tmp, "livedict-"+strconv.Itoa(uid)))
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(uid) || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("uid %d: no private state folder of its own in %s: %v", uid, tmp, err)
+		}
+	}
+	for _, uid := range []int{47301, 47302} { // no entries in the user database
+		if _, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+			t.Skipf("uid %d has an entry in the user database", uid)
+		}
+	}
+	as(47301)
+	as(47302) // locked out by the first when both used $TMPDIR/.local
+	owns(47301)
+	owns(47302)
+	if _, err := os.Lstat(filepath.Join(tmp, ".local")); err == nil {
+		t.Errorf("a state folder shared by every user without a home was made: %s", filepath.Join(tmp, ".local"))
 	}
 }

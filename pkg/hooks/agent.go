@@ -236,10 +236,16 @@ func CheckSafe(info store.Info) error {
 		return nil
 	}
 	if info.StateDir != "" {
-		// No local store file to check: only the state dir is ours.
+		// No local store file to check: only the state dir is ours, and
+		// the folders above it, which hold the hooks' work dirs, are held
+		// to the rule a local store's are: someone who can write one can
+		// swap the state dir for a folder of theirs after this check.
 		err := store.CheckPath(info.StateDir)
 		if errors.Is(err, fs.ErrNotExist) {
-			err = nil
+			return nil
+		}
+		if err == nil {
+			err = store.CheckHooksFolder(filepath.Dir(info.StateDir))
 		}
 		return refuse(err)
 	}

@@ -566,3 +566,30 @@ func TestDispatch(t *testing.T) {
 		}
 	})
 }
+
+// A Redis store's state dir holds the hooks' work dirs and the locks: a
+// folder above it that another user can write (or owns) lets them rename
+// it away between the check and a hook's run, and put a folder of theirs
+// in its place, as for a local store's folders (CheckHooksPath). It was
+// checked alone.
+func TestCheckSafeStateDirFolders(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(open, "livedict", "redis", "0123")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	info := store.Info{Backend: "redis", Location: "redis://h:1", StateDir: state}
+	if err := CheckSafe(info); err != nil {
+		t.Fatalf("private folders: %v", err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSafe(info); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), open) {
+		t.Fatalf("state dir under a world-writable folder: %v, want ErrUnsafe naming %s", err, open)
+	}
+}
+

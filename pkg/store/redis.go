@@ -452,13 +452,15 @@ func (s *redisStore) Locate() Info {
 func redisStateDir(t redisTarget) string {
 	base := os.Getenv("XDG_STATE_HOME")
 	if !filepath.IsAbs(base) { // a relative one is ignored, as XDG says
-		// The shared temp folder, where another user may have made
-		// .local first, only when there is no home at all.
-		home := HomeDir()
-		if home == "" {
-			home = os.TempDir()
+		// Only when there is no home at all, a folder of this user's
+		// own in the shared temp folder (as tmux's /tmp/tmux-UID):
+		// .local there was one folder for every such user, and the
+		// first one to make it (0700) locked the others out.
+		if home := HomeDir(); home != "" {
+			base = filepath.Join(home, ".local", "state")
+		} else {
+			base = filepath.Join(os.TempDir(), "livedict-"+strconv.Itoa(os.Geteuid()), "state")
 		}
-		base = filepath.Join(home, ".local", "state")
 	}
 	sum := sha256.Sum256([]byte(t.Network + "\x00" + t.Addr + "\x00" + strconv.Itoa(t.DB) + "\x00" + t.Prefix))
 	return filepath.Join(base, "livedict", "redis", hex.EncodeToString(sum[:8]))
