@@ -593,3 +593,20 @@ func TestCheckSafeStateDirFolders(t *testing.T) {
 	}
 }
 
+// With no home directory (a uid without HOME or a user database entry)
+// hook_key_file has no default and is empty. LoadHookKey took "" as a file
+// in ".": it wrote a temporary key into the working directory, then failed
+// with "link ./.hook.key.N : no such file or directory" and livedict's
+// "please report it as a bug" hint. It names the setting now (exit 3, as an
+// empty identity_file is) and writes nothing.
+func TestLoadHookKeyEmptyPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_, err := LoadHookKey("")
+	if err == nil || store.KindOf(err) != store.KindStore || !strings.Contains(err.Error(), "hook_key_file") {
+		t.Fatalf("LoadHookKey(\"\") = %v (kind %v), want a store error naming hook_key_file", err, store.KindOf(err))
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("LoadHookKey(\"\") wrote %s in the working directory", ents[0].Name())
+	}
+}

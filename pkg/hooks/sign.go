@@ -36,6 +36,11 @@ var ErrHookKey = store.NewError(store.KindPolicy, "hook key refused")
 // key someone else can read lets them sign hooks that run as us. Many
 // processes creating it at once end up with the same key.
 func LoadHookKey(path string) ([]byte, error) {
+	if path == "" {
+		// No home to put the default in: "" would be a file in ".",
+		// the working directory, wherever the command runs.
+		return nil, store.WithKind(store.KindStore, errors.New("hook key: hook_key_file is empty: there is no home directory for its default (set HOME or LIVEDICT_HOOK_KEY_FILE)"))
+	}
 	key, err := ReadHookKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
