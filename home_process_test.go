@@ -125,3 +125,30 @@ func TestRedisStateWithoutHomeIsPerUser(t *testing.T) {
 		t.Errorf("a state folder shared by every user without a home was made: %s", filepath.Join(tmp, ".local"))
 	}
 }
+
+// TestDeletedWorkingDirectory: a command started in a folder that was then
+// removed (a script's temp dir, `rm -rf` of the checkout a shell sits in)
+// cannot resolve a relative path or the cwd. `run --cwd` failed with an
+// error of no kind and the "please report it as a bug" hint; a relative
+// --store did not say which store it could not open.
+func TestDeletedWorkingDirectory(t *testing.T) {
+	e := newProcEnv(t, "sqlite")
+	p, _ := livedictPath()
+	inGone := func(args ...string) (string, int) {
+		t.Helper()
+		c := exec.Command("sh", append([]string{"-c", `mkdir gone && cd gone && rmdir ../gone && exec "$@"`, "sh", p}, args...)...)
+		c.Env = e.env
+		c.Dir = t.TempDir()
+		_, stderr, code := runCmd(t, c)
+		if strings.Contains(stderr, "report it as a bug") || strings.Count(stderr, "livedict: error:") != 1 {
+			t.Errorf("%v: %s", args, stderr)
+		}
+		return stderr, code
+	}
+	if stderr, code := inGone("--store", e.url, "run", "--cwd", "--ttl", "1m", "--", "true"); code != 2 || !strings.Contains(stderr, "--cwd") {
+		t.Errorf("run --cwd: exit %d, want 2 naming --cwd: %s", code, stderr)
+	}
+	if stderr, code := inGone("--store", "rel.db", "get", "k"); code != 3 || !strings.Contains(stderr, "rel.db") {
+		t.Errorf("--store rel.db: exit %d, want 3 naming rel.db: %s", code, stderr)
+	}
+}

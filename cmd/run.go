@@ -96,7 +96,9 @@ says so); a CMD killed by a signal is never cached.`,
 				in := runcache.KeyInputs{Env: o.env, Getenv: os.LookupEnv, Modtime: o.modtime, Scope: o.scope}
 				if o.cwd {
 					if in.Cwd, err = os.Getwd(); err != nil {
-						return err
+						// The folder the command runs in was removed:
+						// there is no cwd to key on.
+						return usageErr(fmt.Errorf("--cwd: %w", err), "cd to a folder that exists")
 					}
 				}
 				key = runcache.Key(argv, in)

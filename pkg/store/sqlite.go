@@ -80,8 +80,8 @@ func openSQLite(path string, opts Options) (Store, error) {
 		return nil, fmt.Errorf("%w: sqlite: needs a path", ErrBadURL)
 	}
 	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
+	if err != nil { // a relative path in a working directory that was removed
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	real, exists, err := resolveStore(abs)
 	if err != nil {
