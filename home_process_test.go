@@ -152,3 +152,17 @@ func TestDeletedWorkingDirectory(t *testing.T) {
 		t.Errorf("--store rel.db: exit %d, want 3 naming rel.db: %s", code, stderr)
 	}
 }
+
+// TestDefaultStoreUnwritableHomeSaysWhatToSet: in a container run as a uid
+// whose HOME is / (or any folder it cannot write), the default store cannot
+// be made. The hint said to check the store's permissions, a store the user
+// never named; it names what to set.
+func TestDefaultStoreUnwritableHomeSaysWhatToSet(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	c := e.asOther("livedict", "set", "k", "v")
+	c.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+	_, stderr, code := runCmd(t, c)
+	if code != 3 || !strings.Contains(stderr, "XDG_DATA_HOME") || !strings.Contains(stderr, "--store") {
+		t.Fatalf("exit %d, want 3 and a hint naming XDG_DATA_HOME and --store:\n%s", code, stderr)
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -116,6 +118,9 @@ func (a *App) Run(args []string) int {
 	code, hint := classify(err)
 	if code == ExitNotFound || code == ExitInterrupted {
 		return code
+	}
+	if h := a.defaultStoreHint(err); h != "" {
+		hint = h
 	}
 	a.printError(err, code, hint)
 	return code
@@ -606,4 +611,21 @@ var errBinaryToTTY = &exitError{
 	kind: store.KindInvalid,
 	err:  errors.New("value is binary; not writing it to a terminal"),
 	hint: "redirect stdout to a file or a pipe (livedict get KEY > file), or use --json",
+}
+
+// defaultStoreHint is the hint for an error making or writing the default
+// store in a home the user cannot write (a container's uid with HOME=/, a
+// service with a read-only home): the user named no store whose
+// permissions they could check, so it says what to set instead.
+func (a *App) defaultStoreHint(err error) string {
+	if a.Config == nil || a.Config.sources["store"] != "default" ||
+		!(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+		return ""
+	}
+	var pe *fs.PathError
+	path := strings.TrimPrefix(a.Config.Store, "sqlite:")
+	if !errors.As(err, &pe) || !(strings.HasPrefix(path, pe.Path) || strings.HasPrefix(pe.Path, filepath.Dir(path))) {
+		return ""
+	}
+	return "the default store is under XDG_DATA_HOME (~/.local/share): set XDG_DATA_HOME or LIVEDICT_STORE to a folder you can write, or name a store with --store"
 }
