@@ -96,7 +96,13 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			}
 			err = update(func(tx store.Tx) error {
 				var err error
-				if p, err = tx.Policy(name); err != nil {
+				if p, err = tx.Policy(name); errors.Is(err, store.ErrCorrupt) && fs.Changed("max-keys") && fs.Changed("default-ttl") && fs.Changed("on-full") {
+					// A damaged policy replaced whole: how the error
+					// tells the user to repair it, so it must not need
+					// the old one.
+					p, err = store.Policy{}, nil
+				}
+				if err != nil {
 					return err
 				}
 				// Under the hooks layer, not over it: encrypting the

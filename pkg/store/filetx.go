@@ -585,6 +585,11 @@ func (tx *fileTx) policy(tb *fileTxBucket) (Policy, error) {
 		return Policy{}, fmt.Errorf("read bucket policy: %w", err)
 	}
 	p, err := filePolicyDecode(data)
+	if err == nil {
+		err = p.checkStored(tb.name)
+	} else {
+		err = fmt.Errorf("%w; %s", err, policyRepair(tb.name))
+	}
 	if err != nil {
 		return Policy{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -185,7 +185,11 @@ func (t *redisTx) fillPolicies(all map[string]string) error {
 	for name, raw := range all {
 		p, err := decodeRedisPolicy(name, raw)
 		if err != nil {
-			return err
+			if t.badPolicy == nil {
+				t.badPolicy = map[string]error{}
+			}
+			t.badPolicy[name] = err
+			continue
 		}
 		t.policies[name] = p
 	}

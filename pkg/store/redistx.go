@@ -67,7 +67,11 @@ type redisTx struct {
 	names   map[string]bool // user buckets named in the server's set, once read
 
 	policies map[string]Policy // once read
-	polDirty map[string]bool
+	// badPolicy: buckets whose stored policy is damaged. Only that
+	// bucket's commands fail (exit 3), not every command on the store,
+	// and setting or dropping the policy repairs it.
+	badPolicy map[string]error
+	polDirty  map[string]bool
 	// listen, once known, says whether anyone listens for expire events
 	// (hook definitions exist, or a watcher is subscribed): then entries
 	// with a deadline get a shadow copy.
@@ -569,6 +573,9 @@ func (t *redisTx) userBuckets() ([]string, error) {
 	for n := range pol {
 		set[n] = true
 	}
+	for n := range t.badPolicy {
+		set[n] = true
+	}
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)
@@ -638,7 +645,7 @@ func (t *redisTx) Buckets() ([]BucketInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > 0 || !t.policies[name].IsZero() {
+		if n > 0 || !t.policies[name].IsZero() || t.badPolicy[name] != nil {
 			out = append(out, BucketInfo{Name: name, Keys: n})
 		}
 	}
@@ -674,6 +681,9 @@ func (t *redisTx) Policy(bucket string) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
+	if err := t.badPolicy[bucket]; err != nil {
+		return Policy{}, err
+	}
 	return pol[bucket], nil
 }
 
@@ -693,6 +703,7 @@ func (t *redisTx) SetPolicy(bucket string, p Policy) error {
 	} else {
 		pol[bucket] = p
 	}
+	delete(t.badPolicy, bucket)
 	t.polDirty[bucket] = true
 	return nil
 }
@@ -709,6 +720,10 @@ func (t *redisTx) DropBucket(bucket string) (bool, error) {
 		return false, err
 	}
 	p, err := t.Policy(bucket)
+	if errors.Is(err, ErrCorrupt) {
+		// Dropping the bucket removes its damaged policy too.
+		p, err = Policy{MaxKeys: -1}, nil
+	}
 	if err != nil {
 		return false, err
 	}

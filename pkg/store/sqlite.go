@@ -856,8 +856,14 @@ func (t *sqliteTx) Policy(bucket string) (Policy, error) {
 	if err == sql.ErrNoRows {
 		return Policy{}, nil
 	}
+	if err != nil {
+		return Policy{}, err
+	}
 	p.OnFull = OnFull(onFull)
-	return p, err
+	if err := p.checkStored(bucket); err != nil {
+		return Policy{}, fmt.Errorf("%s: %w", t.s.path, err)
+	}
+	return p, nil
 }
 
 func (t *sqliteTx) SetPolicy(bucket string, p Policy) error {

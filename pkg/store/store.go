@@ -62,6 +62,25 @@ type Policy struct {
 	OnFull OnFull
 }
 
+// checkStored refuses a policy read back from the store that livedict
+// never writes (SetPolicy callers validate theirs): a negative default TTL
+// would give every new key a deadline already past, so a set would exit 0
+// and lose the value; a negative limit or an unknown on-full would refuse
+// or evict on a rule nobody set.
+func (p Policy) checkStored(bucket string) error {
+	if p.MaxKeys < 0 || p.DefaultTTL < 0 || (p.OnFull != "" && p.OnFull != Reject && p.OnFull != EvictSoonest) {
+		return fmt.Errorf("%w: the policy of bucket %q (max_keys %d, default_ttl_ms %d, on_full %q) is not one livedict writes; %s",
+			ErrCorrupt, bucket, p.MaxKeys, p.DefaultTTL, string(p.OnFull), policyRepair(bucket))
+	}
+	return nil
+}
+
+// policyRepair says how to replace a damaged policy: the command reads no
+// old policy when all three are given (cmd/bucket.go).
+func policyRepair(bucket string) string {
+	return "set all three anew with 'livedict bucket policy " + bucket + " --max-keys N --default-ttl D --on-full reject'"
+}
+
 // IsZero reports whether p is the default policy.
 func (p Policy) IsZero() bool {
 	return p.MaxKeys == 0 && p.DefaultTTL == 0 && (p.OnFull == "" || p.OnFull == Reject)
