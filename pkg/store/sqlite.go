@@ -329,6 +329,13 @@ func (s *sqliteStore) checkSchema(appID, version int, ctx context.Context) error
 // wrap maps SQLite's result codes onto the package's sentinels.
 func (s *sqliteStore) wrap(err error) error {
 	var se *sqlite.Error
+	if err != nil && !errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), "sql: Scan error") {
+		// A column of a type livedict never writes there (sqlite3 set
+		// expires_at to 'abc', or a NULL where a number belongs):
+		// database/sql's conversion error has no type to match.
+		return fmt.Errorf("%w: %s: a row livedict did not write: %s", ErrCorrupt, s.path,
+			strings.TrimPrefix(err.Error()[strings.Index(err.Error(), "sql: Scan error"):], "sql: "))
+	}
 	if err == nil || !errors.As(err, &se) {
 		return err
 	}
