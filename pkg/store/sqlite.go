@@ -257,6 +257,12 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 		}
 		for i := version; i < len(sqliteSchema); i++ {
 			if _, err := s.conn.ExecContext(ctx, sqliteSchema[i]); err != nil {
+				if strings.Contains(err.Error(), "already exists") {
+					// user_version was lowered outside livedict (or the
+					// header damaged): migrating again could only fail
+					// half way, and guessing the version could be wrong.
+					return fmt.Errorf("%w: %s says schema version %d but already holds tables of a later one", ErrCorrupt, s.path, version)
+				}
 				return s.wrap(fmt.Errorf("migration %d: %w", i+1, err))
 			}
 		}
