@@ -673,7 +673,9 @@ func encodeRedisMeta(e Entry) string {
 
 func decodeRedisMeta(bucket, key, raw string) (Entry, error) {
 	if len(raw) != 16 {
-		return Entry{}, fmt.Errorf("%w: redis metadata of %q/%q is %d bytes", ErrCorrupt, bucket, key, len(raw))
+		// One key's damage, as a missing value is (redistx.go,
+		// missingValue): del clears it, and the message says so.
+		return Entry{}, fmt.Errorf("%w: the redis metadata of %q in bucket %q is %d bytes, not 16 (written outside livedict?)", ErrDamagedKey, key, bucket, len(raw))
 	}
 	return Entry{Bucket: bucket, Key: key, ExpiresAt: int64(binary.BigEndian.Uint64([]byte(raw[:8]))), Size: int64(binary.BigEndian.Uint64([]byte(raw[8:])))}, nil
 }

@@ -852,7 +852,7 @@ func TestRedisViewSeesOneState(t *testing.T) {
 }
 
 // A user entry's metadata decodes to what was encoded, and anything else
-// of the wrong length is ErrCorrupt, never a panic.
+// of the wrong length is ErrDamagedKey (del clears it), never a panic.
 func FuzzRedisMeta(f *testing.F) {
 	f.Add(int64(0), []byte("v"), "")
 	f.Add(int64(1796590661658), []byte{}, "\x00\x01")
@@ -861,7 +861,7 @@ func FuzzRedisMeta(f *testing.F) {
 		if err != nil || e.ExpiresAt != at || e.Size != int64(len(value)) || e.Bucket != "b" || e.Key != "k" {
 			t.Fatalf("round trip of (%d, %d bytes) = %+v, %v", at, len(value), e, err)
 		}
-		if _, err := decodeRedisMeta("b", "k", raw); (err != nil) != (len(raw) != 16) || err != nil && !errors.Is(err, ErrCorrupt) {
+		if _, err := decodeRedisMeta("b", "k", raw); (err != nil) != (len(raw) != 16) || err != nil && !errors.Is(err, ErrDamagedKey) {
 			t.Fatalf("decode of %d bytes: %v", len(raw), err)
 		}
 	})

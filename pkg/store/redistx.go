@@ -247,6 +247,8 @@ func (t *redisTx) readEntry(b *redisBucket, bucket, key string) error {
 	if err == nil {
 		e, err := decodeRedisMeta(bucket, key, m)
 		if err != nil {
+			// Not nil: the server has an entry, which a del must remove.
+			delete(b.metas, key)
 			return err
 		}
 		b.metas[key] = &e
@@ -807,6 +809,12 @@ func (t *redisTx) expired(limit int) ([]Entry, error) {
 				return nil, t.s.wrap(err)
 			}
 			e, err := decodeRedisMeta(f.bucket, f.key, raw)
+			if errors.Is(err, ErrDamagedKey) {
+				// Left for its reader to report and del to clear:
+				// failing here would fail every write's lazy reap,
+				// that del's included, and the daemon's, store-wide.
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
