@@ -59,7 +59,7 @@ func (tx *fileTx) walk(visit func(tb *fileTxBucket, key string, expiresAt int64)
 				}
 			}
 		} else if !tb.dropped {
-			err := tx.readDir(tb, func(rec fileRecord, _ string) bool {
+			err := tx.readDir(tb, true, func(rec fileRecord, _ string) bool {
 				if _, over := tb.ops[rec.Key]; !over && visit(tb, rec.Key, rec.ExpiresAt) {
 					stopped = true
 				}

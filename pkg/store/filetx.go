@@ -148,7 +148,12 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 
 // readDir calls fn for each record file in the bucket's folder, reading only
 // headers. Names the store would not produce are skipped: they are not ours.
-func (tx *fileTx) readDir(tb *fileTxBucket, fn func(rec fileRecord, name string) (stop bool)) error {
+//
+// skipDamaged passes over a record that fails to decode (ErrCorrupt)
+// instead of failing: the expiry walk, which every command's lazy reap
+// runs, must not make one damaged record (an error only for those who
+// read that key) fail every write of the store.
+func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRecord, name string) (stop bool)) error {
 	fd, err := OpenTrusted(tb.dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -176,6 +181,9 @@ func (tx *fileTx) readDir(tb *fileTxBucket, fn func(rec fileRecord, name string)
 				tx.s.testRecordRead()
 			}
 			rec, ok, rerr := readRecord(path, false)
+			if skipDamaged && errors.Is(rerr, ErrCorrupt) {
+				continue
+			}
 			if rerr != nil {
 				return rerr
 			}
@@ -183,6 +191,9 @@ func (tx *fileTx) readDir(tb *fileTxBucket, fn func(rec fileRecord, name string)
 				continue
 			}
 			if fileKeyEncode(rec.Key) != name {
+				if skipDamaged {
+					continue
+				}
 				return fmt.Errorf("%w: %s holds another key (hash collision or misplaced file)", ErrCorrupt, path)
 			}
 			if fn(rec, name) {
@@ -205,7 +216,7 @@ func (tx *fileTx) load(tb *fileTxBucket) error {
 	}
 	disk := map[string]fileDiskEntry{}
 	if !tb.dropped {
-		err := tx.readDir(tb, func(rec fileRecord, name string) bool {
+		err := tx.readDir(tb, false, func(rec fileRecord, name string) bool {
 			disk[rec.Key] = fileDiskEntry{name: name, expiresAt: rec.ExpiresAt, size: rec.ValueLen}
 			return false
 		})
@@ -675,7 +686,7 @@ func (tx *fileTx) anyLive(tb *fileTxBucket) (bool, error) {
 		return false, nil // the folder goes at commit: only ops count
 	}
 	found := false
-	err := tx.readDir(tb, func(rec fileRecord, _ string) bool {
+	err := tx.readDir(tb, false, func(rec fileRecord, _ string) bool {
 		if _, over := tb.ops[rec.Key]; !over && tx.live(rec.ExpiresAt) {
 			found = true
 		}
