@@ -60,6 +60,12 @@ type fileTxBucket struct {
 	live   int64
 	// dirChecked: a lookup missed and looked whether the folder exists.
 	dirChecked bool
+	// damaged: record files of an internal bucket that fail to decode, by
+	// key, with their paths. Listed with their raw bytes as the value,
+	// as a damaged SQLite row is, so the hooks layer that owns them drops
+	// a damaged event (logged) instead of every delivery and hooked write
+	// failing on it; Delete removes them.
+	damaged map[string]string
 }
 
 // fileKeyOp is one buffered write.
@@ -152,7 +158,9 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 // skipDamaged passes over a record that fails to decode (ErrCorrupt)
 // instead of failing: the expiry walk, which every command's lazy reap
 // runs, must not make one damaged record (an error only for those who
-// read that key) fail every write of the store.
+// read that key) fail every write of the store. In an internal bucket a
+// damaged record whose name gives its key is kept in tb.damaged and
+// visited with only its key.
 func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRecord, name string) (stop bool)) error {
 	fd, err := OpenTrusted(tb.dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -183,6 +191,13 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 			rec, ok, rerr := readRecord(path, false)
 			if skipDamaged && errors.Is(rerr, ErrCorrupt) {
 				continue
+			}
+			if key, named := fileKeyDecode(name); named && IsInternal(tb.name) && errors.Is(rerr, ErrCorrupt) {
+				if tb.damaged == nil {
+					tb.damaged = map[string]string{}
+				}
+				tb.damaged[key] = path
+				rec, ok, rerr = fileRecord{Key: key}, true, nil
 			}
 			if rerr != nil {
 				return rerr
@@ -362,6 +377,11 @@ func (tx *fileTx) Delete(bucket, key string) (bool, error) {
 		return false, err
 	}
 	exp, ok, err := tx.peek(tb, key)
+	if err != nil && IsInternal(bucket) && errors.Is(err, ErrCorrupt) {
+		// livedict's own damaged record (a scan listed it raw): deleting
+		// it is how the hooks layer takes it out of the way.
+		exp, ok, err = 0, true, nil
+	}
 	if err != nil || !ok {
 		return false, err
 	}
@@ -418,7 +438,13 @@ func (tx *fileTx) scan(bucket string, want func(string) bool, withValues bool, f
 		} else {
 			d := tb.disk[key]
 			e = Entry{Bucket: tb.name, Key: key, ExpiresAt: d.expiresAt, Size: d.size}
-			if withValues {
+			if path, ok := tb.damaged[key]; ok && withValues {
+				raw, err := readTrusted(path)
+				if err != nil {
+					return err
+				}
+				e.Value, e.Size = raw, int64(len(raw))
+			} else if withValues {
 				rec, ok, err := tx.readKey(tb, key, true)
 				if err != nil {
 					return err
