@@ -358,6 +358,13 @@ func (s *redisStore) wrap(err error) error {
 		return fmt.Errorf("%w: redis %s: a key under %s holds another type than livedict keeps there (written outside livedict?): %s",
 			ErrCorrupt, s.target.Addr, strings.TrimSuffix(s.p, ":"), msg)
 	}
+	if strings.HasPrefix(msg, "ERR value is not an integer or out of range") {
+		// The one INCR livedict sends is the commit's bump of the fence:
+		// a fence set to text outside livedict. Redis's line named
+		// neither the key nor the cause.
+		return fmt.Errorf("%w: redis %s: key %q does not hold the integer commit counter livedict keeps there (written outside livedict?): redis-cli DEL it and livedict starts it again",
+			ErrCorrupt, s.target.Addr, s.fence())
+	}
 	if strings.HasPrefix(msg, "READONLY ") {
 		msg = "the server is a read-only replica: write to its primary (" + msg + ")"
 	}
