@@ -233,6 +233,11 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	if err != nil && err != redis.Nil {
 		return s.wrap(err)
 	}
+	if v, err := strconv.Atoi(l); l != redisLayout && l != "" && (err != nil || v < 2 || strconv.Itoa(v) != l) {
+		// No livedict writes another value there (the first layout
+		// wrote none): not a newer store but a key written outside.
+		return fmt.Errorf("%w: redis %s: key %q holds %q, a layout no livedict writes (written outside livedict?)", ErrCorrupt, s.target.Addr, s.layoutKey(), l)
+	}
 	if l != redisLayout && l != "" {
 		return WithKind(KindStore, fmt.Errorf("redis %s: prefix %q holds a store in layout %q, written by a newer livedict: use that livedict, or export with it and import with this one", s.target.Addr, s.target.Prefix, l))
 	}
