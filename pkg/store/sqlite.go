@@ -164,6 +164,63 @@ func (s *sqliteStore) checkSideFiles() error {
 			return err
 		}
 	}
+	return s.checkJournal()
+}
+
+// checkJournal refuses a hot rollback journal that another database left
+// (copied or restored beside the store, or the store file swapped under
+// it): SQLite cannot tell, and rolling it back writes that database's
+// pages over the store's, destroying it, on the first read. Every write
+// transaction changes page 1 (its change counter), so a journal saves it,
+// and in a journal of this store it is a livedict store's page 1 (its
+// application id); the one exception, the first migration of an empty
+// SQLite file, saved an empty page 1. A journal SQLite would not roll
+// back (no magic), or whose first segment lacks page 1, is left to SQLite
+// as before. It costs a failed open when there is no journal.
+func (s *sqliteStore) checkJournal() error {
+	fd, err := syscall.Open(s.real+"-journal", syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // none (checkAbsent judged any other case)
+	}
+	defer syscall.Close(fd)
+	// The header: magic, record count, nonce, initial size, sector size,
+	// page size; the records (page number, page, checksum) start one
+	// sector in. A count of 0 or -1 means "as many as the file holds".
+	var h [28]byte
+	if n, err := syscall.Pread(fd, h[:], 0); err != nil || n < len(h) || string(h[:8]) != "\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" {
+		return nil
+	}
+	nRec := binary.BigEndian.Uint32(h[8:12])
+	sector, pageSize := int64(binary.BigEndian.Uint32(h[20:24])), int64(binary.BigEndian.Uint32(h[24:28]))
+	if sector < 32 || sector > 65536 || pageSize < 512 || pageSize > 65536 {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil
+	}
+	if max := (st.Size - sector) / (pageSize + 8); nRec == 0 || nRec == math.MaxUint32 || int64(nRec) > max {
+		nRec = uint32(max)
+	}
+	var pgno [4]byte
+	for i := int64(0); i < int64(nRec); i++ {
+		off := sector + i*(pageSize+8)
+		if n, err := syscall.Pread(fd, pgno[:], off); err != nil || n < 4 {
+			return nil
+		}
+		if binary.BigEndian.Uint32(pgno[:]) != 1 {
+			continue
+		}
+		page := make([]byte, pageSize)
+		if n, err := syscall.Pread(fd, page, off+4); err != nil || int64(n) < pageSize {
+			return nil
+		}
+		appID, cells := binary.BigEndian.Uint32(page[68:72]), binary.BigEndian.Uint16(page[103:105])
+		if string(page[:16]) != "SQLite format 3\x00" || appID == sqliteAppID || appID == 0 && cells == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: %s-journal is another database's rollback journal, which SQLite would roll back over the store: move it aside", ErrCorrupt, s.path)
+	}
 	return nil
 }
 
