@@ -615,7 +615,7 @@ func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) e
 	defer rows.Close()
 	for rows.Next() {
 		var e Entry
-		var key []byte
+		var key any
 		var exp sql.NullInt64
 		var err error
 		if withValues {
@@ -626,7 +626,16 @@ func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) e
 		if err != nil {
 			return err
 		}
-		e.Key, e.ExpiresAt = string(key), exp.Int64
+		k, ok := key.([]byte)
+		if !ok {
+			// A TEXT key (sqlite3 INSERT without CAST(... AS BLOB)) is a
+			// key no lookup finds (they bind BLOBs), beside which a set
+			// makes a second one: listed as is, keys and export would
+			// show the key twice, and get and del would not find it.
+			return fmt.Errorf("%w: %s: bucket %q has a key stored as TEXT, %q, written outside livedict; livedict keeps keys as BLOBs: fix it with sqlite3 (UPDATE entries SET key = CAST(key AS BLOB) WHERE typeof(key) = 'text'), or delete the row",
+				ErrCorrupt, t.s.path, e.Bucket, fmt.Sprint(key))
+		}
+		e.Key, e.ExpiresAt = string(k), exp.Int64
 		if withValues && e.Value == nil {
 			e.Value = []byte{}
 		}
