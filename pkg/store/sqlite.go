@@ -632,8 +632,7 @@ func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) e
 			// key no lookup finds (they bind BLOBs), beside which a set
 			// makes a second one: listed as is, keys and export would
 			// show the key twice, and get and del would not find it.
-			return fmt.Errorf("%w: %s: bucket %q has a key stored as TEXT, %q, written outside livedict; livedict keeps keys as BLOBs: fix it with sqlite3 (UPDATE entries SET key = CAST(key AS BLOB) WHERE typeof(key) = 'text'), or delete the row",
-				ErrCorrupt, t.s.path, e.Bucket, fmt.Sprint(key))
+			return t.textKey(e.Bucket, fmt.Sprint(key))
 		}
 		e.Key, e.ExpiresAt = string(k), exp.Int64
 		if withValues && e.Value == nil {
@@ -648,6 +647,28 @@ func (t *sqliteTx) scanEntries(rows *sql.Rows, withValues bool, fn func(Entry) e
 	return rows.Err()
 }
 
+// textKey is the error for a row whose key was stored as TEXT.
+func (t *sqliteTx) textKey(bucket, key string) error {
+	return fmt.Errorf("%w: %s: bucket %q has a key stored as TEXT, %q, written outside livedict; livedict keeps keys as BLOBs: fix it with sqlite3 (UPDATE entries SET key = CAST(key AS BLOB) WHERE typeof(key) = 'text'), or delete the row",
+		ErrCorrupt, t.s.path, bucket, key)
+}
+
+// missTextKey, after a lookup of key found no row, looks for one whose key
+// sqlite3 stored as TEXT (an INSERT without CAST(... AS BLOB)): no lookup,
+// which binds BLOBs, finds it, so get would say "not found" (exit 1) for a
+// key keys lists. One more indexed probe, only on a miss.
+func (t *sqliteTx) missTextKey(bucket, key string) error {
+	var one int
+	err := t.queryRow("SELECT 1 FROM entries WHERE bucket = ? AND key = CAST(? AS TEXT)", bucket, []byte(key)).Scan(&one)
+	if err == sql.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return t.textKey(bucket, key)
+}
+
 func (t *sqliteTx) Get(bucket, key string) (Entry, bool, error) {
 	var e Entry
 	var exp sql.NullInt64
@@ -660,6 +681,9 @@ func (t *sqliteTx) Get(bucket, key string) (Entry, bool, error) {
 	} else {
 		err = t.queryRow("SELECT value, expires_at FROM entries WHERE bucket = ? AND key = ? AND "+liveCond,
 			bucket, []byte(key), t.now).Scan(&e.Value, &exp)
+		if err == sql.ErrNoRows {
+			return Entry{}, false, t.missTextKey(bucket, key)
+		}
 	}
 	if err == sql.ErrNoRows {
 		return Entry{}, false, nil
@@ -710,7 +734,7 @@ func (t *sqliteTx) Delete(bucket, key string) (bool, error) {
 	var exp sql.NullInt64
 	err := t.queryRow("DELETE FROM entries WHERE bucket = ? AND key = ? RETURNING expires_at", bucket, []byte(key)).Scan(&exp)
 	if err == sql.ErrNoRows {
-		return false, nil
+		return false, t.missTextKey(bucket, key)
 	}
 	if err != nil {
 		return false, err
