@@ -134,6 +134,13 @@ func (tx *fileTx) userBucket(name string) (*fileTxBucket, error) {
 func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRecord, bool, error) {
 	path := filepath.Join(tb.dir, fileKeyEncode(key))
 	rec, ok, err := readRecord(path, wantValue)
+	if errors.Is(err, ErrCorrupt) && !IsInternal(tb.name) {
+		if k, named := fileKeyDecode(filepath.Base(path)); named && k == key {
+			// The file's name is the key, whatever its damaged content
+			// says: del may clear it, as on Redis (Delete).
+			err = fmt.Errorf("%w (%w: del clears it)", err, ErrDamagedKey)
+		}
+	}
 	if err == nil && !ok && !tb.loaded && !tb.dirChecked {
 		// A miss: when the folder itself is missing (an import into a
 		// new bucket looks up every key first), list it now, for free,
@@ -377,9 +384,11 @@ func (tx *fileTx) Delete(bucket, key string) (bool, error) {
 		return false, err
 	}
 	exp, ok, err := tx.peek(tb, key)
-	if err != nil && IsInternal(bucket) && errors.Is(err, ErrCorrupt) {
+	if err != nil && (IsInternal(bucket) && errors.Is(err, ErrCorrupt) || errors.Is(err, ErrDamagedKey)) {
 		// livedict's own damaged record (a scan listed it raw): deleting
-		// it is how the hooks layer takes it out of the way.
+		// it is how the hooks layer takes it out of the way. A user's
+		// damaged record (named by its file): del is how the user
+		// clears it.
 		exp, ok, err = 0, true, nil
 	}
 	if err != nil || !ok {
