@@ -417,3 +417,52 @@ func TestTrustPlantedConfigFile(t *testing.T) {
 		t.Errorf("encrypt with another user's recipients_file: exit %d, stderr %q; want exit 3 naming it", code, stderr)
 	}
 }
+
+// A store path in a sticky world-writable folder (a script's
+// --store /tmp/job.db) that another user made first as a symlink to one
+// of the owner's own stores: following it, the script's writes (a del, a
+// bucket drop at cleanup) land in the owner's private store, and checking
+// only the real file finds nothing wrong, since that file is the owner's.
+// The kernel's protected_symlinks refuses to follow such a link for the
+// owner; livedict resolves symlinks itself, so it must refuse one owned by
+// anyone but the owner or root (exit 3, naming it), whether it is the
+// store's name or a folder on the way, and leave the private store alone.
+func TestTrustPlantedStoreSymlink(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
+	private := mkdir(t, filepath.Join(e.shared, "private"), 0o700)
+	for _, c := range []struct{ scheme, name string }{
+		{"sqlite:", "main.db"},
+		{"file:", "fs"},
+	} {
+		mine := filepath.Join(private, c.name)
+		e.withStore(c.scheme+mine).mustRun("set", "precious", "1")
+		link := filepath.Join(pub, "job-"+c.name)
+		dirLink := filepath.Join(pub, "work-"+c.name)
+		mustRunCmd(t, e.asOther("/bin/sh", "-c", `ln -s "$1" "$2" && ln -s "$3" "$4"`, "sh", mine, link, private, dirLink))
+		for _, target := range []struct{ url, names string }{
+			{c.scheme + link, link},
+			{c.scheme + filepath.Join(dirLink, c.name), dirLink},
+		} {
+			s := e.withStore(target.url)
+			for _, args := range [][]string{{"set", "job", "x"}, {"del", "precious"}, {"get", "precious"}} {
+				out, stderr, code := s.run(args...)
+				if code != 3 || !strings.Contains(stderr, target.names) || !strings.Contains(stderr, "owned by uid") {
+					t.Errorf("%s %v through another user's symlink: exit %d, out %q, stderr %q; want exit 3 naming %s", target.url, args, code, out, stderr, target.names)
+				}
+			}
+		}
+		out, _, _ := e.withStore(c.scheme + mine).run("keys")
+		if out != "precious\n" {
+			t.Errorf("%s: the owner's private store was changed through a planted symlink: keys %q", mine, out)
+		}
+	}
+	// The owner's own symlink (and root's: the owner is root here) still works.
+	own := filepath.Join(e.dir, "own.db")
+	if err := os.Symlink(filepath.Join(private, "main.db"), own); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := e.withStore(own).run("get", "precious"); code != 0 || out != "1" {
+		t.Errorf("get through the owner's own symlink: exit %d %q %q", code, out, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -246,8 +247,18 @@ func checkFolders(dir string, holder bool) error {
 // resolveStore resolves a store path that may be a symlink to the real
 // path SQLite and the checks use. A missing path is not an error (exists
 // is false); a dangling symlink is refused rather than letting a create
-// follow it to wherever it points.
+// follow it to wherever it points. A symlink on the way (the store's name
+// or a folder above it) owned by anyone but the user or root is refused:
+// in a sticky /tmp another user can make `job.db` first as a link to one
+// of the user's own stores, and every check of the real file would pass,
+// since that file is the user's. The kernel's protected_symlinks refuses
+// to follow such a link, but only where it is on, and livedict resolves
+// links itself.
 func resolveStore(abs string) (real string, exists bool, err error) {
+	real, err = evalTrustedSymlinks(abs)
+	if err != nil {
+		return "", false, err
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(abs, &st); err != nil {
 		if err == unix.ENOENT {
@@ -261,14 +272,57 @@ func resolveStore(abs string) (real string, exists bool, err error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		return abs, true, nil
 	}
-	real, err = filepath.EvalSymlinks(abs)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(real); errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("%w: %s is a symbolic link to nothing; livedict does not create a store through it", ErrNotStore, abs)
-	}
-	if err != nil {
+	} else if err != nil {
 		return "", false, err
 	}
 	return real, true, nil
+}
+
+// evalTrustedSymlinks is filepath.EvalSymlinks of the absolute path abs
+// that refuses a symlink owned by anyone but the user or root. What does
+// not exist yet is kept as written (a store to be made).
+func evalTrustedSymlinks(abs string) (string, error) {
+	uid := uint32(os.Geteuid())
+	done, rest, links := "/", abs, 0
+	for rest != "" {
+		var name string
+		name, rest, _ = strings.Cut(strings.TrimLeft(rest, "/"), "/")
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
+		}
+		next := filepath.Join(done, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(next, &st); err != nil {
+			// Missing (or not a folder): the rest is left as written,
+			// and the callers' own lstat reports what is wrong.
+			return filepath.Join(next, rest), nil
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			done = next
+			continue
+		}
+		if st.Uid != uid && st.Uid != 0 {
+			return "", untrusted(next, "is a symbolic link owned by uid "+strconv.FormatUint(uint64(st.Uid), 10), uint32(st.Mode))
+		}
+		if links++; links > 255 {
+			return "", &fs.PathError{Op: "resolve", Path: abs, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			done = "/"
+		}
+		rest = target + "/" + rest
+	}
+	return done, nil
 }
 
 // readOnlyFS reports whether path's filesystem is mounted read-only, so
