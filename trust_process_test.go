@@ -42,17 +42,29 @@ var squatTool = sync.OnceValues(func() (string, error) {
 })
 
 // trustToolSource is the attacker's tool: bind an abstract Unix socket
-// name and hold it.
+// name and hold it, or flap a file in and out of place.
 const trustToolSource = `package main
 
 import (
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
 func main() {
 	switch os.Args[1] {
+	case "flap":
+		// Link the file at Args[2] to Args[3] and remove it again, in a
+		// loop, for a minute: a file that is there for some looks and
+		// not for others.
+		os.Stdout.WriteString("flapping\n")
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); {
+			syscall.Link(os.Args[2], os.Args[3])
+			time.Sleep(100 * time.Microsecond)
+			syscall.Unlink(os.Args[3])
+			time.Sleep(100 * time.Microsecond)
+		}
 	case "bind":
 		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: os.Args[2], Net: "unixgram"})
 		if err != nil {
@@ -465,4 +477,53 @@ func TestTrustPlantedStoreSymlink(t *testing.T) {
 	if out, stderr, code := e.withStore(own).run("get", "precious"); code != 0 || out != "1" {
 		t.Errorf("get through the owner's own symlink: exit %d %q %q", code, out, stderr)
 	}
+}
+
+// Hole 1 again, as a race: livedict checks STORE-journal by name before a
+// transaction and SQLite opens it by name a moment later. Another user who
+// links a hot journal of theirs in and out of place in a loop, beside a
+// store in a sticky /tmp-like folder, had it rolled back into the store
+// within a few dozen of the owner's commands (14 gets, the first time it
+// was tried). Every get must print the owner's value or refuse (exit 3).
+func TestTrustHotJournalRace(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	tool, err := squatTool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
+	store := filepath.Join(pub, "s.db")
+	s := e.withStore(store)
+	s.mustRun("set", "k", "mine")
+
+	evil := filepath.Join(e.otherHome, "evil.db")
+	mustRunCmd(t, e.asOther("livedict", "--store", evil, "set", "k", "theirs"))
+	db, err := os.ReadFile(evil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mode 0666, so that an owner who is not root could open it
+	// read-write, as a rollback needs.
+	journal := filepath.Join(e.otherHome, "j")
+	e.plant(journal, hotJournal(t, db))
+	mustRunCmd(t, e.asOther("chmod", "0666", journal))
+	flap := e.asOther(tool, "flap", journal, store+"-journal")
+	var flapOut syncBuffer
+	flap.Stdout = &flapOut
+	f := e.startCmd(flap)
+	poll(t, 10*time.Second, "the other user to start", func() bool {
+		return f.running() && strings.Contains(flapOut.String(), "flapping")
+	})
+	refused := 0
+	for i := 0; i < 150; i++ {
+		out, stderr, code := s.run("get", "k")
+		switch {
+		case code == 0 && out == "mine":
+		case code == 3 && strings.Contains(stderr, store+"-journal"):
+			refused++
+		default:
+			t.Fatalf("get %d while another user flaps a hot journal: exit %d, out %q, stderr %q", i, code, out, stderr)
+		}
+	}
+	t.Logf("%d of 150 gets refused the journal", refused)
 }

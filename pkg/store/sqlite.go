@@ -72,6 +72,10 @@ type sqliteStore struct {
 	// that keeps the store open (the daemon) can tell when the path names
 	// another file, or none (see Replaced).
 	dev, ino uint64
+	// testAfterSideCheck, when set, runs after the side files were
+	// checked and before SQLite looks at them: where another user plants
+	// a journal in a race with the check.
+	testAfterSideCheck func()
 }
 
 func openSQLite(path string, opts Options) (Store, error) {
@@ -226,6 +230,9 @@ func (s *sqliteStore) checkJournal() error {
 
 // connect opens SQLite's connection to the file at real.
 func (s *sqliteStore) connect(real string) error {
+	if err := guardSideFiles(); err != nil {
+		return err
+	}
 	q := url.Values{}
 	// SQLite keeps busy_timeout as a 32-bit count of ms and takes a
 	// larger number as 0, no wait at all: a busy_timeout past 24.8 days
@@ -414,6 +421,11 @@ func (s *sqliteStore) wrap(err error) error {
 	case sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
+		if err := s.checkSideFiles(); err != nil {
+			// A side file planted after the check before the
+			// transaction, which SQLite's open refused (guardSideFiles).
+			return err
+		}
 		if readOnlyFS(s.real) {
 			return fmt.Errorf("%s: %w", s.path, syscall.EROFS)
 		}
@@ -448,6 +460,9 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 		s.sideChecked = false // checked a moment ago, by open
 	} else if err := s.checkSideFiles(); err != nil {
 		return err
+	}
+	if s.testAfterSideCheck != nil {
+		s.testAfterSideCheck()
 	}
 	if begin == beginWrite {
 		if err := s.setSync(ctx); err != nil {

@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -133,5 +134,107 @@ func TestFileStoreUntrustedRecord(t *testing.T) {
 	}
 	if s2 != nil {
 		s2.Close()
+	}
+}
+
+// hotJournal builds a SQLite rollback journal that, rolled back, makes a
+// database of db's pages: what another user plants as STORE-journal.
+func hotJournal(db []byte) []byte {
+	pageSize := int(binary.BigEndian.Uint16(db[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	n := len(db) / pageSize
+	const sector, nonce = 512, 0x1badcafe
+	j := make([]byte, sector)
+	copy(j, []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7})
+	binary.BigEndian.PutUint32(j[8:], uint32(n))
+	binary.BigEndian.PutUint32(j[12:], nonce)
+	binary.BigEndian.PutUint32(j[16:], uint32(n))
+	binary.BigEndian.PutUint32(j[20:], sector)
+	binary.BigEndian.PutUint32(j[24:], uint32(pageSize))
+	for p := 0; p < n; p++ {
+		page := db[p*pageSize : (p+1)*pageSize]
+		j = binary.BigEndian.AppendUint32(j, uint32(p+1))
+		j = append(j, page...)
+		sum := uint32(nonce)
+		for i := pageSize - 200; i > 0; i -= 200 {
+			sum += uint32(page[i])
+		}
+		j = binary.BigEndian.AppendUint32(j, sum)
+	}
+	return j
+}
+
+// The side files are checked by name before each transaction, and SQLite
+// opens the journal by name a moment later: in a sticky /tmp another user
+// who plants a hot journal in between (flapping it in a loop wins within
+// a few dozen commands) had it rolled back into the store, their data
+// replacing the owner's. The descriptor SQLite opens is checked itself,
+// so a journal that appears after the check is refused all the same.
+func TestSQLiteJournalPlantedAfterCheck(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs.db")
+	o, err := Open(theirs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("theirs")}) }); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	db, err := os.ReadFile(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.db")
+	for _, write := range []bool{false, true} {
+		os.Remove(path)
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("mine")}) }); err != nil {
+			t.Fatal(err)
+		}
+		planted := false
+		s.(*sqliteStore).testAfterSideCheck = func() {
+			if !planted {
+				planted = true
+				// Mode 0666: what another user's file would be to a
+				// non-root owner's SQLite, which must open it read-write.
+				if err := writeMode(path+"-journal", 0o666); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path+"-journal", hotJournal(db), 0o666); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var got []byte
+		op := func(tx Tx) error {
+			e, _, err := tx.Get("main", "k")
+			got = e.Value
+			return err
+		}
+		if write {
+			err = s.Update(ctx, op)
+		} else {
+			err = s.View(ctx, op)
+		}
+		if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), path+"-journal") {
+			t.Errorf("write %v: a journal planted after the check: got %q, err %v; want ErrUntrusted naming the journal", write, got, err)
+		}
+		s.Close()
+		os.Remove(path + "-journal")
+		s, err = Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.View(ctx, op); err != nil || string(got) != "mine" {
+			t.Errorf("write %v: the store was replaced by the planted journal: k = %q, %v", write, got, err)
+		}
+		s.Close()
 	}
 }
