@@ -498,3 +498,26 @@ func TestRedisPasswordNotOnSpawnedArgv(t *testing.T) {
 		t.Fatalf("the refresher's argv: %q", argv)
 	}
 }
+
+// A password given only in the store URL reaches the background refresher
+// of 'run --stale'/--warm in its environment (never argv), and the
+// refresher ran CMD with that environment: a CMD run in the background had
+// LIVEDICT_REDIS_PASSWORD, one run in the foreground did not, though the
+// user never put the password in any environment. CMD's environment must
+// hold no password either way.
+func TestRedisPasswordNotInRefreshEnv(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no", "--requirepass", "s3c:r/et@")
+	e := newRedisEnv(t, "unix://:s3c%3Ar%2Fet%40@"+srv.Sock+"?prefix=pw")
+	e.setenv("D=" + e.dir)
+	e.mustRun("run", "--key", "k", "--", "sh", "-c", `env > "$D/fg"; echo fg`)
+	e.mustRun("run", "--warm", "--key", "k", "--", "sh", "-c", `env > "$D/bg"; echo refreshed`)
+	poll(t, 30*time.Second, "the refresh", func() bool {
+		out, _, _ := e.run("-b", "run", "get", "k")
+		return strings.Contains(out, "refreshed")
+	})
+	for _, f := range []string{"fg", "bg"} {
+		if env := e.file(f); strings.Contains(env, "s3c") || strings.Contains(env, "REDIS_PASSWORD") {
+			t.Errorf("CMD run in the %s had the password in its environment:\n%s", f, env)
+		}
+	}
+}

@@ -80,13 +80,34 @@ func (a *App) spawnDispatcher() (<-chan struct{}, error) {
 	return exited, nil
 }
 
+// spawnPasswordEnv carries a password from the store URL to a livedict
+// this one starts in the background (spawnStore). It was
+// LIVEDICT_REDIS_PASSWORD, which the started livedict kept in its
+// environment and so handed to what it ran in turn: a run refresher's CMD
+// had the password in its environment, though the user gave it only in
+// the URL and a foreground CMD never had it.
+const spawnPasswordEnv = "LIVEDICT_SPAWN_REDIS_PASSWORD"
+
+// spawnedPassword is the password a livedict that started this one passed
+// on, taken out of the environment at start-up, before anything is run.
+var spawnedPassword = func() string {
+	pw := os.Getenv(spawnPasswordEnv)
+	os.Unsetenv(spawnPasswordEnv)
+	return pw
+}()
+
 // spawnStore is how a livedict this one starts in the background (a
 // dispatcher, a run refresher) is told the store: the URL for its argv,
 // and its environment. A password in the URL goes into the environment
-// as LIVEDICT_REDIS_PASSWORD (the user's own to read), not onto argv,
-// which every local user sees in ps.
+// (the user's own to read; spawnPasswordEnv), not onto argv, which every
+// local user sees in ps.
 func (a *App) spawnStore() (storeURL string, env []string) {
 	storeURL, env = a.Config.Store, os.Environ()
+	if spawnedPassword != "" {
+		// Passed on again: this livedict was itself started so (a
+		// refresher's writes start a dispatcher).
+		env = withEnv(env, []string{spawnPasswordEnv + "=" + spawnedPassword})
+	}
 	if !strings.HasPrefix(storeURL, "redis://") && !strings.HasPrefix(storeURL, "rediss://") && !strings.HasPrefix(storeURL, "unix://") {
 		return storeURL, env
 	}
@@ -103,7 +124,7 @@ func (a *App) spawnStore() (storeURL string, env []string) {
 	} else {
 		u.User = nil
 	}
-	return u.String(), withEnv(env, []string{"LIVEDICT_REDIS_PASSWORD=" + pw})
+	return u.String(), withEnv(env, []string{spawnPasswordEnv + "=" + pw})
 }
 
 // hookSettings are the parts of cfg that recording and delivery read.

@@ -40,6 +40,11 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: is empty", p)))
 		}
 	}
+	if ro.Password == "" {
+		// The URL's password, passed on by the livedict that started
+		// this one (spawnStore); a password file still comes first.
+		ro.Password = spawnedPassword
+	}
 	// The CA file is for TLS: a plain redis:// or unix:// store does not
 	// read it (a config file may name it for another store).
 	if p := a.Config.RedisCAFile; p != "" && strings.HasPrefix(u, "rediss://") {
