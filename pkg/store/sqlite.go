@@ -115,10 +115,18 @@ func openSQLite(path string, opts Options) (Store, error) {
 // then connects SQLite to it and brings the schema up to date. The common
 // case, an up-to-date store, costs one open, two fstats and a small pread
 // of the header, and no SQL.
+// testBeforeConnect, when set, runs between the check of the store file
+// and SQLite's open of it: where another user who can rename in its
+// folder swaps it.
+var testBeforeConnect func(real string)
+
 func (s *sqliteStore) open() error {
 	upToDate, err := s.checkFile(s.real)
 	if err != nil {
 		return err
+	}
+	if testBeforeConnect != nil {
+		testBeforeConnect(s.real)
 	}
 	if err := s.connect(s.real); err != nil {
 		return err
@@ -424,6 +432,10 @@ func (s *sqliteStore) wrap(err error) error {
 		if err := s.checkSideFiles(); err != nil {
 			// A side file planted after the check before the
 			// transaction, which SQLite's open refused (guardSideFiles).
+			return err
+		}
+		if err := CheckPath(s.real); errors.Is(err, ErrUntrusted) {
+			// Likewise the store file, swapped after its check.
 			return err
 		}
 		if readOnlyFS(s.real) {

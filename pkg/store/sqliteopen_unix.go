@@ -67,8 +67,8 @@ func cPointer(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Point
 
 // trustedOpen is open(2) for SQLite: its side files are opened with
 // O_NOFOLLOW and refused (EACCES) when the descriptor fails the trust
-// rule; everything else (the store, folders, /dev/urandom) as SQLite
-// asked.
+// rule, and so is any other regular file (the store); folders and
+// devices are opened as SQLite asked.
 func trustedOpen(tls *libc.TLS, zFile uintptr, flags, mode int32) int32 {
 	name := libc.GoString(zFile)
 	side := strings.HasSuffix(name, "-journal") || strings.HasSuffix(name, "-wal") || strings.HasSuffix(name, "-shm")
@@ -76,11 +76,23 @@ func trustedOpen(tls *libc.TLS, zFile uintptr, flags, mode int32) int32 {
 		flags |= unix.O_NOFOLLOW
 	}
 	fd := (*(*func(*libc.TLS, uintptr, int32, int32) int32)(unsafe.Pointer(&struct{ uintptr }{sysOpen})))(tls, zFile, flags, mode)
-	if fd < 0 || !side {
+	if fd < 0 {
 		return fd
 	}
 	var st unix.Stat_t
-	if unix.Fstat(int(fd), &st) != nil || checkKind(name, &st) != nil {
+	err := unix.Fstat(int(fd), &st)
+	switch {
+	case err == nil && side:
+		err = checkKind(name, &st)
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG:
+		// The store itself (and SQLite's temporary files): the store
+		// file was checked by name before, but one that another user
+		// can rename in its folder may be swapped in between.
+		err = trustStat(name, &st)
+	case err == nil:
+		return fd // a folder SQLite syncs, /dev/urandom
+	}
+	if err != nil {
 		unix.Close(int(fd))
 		*(*int32)(cPointer(libc.X__errno_location(tls))) = int32(unix.EACCES)
 		return -1

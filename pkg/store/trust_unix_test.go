@@ -238,3 +238,44 @@ func TestSQLiteJournalPlantedAfterCheck(t *testing.T) {
 		s.Close()
 	}
 }
+
+// The store file is checked by name and SQLite opens it by name after:
+// where another user can rename in its folder (one every user can write,
+// not sticky), a file of theirs swapped in between was opened by SQLite
+// and read as the store. The descriptor SQLite opens is checked itself.
+func TestSQLiteStoreSwappedAfterCheck(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	theirs := filepath.Join(dir, "theirs.db")
+	for _, p := range []string{path, theirs} {
+		s, err := Open(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte(filepath.Base(p))}) }); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	// Writable by every user: what another user's file is to the rule.
+	if err := os.Chmod(theirs, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	testBeforeConnect = func(string) { os.Rename(theirs, path) }
+	defer func() { testBeforeConnect = nil }()
+	s, err := Open(path, Options{})
+	if err == nil {
+		var got []byte
+		err = s.View(ctx, func(tx Tx) error {
+			e, _, err := tx.Get("main", "k")
+			got = e.Value
+			return err
+		})
+		s.Close()
+		t.Fatalf("a store swapped after its check was used: k = %q, %v", got, err)
+	}
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a store swapped after its check: %v; want ErrUntrusted naming it", err)
+	}
+}
