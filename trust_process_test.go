@@ -527,3 +527,31 @@ func TestTrustHotJournalRace(t *testing.T) {
 	}
 	t.Logf("%d of 150 gets refused the journal", refused)
 }
+
+// Another user makes STORE.d first beside a store in a sticky /tmp-like
+// folder. Hooks are refused there, but data keeps working, and a lock is
+// data: a contended 'lock --wait' queued on a file in that folder and was
+// refused with exit 4 and the hooks' message. It must wait without the
+// queue and get the lock once the holder is done.
+func TestTrustPlantedStateDirLockWait(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
+	store := filepath.Join(pub, "s.db")
+	s := e.withStore(store)
+	s.mustRun("set", "x", "1")
+	mustRunCmd(t, e.asOther("/bin/sh", "-c", `mkdir -m 0777 "$1"`, "sh", store+".d"))
+	h, err := s.command("lock", "--acquire", "--ttl", "1m", "L").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := strings.TrimSpace(string(h))
+	w := s.command("lock", "--wait", "60s", "L", "--", "echo", "got")
+	var out syncBuffer
+	w.Stdout = &out
+	p := e.startCmd(w)
+	time.Sleep(300 * time.Millisecond) // let it find the lock held and wait
+	s.mustRun("lock", "L", "--release", holder)
+	if code := p.wait(30 * time.Second); code != 0 || out.String() != "got\n" {
+		t.Errorf("lock --wait beside another user's state folder: exit %d, out %q", code, out.String())
+	}
+}

@@ -193,6 +193,13 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 			if errors.Is(err, hooks.ErrLocked) {
 				return nil, lease.ErrNoTurn
 			}
+			if errors.Is(err, hooks.ErrUnsafe) {
+				// A state folder another user made first (beside a
+				// store in /tmp): the queue only spares the store, so
+				// wait without it, as data works without hooks, rather
+				// than refuse a contended lock with exit 4.
+				return func() {}, nil
+			}
 			if err != nil {
 				return nil, err
 			}
