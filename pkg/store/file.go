@@ -161,6 +161,11 @@ func (s *fileStore) openDir(write bool) (exists bool, err error) {
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
 			return false, fmt.Errorf("create store: %w", err)
 		}
+		// Likewise a folder on the way that another user made a symlink
+		// since openFile resolved the path (sqliteStore.create).
+		if _, err := evalTrustedSymlinks(filepath.Dir(s.dir)); err != nil {
+			return false, err
+		}
 		// MkdirAll is content with a folder (or a symlink to one) that
 		// another process made since the lstat above: in /tmp another
 		// user can make it first, and the new store's files would go

@@ -115,6 +115,10 @@ func openSQLite(path string, opts Options) (Store, error) {
 // then connects SQLite to it and brings the schema up to date. The common
 // case, an up-to-date store, costs one open, two fstats and a small pread
 // of the header, and no SQL.
+// testBeforeMkdir, when set, runs before a new store's folders are made:
+// where another user plants a symlink in their way.
+var testBeforeMkdir func(real string)
+
 // testBeforeConnect, when set, runs between the check of the store file
 // and SQLite's open of it: where another user who can rename in its
 // folder swaps it.
@@ -266,8 +270,19 @@ func (s *sqliteStore) connect(real string) error {
 // whole store, and an empty file at the path can only be someone else's.
 // When another process links its store first, that one is used.
 func (s *sqliteStore) create() error {
+	if testBeforeMkdir != nil {
+		testBeforeMkdir(s.real)
+	}
 	if err := os.MkdirAll(filepath.Dir(s.real), 0o700); err != nil {
 		return fmt.Errorf("cannot create store: %w", err)
+	}
+	// MkdirAll follows a folder on the way that another user made a
+	// symlink (in a sticky /tmp) since resolveStore looked: the new store
+	// would go wherever it points, say into one of the user's own folders.
+	// Looked at again now that every folder is there: in a sticky folder
+	// nobody else can replace them any more.
+	if _, err := evalTrustedSymlinks(filepath.Dir(s.real)); err != nil {
+		return err
 	}
 	tmp := fmt.Sprintf("%s.tmp-%d-%d", s.real, os.Getpid(), time.Now().UnixNano())
 	fd, err := syscall.Open(tmp, syscall.O_CREAT|syscall.O_EXCL|syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)

@@ -279,3 +279,75 @@ func TestSQLiteStoreSwappedAfterCheck(t *testing.T) {
 		t.Fatalf("Open of a store swapped after its check: %v; want ErrUntrusted naming it", err)
 	}
 }
+
+// A new store whose folder is not there yet, in a sticky /tmp: another
+// user who makes that folder a symlink (to one of the owner's own folders)
+// after the path was resolved and before it is made had the new store
+// made, or an existing one used, wherever the link points.
+func TestSQLiteCreateThroughPlantedFolderLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a symlink another user owns")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "work", "s.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testBeforeMkdir = func(string) {
+		link := filepath.Join(dir, "work")
+		if err := os.Symlink(private, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { testBeforeMkdir = nil }()
+	err = s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}) })
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), filepath.Join(dir, "work")) {
+		t.Errorf("a store made through another user's symlink: %v; want ErrUntrusted naming it", err)
+	}
+	if ents, _ := os.ReadDir(private); len(ents) != 0 {
+		t.Errorf("files were made in the folder the link points to: %v", ents)
+	}
+}
+
+// The file store's TestSQLiteCreateThroughPlantedFolderLink.
+func TestFileCreateThroughPlantedFolderLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a symlink another user owns")
+	}
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openFile(filepath.Join(dir, "work", "fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.(*fileStore).testBeforeMkdir = func() {
+		link := filepath.Join(dir, "work")
+		if err := os.Symlink(private, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = st.Update(context.Background(), func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}) })
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), filepath.Join(dir, "work")) {
+		t.Errorf("a store made through another user's symlink: %v; want ErrUntrusted naming it", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(private, "fs")); len(ents) != 0 {
+		t.Errorf("files were made in the folder the link points to: %v", ents)
+	}
+}
