@@ -176,7 +176,7 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 // transaction, since SQLite looks for a hot journal at each one.
 func (s *sqliteStore) checkSideFiles() error {
 	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
-		if err := checkAbsent(s.real + suffix); err != nil {
+		if err := checkSideAbsent(s.real + suffix); err != nil {
 			return err
 		}
 	}

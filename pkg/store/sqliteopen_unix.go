@@ -83,7 +83,7 @@ func trustedOpen(tls *libc.TLS, zFile uintptr, flags, mode int32) int32 {
 	err := unix.Fstat(int(fd), &st)
 	switch {
 	case err == nil && side:
-		err = checkKind(name, &st)
+		err = checkSideFile(name, &st)
 	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG:
 		// The store itself (and SQLite's temporary files): the store
 		// file was checked by name before, but one that another user

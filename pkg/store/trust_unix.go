@@ -109,6 +109,36 @@ func checkAbsent(path string) error {
 	return err
 }
 
+// checkSideFile is the trust rule for one of SQLite's side files, as st
+// describes it, with one more condition: no other hard link. Where the
+// kernel lets a user link files that are not theirs
+// (fs.protected_hardlinks=0), another user can link one of ours as
+// STORE-journal beside a store in /tmp; it is ours and nobody else can
+// write it, and SQLite would write its journal into it (pages of the
+// store, in a file others may read) or roll it back and delete it. A
+// journal SQLite makes has one link.
+func checkSideFile(path string, st *unix.Stat_t) error {
+	if err := checkKind(path, st); err != nil {
+		return err
+	}
+	if st.Nlink > 1 {
+		return untrusted(path, "has other hard links ("+strconv.FormatUint(uint64(st.Nlink), 10)+")", uint32(st.Mode))
+	}
+	return nil
+}
+
+// checkSideAbsent is checkAbsent for SQLite's side files (checkSideFile).
+func checkSideAbsent(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return checkSideFile(path, &st)
+}
+
 // OpenTrusted opens path with O_NOFOLLOW and O_CLOEXEC added to flags and
 // applies the trust rule to what it opened. With O_CREAT the file is made
 // mode 0600. The caller closes the descriptor.

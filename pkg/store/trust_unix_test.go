@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -349,5 +350,47 @@ func TestFileCreateThroughPlantedFolderLink(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(private, "fs")); len(ents) != 0 {
 		t.Errorf("files were made in the folder the link points to: %v", ents)
+	}
+}
+
+// Where the kernel lets any user hard-link any file they can reach
+// (fs.protected_hardlinks=0), another user links one of the owner's files
+// as STORE-journal beside a store in a sticky /tmp: it belongs to the
+// owner and nobody else can write it, so the trust rule passed it, and
+// SQLite wrote its journal into it (or rolled it back and removed it),
+// destroying the owner's file. A side file with other links is refused.
+func TestSQLiteHardLinkedJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	put := func() error {
+		n++
+		return s.Update(ctx, func(tx Tx) error {
+			return tx.Put(Entry{Bucket: "main", Key: "k", Value: bytes.Repeat([]byte{'v'}, n*5000)})
+		})
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	want := []byte("\x00the owner's precious file (a first byte of 0, as in many binary formats)\n")
+	if err := os.WriteFile(victim, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(victim, path+"-journal"); err != nil {
+		t.Fatal(err)
+	}
+	err = put()
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), path+"-journal") {
+		t.Errorf("a write beside a hard-linked journal: %v; want ErrUntrusted naming it", err)
+	}
+	if got, _ := os.ReadFile(victim); !bytes.Equal(got, want) {
+		t.Errorf("the file linked as the journal was changed: now %d bytes, starting %q", len(got), got[:min(len(got), 16)])
 	}
 }
