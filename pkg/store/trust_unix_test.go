@@ -394,3 +394,51 @@ func TestSQLiteHardLinkedJournal(t *testing.T) {
 		t.Errorf("the file linked as the journal was changed: now %d bytes, starting %q", len(got), got[:min(len(got), 16)])
 	}
 }
+
+// evalTrustedSymlinks resolves what filepath.EvalSymlinks resolves, for
+// links of the user's own: absolute and relative, chained, with "..", to
+// folders and to files; a loop is an error, and a missing tail is kept.
+func TestEvalTrustedSymlinks(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a/b/c", "x"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a/b/c/s.db"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{
+		"x/abs":   filepath.Join(dir, "a/b"),
+		"x/rel":   "../a/b/c",
+		"x/chain": "rel",
+		"x/up":    "../a/b/c/..",
+		"x/file":  "chain/s.db",
+		"x/loop1": "loop2",
+		"x/loop2": "loop1",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"x/abs/c/s.db", "x/rel/s.db", "x/chain/s.db", "x/up/c/s.db", "x/file", "a/./b//c/s.db"} {
+		want, err := filepath.EvalSymlinks(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := evalTrustedSymlinks(filepath.Join(dir, p))
+		if err != nil || got != want {
+			t.Errorf("%s: got %q, %v; want %q", p, got, err, want)
+		}
+	}
+	if got, err := evalTrustedSymlinks(filepath.Join(dir, "x/rel/new/s.db")); err != nil || got != filepath.Join(dir, "a/b/c/new/s.db") {
+		t.Errorf("a missing tail: %q, %v", got, err)
+	}
+	if _, err := evalTrustedSymlinks(filepath.Join(dir, "x/loop1/s.db")); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("a loop: %v", err)
+	}
+}
