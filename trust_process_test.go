@@ -555,3 +555,36 @@ func TestTrustPlantedStateDirLockWait(t *testing.T) {
 		t.Errorf("lock --wait beside another user's state folder: exit %d, out %q", code, out.String())
 	}
 }
+
+// A hook command that another user can change runs their code as the
+// owner at every event: a script of theirs, or one every user can write,
+// was accepted by hook add and run by the deliverer. hook add refuses it
+// (exit 4, naming it), and so does delivery when the file became so after
+// the hook was added (the run fails, naming it; the attacker's code never
+// runs).
+func TestTrustHookCommandOthersCanWrite(t *testing.T) {
+	e := newProcEnv(t, "sqlite").withOther()
+	pub := mkdir(t, filepath.Join(e.shared, "tmp"), 0o777|os.ModeSticky)
+	theirs := filepath.Join(pub, "theirs.sh")
+	e.plant(theirs, []byte("#!/bin/sh\necho pwned\n"))
+	mustRunCmd(t, e.asOther("chmod", "0755", theirs))
+	_, stderr, code := e.run("hook", "add", "--on", "set", "--", theirs)
+	if code != 4 || !strings.Contains(stderr, theirs) {
+		t.Errorf("hook add of another user's script: exit %d, %q; want 4 naming it", code, stderr)
+	}
+	// The owner's own script, which the owner then leaves open to everyone.
+	mine := filepath.Join(mkdir(t, filepath.Join(e.shared, "bin"), 0o755), "mine.sh")
+	if err := os.WriteFile(mine, []byte("#!/bin/sh\ntrue\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("hook", "add", "--on", "set", "--", mine)
+	if err := os.Chmod(mine, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	mustRunCmd(t, e.asOther("/bin/sh", "-c", `printf '#!/bin/sh\necho pwned\n' > "$1"`, "sh", mine))
+	e.mustRun("--wait-hooks", "set", "k", "v")
+	out, _, _ := e.run("hook", "log")
+	if strings.Contains(out, "pwned") || !strings.Contains(out, mine) {
+		t.Errorf("a hook command another user changed ran as the owner, or its refusal does not name it:\n%s", out)
+	}
+}

@@ -95,6 +95,10 @@ retried as a batch; the log has one entry per run.`,
 			if argv[0], err = resolveCommand(argv[0]); err != nil {
 				return usageErr(err, "")
 			}
+			if err := sandbox.CheckCommand(argv[0]); err != nil {
+				// Delivery would refuse every run: say so now (exit 4).
+				return store.WithKind(store.KindPolicy, fmt.Errorf("hook command %s refused: %w", argv[0], err))
+			}
 			h := hooks.Hook{Name: o.name, Events: events, Key: o.key, Argv: argv, NoNetwork: o.noNetwork, Decrypt: o.decrypt}
 			if cmd.Flags().Changed("bucket") {
 				if h.Bucket, err = a.Bucket(); err != nil {

@@ -65,3 +65,42 @@ func ownedSafely(path string, st *unix.Stat_t) error {
 	}
 	return nil
 }
+
+// CheckCommand reports why the hook command at path must not be run, or
+// nil: a file another user can change would run their code as the user
+// at every event. Like the configuration file (and ssh's config), the
+// command, resolved through symlinks, must be owned by the user or root
+// and not writable by every user (group-writable passes: with per-user
+// groups, umask 002, every file the user makes is), and so must the folder
+// holding it unless that folder is sticky (then others cannot rename or
+// replace what is ours in it).
+func CheckCommand(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(real, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: real, Err: err}
+	}
+	if err := othersCanChange(real, &st, false); err != nil {
+		return err
+	}
+	dir := filepath.Dir(real)
+	if err := unix.Stat(dir, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return othersCanChange(dir, &st, st.Mode&unix.S_ISVTX != 0)
+}
+
+// othersCanChange is CheckCommand's rule for one file or folder.
+func othersCanChange(path string, st *unix.Stat_t, sticky bool) error {
+	uid := uint32(os.Geteuid())
+	switch {
+	case st.Uid != uid && st.Uid != 0:
+		return fmt.Errorf("%s is owned by uid %d, who could change what runs as you", path, st.Uid)
+	case st.Mode&0o002 != 0 && !sticky:
+		return fmt.Errorf("%s is writable by every user (mode %04o), who could change what runs as you", path, st.Mode&0o7777)
+	}
+	return nil
+}

@@ -79,6 +79,11 @@ func run(ctx context.Context, s Spec, probe bool) (Result, error) {
 		if cfg.Path, err = lookPath(s.Argv[0], pathList, s.WorkDir); err != nil {
 			return Result{}, err
 		}
+		// Checked at every run, not only by hook add: the file (or its
+		// folder) may have been opened to others since.
+		if err := CheckCommand(cfg.Path); err != nil {
+			return Result{}, fmt.Errorf("sandbox: hook command refused: %w", err)
+		}
 		cfg.Argv = s.Argv
 	}
 	resolveLimits(&cfg, s)
