@@ -444,9 +444,12 @@ func (s *sqliteStore) wrap(err error) error {
 	case sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
+		if err := takeRefused(s.real); err != nil {
+			// A side file (or the store) planted after its check,
+			// which SQLite's open refused (guardSideFiles).
+			return err
+		}
 		if err := s.checkSideFiles(); err != nil {
-			// A side file planted after the check before the
-			// transaction, which SQLite's open refused (guardSideFiles).
 			return err
 		}
 		if err := CheckPath(s.real); errors.Is(err, ErrUntrusted) {

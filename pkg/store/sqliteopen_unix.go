@@ -3,8 +3,10 @@
 package store
 
 import (
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +62,21 @@ func funcPtr(f func(*libc.TLS, uintptr, int32, int32) int32) uintptr {
 	return (*[2]uintptr)(unsafe.Pointer(&i))[1]
 }
 
+// refused is the last refusal trustedOpen made: SQLite reports only that
+// it could not open a file, and by the time the error is worded the file
+// may be gone again (another user flapping it in and out).
+var refused atomic.Pointer[TrustError]
+
+// takeRefused returns (and forgets) the last refusal of a file whose name
+// starts with real (the store or one of its side files), or nil.
+func takeRefused(real string) error {
+	te := refused.Load()
+	if te == nil || !strings.HasPrefix(te.Path, real) || !refused.CompareAndSwap(te, nil) {
+		return nil
+	}
+	return te
+}
+
 // cPointer is p, an address in the C heap of modernc.org/libc (never
 // moved by Go's collector), as a pointer; written so, not as
 // unsafe.Pointer(p), which go vet cannot tell from a Go address.
@@ -93,6 +110,9 @@ func trustedOpen(tls *libc.TLS, zFile uintptr, flags, mode int32) int32 {
 		return fd // a folder SQLite syncs, /dev/urandom
 	}
 	if err != nil {
+		if te := (*TrustError)(nil); errors.As(err, &te) {
+			refused.Store(te)
+		}
 		unix.Close(int(fd))
 		*(*int32)(cPointer(libc.X__errno_location(tls))) = int32(unix.EACCES)
 		return -1
