@@ -46,10 +46,20 @@ true): this host's daemon does not run it. 'hook enable ID' here signs it.`,
 					return err
 				}
 			}
+			// And one this host saw removed or changed since, put back
+			// by someone who can write the store (hooks/seen.go).
+			var replayed map[int64]bool
+			if shared {
+				info, err := s.Info()
+				if err != nil {
+					return err
+				}
+				replayed = hooks.Replayed(hooks.StateDir(info), hs, key)
+			}
 			var rows [][]string
 			for _, h := range hs {
 				state, bucket := "enabled", h.Bucket
-				refused := shared && !h.Verified(key)
+				refused := shared && (!h.Verified(key) || replayed[h.ID])
 				switch {
 				case !h.Enabled:
 					state = "disabled"

@@ -201,6 +201,46 @@ func (d *Deliverer) verify(h Hook) bool {
 	return false
 }
 
+// refuseOlder applies this host's record of the definitions it has seen
+// (seen.go) to the ones just read: a verified definition that was removed
+// and put back is taken out of defs (its events are dropped, as for a
+// removed hook), an older revision than one seen is not run (its events
+// wait for the current one). Each is logged once. A record that cannot be
+// read or written is logged and leaves the definitions as they are.
+func (d *Deliverer) refuseOlder(hs []Hook, defs map[int64]Hook, verified map[int64]bool) {
+	seen, err := readSeen(d.Seen)
+	if err != nil {
+		d.logger().Warn("hook definitions seen: "+err.Error(), "file", d.Seen)
+		return
+	}
+	fresh, changed := seen.check(hs, verified)
+	for _, h := range hs {
+		why := ""
+		switch fresh[h.ID] {
+		case removed:
+			why = "it was removed, and someone put its signed definition back"
+			delete(defs, h.ID)
+		case older:
+			why = "it is an older copy of its definition than this host has seen (someone put it back)"
+		default:
+			continue
+		}
+		verified[h.ID] = false
+		if d.refused == nil {
+			d.refused = map[int64]string{}
+		}
+		if d.refused[h.ID] != h.Sig+"\x01" {
+			d.refused[h.ID] = h.Sig + "\x01"
+			d.logger().Warn("hook refused: "+why, "hook", h.ID, "status", StatusRefused)
+		}
+	}
+	if changed {
+		if err := writeSeen(d.Seen, seen); err != nil {
+			d.logger().Warn("hook definitions seen: "+err.Error(), "file", d.Seen)
+		}
+	}
+}
+
 func hash(s string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(s))

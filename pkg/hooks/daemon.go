@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,7 +95,17 @@ func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, st
 		WorkDir:     work,
 		Getenv:      os.LookupEnv,
 		Log:         log,
+		Seen:        seenFile(shared, dir),
 	}, dir, nil
+}
+
+// seenFile is where a host keeps what it has seen of a shared store's
+// definitions (seen.go): in its state dir; none for a local store.
+func seenFile(shared bool, stateDir string) string {
+	if !shared {
+		return ""
+	}
+	return filepath.Join(stateDir, SeenFile)
 }
 
 // RunningError is returned by Daemon.Run when another daemon already runs

@@ -67,6 +67,10 @@ type Deliverer struct {
 	Key []byte
 	// Lease is how long a claim lasts unrenewed (DefaultLease if zero).
 	Lease time.Duration
+	// Seen is the file, in this host's state dir, that keeps what its
+	// deliverers have seen of a shared store's definitions (seen.go);
+	// empty: not kept.
+	Seen string
 
 	owner   string           // names this deliverer's claims
 	refused map[int64]string // definitions logged as refused, by id
@@ -176,6 +180,9 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if d.Shared {
 				verified[h.ID] = d.verify(h)
 			}
+		}
+		if d.Shared && d.Seen != "" {
+			d.refuseOlder(hs, defs, verified)
 		}
 		return nil
 	}

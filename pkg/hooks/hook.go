@@ -124,6 +124,10 @@ type Hook struct {
 	Retries *int  `json:"retries,omitempty"`
 	Enabled bool  `json:"enabled"`
 	Created int64 `json:"created_ms"`
+	// Rev counts the definition's changes (1 when added; hook enable and
+	// disable raise it). Signed with the rest, it lets a host refuse an
+	// older copy put back by someone who can write the store (seen.go).
+	Rev int64 `json:"rev,omitempty"`
 	// Sig is the definition's HMAC under the hook key of the host that
 	// wrote it (see LoadHookKey); shared stores run only what verifies.
 	Sig string `json:"sig,omitempty"`
@@ -178,6 +182,7 @@ func Add(tx store.Tx, h Hook, key []byte) (Hook, error) {
 	h.ID = int64(id)
 	h.Enabled = true
 	h.Created = tx.Now()
+	h.Rev = 1
 	if h.Key == "" {
 		h.Key = "*"
 	}
@@ -262,12 +267,21 @@ func Remove(tx store.Tx, id int64) error {
 // also vouches for a definition this host's key had not signed.
 func SetEnabled(tx store.Tx, id int64, on bool, key []byte) (bool, error) {
 	h, err := Lookup(tx, id)
-	if err != nil || (h.Enabled == on && (key == nil || h.Verified(key))) {
+	if err != nil {
 		return false, err
 	}
+	changed := h.Enabled != on || key != nil && !h.Verified(key)
+	// Enabling on a shared store signs the definition anew, with a newer
+	// revision, even when nothing else changes: it vouches for the
+	// definition as it is now, which is how its owner gets a copy that
+	// someone put back, and hosts refuse as older (seen.go), run again.
+	if !changed && !(on && key != nil) {
+		return false, nil
+	}
 	h.Enabled = on
+	h.Rev++
 	sign(&h, key)
-	return true, put(tx, h)
+	return changed, put(tx, h)
 }
 
 // ParseID reads a hook id as the user typed it.
