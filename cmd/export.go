@@ -142,17 +142,7 @@ func (l *exportLines) add(e store.Entry, sealed bool) {
 // the object's encoding took a third of a large export's time.
 func appendExportLine(b []byte, e store.Entry, sealed bool) []byte {
 	if !plainJSON(e.Bucket) || !plainJSON(e.Key) {
-		var exp any
-		if e.ExpiresAt != 0 {
-			exp = e.ExpiresAt
-		}
-		o := keyFields(e.Bucket, e.Key)
-		o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
-		if sealed {
-			o = append(o, field{"encrypted", true})
-		}
-		line, _ := o.MarshalJSON() // strings, numbers and bools: no error
-		return append(append(b, line...), '\n')
+		return append(b, objectExportLine(e, sealed)...)
 	}
 	b = append(b, `{"bucket":"`...)
 	b = append(b, e.Bucket...)
@@ -170,6 +160,22 @@ func appendExportLine(b []byte, e store.Entry, sealed bool) []byte {
 		b = append(b, `,"encrypted":true`...)
 	}
 	return append(b, "}\n"...)
+}
+
+// objectExportLine is e's line of an export as the general JSON object
+// writes it, for what appendExportLine cannot write directly.
+func objectExportLine(e store.Entry, sealed bool) []byte {
+	var exp any
+	if e.ExpiresAt != 0 {
+		exp = e.ExpiresAt
+	}
+	o := keyFields(e.Bucket, e.Key)
+	o = append(o, field{"value_b64", base64.StdEncoding.EncodeToString(e.Value)}, field{"expires_at_ms", exp})
+	if sealed {
+		o = append(o, field{"encrypted", true})
+	}
+	line, _ := o.MarshalJSON() // strings, numbers and bools: no error
+	return append(line, '\n')
 }
 
 // plainJSON reports whether json.Marshal writes s as itself in quotes.
