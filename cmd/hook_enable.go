@@ -23,7 +23,9 @@ func newHookEnableCmd(a *App, on bool) *cobra.Command {
 A disabled hook records no new events; its events already waiting are
 dropped when their turn comes, and logged as skipped. Enabling or disabling
 a hook that already is is not an error. With -v, print 1 if the state
-changed and 0 if not.`,
+changed and 0 if not. On a store shared between hosts, enable signs the
+definition anew with this host's hook key (see README, Hooks), also when
+it is already enabled.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
