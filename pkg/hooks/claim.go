@@ -213,10 +213,10 @@ func (d *Deliverer) refuseOlder(hs []Hook, defs map[int64]Hook, verified map[int
 		d.logger().Warn("hook definitions seen: "+err.Error(), "file", d.Seen)
 		return
 	}
-	fresh, changed := seen.check(hs, verified)
+	states, changed := seen.check(hs, verified)
 	for _, h := range hs {
 		why := ""
-		switch fresh[h.ID] {
+		switch states[h.ID] {
 		case removed:
 			why = "it was removed, and someone put its signed definition back"
 			delete(defs, h.ID)
