@@ -41,27 +41,29 @@ func TrustedHelper(path string) error {
 	if st.Mode&0o111 == 0 {
 		return fmt.Errorf("%s is not executable", path)
 	}
-	if err := ownedSafely(path, &st); err != nil {
+	if err := ownedSafely(path, &st, false, false, ""); err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
 	if err := unix.Stat(dir, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	return ownedSafely(dir, &st)
+	return ownedSafely(dir, &st, false, false, "")
 }
 
-// ownedSafely is the ownership half of the trust rule: owned by the user or
-// root, writable by nobody else.
-func ownedSafely(path string, st *unix.Stat_t) error {
+// ownedSafely is the ownership half of the trust rule for path, as st
+// describes it: owned by the user or root, writable by nobody else (its
+// group may write it when groupOK; every user may write a sticky folder,
+// whose entries only their owners can replace). why ends each refusal.
+func ownedSafely(path string, st *unix.Stat_t, groupOK, sticky bool, why string) error {
 	uid := uint32(os.Geteuid())
 	switch {
 	case st.Uid != uid && st.Uid != 0:
-		return fmt.Errorf("%s is owned by uid %d", path, st.Uid)
-	case st.Mode&0o002 != 0:
-		return fmt.Errorf("%s is writable by every user (mode %04o)", path, st.Mode&0o7777)
-	case st.Mode&0o020 != 0:
-		return fmt.Errorf("%s is writable by its group (mode %04o)", path, st.Mode&0o7777)
+		return fmt.Errorf("%s is owned by uid %d%s", path, st.Uid, why)
+	case st.Mode&0o002 != 0 && !sticky:
+		return fmt.Errorf("%s is writable by every user (mode %04o)%s", path, st.Mode&0o7777, why)
+	case st.Mode&0o020 != 0 && !groupOK:
+		return fmt.Errorf("%s is writable by its group (mode %04o)%s", path, st.Mode&0o7777, why)
 	}
 	return nil
 }
@@ -83,24 +85,13 @@ func CheckCommand(path string) error {
 	if err := unix.Stat(real, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: real, Err: err}
 	}
-	if err := othersCanChange(real, &st, false); err != nil {
+	const why = ", who could change what runs as you"
+	if err := ownedSafely(real, &st, true, false, why); err != nil {
 		return err
 	}
 	dir := filepath.Dir(real)
 	if err := unix.Stat(dir, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	return othersCanChange(dir, &st, st.Mode&unix.S_ISVTX != 0)
-}
-
-// othersCanChange is CheckCommand's rule for one file or folder.
-func othersCanChange(path string, st *unix.Stat_t, sticky bool) error {
-	uid := uint32(os.Geteuid())
-	switch {
-	case st.Uid != uid && st.Uid != 0:
-		return fmt.Errorf("%s is owned by uid %d, who could change what runs as you", path, st.Uid)
-	case st.Mode&0o002 != 0 && !sticky:
-		return fmt.Errorf("%s is writable by every user (mode %04o), who could change what runs as you", path, st.Mode&0o7777)
-	}
-	return nil
+	return ownedSafely(dir, &st, true, st.Mode&unix.S_ISVTX != 0, why)
 }
