@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // The file store keeps one folder per bucket and one file per key, so a
@@ -386,7 +384,7 @@ func (s *fileStore) lock(ctx context.Context, how int) (*os.File, error) {
 		}
 		f.Close()
 		if !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+			return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, s.opts.busyFor())
 		}
 	}
 }
@@ -423,7 +421,7 @@ func (s *fileStore) lockOnce(ctx context.Context, how int, deadline time.Time) (
 	f.Close()
 	switch {
 	case errors.Is(err, errLockTimeout):
-		return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+		return nil, fmt.Errorf("%w: %s stayed locked by another livedict for %s", ErrBusy, s.dir, s.opts.busyFor())
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	default:

@@ -353,7 +353,7 @@ func (s *redisStore) wrap(err error) error {
 		return err
 	}
 	if errors.Is(err, redis.ErrPoolTimeout) {
-		return fmt.Errorf("%w: redis %s: every connection of this process stayed in use for %s (commits the server holds?)", ErrBusy, s.target.Addr, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+		return fmt.Errorf("%w: redis %s: every connection of this process stayed in use for %s (commits the server holds?)", ErrBusy, s.target.Addr, s.opts.busyFor())
 	}
 	msg := redisScriptSuffix().ReplaceAllString(err.Error(), "")
 	if strings.HasPrefix(msg, "WRONGTYPE ") {
@@ -632,7 +632,7 @@ func (s *redisStore) run(ctx context.Context, write bool, fn func(Tx) error) err
 		}
 		if errors.Is(err, errRedisRetry) || errors.Is(err, redis.TxFailedErr) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%w: redis %s: other writers kept committing for %s", ErrBusy, s.target.Addr, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+				return fmt.Errorf("%w: redis %s: other writers kept committing for %s", ErrBusy, s.target.Addr, s.opts.busyFor())
 			}
 			select {
 			case <-ctx.Done():

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -246,12 +245,12 @@ func clientHeld(line string) bool {
 
 func (t *redisTx) notWritten() error {
 	return fmt.Errorf("%w: redis %s: %w; gave up after %s, nothing written",
-		ErrBusy, t.s.target.Addr, ErrWritesPaused, ttl.FormatDuration(t.s.opts.BusyTimeout.Milliseconds()))
+		ErrBusy, t.s.target.Addr, ErrWritesPaused, t.s.opts.busyFor())
 }
 
 func (t *redisTx) uncertain(why string) error {
 	return fmt.Errorf("%w: redis %s: no answer to the commit within busy_timeout (%s), and %s",
-		ErrUncertain, t.s.target.Addr, ttl.FormatDuration(t.s.opts.BusyTimeout.Milliseconds()), why)
+		ErrUncertain, t.s.target.Addr, t.s.opts.busyFor(), why)
 }
 
 // redact is err's text in one line without the password.

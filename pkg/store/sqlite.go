@@ -434,7 +434,7 @@ func (s *sqliteStore) wrap(err error) error {
 	}
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return fmt.Errorf("%w: %s: another process held it for more than %s", ErrBusy, s.path, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+		return fmt.Errorf("%w: %s: another process held it for more than %s", ErrBusy, s.path, s.opts.busyFor())
 	case sqlite3.SQLITE_NOTADB:
 		if _, ok := sqliteHeader(s.real); !ok {
 			// Not damaged: some other file was named as the store.

@@ -8,8 +8,6 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/livedict/livedict/pkg/ttl"
 )
 
 // writeGate queues this writer behind the store's other livedict writers
@@ -36,7 +34,7 @@ func (s *sqliteStore) writeGate(ctx context.Context) (release func(), err error)
 	unix.Close(fd)
 	switch {
 	case errors.Is(err, errLockTimeout):
-		return nil, fmt.Errorf("%w: %s: another process held it for more than %s", ErrBusy, s.path, ttl.FormatDuration(s.opts.BusyTimeout.Milliseconds()))
+		return nil, fmt.Errorf("%w: %s: another process held it for more than %s", ErrBusy, s.path, s.opts.busyFor())
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	default:

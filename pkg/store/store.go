@@ -263,6 +263,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// busyFor is the busy timeout as messages say it ("5s", "30d").
+func (o Options) busyFor() string { return ttl.FormatDuration(o.BusyTimeout.Milliseconds()) }
+
 // Locator is implemented by stores that can say where they live (Backend
 // and Location) more cheaply than Info, which also measures the size, or
 // from inside one of their own transactions.
