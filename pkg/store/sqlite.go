@@ -159,6 +159,9 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 		// create), so an empty file here is someone else's.
 		return false, fmt.Errorf("%w: %s is an empty file; livedict does not turn it into a store", ErrNotStore, s.path)
 	}
+	if err := checkStoreLinks(s.real, st); err != nil {
+		return false, err
+	}
 	if err := s.checkSideFiles(); err != nil {
 		return false, err
 	}

@@ -127,6 +127,28 @@ func checkSideFile(path string, st *unix.Stat_t) error {
 	return nil
 }
 
+// checkStoreLinks refuses a store file with other hard links in a folder
+// others can write. Where the kernel lets a user link files that are not
+// theirs (fs.protected_hardlinks=0), another user can link one of ours
+// at the name a script's --store gives in /tmp; it is ours and nobody else
+// can write it, and the script's writes (del, bucket drop) would go into
+// that store. Links of a store in a folder only we can write are ours (a
+// cp -l backup). It costs one lstat, only for a file with other links.
+func checkStoreLinks(path string, st *unix.Stat_t) error {
+	if st.Nlink <= 1 {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	var d unix.Stat_t
+	if err := unix.Lstat(dir, &d); err != nil {
+		return &fs.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	if uid := uint32(os.Geteuid()); d.Mode&0o022 == 0 && (d.Uid == uid || d.Uid == 0) {
+		return nil
+	}
+	return untrusted(path, "has other hard links ("+strconv.FormatUint(uint64(st.Nlink), 10)+") and is in a folder others can write", uint32(st.Mode))
+}
+
 // checkSideAbsent is checkAbsent for SQLite's side files (checkSideFile).
 func checkSideAbsent(path string) error {
 	var st unix.Stat_t
