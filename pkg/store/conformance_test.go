@@ -1212,7 +1212,7 @@ func TestConformanceAppendAndMSet(t *testing.T) {
 		set(t, s, "main", "a", "old", clock.Now().Add(time.Hour).UnixMilli())
 		var ok bool
 		update(t, s, func(tx Tx) (err error) {
-			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"a", []byte("1")}, {"b", []byte("2")}, {"a", []byte("3")}}, false)
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"a", []byte("1")}, {"b", []byte("2")}, {"a", []byte("3")}}, MSetArgs{})
 			return err
 		})
 		ea, _ := get(t, s, "main", "a")
@@ -1222,14 +1222,14 @@ func TestConformanceAppendAndMSet(t *testing.T) {
 		}
 		// MSETNX stores nothing when any key exists.
 		update(t, s, func(tx Tx) (err error) {
-			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"b", []byte("x")}}, true)
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"b", []byte("x")}}, MSetArgs{NX: true})
 			return err
 		})
 		if _, had := get(t, s, "main", "c"); ok || had {
 			t.Errorf("msetnx with an existing key stored something: %v %v", ok, had)
 		}
 		update(t, s, func(tx Tx) (err error) {
-			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"d", []byte("2")}}, true)
+			ok, err = MSet(tx, Limits{}, "main", []KeyValue{{"c", []byte("1")}, {"d", []byte("2")}}, MSetArgs{NX: true})
 			return err
 		})
 		if _, had := get(t, s, "main", "d"); !ok || !had {
@@ -1237,7 +1237,7 @@ func TestConformanceAppendAndMSet(t *testing.T) {
 		}
 		// One value over the limit refuses the whole MSET.
 		err = s.Update(context.Background(), func(tx Tx) error {
-			_, err := MSet(tx, Limits{MaxValueBytes: 2}, "main", []KeyValue{{"e", []byte("1")}, {"f", []byte("123")}}, false)
+			_, err := MSet(tx, Limits{MaxValueBytes: 2}, "main", []KeyValue{{"e", []byte("1")}, {"f", []byte("123")}}, MSetArgs{})
 			return err
 		})
 		if _, had := get(t, s, "main", "e"); !errors.Is(err, ErrValueTooLarge) || had {

@@ -436,12 +436,14 @@ func Append(tx Tx, lim Limits, bucket, key string, v []byte) (int, error) {
 	return len(nv), putValue(tx, lim, e, ok, bucket, key, nv)
 }
 
-// MSet stores every pair with SET semantics (any TTL cleared, the bucket's
-// default TTL applied), all in the caller's transaction. Pairs are applied
-// in order, so a key named twice keeps its last value, as in Redis. With
-// nx nothing is stored when any of the keys exists (Redis's MSETNX), and
-// MSet reports false.
-func MSet(tx Tx, lim Limits, bucket string, pairs []KeyValue, nx bool) (bool, error) {
+// MSet stores every pair with SET semantics, all in the caller's
+// transaction: each takes o's deadline (ExpiresAt, Persist), and with
+// neither any TTL the key had is cleared and the bucket's default TTL
+// applies. Pairs are applied in order, so a key named twice keeps its last
+// value, as in Redis. With o.NX nothing is stored when any of the keys
+// exists (Redis's MSETNX), and MSet reports false.
+func MSet(tx Tx, lim Limits, bucket string, pairs []KeyValue, o MSetArgs) (bool, error) {
+	nx := o.NX
 	for _, p := range pairs {
 		if err := lim.CheckValue(len(p.Value)); err != nil {
 			return false, err
@@ -454,11 +456,18 @@ func MSet(tx Tx, lim Limits, bucket string, pairs []KeyValue, nx bool) (bool, er
 		}
 	}
 	for _, p := range pairs {
-		if _, err := Set(tx, lim, SetArgs{Bucket: bucket, Key: p.Key, Value: p.Value}); err != nil {
+		if _, err := Set(tx, lim, SetArgs{Bucket: bucket, Key: p.Key, Value: p.Value, ExpiresAt: o.ExpiresAt, Persist: o.Persist}); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// MSetArgs are MSet's options, as SetArgs's for every pair.
+type MSetArgs struct {
+	ExpiresAt int64 // deadline in Unix ms; 0: none (the bucket's default TTL applies)
+	Persist   bool  // no deadline, not even the bucket's default TTL
+	NX        bool  // store nothing when any key exists
 }
 
 // KeyValue is one pair of an MSet.
