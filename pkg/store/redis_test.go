@@ -1141,3 +1141,36 @@ func TestRedisServerBusy(t *testing.T) {
 		}
 	}
 }
+
+// A bulk load given in key order is written in that order unsorted; any
+// other load, or one changed after, is sorted (inKeyOrder returns nil).
+func TestRedisBucketInKeyOrder(t *testing.T) {
+	load := func(keys ...string) *redisBucket {
+		b := &redisBucket{dirty: map[string]*Entry{}}
+		for _, k := range keys {
+			e := &Entry{Key: k}
+			b.dirty[k] = e
+			b.order = append(b.order, e)
+		}
+		return b
+	}
+	if got := load("a", "b", "c").inKeyOrder(3); len(got) != 3 || got[0].Key != "a" || got[2].Key != "c" {
+		t.Errorf("sorted load: got %v, want it as given", got)
+	}
+	if got := load("b", "a", "c").inKeyOrder(3); got != nil {
+		t.Errorf("unsorted load: got %v, want nil (sort it)", got)
+	}
+	if got := load("a", "a").inKeyOrder(2); got != nil {
+		t.Errorf("a key loaded twice: got %v, want nil", got)
+	}
+	b := load("a", "b")
+	b.dirty["b"] = &Entry{Key: "b"} // changed after the load
+	if got := b.inKeyOrder(2); got != nil {
+		t.Errorf("a key changed after the load: got %v, want nil", got)
+	}
+	b = load("a", "b")
+	b.dirty["c"] = &Entry{Key: "c"} // another write beside the load
+	if got := b.inKeyOrder(3); got != nil {
+		t.Errorf("a write beside the load: got %v, want nil", got)
+	}
+}

@@ -28,6 +28,24 @@ type redisBucket struct {
 	metas    map[string]*Entry // user buckets: metadata read key by key; nil: none
 	srv      map[string]bool   // user buckets, once loaded: the keys the server has
 	vals     map[string]redisVal
+	// order is LoadMany's entries in the order given (see inKeyOrder).
+	order []*Entry
+}
+
+// inKeyOrder returns the bucket's n buffered writes in key order without
+// sorting them, when they are LoadMany's entries, given in key order (an
+// export's are) and not changed since; nil otherwise. Sorting a million
+// keys was a sixth of a large import's CPU time.
+func (b *redisBucket) inKeyOrder(n int) []*Entry {
+	if len(b.order) != n {
+		return nil
+	}
+	for i, e := range b.order {
+		if b.dirty[e.Key] != e || i > 0 && b.order[i-1].Key >= e.Key {
+			return nil
+		}
+	}
+	return b.order
 }
 
 // redisVal is a user entry's value as read from the server; ok is false
@@ -1170,6 +1188,7 @@ func (t *redisTx) LoadMany(entries []Entry, mode ImportMode) (int, error) {
 		e.Size = int64(len(e.Value))
 		puts = append(puts, e)
 		t.set(e.Bucket, e.Key, &puts[len(puts)-1])
+		b.order = append(b.order, &puts[len(puts)-1])
 	}
 	return len(puts), nil
 }
@@ -1245,7 +1264,11 @@ func (t *redisTx) commitUser(ops *redisOps, name string, b *redisBucket, shadow 
 	// In key order: the deadline index (a skiplist ordered by deadline,
 	// then member) takes a run of inserts in order much faster than the
 	// map's random order (a bulk import).
-	slices.SortFunc(writes, func(x, y *Entry) int { return strings.Compare(x.Key, y.Key) })
+	if sorted := b.inKeyOrder(len(writes)); sorted != nil {
+		writes = sorted
+	} else {
+		slices.SortFunc(writes, func(x, y *Entry) int { return strings.Compare(x.Key, y.Key) })
+	}
 	for _, e := range writes {
 		k := e.Key
 		member := name + "\x00" + k
