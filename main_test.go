@@ -14,6 +14,7 @@ import (
 	"github.com/livedict/livedict/cmd"
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/sandbox"
+	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 	"github.com/livedict/livedict/pkg/wake"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -44,6 +45,11 @@ func TestMain(m *testing.M) {
 			// re-check hides a missing one.
 			if d, err := time.ParseDuration(os.Getenv("LIVEDICT_TEST_WAKE_FALLBACK")); err == nil {
 				wake.Fallback = d
+			}
+			// Set by tests of a host whose clock is off the Redis
+			// server's (redis_clock_skew.txtar).
+			if d, err := time.ParseDuration(os.Getenv("LIVEDICT_TEST_HOST_SKEW")); err == nil {
+				store.RedisHostNow = func() time.Time { return time.Now().Add(d) }
 			}
 			// Set by the takeover tests: a dead deliverer's claims lapse
 			// sooner than after the 30 s users get.

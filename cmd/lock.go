@@ -182,8 +182,8 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 			return a.Update(func(tx *hooks.Tx) error { return fn(tx) })
 		},
 		View:     a.View,
-		Clock:    a.Clock,
-		NewWaker: func() *wake.Waker { return wake.ForStore(a.Clock, s, bucket) },
+		Clock:    store.ClockOf(s, a.Clock), // leases are on the store's clock
+		NewWaker: func() *wake.Waker { return wake.ForStore(store.ClockOf(s, a.Clock), s, bucket) },
 		Turn: func(ctx context.Context, r lease.Ref, within time.Duration) (func(), error) {
 			info, err := store.Locate(s)
 			if err != nil {

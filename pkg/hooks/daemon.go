@@ -96,6 +96,9 @@ func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, st
 		Getenv:      os.LookupEnv,
 		Log:         log,
 		Seen:        seenFile(shared, dir),
+		// Claims and retries are times other hosts read: on the
+		// store's clock (a Redis server's), not this host's.
+		Now: store.ClockOf(s, ttl.System).Now,
 	}, dir, nil
 }
 
@@ -135,7 +138,8 @@ func (e *RunningError) Error() string {
 type Daemon struct {
 	// Store is the store served.
 	Store store.Store
-	// Clock decides what is due (ttl.System if nil).
+	// Clock decides what is due (ttl.System if nil), unless the store
+	// has a clock of its own (store.ClockOf: a Redis server's).
 	Clock ttl.Clock
 	// Log receives the daemon's log (discarded if nil).
 	Log *slog.Logger
@@ -186,11 +190,14 @@ func (d *Daemon) log() *slog.Logger {
 	return d.Log
 }
 
+// clock is the clock deadlines are due by: the store's own (a Redis
+// server's), else Clock.
 func (d *Daemon) clock() ttl.Clock {
-	if d.Clock == nil {
-		return ttl.System
+	c := d.Clock
+	if c == nil {
+		c = ttl.System
 	}
-	return d.Clock
+	return store.ClockOf(d.Store, c)
 }
 
 // Run serves the store until ctx ends (or, with Once, until what is due

@@ -104,6 +104,9 @@ type redisStore struct {
 	lookOpts redis.Options
 	look     *redis.Client
 
+	// clock measures the server's clock (redisclock.go).
+	clock serverClockState
+
 	hintMu sync.Mutex
 	// hints counts the transactions running that read whether a watcher
 	// listens; listening is the last answer (see Listening).
@@ -195,14 +198,19 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	// Generic replies: whatever a server older than needed answers to
 	// GET or SCARD must not hide what it answered to HELLO.
 	var hello, layout, users *redis.Cmd
+	var clock *redis.TimeCmd
 	cn := &redisConn{Conn: s.c.Conn()}
 	defer func() { s.putConn(cn, err) }()
 	_, err = cn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		hello = p.Do(ctx, "HELLO", "3")
 		layout = p.Do(ctx, "GET", s.layoutKey())
 		users = p.Do(ctx, "SCARD", s.bucketsKey())
+		clock = p.Time(ctx)
 		return nil
 	})
+	if server, err := clock.Result(); err == nil {
+		s.setClock(server, RedisHostNow())
+	}
 	var reply redis.Error
 	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
 		return s.wrap(s.noAnswer(err)) // the connection failed

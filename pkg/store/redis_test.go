@@ -1174,3 +1174,64 @@ func TestRedisBucketInKeyOrder(t *testing.T) {
 		t.Errorf("a write beside the load: got %v, want nil", got)
 	}
 }
+
+// skewHost makes this host's clock run d off the server's (real) one for
+// the rest of the test.
+func skewHost(t *testing.T, d time.Duration) {
+	t.Helper()
+	RedisHostNow = func() time.Time { return time.Now().Add(d) }
+	t.Cleanup(func() { RedisHostNow = time.Now })
+}
+
+// A store tells time by the server's clock, as Redis's SET EX does. On a
+// host whose clock ran 30 s behind, a TTL of 10 s was computed from that
+// clock and was already past on the server: the value was freed at once
+// and get found nothing. 30 s ahead, it lived 40 s.
+func TestRedisDeadlinesOnServerClock(t *testing.T) {
+	url := redistest.URL(t)
+	ctx := context.Background()
+	for _, skew := range []time.Duration{-30 * time.Second, 30 * time.Second} {
+		skewHost(t, skew)
+		rs := openNative(t, url)
+		var now int64
+		update(t, rs, func(tx Tx) error {
+			now = tx.Now()
+			_, err := Set(tx, Limits{}, SetArgs{Bucket: "b", Key: "k", Value: []byte("v"), ExpiresAt: now + 10_000})
+			return err
+		})
+		if d := time.Since(time.UnixMilli(now)); d < -5*time.Second || d > 5*time.Second {
+			t.Errorf("skew %v: the transaction's time is %v off the server's", skew, d)
+		}
+		pttl, err := rs.c.PTTL(ctx, rs.valueKey("b", "k")).Result()
+		if err != nil || pttl < 5*time.Second || pttl > 10*time.Second {
+			t.Errorf("skew %v: PTTL of a 10 s TTL = %v, %v; want about 10 s", skew, pttl, err)
+		}
+		view(t, rs, func(tx Tx) error {
+			if _, ok, err := tx.Get("b", "k"); err != nil || !ok {
+				t.Errorf("skew %v: get = %v, %v; want the value", skew, ok, err)
+			}
+			return nil
+		})
+		if c := ClockOf(rs, ttl.System); c.Now().Sub(time.Now()).Abs() > 5*time.Second {
+			t.Errorf("skew %v: ClockOf is %v off the server's", skew, c.Now().Sub(time.Now()))
+		}
+	}
+}
+
+// A long-running process measures the server's clock again: a host clock
+// stepped after the store opened is followed within redisClockResync.
+func TestRedisClockMeasuredAgain(t *testing.T) {
+	rs := openNative(t, redistest.URL(t))
+	skewHost(t, -time.Hour) // stepped back an hour after the open
+	rs.clock.mu.Lock()
+	rs.clock.measured = rs.clock.measured.Add(-redisClockResync) // as if 30 s had passed
+	rs.clock.mu.Unlock()
+	rs.Clock().Now() // starts the measure
+	deadline := time.Now().Add(10 * time.Second)
+	for rs.Clock().Now().Sub(time.Now()).Abs() > 5*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's clock is still told %v off after 10 s", rs.Clock().Now().Sub(time.Now()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

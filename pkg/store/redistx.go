@@ -113,7 +113,7 @@ type redisTx struct {
 func newRedisTx(s *redisStore, ctx context.Context, cn *redisConn, write bool) *redisTx {
 	return &redisTx{
 		s: s, ctx: ctx, cn: cn, rtx: cn.Conn, write: write,
-		now:      s.opts.Clock.Now().UnixMilli(),
+		now:      s.Clock().Now().UnixMilli(),
 		buckets:  map[string]*redisBucket{},
 		polDirty: map[string]bool{},
 	}

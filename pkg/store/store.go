@@ -282,6 +282,23 @@ func Locate(s Store) (Info, error) {
 	return s.Info()
 }
 
+// Clocker is implemented by stores whose deadlines are on another clock
+// than the host's: a Redis store's are on the server's (redisclock.go).
+type Clocker interface {
+	Clock() ttl.Clock
+}
+
+// ClockOf returns the clock s's deadlines are on: s's own when it has one
+// (Clocker), else c, the clock it was opened with. Whatever compares the
+// time now with a deadline from the store (the daemon's schedule, a lock
+// holder's renewals, a deliverer's claims) tells time by it.
+func ClockOf(s Store, c ttl.Clock) ttl.Clock {
+	if cl, ok := Base(s).(Clocker); ok {
+		return cl.Clock()
+	}
+	return c
+}
+
 // Eraser is implemented by transactions whose backend would otherwise
 // leave the bytes of values it replaces or deletes readable in its files:
 // SQLite keeps a freed row's bytes in the page, and freed overflow pages
