@@ -197,18 +197,17 @@ const redisLayout = "2"
 func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	// Generic replies: whatever a server older than needed answers to
 	// GET or SCARD must not hide what it answered to HELLO.
-	var hello, layout, users *redis.Cmd
-	var clock *redis.TimeCmd
+	var hello, layout, users, clock *redis.Cmd
 	cn := &redisConn{Conn: s.c.Conn()}
 	defer func() { s.putConn(cn, err) }()
 	_, err = cn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		hello = p.Do(ctx, "HELLO", "3")
 		layout = p.Do(ctx, "GET", s.layoutKey())
 		users = p.Do(ctx, "SCARD", s.bucketsKey())
-		clock = p.Time(ctx)
+		clock = p.Do(ctx, "TIME")
 		return nil
 	})
-	if server, err := clock.Result(); err == nil {
+	if server, ok := parseRedisTime(clock.Val()); ok {
 		s.setClock(server, RedisHostNow())
 	}
 	var reply redis.Error

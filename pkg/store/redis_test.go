@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -1234,4 +1235,24 @@ func TestRedisClockMeasuredAgain(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A TIME reply is two decimal strings, seconds and microseconds; anything
+// else is no time, never a panic or a time from garbage.
+func FuzzParseRedisTime(f *testing.F) {
+	f.Add("1796689262", "123456")
+	f.Add("-1", "0")
+	f.Add("1", "1000000")
+	f.Add("OK", "")
+	f.Fuzz(func(t *testing.T, sec, usec string) {
+		tm, ok := parseRedisTime([]any{sec, usec})
+		if !ok {
+			return
+		}
+		s, err1 := strconv.ParseInt(sec, 10, 64)
+		u, err2 := strconv.ParseInt(usec, 10, 64)
+		if err1 != nil || err2 != nil || u < 0 || u >= 1e6 || tm.Unix() != s || int64(tm.Nanosecond()) != u*1000 {
+			t.Fatalf("parseRedisTime(%q, %q) = %v, true", sec, usec, tm)
+		}
+	})
 }

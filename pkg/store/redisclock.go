@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -92,4 +93,26 @@ func (s *redisStore) setClock(server, at time.Time) {
 	s.clock.mu.Lock()
 	s.clock.offset, s.clock.measured = server.Sub(at), time.Now()
 	s.clock.mu.Unlock()
+}
+
+// parseRedisTime reads a TIME reply (seconds and microseconds, as
+// strings), asked as a generic command: a server that answers it with
+// anything else must not fail the round trip that opens the store, whose
+// other replies say what is wrong with it.
+func parseRedisTime(v any) (time.Time, bool) {
+	a, ok := v.([]any)
+	if !ok || len(a) != 2 {
+		return time.Time{}, false
+	}
+	sec, ok1 := a[0].(string)
+	usec, ok2 := a[1].(string)
+	if !ok1 || !ok2 {
+		return time.Time{}, false
+	}
+	s, err1 := strconv.ParseInt(sec, 10, 64)
+	u, err2 := strconv.ParseInt(usec, 10, 64)
+	if err1 != nil || err2 != nil || u < 0 || u >= 1e6 {
+		return time.Time{}, false
+	}
+	return time.Unix(s, u*1000), true
 }
