@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -166,8 +167,15 @@ type watched struct {
 }
 
 // ParseWatched reads the fields a watcher filters on from an event line;
-// ok is false for a line that is not an event.
+// ok is false for a line that is not an event. An event line is one JSON
+// object ending in its one newline: anything else a watcher hears (on a
+// shared store, any client of the server can publish on the events
+// channel) would, printed as it came, run into the next event's line and
+// break the output's one-event-per-line framing.
 func ParseWatched(line []byte) (ev Event, bucket string, key *string, ok bool) {
+	if n := len(line); n == 0 || line[n-1] != '\n' || bytes.IndexByte(line[:n-1], '\n') >= 0 {
+		return 0, "", nil, false
+	}
 	var w watched
 	if json.Unmarshal(line, &w) != nil {
 		return 0, "", nil, false
