@@ -308,6 +308,9 @@ func (s *sqliteStore) create() error {
 	if err := os.Link(tmp, s.real); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("cannot create store: %w", err)
 	}
+	// Unlinked before the open: the store at s.real must have one link
+	// (checkStoreLinks).
+	os.Remove(tmp)
 	return s.open()
 }
 

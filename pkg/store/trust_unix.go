@@ -146,7 +146,40 @@ func checkStoreLinks(path string, st *unix.Stat_t) error {
 	if uid := uint32(os.Geteuid()); d.Mode&0o022 == 0 && (d.Uid == uid || d.Uid == 0) {
 		return nil
 	}
+	if creatorLinks(path, st) == uint64(st.Nlink)-1 {
+		return nil
+	}
 	return untrusted(path, "has other hard links ("+strconv.FormatUint(uint64(st.Nlink), 10)+") and is in a folder others can write", uint32(st.Mode))
+}
+
+// creatorLinks counts the other links of the store at path that are a
+// creator's temporary name (see sqliteStore.create: a new store is made as
+// PATH.tmp-PID-N and linked into place, then that name is removed). A
+// process that opens the store in between, after losing the race to
+// create it, sees two links; they are the creator's, in a folder only it
+// (the sticky bit) can remove them from.
+func creatorLinks(path string, st *unix.Stat_t) uint64 {
+	names, _ := filepath.Glob(globEscape(path) + ".tmp-*")
+	var n uint64
+	for _, name := range names {
+		var o unix.Stat_t
+		if unix.Lstat(name, &o) == nil && o.Dev == st.Dev && o.Ino == st.Ino {
+			n++
+		}
+	}
+	return n
+}
+
+// globEscape quotes path's glob metacharacters for filepath.Glob.
+func globEscape(path string) string {
+	var b strings.Builder
+	for _, r := range path {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // checkSideAbsent is checkAbsent for SQLite's side files (checkSideFile).

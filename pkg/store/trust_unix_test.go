@@ -442,3 +442,61 @@ func TestEvalTrustedSymlinks(t *testing.T) {
 		t.Errorf("a loop: %v", err)
 	}
 }
+
+// In a folder others can write, a store file with other hard links is
+// refused, unless they are its creator's temporary names (create links
+// PATH.tmp-PID-N into place and then removes it): a process that lost the
+// race to create the store opens it in between and must not refuse it.
+// A link under any other name, or one more beside the creator's, is.
+func TestSQLiteStoreLinksInOpenFolder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	made := filepath.Join(t.TempDir(), "made.db")
+	s, err := Open(made, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx Tx) error { return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")}) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, "job.db")
+	tmp := path + ".tmp-123-456"
+	if err := os.Rename(made, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	get := func() error {
+		s, err := Open(path, Options{})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return s.View(ctx, func(tx Tx) error {
+			_, ok, err := tx.Get("main", "k")
+			if err == nil && !ok {
+				err = errors.New("k not found")
+			}
+			return err
+		})
+	}
+	if err := get(); err != nil {
+		t.Fatalf("open between the creator's link and its removal: %v", err)
+	}
+	other := filepath.Join(dir, "elsewhere.db")
+	if err := os.Link(tmp, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("a store with a link beside the creator's: %v; want ErrUntrusted", err)
+	}
+	os.Remove(tmp)
+	if err := get(); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "other hard links (2)") {
+		t.Fatalf("a store linked under another name: %v; want ErrUntrusted", err)
+	}
+}
