@@ -146,7 +146,13 @@ func checkStoreLinks(path string, st *unix.Stat_t) error {
 	if uid := uint32(os.Geteuid()); d.Mode&0o022 == 0 && (d.Uid == uid || d.Uid == 0) {
 		return nil
 	}
-	if creatorLinks(path, st) == uint64(st.Nlink)-1 {
+	// The creator's temporary name may be removed while we look: count
+	// those names first, then the links there are now. Other links can
+	// only have come since (nobody else removes our names from a sticky
+	// folder), so they are refused.
+	n := creatorLinks(path, st)
+	var now unix.Stat_t
+	if unix.Lstat(path, &now) == nil && now.Dev == st.Dev && now.Ino == st.Ino && uint64(now.Nlink)-1 <= n {
 		return nil
 	}
 	return untrusted(path, "has other hard links ("+strconv.FormatUint(uint64(st.Nlink), 10)+") and is in a folder others can write", uint32(st.Mode))
