@@ -297,6 +297,20 @@ func (a *App) UpdateContext(ctx context.Context, fn func(*hooks.Tx) error) error
 	}))
 }
 
+// recordRead runs fn, a read that a hook or a watcher wants told, in a
+// write transaction that records its events, without Update's lazy reap:
+// the View before it already reaped, best effort. A reap here made the
+// read fail whenever the user may not write, though it records nothing:
+// on Redis a user denied PUBSUB NUMSUB counts a watcher as listening, so
+// a read-only user's get of a live key was exit 3 (NOPERM EVALSHA) while
+// any expired entry awaited its reap.
+func (a *App) recordRead(fn func(*hooks.Tx) error) error {
+	if _, err := a.Store(); err != nil {
+		return err
+	}
+	return a.update(context.Background(), fn)
+}
+
 // updatePrinting is Update for a command that prints what its change
 // did or took (getdel, getex, set --get, incr, append): fn writes its
 // output to out, which reaches stdout exactly once, for the attempt that

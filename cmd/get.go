@@ -68,7 +68,7 @@ func (a *App) printLive(bucket, key string) error {
 	if hooked {
 		// A hook wants this read: read again in a write transaction that
 		// records the event, so the value printed is the one recorded.
-		err = a.Update(func(tx *hooks.Tx) error {
+		err = a.recordRead(func(tx *hooks.Tx) error {
 			now = tx.Now()
 			if e, ok, err = tx.Get(bucket, key); err != nil || !ok {
 				return err

@@ -73,7 +73,7 @@ and "expires_at": null.`,
 			if hooked {
 				// As get: read again where the events are recorded, so
 				// what is printed is what the hooks are told.
-				if err := a.Update(func(tx *hooks.Tx) error { return read(tx, tx) }); err != nil {
+				if err := a.recordRead(func(tx *hooks.Tx) error { return read(tx, tx) }); err != nil {
 					return err
 				}
 			}
