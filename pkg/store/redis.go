@@ -232,6 +232,11 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 	if !redisVersionOK(ver) {
 		return WithKind(KindStore, fmt.Errorf("redis %s: server version %q: livedict needs Redis 6.2 or newer", s.target.Addr, ver))
 	}
+	for _, c := range []redis.Cmder{layout, users} {
+		if err := s.keyRefused(c); err != nil {
+			return err
+		}
+	}
 	n, err := users.Int64()
 	if err != nil {
 		return s.wrap(err)
@@ -385,6 +390,19 @@ func (s *redisStore) wrap(err error) error {
 		msg = strings.ReplaceAll(msg, s.target.Password, "***")
 	}
 	return WithKind(KindStore, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})
+}
+
+// keyRefused returns, for a command the ACL refused on its key, an error
+// naming the command and the key: Redis's line says only "one of the keys
+// used as arguments", and an operator whose pattern misses part of the
+// prefix (~team:* for {team}:…) could not tell which. Nil otherwise.
+func (s *redisStore) keyRefused(c redis.Cmder) error {
+	err := c.Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "NOPERM ") || !strings.Contains(err.Error(), "keys") || len(c.Args()) < 2 {
+		return nil
+	}
+	return s.wrap(fmt.Errorf("NOPERM this user may not run %s %s: livedict needs all its commands on the keys and channels of its prefix",
+		strings.ToUpper(fmt.Sprint(c.Args()[0])), fmt.Sprint(c.Args()[1])))
 }
 
 // redisScriptSuffix is what Redis 7 appends to the error of a command

@@ -123,6 +123,9 @@ func (t *redisTx) pipe(fn func(p redis.Pipeliner)) error {
 		return t.s.wrap(err) // the connection failed, not one command
 	}
 	for _, c := range cmds {
+		if err := t.s.keyRefused(c); err != nil {
+			return err
+		}
 		// Name the key of another type (see wrap): the one to look at
 		// with redis-cli TYPE. Not an entry's value or shadow: one of
 		// another type is a damaged key, which the caller reports
