@@ -388,13 +388,18 @@ func (t *redisTx) multi(ops *redisOps, progress func()) error {
 			return nil
 		})
 		if err != nil && !(last && err == redis.Nil) {
+			var refused error
 			for _, r := range replies {
 				if r.Err() != nil && r.Err() != redis.Nil {
 					err = r.Err()
+					refused = t.s.keyRefused(r)
 					break
 				}
 			}
 			t.rtx.Do(ctx, "DISCARD") // a queued command refused: drop the rest
+			if refused != nil {
+				return refused // the server refused it in the queue: EXEC aborts
+			}
 			if last {
 				return t.commitLost(err)
 			}
