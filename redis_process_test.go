@@ -165,6 +165,33 @@ func TestRedisWaitRidesOutRestart(t *testing.T) {
 	}
 }
 
+// lock --wait rides out a server that goes away and comes back, as wait
+// does: one warning, then it takes the lease. Before, it exited 3 at the
+// first read that failed, however long --wait was (found by the acl
+// review).
+func TestRedisLockWaitRidesOutRestart(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	e := newRedisEnv(t, srv.URL+"?prefix=lockwait")
+	e.mustRun("lock", "job", "--acquire", "--ttl", "10m") // held, by nobody running
+	subscribed := func() bool {
+		c := srv.Client()
+		defer c.Close()
+		n, err := c.PubSubNumSub(context.Background(), "{lockwait}:changes").Result()
+		return err == nil && n["{lockwait}:changes"] > 0
+	}
+	p := e.start("lock", "job", "--wait", "60s", "--", "true")
+	poll(t, 30*time.Second, "lock --wait to subscribe", subscribed)
+	srv.Kill()
+	time.Sleep(3 * time.Second) // its fallback reads once a second: they fail
+	srv.Start()                 // without persistence: the lease is gone
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("lock --wait exited %d across the restart: %s", code, p.stderr.String())
+	}
+	if got := p.stderr.String(); strings.Count(got, "livedict: warning: ") != 1 || !strings.Contains(got, "still waiting") {
+		t.Errorf("stderr %q: want one warning", got)
+	}
+}
+
 // livedict's connection is killed (CLIENT KILL) again and again while it
 // imports a large file: the import fails with exit 3 and leaves nothing,
 // or it got through and left everything; never part of it.

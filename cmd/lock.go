@@ -182,6 +182,7 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 			return a.Update(func(tx *hooks.Tx) error { return fn(tx) })
 		},
 		View:     a.View,
+		Warn:     a.warn,
 		Clock:    store.ClockOf(s, a.Clock), // leases are on the store's clock
 		NewWaker: func() *wake.Waker { return wake.ForStore(store.ClockOf(s, a.Clock), s, bucket) },
 		Turn: func(ctx context.Context, r lease.Ref, within time.Duration) (func(), error) {

@@ -34,6 +34,9 @@ type Locker struct {
 	// watches the store, the rest wait in the kernel. within is a
 	// duration, not a time: Clock may not be the system's.
 	Turn func(ctx context.Context, r Ref, within time.Duration) (release func(), err error)
+	// Warn, when set, is told once that a waiter waits out a store that
+	// stopped answering (see outage).
+	Warn func(msg string)
 
 	waker *wake.Waker
 }
@@ -59,6 +62,7 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 			leaveQueue() // the next waiter's turn, acquired or not
 		}
 	}()
+	var retry time.Duration // between attempts while the store fails
 	for tried := false; ; tried = true {
 		full := false
 		if tried && l.View != nil {
@@ -66,7 +70,10 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 				st, err = Status(tx, r)
 				return err
 			}); err != nil {
-				return Holder{}, false, err
+				if err := l.outage(ctx, err, &retry, give); err != nil {
+					return Holder{}, false, err
+				}
+				continue
 			}
 			full = len(st.Holders) >= limit
 		}
@@ -77,10 +84,17 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 				h, ok, st, err = Acquire(tx, r, owner, limit, ttlD.Milliseconds())
 				return err
 			})
+			if err != nil && tried {
+				if err := l.outage(ctx, err, &retry, give); err != nil {
+					return Holder{}, false, err
+				}
+				continue
+			}
 			if err != nil || ok {
 				return h, ok, err
 			}
 		}
+		retry = 0
 		if !l.Clock.Now().Before(give) {
 			return Holder{}, false, nil
 		}
@@ -103,6 +117,29 @@ func (l *Locker) Acquire(ctx context.Context, r Ref, owner string, limit int, tt
 			return Holder{}, false, err
 		}
 	}
+}
+
+// outage decides what a waiter does with err, met after its first
+// attempt worked: a store that is busy or unreachable (a Redis server
+// restarting, failing over) is waited out until give, as wait does, with
+// one warning, and outage returns nil once it is time to try again; any
+// other error, or one that lasts until give, is returned. Such an error
+// writes nothing (store.Transient), so trying again cannot take the
+// lease twice.
+func (l *Locker) outage(ctx context.Context, err error, retry *time.Duration, give time.Time) error {
+	if !store.Transient(err) || !l.Clock.Now().Before(give) {
+		return err
+	}
+	if *retry == 0 && l.Warn != nil {
+		l.Warn(fmt.Sprintf("%v; still waiting", err))
+	}
+	*retry = min(max(2**retry, 100*time.Millisecond), 2*time.Second)
+	next := l.Clock.Now().Add(*retry)
+	if give.Before(next) {
+		next = give
+	}
+	_, werr := l.Wait(ctx, next)
+	return werr
 }
 
 // Wait sleeps until the bucket may have changed or until passes. The
