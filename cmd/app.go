@@ -189,13 +189,17 @@ func (a *App) Store() (store.Store, error) {
 	return s, nil
 }
 
-// StoreInfo opens the store and says where it lives.
-func (a *App) StoreInfo() (store.Store, store.Info, error) {
+// StoreLocation opens the store and says where it lives, for the
+// commands that need its state folder (watch, hook add). Not Info: on
+// Redis that reads every bucket's metadata and asks MEMORY USAGE, a whole
+// pass over a million-key store, and a user the ACL denies MEMORY could
+// not watch, add hooks or run a daemon.
+func (a *App) StoreLocation() (store.Store, store.Info, error) {
 	s, err := a.Store()
 	if err != nil {
 		return nil, store.Info{}, err
 	}
-	info, err := s.Info()
+	info, err := store.Locate(s)
 	return s, info, storeErr(err)
 }
 

@@ -63,7 +63,7 @@ func (a *App) storeStatus() (st store.Stats, now int64, ds daemonInfo, err error
 	if err != nil {
 		return
 	}
-	info, err := a.store.Info()
+	info, err := store.Locate(a.store)
 	if err != nil {
 		return
 	}

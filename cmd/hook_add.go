@@ -163,7 +163,7 @@ retried as a batch; the log has one entry per run.`,
 				}
 				h.Write = append(h.Write, abs)
 			}
-			_, info, err := a.StoreInfo()
+			_, info, err := a.StoreLocation()
 			if err != nil {
 				return err
 			}

@@ -50,7 +50,7 @@ true): this host's daemon does not run it. 'hook enable ID' here signs it.`,
 			// by someone who can write the store (hooks/seen.go).
 			var replayed map[int64]bool
 			if shared {
-				info, err := s.Info()
+				info, err := store.Locate(s)
 				if err != nil {
 					return err
 				}

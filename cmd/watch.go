@@ -42,7 +42,7 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			if err != nil {
 				return err
 			}
-			s, info, err := a.StoreInfo()
+			s, info, err := a.StoreLocation()
 			if err != nil {
 				return err
 			}

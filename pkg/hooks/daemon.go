@@ -65,7 +65,7 @@ type Settings struct {
 // with settings set, and the store's state dir. It refuses a store that
 // others can write (an error wrapping ErrUnsafe, of kind store.Policy).
 func NewDeliverer(s store.Store, set Settings, log *slog.Logger) (*Deliverer, string, error) {
-	info, err := s.Info()
+	info, err := store.Locate(s)
 	if err != nil {
 		return nil, "", err
 	}
@@ -205,7 +205,7 @@ func (d *Daemon) clock() ttl.Clock {
 // the store. When ctx ends it starts nothing new and lets running hooks
 // finish (within their timeouts).
 func (d *Daemon) Run(ctx context.Context) error {
-	info, err := d.Store.Info()
+	info, err := store.Locate(d.Store)
 	if err != nil {
 		return err
 	}
