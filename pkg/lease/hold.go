@@ -179,6 +179,7 @@ func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, s
 		defer close(done)
 		t := time.NewTicker(max(ttlD/3, time.Millisecond))
 		defer t.Stop()
+		var failed error // the last renewal's error, until one works
 		for {
 			select {
 			case <-ctx.Done():
@@ -210,9 +211,17 @@ func (l *Locker) Keep(r Ref, h Holder, ttlD time.Duration) (lost <-chan error, s
 			case rn = <-res:
 				timeout.Stop()
 			case <-timeout.C:
+				if failed != nil {
+					// The store answered the earlier ones, refusing
+					// them (OOM, a read-only replica): say why, not
+					// that this last one met the deadline first.
+					ch <- fmt.Errorf("%w: renewals failed until its deadline: %w", ErrLost, failed)
+					return
+				}
 				ch <- fmt.Errorf("%w: the store did not answer a renewal before the lease's deadline", ErrLost)
 				return
 			}
+			failed = rn.err
 			switch {
 			case rn.err == nil && rn.ok:
 				h = rn.h

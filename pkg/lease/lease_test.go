@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +186,41 @@ func TestKeepLosesAtTheDeadlineWhenTheStoreHangs(t *testing.T) {
 		t.Fatalf("still holding %v after the deadline of a hung store", time.Since(start))
 	}
 	stop()
+}
+
+// A store that answers every renewal with an error (a Redis server at its
+// maxmemory refusing the write with OOM) loses the lease at its deadline
+// with that error, not "did not answer": the last renewal raced the
+// deadline and the message hid the refusal (found by the acl review).
+func TestKeepLostSaysWhyRenewalsFailed(t *testing.T) {
+	s, err := store.Open("memory:", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := Ref{Bucket: "main", Name: "job"}
+	const ttlD = 300 * time.Millisecond
+	var h Holder
+	update(t, s, func(tx store.Tx) error {
+		var err error
+		h, _, _, err = Acquire(tx, r, NewOwner(), 1, ttlD.Milliseconds())
+		return err
+	})
+	oom := errors.New("OOM command not allowed when used memory > 'maxmemory'")
+	l := &Locker{
+		// The refusal comes back at once, but the renewal that meets
+		// the deadline may still be on its way: a slow answer.
+		Update: func(fn func(store.Tx) error) error { time.Sleep(50 * time.Millisecond); return oom },
+		Clock:  ttl.System,
+	}
+	lost, stop := l.Keep(r, h, ttlD)
+	defer stop()
+	select {
+	case err := <-lost:
+		if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "OOM command not allowed") {
+			t.Fatalf("lost with %v, want ErrLost saying why the renewals failed", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still holding after the deadline")
+	}
 }
