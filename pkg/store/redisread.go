@@ -273,7 +273,13 @@ if redis.acl_check_cmd then
   while i <= n do
     local c = tonumber(ARGV[i])
     if not redis.acl_check_cmd(unpack(ARGV, i + 1, i + c)) then
-      return redis.error_reply('NOPERM this user may not run ' .. ARGV[i + 1] .. ' ' .. (ARGV[i + 2] or '') .. ': livedict needs all its commands on the keys and channels of its prefix')
+      local key = ARGV[i + 2] or ''
+      if ARGV[i + 1] == 'DEL' then
+        for j = i + 2, i + c do
+          if not redis.acl_check_cmd('DEL', ARGV[j]) then key = ARGV[j] break end
+        end
+      end
+      return redis.error_reply('NOPERM this user may not run ' .. ARGV[i + 1] .. ' ' .. key .. ': livedict needs all its commands on the keys and channels of its prefix')
     end
     i = i + c + 1
   end
