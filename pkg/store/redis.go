@@ -265,12 +265,19 @@ func (s *redisStore) checkServer(ctx context.Context) (err error) {
 // for a command while the client waits for its handshake; the bare
 // "context deadline exceeded" said neither.
 func (s *redisStore) noAnswer(err error) error {
+	answers := false
 	if !s.target.TLS && (errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
-		if line := s.greeting(); line != "" {
+		var line string
+		if line, answers = s.greeting(); line != "" {
 			// A server at its maxclients says so and closes at once:
 			// the client saw only the closed socket ("broken pipe").
 			return fmt.Errorf("the server refused the connection: %s", line)
 		}
+	}
+	if answers && errors.Is(err, io.EOF) {
+		// A plain Redis that answers a new connection closed this one
+		// (CLIENT KILL, its timeout, a proxy): no TLS port.
+		return fmt.Errorf("the server closed the connection without an answer (it answers a new one: killed by CLIENT KILL, or its timeout?): %w", err)
 	}
 	if !s.target.TLS && errors.Is(err, io.EOF) {
 		// A TLS port closes on a plain client's first bytes: the bare
@@ -290,27 +297,37 @@ func (s *redisStore) noAnswer(err error) error {
 // greeting is the error line a plain server sends on a new connection
 // before it closes it ("ERR max number of clients reached"), or "" when
 // it sends none within a moment: read only to explain a connection the
-// server closed at once.
-func (s *redisStore) greeting() string {
+// server closed at once. When it sends none, answers reports whether the
+// new connection answers a PING as Redis does (+PONG, or -NOAUTH without
+// the password): then the closed one was no TLS port's.
+func (s *redisStore) greeting() (line string, answers bool) {
 	o := s.c.Options()
 	conn, err := net.DialTimeout(o.Network, o.Addr, min(s.connectTimeout, time.Second))
 	if err != nil {
-		return ""
+		return "", false
 	}
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	b := make([]byte, 256)
 	n, _ := io.ReadAtLeast(conn, b, 1)
-	line, _, _ := strings.Cut(string(b[:n]), "\r\n")
+	line, _, _ = strings.Cut(string(b[:n]), "\r\n")
+	if n == 0 {
+		conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := io.WriteString(conn, "PING\r\n"); err == nil {
+			n, _ = io.ReadAtLeast(conn, b, 1)
+			answers = n > 0 && (b[0] == '+' || b[0] == '-')
+		}
+		return "", answers
+	}
 	if !strings.HasPrefix(line, "-") {
-		return ""
+		return "", false
 	}
 	return strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return '?'
 		}
 		return r
-	}, line[1:])
+	}, line[1:]), false
 }
 
 // connectRefusal names what a server's refusal during the connection's

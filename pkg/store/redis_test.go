@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -1076,6 +1077,42 @@ func TestRedisClosedAtOnce(t *testing.T) {
 	_, err = Open("redis://"+ln.Addr().String(), Options{Redis: RedisOptions{ConnectTimeout: 10 * time.Second}})
 	if KindOf(err) != KindStore || !strings.Contains(err.Error(), ln.Addr().String()) ||
 		!strings.Contains(err.Error(), "closed the connection without an answer (a TLS port?") {
+		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
+	}
+}
+
+// A server that closed livedict's connection but answers a new one (a
+// CLIENT KILL, a timeout, a proxy dropping it) is not taken for a TLS
+// port: the line said "a TLS port? rediss:// speaks TLS" to an operator
+// whose plain server had just killed the client (found by the acl
+// review).
+func TestRedisClosedButAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if first {
+				c.Close() // livedict's own connection: killed
+				continue
+			}
+			go func() { // any later one: a plain Redis (an inline PING)
+				defer c.Close()
+				if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+					io.WriteString(c, "+PONG\r\n")
+				}
+			}()
+		}
+	}()
+	_, err = Open("redis://"+ln.Addr().String(), Options{Redis: RedisOptions{ConnectTimeout: 10 * time.Second}})
+	if KindOf(err) != KindStore || !strings.Contains(err.Error(), ln.Addr().String()) ||
+		strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "closed the connection without an answer") {
 		t.Fatalf("err = %v (kind %v)", err, KindOf(err))
 	}
 }
