@@ -52,8 +52,7 @@ order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
 				}
 				switch {
 				case a.JSON:
-					line, _ := keyFields(e.Bucket, k).MarshalJSON()
-					out.Write(append(line, '\n'))
+					keyFields(e.Bucket, k).writeJSONLine(out)
 				case a.IO.OutTTY:
 					out.WriteString(terminalSafe(k, false))
 					out.WriteByte('\n')

@@ -61,8 +61,7 @@ lines then start with the bucket and a tab, and the table gets a BUCKET column.`
 				switch {
 				case a.JSON:
 					o := bytesField(keyFields(e.Bucket, e.Key), "value", e.Value)
-					line, _ := append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}).MarshalJSON()
-					out.Write(append(line, '\n'))
+					append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}, field{"bytes", e.Size}).writeJSONLine(out)
 				case a.IO.OutTTY:
 					human := "-"
 					if ttlMs >= 0 {

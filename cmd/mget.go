@@ -97,16 +97,14 @@ func (a *App) printValues(keys []string, bucket string, entries []store.Entry, f
 		case !found[i]:
 			missing = true
 			if a.JSON {
-				line, _ := append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil}).MarshalJSON()
-				out.Write(append(line, '\n'))
+				append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil}).writeJSONLine(out)
 			} else {
 				out.WriteByte(end)
 			}
 		case a.JSON:
 			ttlMs, expiresAt := ttlFields(e, now)
 			o := bytesField(keyFields(bucket, e.Key), "value", e.Value)
-			line, _ := append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}).MarshalJSON()
-			out.Write(append(line, '\n'))
+			append(o, field{"ttl_ms", ttlMs}, field{"expires_at", expiresAt}).writeJSONLine(out)
 		case a.IO.OutTTY:
 			out.WriteString(terminalSafe(string(e.Value), false))
 			out.WriteByte('\n')

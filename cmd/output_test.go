@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -154,5 +156,51 @@ func TestJSONSafe(t *testing.T) {
 	line, _ := keyFields("b", "k\u009b").MarshalJSON()
 	if string(line) != `{"bucket":"b","key":"k\u009b"}` {
 		t.Fatalf("object: %s", line)
+	}
+}
+
+// A string field is written a piece at a time; the pieces must give the
+// bytes marshalling the whole did (json.Marshal, then jsonSafe), wherever
+// a piece ends: inside runs of multi-byte characters, C1 controls and
+// bidi marks (which jsonSafe escapes), invalid UTF-8 and HTML characters.
+func TestObjectJSONInPieces(t *testing.T) {
+	var b strings.Builder
+	for b.Len() < 3*jsonChunk+7 {
+		b.WriteString("é\u202e\u0085€\x00\"\\<&\n\xff\xe2\x82𝄞a")
+	}
+	for _, s := range []string{"", "plain", b.String(), b.String()[1:], b.String()[2:]} {
+		o := object{{"key", "k\u009b"}, {"value", s}, {"ttl_ms", int64(-1)}, {"expires_at", nil}}
+		whole, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"key":"k\u009b","value":` + string(jsonSafe(whole)) + `,"ttl_ms":-1,"expires_at":null}`
+		got, err := o.MarshalJSON()
+		if err != nil || string(got) != want {
+			t.Fatalf("MarshalJSON of a %d-byte value differs from the whole-value encoding (err %v)", len(s), err)
+		}
+		var line bytes.Buffer
+		if err := jsonLineTo(&line, o); err != nil || line.String() != want+"\n" {
+			t.Fatalf("jsonLineTo of a %d-byte value differs (err %v)", len(s), err)
+		}
+	}
+}
+
+// `get --json` of a big value full of control bytes (six bytes of JSON
+// each) must not hold copies of its JSON: it took 2.6 GB for a 64 MiB value.
+func TestJSONLineOfABigValueIsStreamed(t *testing.T) {
+	value := string(make([]byte, 8<<20)) // 8 MiB of NULs: 48 MiB of JSON
+	o := object{{"key", "k"}, {"value", value}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := jsonLineTo(io.Discard, o); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// The old way allocated about 8 × 48 MiB; pieces need far less than
+	// the JSON's own size.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("jsonLineTo allocated %d MiB for an 8 MiB value", got>>20)
 	}
 }
