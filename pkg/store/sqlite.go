@@ -155,7 +155,7 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 		return false, fmt.Errorf("%w: %s is a directory", ErrNotStore, s.path)
 	case st.Size == 0:
 		// livedict never leaves an empty store file: it makes a new store
-		// under a temporary name and links it into place complete (see
+		// under a temporary name and moves it into place complete (see
 		// create), so an empty file here is someone else's.
 		return false, fmt.Errorf("%w: %s is an empty file; livedict does not turn it into a store", ErrNotStore, s.path)
 	}
@@ -268,7 +268,8 @@ func (s *sqliteStore) connect(real string) error {
 
 // create makes a new store at s.real, complete with its schema, and opens
 // it. The new store is built under a temporary name (created O_EXCL,
-// mode 0600) and hard-linked into place, so the store path never names an
+// mode 0600) and moved into place unless something is there (see
+// placeNewStore), so the store path never names an
 // empty or half-made file: a concurrent opener finds either nothing or a
 // whole store, and an empty file at the path can only be someone else's.
 // When another process links its store first, that one is used.
@@ -305,13 +306,20 @@ func (s *sqliteStore) create() error {
 	if err != nil {
 		return err
 	}
-	if err := os.Link(tmp, s.real); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := placeNewStore(tmp, s.real); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("cannot create store: %w", err)
 	}
-	// Unlinked before the open: the store at s.real must have one link
-	// (checkStoreLinks).
-	os.Remove(tmp)
 	return s.open()
+}
+
+// linkNewStore links tmp at real (fs.ErrExist when taken) and unlinks the
+// temporary name at once, before the store is opened: with it the new
+// store has two links, which checkStoreLinks refuses in a folder others
+// can write (the first write of --store /tmp/job.db exited 3).
+func linkNewStore(tmp, real string) error {
+	err := os.Link(tmp, real)
+	os.Remove(tmp)
+	return err
 }
 
 // ensure opens a store that did not exist when it was named: a write

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,53 @@ func TestSQLiteConcurrentCreate(t *testing.T) {
 	names, _ := os.ReadDir(dir)
 	for _, n := range names {
 		if n.Name() != "s.db" {
+			t.Errorf("left behind: %s", n.Name())
+		}
+	}
+}
+
+// The same in a folder every user can write, sticky like /tmp, where a
+// store file with two links is refused: the new store was linked at its
+// name while still linked at its temporary one, and an opener then (the
+// first write of each of several jobs on a new --store /tmp/job.db)
+// failed with "has other hard links (2)". Readers and writers, rounds of
+// them, so the moment is met.
+func TestSQLiteConcurrentCreateInPublicFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 20; round++ {
+		path := filepath.Join(dir, fmt.Sprintf("s%d.db", round))
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := Open(path, Options{})
+				if err == nil {
+					if i%2 == 0 {
+						err = s.Update(context.Background(), func(Tx) error { return nil })
+					} else {
+						err = s.View(context.Background(), func(Tx) error { return nil })
+					}
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	names, _ := os.ReadDir(dir)
+	for _, n := range names {
+		if strings.Contains(n.Name(), ".tmp-") {
 			t.Errorf("left behind: %s", n.Name())
 		}
 	}
