@@ -315,7 +315,9 @@ func (s *sqliteStore) create() error {
 // linkNewStore links tmp at real (fs.ErrExist when taken) and unlinks the
 // temporary name at once, before the store is opened: with it the new
 // store has two links, which checkStoreLinks refuses in a folder others
-// can write (the first write of --store /tmp/job.db exited 3).
+// can write (the first write of --store /tmp/job.db exited 3). A process
+// that opens the store in the moment between accepts that one link of its
+// creator's (creatorLinks).
 func linkNewStore(tmp, real string) error {
 	err := os.Link(tmp, real)
 	os.Remove(tmp)
