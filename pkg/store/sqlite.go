@@ -158,6 +158,11 @@ func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 		// under a temporary name and moves it into place complete (see
 		// create), so an empty file here is someone else's.
 		return false, fmt.Errorf("%w: %s is an empty file; livedict does not turn it into a store", ErrNotStore, s.path)
+	case st.Size == 1:
+		// SQLite's Unix VFS counts a 1-byte file as empty (it writes
+		// one byte into a new file itself) and would write a new store
+		// over it; a longer file that is not a database it refuses.
+		return false, fmt.Errorf("%w: %s is not a SQLite database", ErrNotStore, s.path)
 	}
 	if err := checkStoreLinks(s.real, st); err != nil {
 		return false, err
