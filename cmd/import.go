@@ -56,7 +56,10 @@ stderr when it is a terminal. With -v, print how many keys were written.`,
 			debug.SetGCPercent(400)
 			in, size, name := a.IO.In, int64(-1), "stdin"
 			if len(args) == 1 && args[0] != "-" {
-				f, err := os.Open(args[0])
+				f, err := openInput(ctx, args[0])
+				if err != nil && ctx.Err() != nil {
+					return context.Canceled
+				}
 				if err != nil {
 					return usageErr(fmt.Errorf("import: %w", err), "")
 				}
@@ -553,4 +556,26 @@ func (l importLine) entry(defBucket string, maxAt int64) (store.Entry, error) {
 		e.ExpiresAt = *l.ExpiresAtMs
 	}
 	return e, nil
+}
+
+// openInput opens name for reading, or gives up when ctx ends. Opening a
+// FIFO waits in the system call until a writer comes, and no signal ends
+// that wait: `livedict import pipe` with nobody writing ignored SIGTERM
+// and SIGINT for good. The open goes on in a goroutine the exit ends.
+func openInput(ctx context.Context, name string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(name)
+		done <- opened{f, err}
+	}()
+	select {
+	case o := <-done:
+		return o.f, o.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
