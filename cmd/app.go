@@ -292,14 +292,26 @@ func (a *App) UpdateContext(ctx context.Context, fn func(*hooks.Tx) error) error
 		// already ran stays whole (a transaction is all or nothing).
 		defer context.AfterFunc(ctx, func() { s.Close() })()
 	}
-	return interrupted(ctx, a.update(ctx, func(tx *hooks.Tx) error {
+	reaped := false
+	err = a.update(ctx, func(tx *hooks.Tx) error {
+		reaped = false
 		if due, err := tx.HasExpired(); err != nil || due {
+			reaped = true
 			if _, err := tx.Reap(store.LazyReapBatch, nil); err != nil {
 				return err
 			}
 		}
 		return fn(tx)
-	}))
+	})
+	if reaped && errors.Is(err, store.ErrServerFull) {
+		// A Redis server at its maxmemory refuses a commit that adds
+		// data, and the lazy reap's expire events do: a del, which
+		// only frees memory, was refused whenever an expire hook was
+		// defined and an entry was due. Without the reap it commits;
+		// the due entries wait for a reap with room for their events.
+		err = a.update(ctx, fn)
+	}
+	return interrupted(ctx, err)
 }
 
 // recordRead runs fn, a read that a hook or a watcher wants told, in a

@@ -120,6 +120,8 @@ func hintFor(err error) string {
 		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
 	case errors.Is(err, store.ErrUncertain):
 		return "read the key to see whether the write was applied before you write it again"
+	case errors.Is(err, store.ErrServerFull):
+		return "free memory on the Redis server or raise its maxmemory; del, bucket drop and reap still work (a delete that records a hook event needs room for it)"
 	case errors.Is(err, store.ErrWritesPaused): // before ErrBusy, which wraps it
 		return "a Redis failover or an operator paused writes; raise busy_timeout to wait longer for a pause to end"
 	case errors.Is(err, store.ErrBusy):

@@ -41,6 +41,7 @@ var sentinels = map[string]struct {
 	"store.ErrBusy":            {store.ErrBusy, ExitStore},
 	"store.ErrUncertain":       {store.ErrUncertain, ExitStore},
 	"store.ErrWritesPaused":    {store.ErrWritesPaused, ExitStore},
+	"store.ErrServerFull":      {store.ErrServerFull, ExitStore},
 	"store.ErrUntrusted":       {store.ErrUntrusted, ExitStore},
 	"store.ErrCorrupt":         {store.ErrCorrupt, ExitStore},
 	"store.ErrDamagedKey":      {store.ErrDamagedKey, ExitStore},

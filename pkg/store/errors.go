@@ -128,6 +128,9 @@ var (
 	// in CLIENT PAUSE WRITE; it comes wrapped with ErrBusy, and nothing
 	// was written.
 	ErrWritesPaused = NewError(KindStore, "the server is pausing writes (CLIENT PAUSE)")
+	// ErrServerFull: a Redis server at its maxmemory (with noeviction)
+	// refused a write that adds data; nothing was written.
+	ErrServerFull = NewError(KindStore, "the server is out of memory")
 	// ErrUncertain: a write was sent and its outcome cannot be known (a
 	// Redis server held it past the busy timeout, and livedict could not
 	// check).

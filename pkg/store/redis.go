@@ -406,6 +406,11 @@ func (s *redisStore) wrap(err error) error {
 	if s.target.Password != "" && !errors.As(err, &own) {
 		msg = strings.ReplaceAll(msg, s.target.Password, "***")
 	}
+	if strings.HasPrefix(msg, "OOM ") {
+		// At maxmemory with noeviction: nothing was written, and a
+		// command that only frees memory is still let through.
+		return fmt.Errorf("%w: %w", ErrServerFull, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})
+	}
 	return WithKind(KindStore, &redisError{msg: "redis " + s.target.Addr + ": " + msg, err: err})
 }
 

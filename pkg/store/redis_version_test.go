@@ -111,7 +111,7 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 func TestRedisWrapMessage(t *testing.T) {
 	s := &redisStore{target: redisTarget{Addr: "db.example:6379", Password: "hunter2"}}
 	for in, want := range map[string]string{
-		"OOM command not allowed when used memory > 'maxmemory'. script: 0123456789abcdef0123456789abcdef01234567, on @user_script:17.": "redis db.example:6379: OOM command not allowed when used memory > 'maxmemory'",
+		"OOM command not allowed when used memory > 'maxmemory'. script: 0123456789abcdef0123456789abcdef01234567, on @user_script:17.": "the server is out of memory: redis db.example:6379: OOM command not allowed when used memory > 'maxmemory'",
 		"NOPERM this user may not run INCR x script: 0123456789abcdef0123456789abcdef01234567, on @user_script:4":                       "redis db.example:6379: NOPERM this user may not run INCR x",
 		"WRONGPASS invalid username-password pair (hunter2)":                                                                            "redis db.example:6379: WRONGPASS invalid username-password pair (***)",
 		"ERR a script: that is not ours": "redis db.example:6379: ERR a script: that is not ours",
