@@ -175,6 +175,7 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 		return nil, err
 	}
 	var mu sync.Mutex
+	clock := store.ClockOf(s, a.Clock) // leases are on the store's clock
 	return &lease.Locker{
 		Update: func(fn func(store.Tx) error) error {
 			mu.Lock()
@@ -183,8 +184,8 @@ func (a *App) locker(bucket string) (*lease.Locker, error) {
 		},
 		View:     a.View,
 		Warn:     a.warn,
-		Clock:    store.ClockOf(s, a.Clock), // leases are on the store's clock
-		NewWaker: func() *wake.Waker { return wake.ForStore(store.ClockOf(s, a.Clock), s, bucket) },
+		Clock:    clock,
+		NewWaker: func() *wake.Waker { return wake.ForStore(clock, s, bucket) },
 		Turn: func(ctx context.Context, r lease.Ref, within time.Duration) (func(), error) {
 			info, err := store.Locate(s)
 			if err != nil {
