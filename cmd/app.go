@@ -148,6 +148,9 @@ func (a *App) printError(err error, code int, hint string) {
 	msg := strings.NewReplacer(negMark, "", `\x00neg`, "").Replace(err.Error())
 	msg = terminalSafe(oneLine(msg), true)
 	hint = terminalSafe(oneLine(hint), true)
+	if a.Quiet {
+		hint = "" // -q silences hints (SPEC), the JSON object's too
+	}
 	if a.JSON {
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`
@@ -158,7 +161,7 @@ func (a *App) printError(err error, code int, hint string) {
 		return
 	}
 	fmt.Fprintf(a.IO.Err, "livedict: error: %s\n", msg)
-	if hint != "" && !a.Quiet {
+	if hint != "" {
 		fmt.Fprintf(a.IO.Err, "livedict: hint: %s\n", hint)
 	}
 }
