@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -471,6 +472,13 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// Go's own words named its struct ("Go struct field
+			// importLine.expires_at_ms of type int64"): say what an
+			// export holds there.
+			return store.Entry{}, fmt.Errorf("not a JSON object of an export: %q is a JSON %s, where an export has %s", te.Field, te.Value, importFieldKind(te.Type))
+		}
 		return store.Entry{}, fmt.Errorf("not a JSON object of an export: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
@@ -480,6 +488,20 @@ func parseImportLine(line []byte, defBucket string, maxAt int64) (store.Entry, e
 		return store.Entry{}, err
 	}
 	return l.entry(defBucket, maxAt)
+}
+
+// importFieldKind says in an export's terms what a field of type t holds.
+func importFieldKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a string"
 }
 
 // checkUTF8 refuses a "key" or "value" that was not valid UTF-8 as
