@@ -308,7 +308,7 @@ func args(min, max int) cobra.PositionalArgs {
 		case min == max:
 			want = fmt.Sprintf("%d arguments", min)
 		case max < 0:
-			want = fmt.Sprintf("at least %d argument(s)", min)
+			want = "at least " + plural(int64(min), "argument")
 		}
 		return usageErr(fmt.Errorf("%s takes %s, got %d", cmd.Name(), want, len(args)),
 			fmt.Sprintf("usage: %s", strings.TrimSpace(cmd.UseLine())))
