@@ -5,8 +5,10 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -81,7 +83,7 @@ Run 'livedict help exit-codes' for what each exit status means.`,
 	root.SetErr(a.IO.Err)
 	root.SetIn(a.IO.In)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr(err, fmt.Sprintf("run '%s --help' for usage", c.CommandPath()))
+		return usageErr(flagValueErr(err), fmt.Sprintf("run '%s --help' for usage", c.CommandPath()))
 	})
 
 	pf := root.PersistentFlags()
@@ -313,6 +315,31 @@ func args(min, max int) cobra.PositionalArgs {
 		return usageErr(fmt.Errorf("%s takes %s, got %d", cmd.Name(), want, len(args)),
 			fmt.Sprintf("usage: %s", strings.TrimSpace(cmd.UseLine())))
 	}
+}
+
+// flagValueErr words a flag value pflag could not parse as a number or a
+// boolean in the user's terms: pflag's own line ended in Go's ("strconv.
+// ParseBool: parsing "x": invalid syntax", for get --help=x or set --nx=x).
+func flagValueErr(err error) error {
+	var iv *pflag.InvalidValueError
+	var ne *strconv.NumError
+	if !errors.As(err, &iv) || !errors.As(err, &ne) {
+		return err
+	}
+	want := "must be a number"
+	switch {
+	case ne.Func == "ParseBool":
+		want = "must be true or false"
+	case errors.Is(ne.Err, strconv.ErrRange):
+		want = "is out of range"
+	case strings.HasPrefix(ne.Func, "ParseInt") || strings.HasPrefix(ne.Func, "ParseUint"):
+		want = "must be a whole number"
+	}
+	name := "--" + iv.GetFlag().Name
+	if sh := iv.GetFlag().Shorthand; sh != "" {
+		name = "-" + sh + "/" + name
+	}
+	return fmt.Errorf("invalid argument %q for %s: %s", iv.GetValue(), name, want)
 }
 
 // exclusive fails when more than one of the named flags is set.
