@@ -156,6 +156,7 @@ type Daemon struct {
 	Spawn func() (exited <-chan struct{}, err error)
 
 	settings atomic.Pointer[Settings]
+	repeats  repeatedErrors
 	reloaded chan struct{}
 	deliverC chan struct{} // wakes the deliverer
 	session  Session       // records the reaps' expire events
@@ -188,6 +189,59 @@ func (d *Daemon) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return d.Log
+}
+
+// logError logs a failure of what the daemon does again and again (reap,
+// read the deadlines, deliver): the first time, then the same failure at
+// most once every repeatLogEvery with how often it came. A lasting one
+// (a Redis user the ACL lets read but not write, a server that is down)
+// wrote a line every second, 86,400 a day, into the journal.
+func (d *Daemon) logError(what string, err error) {
+	if n, ok := d.repeats.note(what+"\x00"+err.Error(), time.Now()); ok {
+		if n > 1 {
+			d.log().Error(what, "error", err.Error(), "times", n)
+		} else {
+			d.log().Error(what, "error", err.Error())
+		}
+	}
+}
+
+// repeatLogEvery is how often a failure that keeps coming is logged again.
+const repeatLogEvery = time.Minute
+
+// repeatedErrors counts the failures logError has seen, by message.
+type repeatedErrors struct {
+	mu   sync.Mutex
+	seen map[string]*repeated
+}
+
+type repeated struct {
+	logged time.Time // when it was last logged
+	n      int       // how often it came since (the logged one included)
+}
+
+// note counts msg at now and says whether to log it, with how often it
+// came since it was last logged.
+func (r *repeatedErrors) note(msg string, now time.Time) (n int, log bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]*repeated{}
+	}
+	e := r.seen[msg]
+	if e == nil {
+		if len(r.seen) >= 100 { // messages that vary (a count, a time): forget
+			clear(r.seen)
+		}
+		r.seen[msg] = &repeated{logged: now, n: 0}
+		return 1, true
+	}
+	e.n++
+	if now.Sub(e.logged) < repeatLogEvery {
+		return 0, false
+	}
+	n, e.logged, e.n = e.n, now, 0
+	return n, true
 }
 
 // clock is the clock deadlines are due by: the store's own (a Redis
@@ -385,7 +439,7 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 	for stop.Err() == nil {
 		dl, err := d.deliverer()
 		if err != nil {
-			d.log().Error("hook delivery", "error", err.Error())
+			d.logError("hook delivery", err)
 			return
 		}
 		runCtx, cancel := context.WithCancel(stop)
@@ -399,7 +453,7 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 		err = dl.Deliver(runCtx, d.deliverC, false)
 		cancel()
 		if err != nil {
-			d.log().Error("hook delivery", "error", err.Error())
+			d.logError("hook delivery", err)
 			select { // the store failed: try again shortly
 			case <-stop.Done():
 			case <-time.After(time.Second):
@@ -480,7 +534,7 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 				// A store error (busy past the timeout, I/O) is no
 				// reason to stop: reap anyway, and read the schedule
 				// afresh at the next poll.
-				d.log().Error("reading deadlines", "error", err.Error())
+				d.logError("reading deadlines", err)
 				sched, due = d.newSchedule(ctx), true
 				break
 			}
@@ -499,7 +553,7 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 				if ctx.Err() != nil {
 					return nil
 				}
-				d.log().Error("reap", "error", err.Error())
+				d.logError("reap", err)
 				reapMissed = time.Now()
 			} else if ttl.NowMs(d.clock()) < dueAt {
 				reapMissed = time.Now()
@@ -515,7 +569,7 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 			return nil
 		}
 		if err != nil {
-			d.log().Error("reading deadlines", "error", err.Error())
+			d.logError("reading deadlines", err)
 			sched, ok = d.newSchedule(ctx), false
 		}
 		if ok {
@@ -555,7 +609,7 @@ func (d *Daemon) expireLoop(ctx context.Context, notes <-chan []byte, changes <-
 				// again, which costs the whole store each second.
 				var err error
 				if pollDue, err = d.anyDue(ctx); err != nil && ctx.Err() == nil {
-					d.log().Error("reading deadlines", "error", err.Error())
+					d.logError("reading deadlines", err)
 				}
 				lastRead = time.Now()
 				d.wakeDelivery()

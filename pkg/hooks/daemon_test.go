@@ -1,9 +1,13 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,5 +364,68 @@ func TestDaemonClockStepBackKeepsDueKeys(t *testing.T) {
 	eventually(t, "expire delivered", func() bool { return len(f.snapshot()) == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// logBuffer is a log destination the daemon's goroutines may share.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A failure that lasts (the store busy, a Redis user who may not write)
+// is logged once, then at most once a minute with how often it came: the
+// daemon retried the reap every second and logged each, 86,400 lines a
+// day into the journal.
+func TestDaemonLogsALastingFailureOnce(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Expire})
+	putTTL(t, s, "k", t0.Add(time.Minute).UnixMilli())
+	clk.Advance(2 * time.Minute)
+	fs := &busyStore{Store: s}
+	fs.failing.Store(true)
+	d := testDaemon(t, fs, clk, newFakeRunner(t))
+	var log logBuffer
+	d.Log = slog.New(slog.NewTextHandler(&log, nil))
+	stop := startDaemon(t, d)
+	eventually(t, "three reap attempts", func() bool { return fs.failed.Load() >= 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(log.String(), "msg=reap "); n != 1 {
+		t.Errorf("%d attempts logged %d reap failures, want 1:\n%s", fs.failed.Load(), n, log.String())
+	}
+}
+
+// The same failure is logged again after repeatLogEvery with its count;
+// another failure is logged at once.
+func TestRepeatedErrorsNote(t *testing.T) {
+	var r repeatedErrors
+	now := time.Unix(1000, 0)
+	if n, ok := r.note("a", now); !ok || n != 1 {
+		t.Fatalf("first: %d, %v", n, ok)
+	}
+	for i := 1; i <= 5; i++ {
+		if _, ok := r.note("a", now.Add(time.Duration(i)*time.Second)); ok {
+			t.Fatalf("repeat %d logged", i)
+		}
+	}
+	if _, ok := r.note("b", now.Add(6*time.Second)); !ok {
+		t.Fatal("another failure not logged")
+	}
+	if n, ok := r.note("a", now.Add(repeatLogEvery)); !ok || n != 6 {
+		t.Fatalf("after a minute: %d, %v; want 6, true", n, ok)
 	}
 }
