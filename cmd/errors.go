@@ -93,6 +93,11 @@ func classify(err error) (code int, hint string) {
 // hintFor returns the hint for an error that carries none of its own.
 func hintFor(err error) string {
 	var ie *seal.IdentityError
+	policy := "livedict bucket policy NAME" // the full bucket's, when the error names it
+	if fe := (*store.FullError)(nil); errors.As(err, &fe) {
+		policy = "livedict bucket policy " + shellQuote(fe.Bucket)
+	}
+	raise := "raise the limit with '" + policy + " --max-keys N'"
 	switch {
 	case errors.As(err, &ie) && errors.Is(err, fs.ErrNotExist):
 		return "livedict looks for this host's age identity at identity_file (" + ie.Path + "); copy it there or set identity_file"
@@ -113,11 +118,11 @@ func hintFor(err error) string {
 	case errors.Is(err, store.ErrKeyExists):
 		return "use --replace to overwrite existing keys or --skip-existing to keep them"
 	case errors.Is(err, store.ErrNothingToEvict): // evict-soonest is already on
-		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
+		return raise + ", or give keys a TTL (--ttl, or the bucket's --default-ttl) so one can be evicted"
 	case errors.Is(err, store.ErrLeaseNotEvicted):
-		return "raise the limit with 'livedict bucket policy NAME --max-keys N', or keep locks in a bucket of their own (lock -b B)"
+		return raise + ", or keep locks in a bucket of their own (lock -b B)"
 	case errors.Is(err, store.ErrBucketFull):
-		return "raise the limit with 'livedict bucket policy NAME --max-keys N' or use --on-full evict-soonest"
+		return raise + " or let it evict ('" + policy + " --on-full evict-soonest')"
 	case errors.Is(err, store.ErrUncertain):
 		return "read the key to see whether the write was applied before you write it again"
 	case errors.Is(err, store.ErrServerFull):

@@ -152,3 +152,14 @@ var (
 	// ErrBadURL: a store URL livedict does not understand.
 	ErrBadURL = NewError(KindInvalid, "invalid store URL")
 )
+
+// FullError is how a write refused by a full bucket comes (it wraps
+// ErrBucketFull): it names the bucket, so a hint can give the command that
+// raises its limit.
+type FullError struct {
+	Bucket string
+	err    error
+}
+
+func (e *FullError) Error() string { return e.err.Error() }
+func (e *FullError) Unwrap() error { return e.err }

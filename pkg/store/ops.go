@@ -138,17 +138,17 @@ func makeRoom(tx Tx, lim Limits, bucket string) error {
 	}
 	for ; n >= p.MaxKeys; n-- {
 		if p.OnFull != EvictSoonest {
-			return fmt.Errorf("%w: bucket %q is at its max-keys (%d)", ErrBucketFull, bucket, p.MaxKeys)
+			return &FullError{bucket, fmt.Errorf("%w: bucket %q is at its max-keys (%d)", ErrBucketFull, bucket, p.MaxKeys)}
 		}
 		victim, ok, err := tx.Soonest(bucket)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and %w", ErrBucketFull, bucket, p.MaxKeys, ErrNothingToEvict)
+			return &FullError{bucket, fmt.Errorf("%w: bucket %q is at its max-keys (%d) and %w", ErrBucketFull, bucket, p.MaxKeys, ErrNothingToEvict)}
 		}
 		if Pinned != nil && Pinned(victim.Value) {
-			return fmt.Errorf("%w: bucket %q is at its max-keys (%d) and its soonest-expiring key %q %w", ErrBucketFull, bucket, p.MaxKeys, victim.Key, ErrLeaseNotEvicted)
+			return &FullError{bucket, fmt.Errorf("%w: bucket %q is at its max-keys (%d) and its soonest-expiring key %q %w", ErrBucketFull, bucket, p.MaxKeys, victim.Key, ErrLeaseNotEvicted)}
 		}
 		if _, err := tx.Delete(bucket, victim.Key); err != nil {
 			return err
