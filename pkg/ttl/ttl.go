@@ -208,8 +208,9 @@ func allDigits(s string) bool {
 var ErrTime = errors.New("invalid time")
 
 // ParseTime reads an absolute time: RFC 3339 ("2026-01-02T15:04:05Z", with
-// optional fractional seconds) or "@UNIXSECONDS" (optionally fractional:
-// "@1700000000.250").
+// optional fractional seconds; "t" and "z" in lower case or a space for
+// the "T", as RFC 3339 allows and `date --rfc-3339` prints) or
+// "@UNIXSECONDS" (optionally fractional: "@1700000000.250").
 func ParseTime(s string) (time.Time, error) {
 	if strings.HasPrefix(s, "@") {
 		num := s[1:]
@@ -233,11 +234,27 @@ func ParseTime(s string) (time.Time, error) {
 		}
 		return time.UnixMilli(n*1000 + ms), nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, rfc3339Upper(s))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%w %q: expected RFC 3339 (2006-01-02T15:04:05Z) or @UNIXSECONDS", ErrTime, s)
 	}
 	return t, nil
+}
+
+// rfc3339Upper returns s with the separator of date and time (a "t" or a
+// space) and a final "z" as Go's RFC 3339 layout wants them: "T", "Z".
+func rfc3339Upper(s string) string {
+	if len(s) <= 10 || (s[10] != 't' && s[10] != ' ') && !strings.HasSuffix(s, "z") {
+		return s
+	}
+	b := []byte(s)
+	if b[10] == 't' || b[10] == ' ' {
+		b[10] = 'T'
+	}
+	if b[len(b)-1] == 'z' {
+		b[len(b)-1] = 'Z'
+	}
+	return string(b)
 }
 
 // Until is how long from nowMs until atMs, for a timer. It saturates

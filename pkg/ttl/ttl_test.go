@@ -61,6 +61,12 @@ func TestParseTime(t *testing.T) {
 		// epoch, not half a second after it.
 		"@-0.5":  -500,
 		"@-1.25": -1250,
+		// RFC 3339 allows "t", "z" and a space for the "T"; `date
+		// --rfc-3339=seconds` prints the space.
+		"2026-01-02t03:04:05z":      1767323045000,
+		"2026-01-02 03:04:05Z":      1767323045000,
+		"2026-01-02 04:04:05+01:00": 1767323045000,
+		"2026-01-02t03:04:05.5z":    1767323045500,
 	}
 	for in, want := range good {
 		got, err := ParseTime(in)
@@ -68,7 +74,7 @@ func TestParseTime(t *testing.T) {
 			t.Errorf("ParseTime(%q) = %v (%d), %v; want %d", in, got, got.UnixMilli(), err, want)
 		}
 	}
-	for _, in := range []string{"", "@", "@x", "@1.", "@1.2.3", "2026-01-02", "yesterday", "@99999999999999999999"} {
+	for _, in := range []string{"", "@", "@x", "@1.", "@1.2.3", "2026-01-02", "2026-01-02x03:04:05Z", "2026-01-02  03:04:05Z", "2026-01-02T03:04:05", "yesterday", "@99999999999999999999"} {
 		if _, err := ParseTime(in); !errors.Is(err, ErrTime) {
 			t.Errorf("ParseTime(%q) err = %v; want ErrTime", in, err)
 		}
