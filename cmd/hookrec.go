@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -41,11 +44,36 @@ func (a *App) updateHooks(fn func(store.Tx) error) error {
 // hookKey is the key that signs hook definitions written to s: on a store
 // shared between hosts, this host's hook_key_file (made on first use);
 // elsewhere nil, since only the store's owner can write its definitions.
+//
+// A host without a key makes one only while the store has no definitions:
+// where it has some, they were signed by another host's key, which this
+// host was meant to be given. A new key would sign a definition that
+// every other host's daemon refuses, silently.
 func (a *App) hookKey(s store.Store) ([]byte, error) {
 	if !store.IsShared(s) {
 		return nil, nil
 	}
-	return hooks.LoadHookKey(a.Config.HookKeyFile)
+	path := a.Config.HookKeyFile
+	if path != "" {
+		key, err := hooks.ReadHookKey(path)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return key, err
+		}
+		var n int
+		if err := a.View(func(tx store.Tx) error {
+			hs, err := hooks.List(tx)
+			n = len(hs)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			return nil, &exitError{kind: store.KindPolicy,
+				err:  fmt.Errorf("%w: this host has no hook key (%s), and the store's %d hook definition(s) were signed with another host's: one signed with a new key here would run on no other host", hooks.ErrHookKey, path, n),
+				hint: "copy hook_key_file from a host that runs this store's hooks to " + path + " (mode 600), or make a new key there on purpose: (umask 077; openssl rand -hex 32 > " + shellQuote(path) + ")"}
+		}
+	}
+	return hooks.LoadHookKey(path)
 }
 
 // spawnDispatcher starts a detached 'livedict hook deliver' for this store:
