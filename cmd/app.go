@@ -474,6 +474,14 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 	return n, c.err
 }
 
+// outputErr is the error of the first write to stdout that failed, if any.
+func (a *App) outputErr() error {
+	if c, ok := a.IO.Out.(*checkedWriter); ok {
+		return c.err
+	}
+	return nil
+}
+
 // printf writes to stdout.
 func (a *App) printf(format string, args ...any) { fmt.Fprintf(a.IO.Out, format, args...) }
 

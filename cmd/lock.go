@@ -139,9 +139,16 @@ For scripts that manage a lease themselves:
 			}
 			if o.acquire {
 				if a.JSON {
-					return a.jsonLine(append(keyFields(bucket, r.Name), field{"token", h.Token}, field{"handle", h.Handle()}, field{"deadline_ms", h.Deadline}))
+					a.jsonLine(append(keyFields(bucket, r.Name), field{"token", h.Token}, field{"handle", h.Handle()}, field{"deadline_ms", h.Deadline}))
+				} else {
+					a.printf("%s\n", h.Handle())
 				}
-				a.printf("%s\n", h.Handle())
+				if err := a.outputErr(); err != nil {
+					// Nobody got the handle, so nobody could release the
+					// lease: every other taker would wait out its TTL.
+					a.updateOK(func(tx *hooks.Tx) (bool, error) { return lease.Release(tx, r, h) })
+					return err
+				}
 				return nil
 			}
 			return a.lockRun(l, r, h, ttlD, argv)
