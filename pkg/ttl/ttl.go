@@ -99,6 +99,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return bad("empty")
 	}
+	if strings.ContainsAny(s, " \t\n\r\v\f") {
+		return bad("contains white space")
+	}
 	neg := false
 	if s[0] == '-' || s[0] == '+' {
 		neg = s[0] == '-'

@@ -49,6 +49,17 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
+// TestParseDurationSpace: " 5m" (a variable quoted with its padding) said
+// "expected a number", though a number was there.
+func TestParseDurationSpace(t *testing.T) {
+	for _, in := range []string{" 5m", "5m ", "5 m", "1h\t30m", "\n5"} {
+		_, err := ParseDuration(in)
+		if err == nil || !strings.HasSuffix(err.Error(), ": contains white space") {
+			t.Errorf("ParseDuration(%q) = %v; want it to say it contains white space", in, err)
+		}
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	good := map[string]int64{
 		"@1700000000":               1700000000000,
