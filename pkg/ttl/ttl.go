@@ -115,6 +115,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err == nil && n > int64(MaxDuration/time.Second) && neg {
 			return -MaxDuration, nil
 		}
+		if err != nil && neg {
+			return bad("out of range") // as Redis's EXPIRE says
+		}
 		if err != nil || n > int64(MaxDuration/time.Second) {
 			return bad("longer than 100 years")
 		}
@@ -135,6 +138,9 @@ func ParseDuration(s string) (time.Duration, error) {
 			return bad("expected a number, e.g. 90s, 5m, 1h30m, 1.5d")
 		}
 		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil && neg {
+			return bad("out of range")
+		}
 		if err != nil {
 			return bad("longer than 100 years")
 		}

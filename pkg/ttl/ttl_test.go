@@ -60,6 +60,17 @@ func TestParseDurationSpace(t *testing.T) {
 	}
 }
 
+// TestParseDurationOutOfRange: a negative number too long for 64 bits was
+// "longer than 100 years", which a negative TTL never is.
+func TestParseDurationOutOfRange(t *testing.T) {
+	for _, in := range []string{"-99999999999999999999", "-99999999999999999999s", "-1h99999999999999999999m"} {
+		_, err := ParseDuration(in)
+		if err == nil || !strings.HasSuffix(err.Error(), ": out of range") {
+			t.Errorf("ParseDuration(%q) = %v; want out of range", in, err)
+		}
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	good := map[string]int64{
 		"@1700000000":               1700000000000,
