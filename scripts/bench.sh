@@ -394,6 +394,19 @@ bench_import() {
 	expect_eq "livedict keys after import" "$n $n" "$got"
 	expect_eq "redis DBSIZE after --pipe" "$n" "$(rcli DBSIZE)"
 	import_summary import "$TARGET_IMPORT_VS_REDIS" "import $label"
+	# Listing the imported keys: livedict keys against sqlite3 reading the
+	# same rows in the same order (no target: a figure to watch), and
+	# keys' peak RSS, since it holds them until the transaction ends.
+	hf keys -N -w 1 -r "$IMPORT_RUNS" \
+		-n "livedict keys" "$(q "$LD" --store "sqlite:$db" keys)" \
+		-n "sqlite3 SELECT key" "$(q sqlite3 "$db" "SELECT key FROM entries WHERE bucket = 'main' ORDER BY key")"
+	note_noise keys
+	local kl ks rss=""
+	kl=$(hf_median_ms keys 0) ks=$(hf_median_ms keys 1)
+	if [[ -x /usr/bin/time ]]; then # GNU time (Debian package time), when there
+		rss=" (peak RSS $(($( { /usr/bin/time -f %M "$LD" --store "sqlite:$db" keys >/dev/null; } 2>&1) / 1024)) MiB)"
+	fi
+	add_summary "keys of $label: livedict $(fmt_ms "$kl")$rss, sqlite3 $(fmt_ms "$ks")" "→ $(ratio "$kl" "$ks")×"
 	rm -f "$TMP/big.jsonl" "$TMP/big.resp" "$db"
 }
 
