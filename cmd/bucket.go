@@ -133,6 +133,12 @@ Policies live in the store, so every user of the store sees the same ones.`,
 					if _, err := st.EnableEncryption(name); err != nil {
 						return err
 					}
+					// Events recorded while the bucket was plain (and
+					// the expire events of the reap above) carry its
+					// plaintext: sealed too, zeroed where they were.
+					if err := hooks.SealPlainEvents(st, name); err != nil {
+						return err
+					}
 				}
 				if noEncrypt && encrypted {
 					// Events of the (empty) bucket still waiting for hooks

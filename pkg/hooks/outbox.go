@@ -22,10 +22,11 @@ type record struct {
 	Key       []byte `json:"key"`
 	Value     []byte `json:"value"`
 	Truncated bool   `json:"truncated,omitempty"`
-	// Sealed: Value is the plaintext a hook added with --decrypt gets,
-	// sealed under its encrypted bucket's data key (see eventSealer), so
-	// the outbox never holds an encrypted bucket's plaintext; the
-	// deliverer opens it just before the run.
+	// Sealed: Value is the plaintext a hook added with --decrypt gets
+	// (or any hook, for an event recorded before its bucket was
+	// encrypted: SealPlainEvents), sealed under its encrypted bucket's
+	// data key (see eventSealer), so the outbox never holds an encrypted
+	// bucket's plaintext; the deliverer opens it just before the run.
 	Sealed bool `json:"sealed,omitempty"`
 	// ExpiresAt is the key's deadline (Unix ms) when the event happened,
 	// 0 for none.
@@ -427,6 +428,54 @@ func ResealEvents(tx store.Tx, bucket string) (func() error, error) {
 		}
 		return nil
 	}, nil
+}
+
+// SealPlainEvents seals, under bucket's data key, the values of the
+// bucket's events waiting unsealed in the outbox, once the bucket has
+// just been encrypted (in that transaction): recorded while it was plain
+// (or by the reap of its expired values just before), they hold its
+// plaintext, which would otherwise stay in the store's files until
+// delivered. Sealed, each opens for its run to the bytes recorded, so
+// every hook gets what it would have got.
+func SealPlainEvents(tx store.Tx, bucket string) error {
+	es, ok := tx.(eventSealer)
+	if !ok {
+		return nil
+	}
+	type ev struct {
+		seq uint64
+		r   *record
+	}
+	var evs []ev
+	err := tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
+		r, err := decodeRecord(e)
+		if err != nil || r.Sealed || r.Value == nil || r.Bucket != bucket {
+			return nil // a damaged event is the deliverer's to drop
+		}
+		seq, err := parseSeqKey(e.Key)
+		if err != nil {
+			return nil
+		}
+		evs = append(evs, ev{seq, r})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, x := range evs {
+		v, sealed, err := es.SealEvent(bucket, string(x.r.Key), x.r.Value)
+		if err != nil {
+			return err
+		}
+		if !sealed {
+			return nil // not encrypted after all: nothing to hide
+		}
+		x.r.Value, x.r.Sealed = v, true
+		if err := putRecord(tx, x.seq, x.r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keepValue gives next, a record about to be written back to the outbox

@@ -196,3 +196,92 @@ func TestSealedEventsRekey(t *testing.T) {
 		t.Fatalf("stale copy after rekey --decrypt: %v", err)
 	}
 }
+
+// TestSealPlainEvents: events recorded while a bucket was plain hold its
+// plaintext; encrypting the bucket seals them (they stayed plain in the
+// outbox until delivered), and each still opens, for its run, to the
+// bytes recorded, for a hook with --decrypt or without, after a rekey too.
+func TestSealPlainEvents(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seal.Wrap(store.NewMemory(store.Options{}), seal.StaticKeys{IDs: []age.Identity{id}, Recs: []age.Recipient{id.Recipient()}})
+	ctx := context.Background()
+	secret := []byte("TOPSECRET-before")
+	err = s.Update(ctx, func(raw store.Tx) error {
+		for _, dec := range []bool{false, true} {
+			if _, err := Add(raw, Hook{Events: Set, Key: "*", Argv: []string{"true"}, Enabled: true, Decrypt: dec}, nil); err != nil {
+				return err
+			}
+		}
+		rec, err := NewRecorder(raw, 0)
+		if err != nil {
+			return err
+		}
+		w := Wrap(raw, rec)
+		if err := w.Put(store.Entry{Bucket: "sec", Key: "k", Value: secret}); err != nil {
+			return err
+		}
+		// Another bucket's events are not this bucket's to seal.
+		return w.Put(store.Entry{Bucket: "other", Key: "k", Value: secret})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(fn func(*seal.Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, func(raw store.Tx) error { return fn(s.Tx(raw)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(st *seal.Tx) error {
+		if _, err := st.EnableEncryption("sec"); err != nil {
+			return err
+		}
+		return SealPlainEvents(st, "sec")
+	})
+	check := func(when string) {
+		t.Helper()
+		n := 0
+		s.View(ctx, func(tx store.Tx) error {
+			return tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
+				r, err := decodeRecord(e)
+				if err != nil {
+					return err
+				}
+				seq, _ := parseSeqKey(e.Key)
+				if r.Bucket == "other" {
+					if r.Sealed || !bytes.Equal(r.Value, secret) {
+						t.Errorf("%s: other bucket's event changed: %q", when, r.Value)
+					}
+					return nil
+				}
+				n++
+				if bytes.Contains(e.Value, secret) || !r.Sealed {
+					t.Errorf("%s: outbox holds the plaintext of hook %d's event", when, r.HookID)
+				}
+				o, err := openRecord(ctx, s, seq, r)
+				if err != nil || !bytes.Equal(o.Value, secret) {
+					t.Errorf("%s: hook %d gets %q, %v", when, r.HookID, o.Value, err)
+				}
+				return nil
+			})
+		})
+		if n != 2 {
+			t.Errorf("%s: %d events of sec, want 2", when, n)
+		}
+	}
+	check("encrypted")
+	update(func(st *seal.Tx) error {
+		reseal, err := ResealEvents(st, "sec")
+		if err != nil {
+			return err
+		}
+		if _, err := st.Rekey("sec"); err != nil {
+			return err
+		}
+		return reseal()
+	})
+	check("rekeyed")
+}
