@@ -75,7 +75,10 @@ func waitKey(a *App, l *lease.Locker, bucket, key string, gone bool, until time.
 		var e store.Entry
 		var ok bool
 		if err := a.View(func(tx store.Tx) (err error) {
-			e, ok, err = tx.Get(bucket, key)
+			// Stat, not Get: whether the key exists and when it expires
+			// need no value, so an encrypted bucket is waited on
+			// without this host's identity, as exists works.
+			e, ok, err = store.Stat(tx, bucket, key)
 			return err
 		}); err != nil {
 			if first || !store.Transient(err) || !until.IsZero() && !a.Clock.Now().Before(until) {
