@@ -261,6 +261,13 @@ func ParseRecipients(data []byte) ([]age.Recipient, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if !strings.HasPrefix(strings.ToLower(line), "age1") {
+			// Said without the line: an identity pasted by mistake
+			// (AGE-SECRET-KEY-1...) must not reach stderr or a log,
+			// and age's own words for an SSH key ("mixed case") send
+			// users looking for a typo.
+			return nil, fmt.Errorf("line %d: not an age public key (age1...; 'livedict identity' prints one)", n)
+		}
 		r, err := age.ParseX25519Recipient(line)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)

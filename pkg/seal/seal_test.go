@@ -315,6 +315,18 @@ func TestParseRecipients(t *testing.T) {
 	if _, err := ParseRecipients([]byte("# ok\nage1notakey\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad recipient: %v", err)
 	}
+	// An SSH key (which age itself accepts) or an identity pasted by
+	// mistake is named for what it is not; it was "malformed recipient
+	// ...: mixed case", which sent users looking for a typo.
+	for _, line := range []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhJ7 me@host", id.String()} {
+		_, err := ParseRecipients([]byte(line + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "line 1: not an age public key (age1") || strings.Contains(err.Error(), "mixed case") {
+			t.Errorf("%.12s...: %v", line, err)
+		}
+		if strings.Contains(line, "AGE-SECRET") && err != nil && strings.Contains(err.Error(), line) {
+			t.Errorf("the error repeats a secret key: %v", err)
+		}
+	}
 	// A byte-order mark (Windows Notepad) and CRLF line ends.
 	if recs, err := ParseRecipients([]byte("\ufeff" + id.Recipient().String() + "\r\n")); err != nil || len(recs) != 1 {
 		t.Fatalf("with a BOM: %d recipients, %v", len(recs), err)
