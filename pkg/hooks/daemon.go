@@ -439,8 +439,16 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 	for stop.Err() == nil {
 		dl, err := d.deliverer()
 		if err != nil {
+			// A refused work dir or hook key file can be fixed while
+			// the daemon runs; it holds the store's locks, so no
+			// detached deliverer would start instead: try again.
 			d.logError("hook delivery", err)
-			return
+			select {
+			case <-stop.Done():
+			case <-d.reloaded:
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		runCtx, cancel := context.WithCancel(stop)
 		go func() {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,5 +429,47 @@ func TestRepeatedErrorsNote(t *testing.T) {
 	}
 	if n, ok := r.note("a", now.Add(repeatLogEvery)); !ok || n != 6 {
 		t.Fatalf("after a minute: %d, %v; want 6, true", n, ok)
+	}
+}
+
+// A deliverer the daemon cannot make (its work dir refused, a hook key
+// file others may read, on a shared store) is tried again: the daemon
+// delivers once the cause is fixed. Before, the delivery loop returned
+// for good while the daemon ran on holding its locks, so no detached
+// deliverer could start either, and every event waited until a restart
+// (SIGHUP after the fix did not help).
+func TestDaemonRetriesADelivererItCouldNotMake(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set})
+	dir := stateDirOf(t, s)
+	work := filepath.Join(dir, "work")
+	if err := OpenStateDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(work, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	f := newFakeRunner(t)
+	d := testDaemon(t, s, clk, f)
+	d.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	stop := startDaemon(t, d)
+	set(t, s, "main", "k", "v")
+	eventually(t, "the refusal logged", func() bool { return strings.Contains(logs.String(), "hook delivery") })
+	if err := os.Chmod(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the event delivered once the work dir is fixed", func() bool {
+		Notify(dir, DeliverSocket, MsgEvents)
+		return len(outbox(t, s)) == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.snapshot()); n != 1 {
+		t.Fatalf("%d runs, want 1", n)
 	}
 }
