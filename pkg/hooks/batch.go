@@ -166,7 +166,7 @@ func (d *Deliverer) finishBatch(o outcome, also func(store.Tx) error) (dropped [
 	if o.err != nil {
 		run.Error, run.ExitCode = o.err.Error(), -1
 	}
-	retries := d.Retries
+	retries := d.retries()
 	if o.hook.Retries != nil {
 		retries = *o.hook.Retries
 	}

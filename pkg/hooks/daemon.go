@@ -174,7 +174,7 @@ func NewDaemon(s store.Store, set Settings) *Daemon {
 	return d
 }
 
-// Reload replaces the settings, and restarts delivery with them. It may be
+// Reload replaces the settings, and applies them to delivery. It may be
 // called from any goroutine (a SIGHUP handler).
 func (d *Daemon) Reload(set Settings) {
 	d.settings.Store(&set)
@@ -390,11 +390,16 @@ func (d *Daemon) runOnce(ctx context.Context, safe bool) error {
 }
 
 func (d *Daemon) deliverer() (*Deliverer, error) {
-	dl, _, err := NewDeliverer(d.Store, *d.settings.Load(), d.log())
+	dl, _, err := d.delivererWith(*d.settings.Load())
+	return dl, err
+}
+
+func (d *Daemon) delivererWith(set Settings) (*Deliverer, string, error) {
+	dl, dir, err := NewDeliverer(d.Store, set, d.log())
 	if err == nil && d.RunHook != nil {
 		dl.Run = d.RunHook
 	}
-	return dl, err
+	return dl, dir, err
 }
 
 // waitDeliverLock takes the delivery lock, waiting while a detached
@@ -415,7 +420,7 @@ func (d *Daemon) waitDeliverLock(ctx context.Context) (*Lock, error) {
 }
 
 // deliverLoop delivers events until stop ends (after the running hooks
-// finish); a reload restarts the deliverer with the new settings.
+// finish); a reload applies the new settings to it (see Deliverer.Live).
 func (d *Daemon) deliverLoop(stop context.Context) {
 	Takeover(d.dir)
 	lock, err := d.waitDeliverLock(stop)
@@ -437,7 +442,8 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 		}()
 	}
 	for stop.Err() == nil {
-		dl, err := d.deliverer()
+		set := *d.settings.Load()
+		dl, _, err := d.delivererWith(set)
 		if err != nil {
 			// A refused work dir or hook key file can be fixed while
 			// the daemon runs; it holds the store's locks, so no
@@ -450,12 +456,23 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 			}
 			continue
 		}
+		// Concurrency, retries and backoff apply to the delivery going
+		// on (Live); only another hook key needs a new deliverer, which
+		// waits for the running hooks first.
+		dl.Live = &d.settings
 		runCtx, cancel := context.WithCancel(stop)
 		go func() {
-			select {
-			case <-d.reloaded:
-				cancel()
-			case <-runCtx.Done():
+			for {
+				select {
+				case <-d.reloaded:
+					if d.settings.Load().HookKeyFile != set.HookKeyFile {
+						cancel()
+						return
+					}
+					d.wakeDelivery() // more runs may start now
+				case <-runCtx.Done():
+					return
+				}
 			}
 		}()
 		err = dl.Deliver(runCtx, d.deliverC, false)

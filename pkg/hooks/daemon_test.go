@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livedict/livedict/pkg/sandbox"
 	"github.com/livedict/livedict/pkg/store"
 	"github.com/livedict/livedict/pkg/ttl"
 )
@@ -472,4 +473,43 @@ func TestDaemonRetriesADelivererItCouldNotMake(t *testing.T) {
 	if n := len(f.snapshot()); n != 1 {
 		t.Fatalf("%d runs, want 1", n)
 	}
+}
+
+// A reload (SIGHUP) while a hook runs long does not hold up the other
+// keys' events until it ends: the new settings apply to the delivery
+// going on. Before, a reload stopped delivery, waited for every running
+// hook (up to its timeout, an hour at most) and only then started again.
+func TestDaemonReloadDoesNotWaitForRunningHooks(t *testing.T) {
+	s, clk := sqliteStore(t)
+	addHook(t, s, Hook{Events: Set})
+	release := make(chan struct{})
+	f := newFakeRunner(t)
+	f.started = make(chan call, 10)
+	f.result = func(c call, attempt int) (sandbox.Result, error) {
+		if c.key == "slow" {
+			<-release
+		}
+		return sandbox.Result{Duration: time.Millisecond}, nil
+	}
+	d := testDaemon(t, s, clk, f)
+	stop := startDaemon(t, d)
+	defer close(release)
+	dir := stateDirOf(t, s)
+	set(t, s, "main", "slow", "v")
+	eventually(t, "the slow hook started", func() bool {
+		Notify(dir, DeliverSocket, MsgEvents)
+		return len(f.snapshot()) == 1
+	})
+	d.Reload(Settings{Concurrency: 3, Retries: 2, Backoff: time.Millisecond})
+	set(t, s, "main", "fast", "v")
+	eventually(t, "the other key's event delivered while the slow hook runs", func() bool {
+		Notify(dir, DeliverSocket, MsgEvents)
+		return len(outbox(t, s)) == 1
+	})
+	release <- struct{}{}
+	eventually(t, "every event delivered", func() bool { return len(outbox(t, s)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t)
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/livedict/livedict/pkg/sandbox"
@@ -71,6 +72,11 @@ type Deliverer struct {
 	// deliverers have seen of a shared store's definitions (seen.go);
 	// empty: not kept.
 	Seen string
+	// Live, when set, overrides Concurrency, Retries and Backoff with
+	// its current settings at each use: the daemon's reload (SIGHUP)
+	// applies to the delivery going on, which it used to stop, waiting
+	// for every running hook (up to its timeout) before starting again.
+	Live *atomic.Pointer[Settings]
 
 	owner   string           // names this deliverer's claims
 	refused map[int64]string // definitions logged as refused, by id
@@ -132,10 +138,7 @@ func (d *Deliverer) logger() *slog.Logger {
 // returns. An error from the store ends delivery (after the running hooks
 // finish); events not yet recorded as delivered stay in the outbox.
 func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle bool) error {
-	conc := d.Concurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
+	conc := d.concurrency()
 	if d.Shared && d.owner == "" {
 		d.owner = newOwner()
 	}
@@ -250,6 +253,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		if stopping && running == 0 {
 			return stopErr
 		}
+		conc = d.concurrency() // a reload may have changed it
 		// Start what may start: the oldest event of each order key, once
 		// its retry time has come.
 		var next time.Time
@@ -535,7 +539,7 @@ func (d *Deliverer) finish(o outcome, also func(store.Tx) error) (drop bool, err
 		Event: r.Event, Bucket: r.Bucket, Key: r.Key, Attempt: r.Attempts + 1,
 		ExitCode: -1,
 	}
-	retries := d.Retries
+	retries := d.retries()
 	if o.hook.Retries != nil {
 		retries = *o.hook.Retries
 	}
@@ -629,6 +633,9 @@ func (d *Deliverer) retryTooFar(r *record, now time.Time) bool {
 
 func (d *Deliverer) backoff(n int) time.Duration {
 	b := d.Backoff
+	if d.Live != nil {
+		b = d.Live.Load().Backoff
+	}
 	if b <= 0 {
 		b = DefaultBackoff
 	}
@@ -641,6 +648,26 @@ func (d *Deliverer) backoff(n int) time.Duration {
 		return math.MaxInt64
 	}
 	return b << shift
+}
+
+// concurrency is how many hooks may run at once.
+func (d *Deliverer) concurrency() int {
+	n := d.Concurrency
+	if d.Live != nil {
+		n = d.Live.Load().Concurrency
+	}
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	return n
+}
+
+// retries is how many times a failed run is retried, unless its hook says.
+func (d *Deliverer) retries() int {
+	if d.Live != nil {
+		return d.Live.Load().Retries
+	}
+	return d.Retries
 }
 
 func (d *Deliverer) logRun(r *Run) {
