@@ -30,6 +30,9 @@ const (
 	// as runs end while it holds fewer than maxPending/2 events and the
 	// outbox had no more (see Deliver).
 	refillEvery = 100 * time.Millisecond
+	// maxAhead bounds the events held from beyond the first maxPending
+	// (see lookAhead in Deliver).
+	maxAhead = 1024
 )
 
 // Deliverer delivers the outbox's events to their hooks: at least once
@@ -163,6 +166,14 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		truncated bool
 		loaded    time.Time
 	)
+	// ahead holds the events lookAhead took from beyond the cursor, until
+	// a load reaches them. lookedAhead is when it last looked; aheadWanted
+	// says something changed since (a run ended, a wake-up).
+	var (
+		ahead       = map[uint64]bool{}
+		lookedAhead time.Time
+		aheadWanted = true
+	)
 	// defsStale says a run ended, or a retry's time came, since the
 	// definitions were last read: the next pass reads them first, for a
 	// hook disabled or removed while its key's run went, or during a
@@ -202,6 +213,10 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				cursor = e.Key
 				seq, err := parseSeqKey(e.Key)
+				if err == nil && ahead[seq] {
+					delete(ahead, seq) // held already (lookAhead)
+					return nil
+				}
 				r, rerr := decodeRecord(e)
 				if err != nil || rerr != nil {
 					damaged = append(damaged, e)
@@ -219,6 +234,57 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			err = d.dropDamaged(damaged)
 		}
 		return err
+	}
+	// lookAhead takes, when pending holds only the first maxPending events
+	// of the outbox and slots are free, the oldest event of keys that have
+	// none in pending from beyond them (looking at up to maxPending more).
+	// Without it, a few keys whose events fill the window (a counter set
+	// at every request, its hook slow) held up every other key and hook
+	// until thousands of runs had gone: nothing past the window was read.
+	// Every event of such a key lies past the cursor, so the first one
+	// there is its oldest: order per key holds; load skips it later.
+	lookAhead := func(slots int) (bool, error) {
+		if !truncated || slots <= 0 || !aheadWanted || time.Since(lookedAhead) < refillEvery {
+			return false, nil
+		}
+		lookedAhead, aheadWanted = time.Now(), false
+		// Those delivered before a load reached them are gone from the
+		// outbox: forget them.
+		have, kept := make(map[string]bool, len(pending)), map[uint64]bool{}
+		for _, it := range pending {
+			have[it.key] = true
+			if ahead[it.seq] {
+				kept[it.seq] = true
+			}
+		}
+		if ahead = kept; len(ahead) >= maxAhead {
+			return false, nil
+		}
+		took, looked := false, 0
+		err := d.Store.View(ctx, func(tx store.Tx) error {
+			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
+				if looked++; looked > maxPending {
+					return store.ErrStopScan
+				}
+				seq, err := parseSeqKey(e.Key)
+				r, rerr := decodeRecord(e)
+				if err != nil || rerr != nil || ahead[seq] {
+					return nil // a damaged one is load's to drop
+				}
+				k := r.orderKey()
+				if have[k] {
+					return nil
+				}
+				have[k] = true
+				pending = append(pending, &item{seq: seq, rec: r, key: k})
+				ahead[seq], took = true, true
+				if slots--; slots == 0 || len(ahead) >= maxAhead {
+					return store.ErrStopScan
+				}
+				return nil
+			})
+		})
+		return took, err
 	}
 	// refill reads the outbox and the definitions again after a run: when
 	// asked to (now), or when pending is running low, at once when the
@@ -328,6 +394,20 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				running++
 				go func() { done <- d.attemptBatch(batch, h) }()
 			})
+			if running < conc {
+				took, err := lookAhead(conc - running)
+				if err != nil {
+					loadFailed(err)
+				} else if took {
+					continue // start them
+				}
+				if aheadWanted && truncated && len(ahead) < maxAhead {
+					// Looked too recently: look again once it may.
+					if at := lookedAhead.Add(refillEvery); next.IsZero() || at.Before(next) {
+						next = at
+					}
+				}
+			}
 		}
 		if running == 0 && untilIdle {
 			if len(pending) > 0 && (d.NoWait || blocked == heads) && !stopping {
@@ -356,7 +436,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		case o := <-done:
 			running--
 			o.it.running = false
-			defsStale = true
+			defsStale, aheadWanted = true, true
 			if o.batch != nil {
 				var err error
 				if pending, err = d.batchDone(o, busy, pending, stopErr == nil, readDefs); err != nil {
@@ -404,6 +484,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			for _, it := range pending {
 				it.heldUntil = time.Time{}
 			}
+			aheadWanted = true
 			if err := load(); err != nil {
 				loadFailed(err)
 			}

@@ -1220,3 +1220,89 @@ func TestBackoffSaturates(t *testing.T) {
 		}
 	}
 }
+
+// Events of a few keys that fill the deliverer's window (maxPending) do
+// not hold up every other key while the first of them runs: a slow hook on
+// a busy key delayed every other key and hook by thousands of runs.
+// Order per key still holds, and each event runs once.
+func TestDeliverHotKeyDoesNotStarveOthers(t *testing.T) {
+	s, _ := memStore(t)
+	addHook(t, s, Hook{Events: Set})
+	mustHookUpdate(t, s, func(tx *Tx) error {
+		for n := 0; n < maxPending+10; n++ {
+			if err := tx.Put(store.Entry{Bucket: "main", Key: "hot", Value: []byte(strconv.Itoa(n))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	set(t, s, "main", "cold", "v")
+	for n := 0; n < 3; n++ {
+		for k := 0; k < 5; k++ {
+			set(t, s, "main", fmt.Sprintf("c%d", k), strconv.Itoa(n))
+		}
+	}
+	release := make(chan struct{})
+	f := newFakeRunner(t)
+	f.result = func(c call, attempt int) (sandbox.Result, error) {
+		if c.key == "hot" {
+			<-release
+		}
+		return sandbox.Result{Duration: time.Millisecond}, nil
+	}
+	d := newDeliverer(t, s, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	wake := make(chan struct{}, 1)
+	go func() { done <- d.Deliver(ctx, wake, false) }()
+	// Every other key's events run while the hot key's first one does.
+	others := func() (n int) {
+		for _, c := range f.snapshot() {
+			if c.key != "hot" {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(20 * time.Second); others() < 16; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			cancel()
+			<-done
+			t.Fatalf("%d of the other keys' 16 events ran while the hot key's first ran", others())
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	close(release)
+	for deadline := time.Now().Add(time.Minute); len(outbox(t, s)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events left", len(outbox(t, s)))
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.check(t)
+	calls := f.snapshot()
+	if len(calls) != maxPending+10+1+15 {
+		t.Errorf("%d runs, want %d (each event once)", len(calls), maxPending+10+1+15)
+	}
+	next := map[string]int{}
+	for _, c := range calls {
+		if c.key == "cold" {
+			continue
+		}
+		if want := strconv.Itoa(next[c.key]); c.value != want {
+			t.Fatalf("key %s ran value %s, want %s: out of order", c.key, c.value, want)
+		}
+		next[c.key]++
+	}
+}
