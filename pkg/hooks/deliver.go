@@ -33,6 +33,9 @@ const (
 	// maxAhead bounds the events held from beyond the first maxPending
 	// (see lookAhead in Deliver).
 	maxAhead = 1024
+	// lookAheadEvery is how often, at most, lookAhead reads past them:
+	// up to maxPending events with their values, so not at every run.
+	lookAheadEvery = time.Second
 )
 
 // Deliverer delivers the outbox's events to their hooks: at least once
@@ -244,7 +247,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	// Every event of such a key lies past the cursor, so the first one
 	// there is its oldest: order per key holds; load skips it later.
 	lookAhead := func(slots int) (bool, error) {
-		if !truncated || slots <= 0 || !aheadWanted || time.Since(lookedAhead) < refillEvery {
+		if !truncated || slots <= 0 || !aheadWanted || time.Since(lookedAhead) < lookAheadEvery {
 			return false, nil
 		}
 		lookedAhead, aheadWanted = time.Now(), false
@@ -403,7 +406,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				}
 				if aheadWanted && truncated && len(ahead) < maxAhead {
 					// Looked too recently: look again once it may.
-					if at := lookedAhead.Add(refillEvery); next.IsZero() || at.Before(next) {
+					if at := lookedAhead.Add(lookAheadEvery); next.IsZero() || at.Before(next) {
 						next = at
 					}
 				}
