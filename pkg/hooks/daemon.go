@@ -457,15 +457,16 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 			continue
 		}
 		// Concurrency, retries and backoff apply to the delivery going
-		// on (Live); only another hook key needs a new deliverer, which
-		// waits for the running hooks first.
+		// on (Live); only another hook key, or a store that no longer
+		// passes the trust rule, needs a new deliverer, which waits for
+		// the running hooks first.
 		dl.Live = &d.settings
 		runCtx, cancel := context.WithCancel(stop)
 		go func() {
 			for {
 				select {
 				case <-d.reloaded:
-					if d.settings.Load().HookKeyFile != set.HookKeyFile {
+					if d.settings.Load().HookKeyFile != set.HookKeyFile || !d.stillSafe() {
 						cancel()
 						return
 					}
@@ -485,6 +486,14 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 			}
 		}
 	}
+}
+
+// stillSafe reports whether the store still passes the trust rule, as a
+// reload checks (making a new deliverer did, before reloads applied to the
+// one going on); a store that fails it gets a new deliverer, refused.
+func (d *Daemon) stillSafe() bool {
+	info, err := store.Locate(d.Store)
+	return err == nil && CheckSafe(info) == nil
 }
 
 func (d *Daemon) wakeDelivery() {
