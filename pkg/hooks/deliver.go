@@ -213,10 +213,31 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if err := readDefs(tx); err != nil {
 				return err
 			}
+			// running holds the seqs of the runs going on when the
+			// outbox is read from its start again (see restarted).
+			var running map[uint64]bool
+			if cursor != "" {
+				again, err := restarted(tx, cursor)
+				if err != nil {
+					return err
+				}
+				if again {
+					running = map[uint64]bool{}
+					kept := pending[:0]
+					for _, it := range pending {
+						if it.running {
+							kept = append(kept, it)
+							running[it.seq] = true
+						}
+					}
+					clear(pending[len(kept):])
+					pending, cursor, ahead = kept, "", map[uint64]bool{}
+				}
+			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				cursor = e.Key
 				seq, err := parseSeqKey(e.Key)
-				if err == nil && ahead[seq] {
+				if err == nil && (ahead[seq] || running[seq]) {
 					delete(ahead, seq) // held already (lookAhead)
 					return nil
 				}
@@ -505,6 +526,26 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			}
 		}
 	}
+}
+
+// restarted reports whether the outbox numbers its events from the start
+// again since a deliverer read it up to cursor: its counter is behind
+// the cursor, or gone. That is a store emptied under the deliverer (a
+// Redis server restarted without persistence, FLUSHDB); its new events
+// lie before the cursor, where a deliverer reading on from there never
+// looked: the first ones waited until it was restarted, and a key's
+// later events ran before them.
+func restarted(tx store.Tx, cursor string) (bool, error) {
+	at, err := parseSeqKey(cursor)
+	if err != nil {
+		return false, nil
+	}
+	e, ok, err := tx.Get(metaBucket, "event")
+	if err != nil || !ok {
+		return !ok && err == nil, err
+	}
+	n, err := strconv.ParseUint(string(e.Value), 10, 64)
+	return err == nil && n < at, nil
 }
 
 // dropDamaged takes outbox entries livedict cannot read (a damaged store)

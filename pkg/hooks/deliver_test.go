@@ -1306,3 +1306,49 @@ func TestDeliverHotKeyDoesNotStarveOthers(t *testing.T) {
 		next[c.key]++
 	}
 }
+
+// A store emptied under a running deliverer (a Redis server restarted
+// without persistence, FLUSHDB) numbers its events from 1 again: the
+// deliverer reads the outbox from its start again rather than from its
+// place in the old one, which hid the new store's first events until it
+// was restarted and ran a key's later event before its earlier one.
+func TestDeliverStoreEmptiedUnderIt(t *testing.T) {
+	s, _ := memStore(t)
+	addHook(t, s, Hook{Events: Set})
+	for i := 0; i < 3; i++ {
+		set(t, s, "main", "a", strconv.Itoa(i))
+	}
+	f := newFakeRunner(t)
+	d := newDeliverer(t, s, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wake := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- d.Deliver(ctx, wake, false) }()
+	eventually(t, "the first store's events delivered", func() bool { return len(outbox(t, s)) == 0 && len(f.snapshot()) == 3 })
+	// The store emptied: its counters with it.
+	update(t, s, func(tx store.Tx) error {
+		_, err := tx.Delete(metaBucket, "event")
+		return err
+	})
+	set(t, s, "main", "b", "0")
+	set(t, s, "main", "b", "1")
+	eventually(t, "the new store's events delivered", func() bool {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		return len(outbox(t, s)) == 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range f.snapshot()[3:] {
+		got = append(got, c.key+"="+c.value)
+	}
+	if strings.Join(got, " ") != "b=0 b=1" {
+		t.Fatalf("runs after the store was emptied: %v, want b=0 b=1", got)
+	}
+}
