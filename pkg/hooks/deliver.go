@@ -213,21 +213,21 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			if err := readDefs(tx); err != nil {
 				return err
 			}
-			// running holds the seqs of the runs going on when the
+			// going holds the seqs of the runs going on when the
 			// outbox is read from its start again (see restarted).
-			var running map[uint64]bool
+			var going map[uint64]bool
 			if cursor != "" {
 				again, err := restarted(tx, cursor)
 				if err != nil {
 					return err
 				}
 				if again {
-					running = map[uint64]bool{}
+					going = map[uint64]bool{}
 					kept := pending[:0]
 					for _, it := range pending {
 						if it.running {
 							kept = append(kept, it)
-							running[it.seq] = true
+							going[it.seq] = true
 						}
 					}
 					clear(pending[len(kept):])
@@ -237,7 +237,7 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				cursor = e.Key
 				seq, err := parseSeqKey(e.Key)
-				if err == nil && (ahead[seq] || running[seq]) {
+				if err == nil && (ahead[seq] || going[seq]) {
 					delete(ahead, seq) // held already (lookAhead)
 					return nil
 				}
@@ -284,8 +284,12 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		if ahead = kept; len(ahead) >= maxAhead {
 			return false, nil
 		}
-		took, looked := false, 0
+		took, looked, again := false, 0, false
 		err := d.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			if again, err = restarted(tx, cursor); err != nil || again {
+				return err // past the cursor is not where a key's oldest is
+			}
 			return tx.ScanAfter(outboxBucket, cursor, true, func(e store.Entry) error {
 				if looked++; looked > maxPending {
 					return store.ErrStopScan
@@ -308,6 +312,9 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 				return nil
 			})
 		})
+		if err == nil && again {
+			return true, load() // from the start of the new outbox
+		}
 		return took, err
 	}
 	// refill reads the outbox and the definitions again after a run: when
