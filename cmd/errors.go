@@ -111,6 +111,8 @@ func hintFor(err error) string {
 		return "identity_file must hold an age identity (a line AGE-SECRET-KEY-1...), as 'livedict identity' makes where there is none"
 	case errors.Is(err, seal.ErrOpen):
 		return "this host's identity is not among the bucket's recipients, or the value is damaged: 'livedict identity' prints this host's key; a host that can read the bucket adds it to recipients_file and runs 'livedict bucket rekey'"
+	case errors.Is(err, hooks.ErrLinked):
+		return "keep one hard link to the store and make its other names symlinks (ln -sf STORE NAME)"
 	case errors.Is(err, hooks.ErrUnsafe):
 		return "make the store and its folder writable only by you (chmod go-w)"
 	case errors.Is(err, store.ErrUntrusted):

@@ -54,6 +54,7 @@ var sentinels = map[string]struct {
 	"hooks.ErrNotText":         {hooks.ErrNotText, ExitUsage},
 	"hooks.ErrNoHook":          {hooks.ErrNoHook, ExitNotFound},
 	"hooks.ErrHookKey":         {hooks.ErrHookKey, ExitPolicy},
+	"hooks.ErrLinked":          {hooks.ErrLinked, ExitPolicy},
 	// A backend that breaks the deadline contract: a store failure.
 	"ttl.ErrSource": {storeErr(ttl.ErrSource), ExitStore},
 	// Never returned to a command as is: CheckSafe's callers give it

@@ -208,6 +208,25 @@ type refusal struct {
 func (r *refusal) Error() string   { return ErrUnsafe.Error() + ": " + r.detail }
 func (r *refusal) Unwrap() []error { return []error{ErrUnsafe, r.cause} }
 
+// ErrLinked refuses hooks on a SQLite store file with other hard links.
+var ErrLinked = store.NewError(store.KindPolicy, "hooks are not run from a store file with other hard links")
+
+// checkOneName refuses a SQLite store file that has other hard links. The
+// state folder (locks, wake-up sockets, work dirs) sits beside each name
+// (PATH.d), so a daemon or dispatcher started through each name held its
+// own delivery lock: both delivered, and every event ran twice, at once,
+// out of order. A symlink is resolved to the one file and its one folder.
+func checkOneName(info store.Info) error {
+	if info.Backend != "sqlite" {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(info.Location, &st); err != nil || st.Nlink < 2 {
+		return nil // no store yet (or gone): nothing to deliver from
+	}
+	return fmt.Errorf("%w: %s has %d names, each with its own state folder, so deliverers through two of them would run every event twice", ErrLinked, info.Location, st.Nlink)
+}
+
 // ErrorKind makes a refusal a policy error (exit 4) although it also wraps
 // the trust rule's own refusal, a store error (exit 3): for hooks it is
 // the policy that says no.
@@ -251,6 +270,9 @@ func CheckSafe(info store.Info) error {
 	}
 	if err := store.CheckHooksPath(info.Location); err != nil {
 		return refuse(err)
+	}
+	if err := checkOneName(info); err != nil {
+		return err
 	}
 	dir := StateDir(info)
 	err := store.CheckPath(dir)
