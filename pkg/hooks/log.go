@@ -1,8 +1,10 @@
 package hooks
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -81,8 +83,10 @@ func appendRun(tx store.Tx, r *Run) error {
 	return err
 }
 
-// Log returns the last n runs (all when n <= 0), oldest first; only
-// failed ones when failedOnly.
+// Log returns the last n runs recorded (all when n <= 0), oldest first by
+// the time each started, which is the time shown: runs are recorded as
+// they end, so a long run recorded after shorter ones that started later
+// listed its earlier time out of order; only failed ones when failedOnly.
 func Log(tx store.Tx, n int, failedOnly bool) ([]Run, error) {
 	var runs []Run
 	err := tx.Scan(runsBucket, "", true, func(e store.Entry) error {
@@ -98,5 +102,6 @@ func Log(tx store.Tx, n int, failedOnly bool) ([]Run, error) {
 	if n > 0 && len(runs) > n {
 		runs = runs[len(runs)-n:]
 	}
+	slices.SortStableFunc(runs, func(a, b Run) int { return cmp.Compare(a.Time, b.Time) })
 	return runs, err
 }

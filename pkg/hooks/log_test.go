@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/livedict/livedict/pkg/store"
@@ -100,5 +101,35 @@ func TestLogRunFields(t *testing.T) {
 		string(r.Key) != "k\xff" || r.Attempt != 2 || r.Status != StatusRetry || r.ExitCode != -1 ||
 		r.Signal != "SIGKILL" || !r.TimedOut || r.DurationMs != 9 || r.Error != "e" {
 		t.Fatalf("run = %+v", r)
+	}
+}
+
+// TestLogInStartOrder: runs are recorded as they end, but listed by the
+// time they started, the time hook log shows. A long run that started
+// first and ended last was listed last, its time before the others'.
+func TestLogInStartOrder(t *testing.T) {
+	s, _ := memStore(t)
+	update(t, s, func(tx store.Tx) error {
+		for _, at := range []int64{2000, 3000, 1000, 2500} { // the order they ended
+			if err := appendRun(tx, &Run{HookID: 1, Event: Set, Bucket: "main", Key: []byte("k"), Attempt: 1, Status: StatusOK, Time: at}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var got []int64
+	for _, r := range runs(t, s, 0, false) {
+		got = append(got, r.Time)
+	}
+	if want := []int64{1000, 2000, 2500, 3000}; !slices.Equal(got, want) {
+		t.Fatalf("Log times %v, want %v", got, want)
+	}
+	// The last 2 recorded, in start order: not the 2 that started last.
+	got = got[:0]
+	for _, r := range runs(t, s, 2, false) {
+		got = append(got, r.Time)
+	}
+	if want := []int64{1000, 2500}; !slices.Equal(got, want) {
+		t.Fatalf("Log(2) times %v, want %v", got, want)
 	}
 }
