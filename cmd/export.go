@@ -38,9 +38,9 @@ shown on stderr when it is a terminal.`,
 			// on a full pipe must not hold the store. The lines are made
 			// during the scan and kept as bytes, not as entries: a million
 			// keys held 500 MB as entries, their lines 100 MB.
-			var lines exportLines
+			var lines heldLines
 			err = a.View(func(tx store.Tx) error {
-				lines = exportLines{} // a Redis transaction that met a commit runs again
+				lines = heldLines{} // a Redis transaction that met a commit runs again
 				st, ok := tx.(*seal.Tx)
 				if ok && !decrypt {
 					tx = st.Raw() // values as stored: ciphertext stays ciphertext
@@ -53,7 +53,8 @@ shown on stderr when it is a terminal.`,
 							return err
 						}
 					}
-					lines.add(e, sealed)
+					c := lines.next()
+					*c = appendExportLine(*c, e, sealed)
 					return nil
 				})
 			})
@@ -112,10 +113,10 @@ func scanBuckets(tx store.Tx, buckets []string, glob string, withValues bool, fn
 	return nil
 }
 
-// exportLines holds an export's JSON Lines from the scan to the writing,
-// in chunks of about 1 MiB (appending to one slice copied it at each
-// doubling), with the number of lines in each.
-type exportLines struct {
+// heldLines holds a command's output lines from its scan to the writing
+// (export, piped list), in chunks of about 1 MiB (appending to one slice
+// copied it at each doubling), with the number of lines in each.
+type heldLines struct {
 	chunks [][]byte
 	counts []int
 	n      int
@@ -123,16 +124,18 @@ type exportLines struct {
 
 const exportChunk = 1 << 20
 
-func (l *exportLines) add(e store.Entry, sealed bool) {
+// next returns the chunk the next line is to be appended to, and counts
+// the line.
+func (l *heldLines) next() *[]byte {
 	last := len(l.chunks) - 1
 	if last < 0 || len(l.chunks[last]) >= exportChunk {
 		l.chunks = append(l.chunks, make([]byte, 0, exportChunk+4096))
 		l.counts = append(l.counts, 0)
 		last++
 	}
-	l.chunks[last] = appendExportLine(l.chunks[last], e, sealed)
 	l.counts[last]++
 	l.n++
+	return &l.chunks[last]
 }
 
 // appendExportLine appends e's line of an export: the same bytes as the

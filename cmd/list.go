@@ -41,18 +41,40 @@ lines then start with the bucket and a tab, and the table gets a BUCKET column.`
 			}
 			withValues := a.JSON || a.IO.OutTTY
 			var entries []store.Entry
+			var lines heldLines
 			var now int64
 			// Print after the transaction: a reader blocked on a full
-			// pipe must not hold the store.
+			// pipe must not hold the store. Piped, the lines are made
+			// during the scan and held as bytes: a million keys held as
+			// entries took 345 MB.
 			if err := a.View(func(tx store.Tx) error {
-				entries = entries[:0] // a Redis transaction that met a commit runs again
+				entries, lines = entries[:0], heldLines{} // a Redis transaction that met a commit runs again
 				now = tx.Now()
 				return scanBuckets(tx, buckets, glob, withValues, func(e store.Entry) error {
-					entries = append(entries, e)
+					if withValues {
+						entries = append(entries, e)
+						return nil
+					}
+					c := lines.next()
+					if all {
+						*c = append(append(*c, e.Bucket...), '\t')
+					}
+					ttlMs := int64(-1)
+					if e.ExpiresAt != 0 {
+						ttlMs = e.ExpiresAt - now
+					}
+					*c = append(append(*c, plainKey(e.Key)...), '\t')
+					*c = append(strconv.AppendInt(*c, ttlMs, 10), '\t')
+					*c = append(strconv.AppendInt(*c, e.Size, 10), '\n')
 					return nil
 				})
 			}); err != nil {
 				return err
+			}
+			for _, c := range lines.chunks {
+				if _, err := a.IO.Out.Write(c); err != nil {
+					return err
+				}
 			}
 			var rows [][]string
 			out := bufio.NewWriter(a.IO.Out)
@@ -72,11 +94,6 @@ lines then start with the bucket and a tab, and the table gets a BUCKET column.`
 						row = append([]string{e.Bucket}, row...)
 					}
 					rows = append(rows, row)
-				default:
-					if all {
-						fmt.Fprintf(out, "%s\t", e.Bucket)
-					}
-					fmt.Fprintf(out, "%s\t%d\t%d\n", plainKey(e.Key), ttlMs, e.Size)
 				}
 			}
 			if err := out.Flush(); err != nil || !a.IO.OutTTY || a.JSON {
