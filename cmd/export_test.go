@@ -50,3 +50,24 @@ func TestExportLinesChunks(t *testing.T) {
 		t.Fatal("the chunks' lines differ from the lines written one by one")
 	}
 }
+
+// FuzzKeyLine: keys --json's direct line writer makes exactly the bytes of
+// the general JSON object, whatever the bucket and key.
+func FuzzKeyLine(f *testing.F) {
+	for _, s := range []string{"", "k", "a b", `q"`, `b\s`, "<&>", "\x00", "\x7f", "é", "\xff", "\u2028", "~!#$%^*()"} {
+		f.Add("main", s)
+		f.Add(s, "key")
+	}
+	a := &App{JSON: true, IO: &IOStreams{}}
+	f.Fuzz(func(t *testing.T, bucket, key string) {
+		got := a.appendKeyLine([]byte("prefix"), bucket, key, false, false)
+		j, err := keyFields(bucket, key).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(append([]byte("prefix"), j...), '\n')
+		if !bytes.Equal(got, want) {
+			t.Fatalf("key line of %q/%q:\n got %s\nwant %s", bucket, key, got, want)
+		}
+	})
+}
