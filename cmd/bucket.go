@@ -79,6 +79,7 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			change := fs.Changed("max-keys") || fs.Changed("default-ttl") || fs.Changed("on-full") || encrypt || noEncrypt
 			var p store.Policy
 			var encrypted bool
+			sealedValues := false // --encrypt sealed values the bucket held
 			ss, err := a.sealed()
 			if err != nil {
 				return err
@@ -130,6 +131,11 @@ Policies live in the store, so every user of the store sees the same ones.`,
 					if err := reapAll(tx); err != nil {
 						return err
 					}
+					n, err := raw.Count(name)
+					if err != nil {
+						return err
+					}
+					sealedValues = n > 0
 					if _, err := st.EnableEncryption(name); err != nil {
 						return err
 					}
@@ -171,6 +177,9 @@ Policies live in the store, so every user of the store sees the same ones.`,
 			})
 			if errors.Is(err, seal.ErrSealed) {
 				return &exitError{kind: store.KindPolicy, err: err, hint: "decrypt it first: livedict bucket rekey " + name + " --decrypt"}
+			}
+			if err == nil && sealedValues {
+				a.compactAfterSealing(ss)
 			}
 			if err != nil || change {
 				return err

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -86,12 +87,28 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 				}
 				return storeErr(err)
 			}
+			if !decrypt && n > 0 {
+				a.compactAfterSealing(ss)
+			}
 			a.printCount(n)
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&decrypt, "decrypt", false, "decrypt every value and turn encryption off")
 	return c
+}
+
+// compactAfterSealing rewrites the store's file when its backend keeps
+// old bytes where no erasing reaches (SQLite, see store.Compacter): the
+// values just sealed, or sealed under the old key, would otherwise stay
+// readable there. The sealing is committed: a compaction that fails is a
+// warning saying how to do it by hand, not the command's failure.
+func (a *App) compactAfterSealing(s store.Store) {
+	did, err := store.Compact(context.Background(), s)
+	if did && err != nil {
+		info, _ := store.Locate(s)
+		a.warn(fmt.Sprintf("the values are sealed, but copies of the old ones may remain in the store file's unused space: compacting it failed (%v); 'sqlite3 %s VACUUM' removes them", err, shellQuote(info.Location)))
+	}
 }
 
 // sealed returns the open store's sealing layer.

@@ -1228,3 +1228,23 @@ func (t *sqliteTx) EraseFreed() error {
 }
 
 var _ Eraser = (*sqliteTx)(nil)
+
+// Compact rewrites the database file from its live content (VACUUM; see
+// Compacter), queued behind the store's other writers as a write is. It
+// may renumber rowids: a daemon's schedule (which orders deadlines by
+// rowid) reads its index again within a second, and every reap checks
+// deadlines themselves.
+func (s *sqliteStore) Compact(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok, err := s.ensure(false); err != nil || !ok {
+		return err // no store: nothing to rewrite
+	}
+	release, err := s.writeGate(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = s.conn.ExecContext(ctx, "VACUUM")
+	return s.wrap(err)
+}

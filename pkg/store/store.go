@@ -299,6 +299,25 @@ func ClockOf(s Store, c ttl.Clock) ttl.Clock {
 	return c
 }
 
+// Compacter is implemented by stores whose files keep bytes of what was
+// rewritten or deleted where no erasing reaches them: SQLite leaves copies
+// of cells in a page's unused space when it splits pages. Compact
+// rewrites the file from its live content (VACUUM), so after a bucket is
+// encrypted or rekeyed nothing of its old values remains there.
+type Compacter interface {
+	Compact(ctx context.Context) error
+}
+
+// Compact compacts s when its backend keeps such bytes (see Compacter),
+// and reports whether it did.
+func Compact(ctx context.Context, s Store) (bool, error) {
+	c, ok := Base(s).(Compacter)
+	if !ok {
+		return false, nil
+	}
+	return true, c.Compact(ctx)
+}
+
 // Eraser is implemented by transactions whose backend would otherwise
 // leave the bytes of values it replaces or deletes readable in its files:
 // SQLite keeps a freed row's bytes in the page, and freed overflow pages
