@@ -217,6 +217,9 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 				return nil, err
 			}
 		}
+		if src == cfg.File && pathSettings[s.key] {
+			val = configRelative(val, cfg.File)
+		}
 		cfg.values[s.key], cfg.sources[s.key] = val, src
 	}
 	cfg.Store = cfg.values["store"]
@@ -421,6 +424,35 @@ func configPath(name string) string {
 		return ""
 	}
 	return filepath.Join(base, "livedict", name)
+}
+
+// pathSettings name files (or, for store, a store that may be one).
+var pathSettings = map[string]bool{"store": true, "hook_key_file": true, "identity_file": true,
+	"recipients_file": true, "redis_password_file": true, "redis_ca_file": true}
+
+// configRelative resolves a relative path that the configuration file at
+// file gives (store = "cache.db", identity_file = "keys/id.txt") against
+// that file's folder. Resolved against the working directory, as they
+// were, each folder a script or cron ran in had a store of its own, and
+// --encrypt made a new identity there. Flags and LIVEDICT_* are the
+// command line's: relative to where it runs, as usual. URLs, ~/ and
+// absolute paths are left as they are.
+func configRelative(val, file string) string {
+	scheme := ""
+	for _, p := range []string{"sqlite:", "file:"} {
+		if strings.HasPrefix(val, p) {
+			scheme, val = p, val[len(p):]
+			break
+		}
+	}
+	if val == "" || filepath.IsAbs(val) || strings.HasPrefix(val, "~/") || scheme == "" && strings.Contains(val, ":") {
+		return scheme + val // a URL (redis://, memory:) or not a relative path
+	}
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return scheme + val
+	}
+	return scheme + filepath.Join(dir, val)
 }
 
 func expandHome(p string) string {

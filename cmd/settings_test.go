@@ -41,3 +41,29 @@ func TestRelativeXDGIgnored(t *testing.T) {
 		t.Errorf("XDG_DATA_HOME=/abs/data: %q", d)
 	}
 }
+
+// TestConfigRelative: a relative path in the config file is the file's
+// folder's; URLs, ~/ and absolute paths are left as given.
+func TestConfigRelative(t *testing.T) {
+	file := "/etc/livedict/config.toml"
+	for in, want := range map[string]string{
+		"cache.db":                  "/etc/livedict/cache.db",
+		"sqlite:cache.db":           "sqlite:/etc/livedict/cache.db",
+		"file:store":                "file:/etc/livedict/store",
+		"keys/id.txt":               "/etc/livedict/keys/id.txt",
+		"../shared/id.txt":          "/etc/shared/id.txt",
+		"/var/lib/l.db":             "/var/lib/l.db",
+		"sqlite:/var/lib/l.db":      "sqlite:/var/lib/l.db",
+		"~/l.db":                    "~/l.db",
+		"sqlite:~/l.db":             "sqlite:~/l.db",
+		"redis://h:6379/0?prefix=p": "redis://h:6379/0?prefix=p",
+		"rediss://h":                "rediss://h",
+		"unix:///run/redis.sock":    "unix:///run/redis.sock",
+		"memory:":                   "memory:",
+		"":                          "",
+	} {
+		if got := configRelative(in, file); got != want {
+			t.Errorf("configRelative(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
