@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,59 @@ func TestFileSweepsStaleTemps(t *testing.T) {
 		if _, err := os.Lstat(s.path(name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestFileUnreadableRecordSkippedByReap: a record this user cannot read
+// (made mode 000, or left owned by root by a `sudo cp -a` restore) is an
+// error for the commands that read its key, as a damaged record is. The
+// expiry walk every command's lazy reap runs must pass over it too: it
+// made every command of the store, reads of other buckets included, exit 3
+// once any key anywhere had expired.
+func TestFileUnreadableRecordSkippedByReap(t *testing.T) {
+	s, clock := newTestFile(t)
+	now := fileT0.UnixMilli()
+	mustUpdate(t, s, func(tx Tx) error {
+		tx.Put(Entry{Bucket: "main", Key: "a", Value: []byte("1")})
+		tx.Put(Entry{Bucket: "main", Key: "c", Value: []byte("2"), ExpiresAt: now + 10})
+		return tx.Put(Entry{Bucket: "other", Key: "x", Value: []byte("3")})
+	})
+	path := filepath.Join(s.bucketDir("main"), "a")
+	if os.Geteuid() == 0 {
+		// root reads any file: one owned by another user is refused by
+		// the trust rule instead.
+		if err := os.Chown(path, 65534, -1); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	clock.Advance(time.Second)
+
+	// What every command runs first.
+	if _, err := LazyReap(context.Background(), s, LazyReapBatch); err != nil {
+		t.Errorf("lazy reap: %v", err)
+	}
+	if v, ok := getValue(t, s, "other", "x"); !ok || v != "3" {
+		t.Errorf("other/x = %q %v, want 3", v, ok)
+	}
+	mustUpdate(t, s, func(tx Tx) error { return tx.Put(Entry{Bucket: "other", Key: "y", Value: []byte("4")}) })
+	var reaped int
+	mustUpdate(t, s, func(tx Tx) error {
+		var err error
+		reaped, err = tx.Reap(0, nil)
+		return err
+	})
+	if _, err := os.Lstat(filepath.Join(s.bucketDir("main"), "c")); !os.IsNotExist(err) {
+		t.Errorf("expired main/c not reaped (reaped %d): %v", reaped, err)
+	}
+	// The key's own reads still fail, naming the file.
+	err := s.View(context.Background(), func(tx Tx) error {
+		_, _, err := tx.Get("main", "a")
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("Get of the unreadable record: %v, want an error naming %s", err, path)
 	}
 }

@@ -162,10 +162,12 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 // readDir calls fn for each record file in the bucket's folder, reading only
 // headers. Names the store would not produce are skipped: they are not ours.
 //
-// skipDamaged passes over a record that fails to decode (ErrCorrupt)
-// instead of failing: the expiry walk, which every command's lazy reap
-// runs, must not make one damaged record (an error only for those who
-// read that key) fail every write of the store. In an internal bucket a
+// skipDamaged passes over a record that fails to decode (ErrCorrupt), or
+// that this user may not read (mode 000, or another user's file, as a
+// `sudo cp -a` restore leaves them), instead of failing: the expiry walk,
+// which every command's lazy reap runs, must not make one such record (an
+// error only for those who read that key) fail every command of the
+// store once anything has expired. In an internal bucket a
 // damaged record whose name gives its key is kept in tb.damaged and
 // visited with only its key.
 func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRecord, name string) (stop bool)) error {
@@ -196,7 +198,7 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 				tx.s.testRecordRead()
 			}
 			rec, ok, rerr := readRecord(path, false)
-			if skipDamaged && errors.Is(rerr, ErrCorrupt) {
+			if skipDamaged && (errors.Is(rerr, ErrCorrupt) || errors.Is(rerr, ErrUntrusted) || errors.Is(rerr, fs.ErrPermission)) {
 				continue
 			}
 			if key, named := fileKeyDecode(name); named && IsInternal(tb.name) && errors.Is(rerr, ErrCorrupt) {
