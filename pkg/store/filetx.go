@@ -134,13 +134,7 @@ func (tx *fileTx) userBucket(name string) (*fileTxBucket, error) {
 func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRecord, bool, error) {
 	path := filepath.Join(tb.dir, fileKeyEncode(key))
 	rec, ok, err := readRecord(path, wantValue)
-	if errors.Is(err, ErrCorrupt) && !IsInternal(tb.name) {
-		if k, named := fileKeyDecode(filepath.Base(path)); named && k == key {
-			// The file's name is the key, whatever its damaged content
-			// says: del may clear it, as on Redis (Delete).
-			err = fmt.Errorf("%w (%w: del clears it)", err, ErrDamagedKey)
-		}
-	}
+	err = tb.damagedKey(path, err)
 	if err == nil && !ok && !tb.loaded && !tb.dirChecked {
 		// A miss: when the folder itself is missing (an import into a
 		// new bucket looks up every key first), list it now, for free,
@@ -154,9 +148,31 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 		return fileRecord{}, false, err
 	}
 	if rec.Key != key {
-		return fileRecord{}, false, fmt.Errorf("%w: %s holds another key (hash collision or misplaced file)", ErrCorrupt, path)
+		return fileRecord{}, false, tb.damagedKey(path, fileMisplaced(path))
 	}
 	return rec, true, nil
+}
+
+// fileMisplaced is the error of a record file holding another key than
+// its name says: a hash collision, or a file copied or moved by hand (cp
+// a b, or mv a b to "rename" a key).
+func fileMisplaced(path string) error {
+	return fmt.Errorf("%w: %s holds another key (hash collision or misplaced file)", ErrCorrupt, path)
+}
+
+// damagedKey marks err, a damaged record at path in a user bucket whose
+// name spells out its key, as ErrDamagedKey: the file's name is the key,
+// whatever its damaged content says, so del may clear it, as on Redis
+// (Delete), and every error over it (a listing's too) says so, rather
+// than send the user to restore the whole store from a backup.
+func (tb *fileTxBucket) damagedKey(path string, err error) error {
+	if !errors.Is(err, ErrCorrupt) || IsInternal(tb.name) {
+		return err
+	}
+	if _, named := fileKeyDecode(filepath.Base(path)); !named {
+		return err
+	}
+	return fmt.Errorf("%w (%w: del clears it)", err, ErrDamagedKey)
 }
 
 // readDir calls fn for each record file in the bucket's folder, reading only
@@ -209,7 +225,7 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 				rec, ok, rerr = fileRecord{Key: key}, true, nil
 			}
 			if rerr != nil {
-				return rerr
+				return tb.damagedKey(path, rerr)
 			}
 			if !ok {
 				continue
@@ -218,7 +234,7 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 				if skipDamaged {
 					continue
 				}
-				return fmt.Errorf("%w: %s holds another key (hash collision or misplaced file)", ErrCorrupt, path)
+				return tb.damagedKey(path, fileMisplaced(path))
 			}
 			if fn(rec, name) {
 				return nil
