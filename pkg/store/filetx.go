@@ -134,7 +134,7 @@ func (tx *fileTx) userBucket(name string) (*fileTxBucket, error) {
 func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRecord, bool, error) {
 	path := filepath.Join(tb.dir, fileKeyEncode(key))
 	rec, ok, err := readRecord(path, wantValue)
-	err = tb.damagedKey(path, err)
+	err = tb.damagedKey(path, err, true)
 	if err == nil && !ok && !tb.loaded && !tb.dirChecked {
 		// A miss: when the folder itself is missing (an import into a
 		// new bucket looks up every key first), list it now, for free,
@@ -148,7 +148,7 @@ func (tx *fileTx) readKey(tb *fileTxBucket, key string, wantValue bool) (fileRec
 		return fileRecord{}, false, err
 	}
 	if rec.Key != key {
-		return fileRecord{}, false, tb.damagedKey(path, fileMisplaced(path))
+		return fileRecord{}, false, tb.damagedKey(path, fileMisplaced(path), true)
 	}
 	return rec, true, nil
 }
@@ -160,16 +160,18 @@ func fileMisplaced(path string) error {
 	return fmt.Errorf("%w: %s holds another key (hash collision or misplaced file)", ErrCorrupt, path)
 }
 
-// damagedKey marks err, a damaged record at path in a user bucket whose
-// name spells out its key, as ErrDamagedKey: the file's name is the key,
-// whatever its damaged content says, so del may clear it, as on Redis
+// damagedKey marks err, a damaged record at path in a user bucket, as
+// ErrDamagedKey when the file's name gives its key: the name is the key,
+// whatever the damaged content says, so del may clear it, as on Redis
 // (Delete), and every error over it (a listing's too) says so, rather
-// than send the user to restore the whole store from a backup.
-func (tb *fileTxBucket) damagedKey(path string, err error) error {
+// than send the user to restore the whole store from a backup. byKey says
+// path was made from the key asked for, which a hashed name (a key too
+// long to spell out) gives too; a listing knows only literal names' keys.
+func (tb *fileTxBucket) damagedKey(path string, err error, byKey bool) error {
 	if !errors.Is(err, ErrCorrupt) || IsInternal(tb.name) {
 		return err
 	}
-	if _, named := fileKeyDecode(filepath.Base(path)); !named {
+	if _, named := fileKeyDecode(filepath.Base(path)); !named && !byKey {
 		return err
 	}
 	return fmt.Errorf("%w (%w: del clears it)", err, ErrDamagedKey)
@@ -225,7 +227,7 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 				rec, ok, rerr = fileRecord{Key: key}, true, nil
 			}
 			if rerr != nil {
-				return tb.damagedKey(path, rerr)
+				return tb.damagedKey(path, rerr, false)
 			}
 			if !ok {
 				continue
@@ -234,7 +236,7 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 				if skipDamaged {
 					continue
 				}
-				return tb.damagedKey(path, fileMisplaced(path))
+				return tb.damagedKey(path, fileMisplaced(path), false)
 			}
 			if fn(rec, name) {
 				return nil
