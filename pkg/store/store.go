@@ -65,10 +65,12 @@ type Policy struct {
 // checkStored refuses a policy read back from the store that livedict
 // never writes (SetPolicy callers validate theirs): a negative default TTL
 // would give every new key a deadline already past, so a set would exit 0
-// and lose the value; a negative limit or an unknown on-full would refuse
-// or evict on a rule nobody set.
+// and lose the value, as would one over ttl.MaxDuration (now plus it can
+// overflow into the past); a negative limit or an unknown on-full would
+// refuse or evict on a rule nobody set.
 func (p Policy) checkStored(bucket string) error {
-	if p.MaxKeys < 0 || p.DefaultTTL < 0 || (p.OnFull != "" && p.OnFull != Reject && p.OnFull != EvictSoonest) {
+	if p.MaxKeys < 0 || p.DefaultTTL < 0 || p.DefaultTTL > ttl.MaxDuration.Milliseconds() ||
+		(p.OnFull != "" && p.OnFull != Reject && p.OnFull != EvictSoonest) {
 		return fmt.Errorf("%w: the policy of bucket %q (max_keys %d, default_ttl_ms %d, on_full %q) is not one livedict writes; %s",
 			ErrCorrupt, bucket, p.MaxKeys, p.DefaultTTL, string(p.OnFull), policyRepair(bucket))
 	}
