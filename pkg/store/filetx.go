@@ -193,6 +193,11 @@ func (tx *fileTx) readDir(tb *fileTxBucket, skipDamaged bool, fn func(rec fileRe
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if skipDamaged && (errors.Is(err, ErrUntrusted) || errors.Is(err, fs.ErrPermission)) {
+		// A whole bucket folder we may not read, for the same reason
+		// as one record: only that bucket's own commands refuse it.
+		return nil
+	}
 	if errors.Is(err, ErrUntrusted) {
 		return err
 	}
