@@ -135,6 +135,8 @@ func hintFor(err error) string {
 		return "raise busy_timeout if this store is under heavy load"
 	case errors.Is(err, store.ErrDamagedKey):
 		return "'livedict del KEY' clears the key; set it again afterwards"
+	case errors.As(err, new(*store.DamagedPolicyError)):
+		return "" // the error says how to set the policy anew
 	case errors.Is(err, store.ErrCorrupt):
 		return "the store was left untouched; restore it from a backup or move it aside"
 	case errors.Is(err, fs.ErrPermission):

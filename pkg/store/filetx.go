@@ -659,7 +659,7 @@ func (tx *fileTx) policy(tb *fileTxBucket) (Policy, error) {
 	if err == nil {
 		err = p.checkStored(tb.name)
 	} else {
-		err = fmt.Errorf("%w; %s", err, policyRepair(tb.name))
+		err = damagedPolicy(fmt.Errorf("%w; %s", err, policyRepair(tb.name)))
 	}
 	if err != nil {
 		return Policy{}, fmt.Errorf("%s: %w", path, err)

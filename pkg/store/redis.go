@@ -753,13 +753,13 @@ func decodeRedisPolicy(bucket, raw string) (Policy, error) {
 	f := strings.Fields(raw)
 	var p Policy
 	if len(f) < 2 || len(f) > 3 {
-		return p, fmt.Errorf("%w: redis policy of %q: %q; %s", ErrCorrupt, bucket, raw, policyRepair(bucket))
+		return p, damagedPolicy(fmt.Errorf("%w: redis policy of %q: %q; %s", ErrCorrupt, bucket, raw, policyRepair(bucket)))
 	}
 	var err1, err2 error
 	p.MaxKeys, err1 = strconv.ParseInt(f[0], 10, 64)
 	p.DefaultTTL, err2 = strconv.ParseInt(f[1], 10, 64)
 	if err1 != nil || err2 != nil {
-		return p, fmt.Errorf("%w: redis policy of %q: %q; %s", ErrCorrupt, bucket, raw, policyRepair(bucket))
+		return p, damagedPolicy(fmt.Errorf("%w: redis policy of %q: %q; %s", ErrCorrupt, bucket, raw, policyRepair(bucket)))
 	}
 	if len(f) == 3 {
 		p.OnFull = OnFull(f[2])

@@ -71,11 +71,22 @@ type Policy struct {
 func (p Policy) checkStored(bucket string) error {
 	if p.MaxKeys < 0 || p.DefaultTTL < 0 || p.DefaultTTL > ttl.MaxDuration.Milliseconds() ||
 		(p.OnFull != "" && p.OnFull != Reject && p.OnFull != EvictSoonest) {
-		return fmt.Errorf("%w: the policy of bucket %q (max_keys %d, default_ttl_ms %d, on_full %q) is not one livedict writes; %s",
-			ErrCorrupt, bucket, p.MaxKeys, p.DefaultTTL, string(p.OnFull), policyRepair(bucket))
+		return damagedPolicy(fmt.Errorf("%w: the policy of bucket %q (max_keys %d, default_ttl_ms %d, on_full %q) is not one livedict writes; %s",
+			ErrCorrupt, bucket, p.MaxKeys, p.DefaultTTL, string(p.OnFull), policyRepair(bucket)))
 	}
 	return nil
 }
+
+// DamagedPolicyError is a bucket policy damaged outside livedict: ErrCorrupt
+// whose message already says how to set it anew, which repairs it. The
+// command line shows no hint with it: the one for other damage (restore
+// the whole store from a backup) contradicted that message.
+type DamagedPolicyError struct{ err error }
+
+func (e *DamagedPolicyError) Error() string { return e.err.Error() }
+func (e *DamagedPolicyError) Unwrap() error { return e.err }
+
+func damagedPolicy(err error) error { return &DamagedPolicyError{err} }
 
 // policyRepair says how to replace a damaged policy: the command reads no
 // old policy when all three are given (cmd/bucket.go).
