@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
 	"github.com/livedict/livedict/pkg/seal"
@@ -139,6 +140,8 @@ func hintFor(err error) string {
 		return "" // the error says how to set the policy anew
 	case errors.Is(err, store.ErrCorrupt):
 		return "the store was left untouched; restore it from a backup or move it aside"
+	case (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) && store.KindOf(err) != store.KindOutput:
+		return "free space on the filesystem that holds the store: every write needs a little room for its journal, deletes too (a full store can be moved or removed whole)"
 	case errors.Is(err, fs.ErrPermission):
 		return "check the permissions of the store and its folder"
 	}

@@ -127,6 +127,7 @@ func TestClassifyKinds(t *testing.T) {
 		{"busy", fmt.Errorf("%w: held", store.ErrBusy), ExitStore, "raise busy_timeout if this store is under heavy load"},
 		{"output", &store.Error{Kind: store.KindOutput, Err: syscall.EPIPE}, ExitStore, ""},
 		{"output, wrapped", fmt.Errorf("writing output: %w", &store.Error{Kind: store.KindOutput, Err: syscall.ENOSPC}), ExitStore, ""},
+		{"disk full", storeErr(fmt.Errorf("/x/s.db: %w", syscall.ENOSPC)), ExitStore, "free space on the filesystem that holds the store: every write needs a little room for its journal, deletes too (a full store can be moved or removed whole)"},
 		{"unsafe", store.WithKind(store.KindPolicy, fmt.Errorf("%w: /x is writable by every user", hooks.ErrUnsafe)), ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"},
 		// The kind given where an error is made wins over a later guess.
 		{"kind kept", storeErr(fmt.Errorf("x: %w", store.ErrInvalidKey)), ExitUsage, ""},

@@ -465,6 +465,10 @@ func (s *sqliteStore) wrap(err error) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
 	case sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, sqlite.ErrorCodeString[se.Code()&0xff])
+	case sqlite3.SQLITE_FULL:
+		// The disk (or quota) is full: SQLite's "database or disk is
+		// full (13)" read as if the database had a size limit.
+		return fmt.Errorf("%s: %w", s.path, syscall.ENOSPC)
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH:
 		if err := takeRefused(s.real); err != nil {
 			// A side file (or the store) planted after its check,

@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,5 +235,35 @@ func TestSQLiteCanceledTransactionsLeaveNoneOpen(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("round %d: a write after a canceled one: %v", i, err)
 		}
+	}
+}
+
+// TestSQLiteFullIsNoSpace: SQLite's SQLITE_FULL (a full disk or quota;
+// here its page limit, which gives the same code without filling a disk)
+// is ENOSPC, which the command line explains, not "database or disk is
+// full (13)", which read as if the store had a size limit of its own.
+func TestSQLiteFullIsNoSpace(t *testing.T) {
+	s, err := Open("sqlite:"+filepath.Join(t.TempDir(), "f.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(context.Background(), func(tx Tx) error {
+		return tx.Put(Entry{Bucket: "main", Key: "k", Value: []byte("v")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ss := Base(s).(*sqliteStore)
+	if _, err := ss.conn.ExecContext(context.Background(), "PRAGMA max_page_count = 1"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(context.Background(), func(tx Tx) error {
+		return tx.Put(Entry{Bucket: "main", Key: "big", Value: make([]byte, 1<<16)})
+	})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a write past the page limit: %v, want ENOSPC", err)
+	}
+	if !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("message %q", err)
 	}
 }
