@@ -96,9 +96,14 @@ func (a *App) printValues(keys []string, bucket string, entries []store.Entry, f
 		switch {
 		case !found[i]:
 			missing = true
-			if a.JSON {
+			switch {
+			case a.JSON:
 				append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil}).writeJSONLine(out)
-			} else {
+			case a.IO.OutTTY:
+				// A terminal shows lines, -0 or not, as for a found
+				// value: a raw NUL would swallow the missing key's line.
+				out.WriteByte('\n')
+			default:
 				out.WriteByte(end)
 			}
 		case a.JSON:
