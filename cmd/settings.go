@@ -312,7 +312,7 @@ func readConfigFile(v *viper.Viper, path string) error {
 	for _, s := range settings {
 		known[s.key] = true
 	}
-	top := topLevelNames(data, format)
+	top, nulls := topLevelNames(data, format)
 	if twice := caseTwins(top); twice != "" {
 		// livedict's keys are case-insensitive (viper's), TOML's and
 		// JSON's are not: one of the two would silently win.
@@ -332,6 +332,13 @@ func readConfigFile(v *viper.Viper, path string) error {
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return usageErr(fmt.Errorf("config file %s: unknown key %q", path, unknown[0]), "run 'livedict config' to see the known keys")
+	}
+	if len(nulls) > 0 {
+		// viper drops a key with no value (YAML's `store:`, JSON's
+		// null) as if it were not there, which made it the default
+		// store or bucket; an empty value is an error, as `store = ""`.
+		sort.Strings(nulls)
+		return usageErr(fmt.Errorf("config file %s: %s: no value: give one, or leave the key out for the default", path, strings.ToLower(nulls[0])), "")
 	}
 	for _, s := range settings {
 		if !v.InConfig(s.key) {
@@ -353,8 +360,9 @@ func readConfigFile(v *viper.Viper, path string) error {
 // has already read without error. viper's AllKeys lists only leaves, so an
 // unknown table with nothing in it (`[redis]`, `foo: {}`) would pass the
 // unknown-key check unseen; every setting livedict knows is a top-level
-// single value, so its top-level names are what to check.
-func topLevelNames(data []byte, format string) []string {
+// single value, so its top-level names are what to check. nulls are the
+// names given no value (YAML's `key:` or `~`, JSON's null).
+func topLevelNames(data []byte, format string) (names, nulls []string) {
 	var m map[string]any
 	var err error
 	switch format {
@@ -366,13 +374,16 @@ func topLevelNames(data []byte, format string) []string {
 		err = toml.Unmarshal(data, &m)
 	}
 	if err != nil {
-		return nil // viper decoded it; its keys are checked already
+		return nil, nil // viper decoded it; its keys are checked already
 	}
-	names := make([]string, 0, len(m))
-	for k := range m {
+	names = make([]string, 0, len(m))
+	for k, x := range m {
 		names = append(names, k)
+		if x == nil {
+			nulls = append(nulls, k)
+		}
 	}
-	return names
+	return names, nulls
 }
 
 // caseTwins returns a name that appears among names in two spellings
