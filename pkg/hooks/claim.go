@@ -197,8 +197,61 @@ func (d *Deliverer) verify(h Hook) bool {
 			reason = "signed with another key"
 		}
 		d.logger().Warn("hook refused: its definition is "+reason+" (hook_key_file)", "hook", h.ID, "status", StatusRefused)
+		d.queueRefused(h, "definition "+reason+" (hook_key_file)")
 	}
 	return false
+}
+
+// queueRefused keeps a refusal for the hook log (SPEC: a refused
+// definition is logged on stderr and in hook log as refused), written by
+// flushRefused once the read-only transaction that met it has ended. The
+// signature is part of the record, so each version is logged once however
+// many processes meet it.
+func (d *Deliverer) queueRefused(h Hook, why string) {
+	sig := h.Sig
+	if len(sig) > 12 {
+		sig = sig[:12]
+	}
+	if sig == "" {
+		sig = "none"
+	}
+	d.refusedRuns = append(d.refusedRuns, &Run{Time: d.now().UnixMilli(), HookID: h.ID, HookName: h.Name,
+		Status: StatusRefused, ExitCode: -1, Error: why + ", signature " + sig})
+}
+
+// flushRefused writes the queued refusals to the hook log, each unless the
+// log has it already (another process on this host, or an earlier
+// deliverer, logged the same version). A store that cannot be written
+// (a read-only Redis user) loses only these records, logged on stderr.
+func (d *Deliverer) flushRefused(ctx context.Context) {
+	if len(d.refusedRuns) == 0 {
+		return
+	}
+	runs := d.refusedRuns
+	d.refusedRuns = nil
+	err := d.Store.Update(ctx, func(tx store.Tx) error {
+		logged, err := Log(tx, 0, false)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			dup := false
+			for i := len(logged) - 1; i >= 0 && !dup; i-- {
+				l := logged[i]
+				dup = l.HookID == r.HookID && l.Status == StatusRefused && l.Error == r.Error
+			}
+			if dup {
+				continue
+			}
+			if err := appendRun(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.logger().Warn("hook refused, not recorded in the hook log: " + err.Error())
+	}
 }
 
 // refuseOlder applies this host's record of the definitions it has seen
@@ -232,6 +285,7 @@ func (d *Deliverer) refuseOlder(hs []Hook, defs map[int64]Hook, verified map[int
 		if d.refused[h.ID] != h.Sig+"\x01" {
 			d.refused[h.ID] = h.Sig + "\x01"
 			d.logger().Warn("hook refused: "+why, "hook", h.ID, "status", StatusRefused)
+			d.queueRefused(h, why)
 		}
 	}
 	if changed {

@@ -86,6 +86,9 @@ type Deliverer struct {
 
 	owner   string           // names this deliverer's claims
 	refused map[int64]string // definitions logged as refused, by id
+	// refusedRuns are refusals met while reading the definitions (a
+	// read-only transaction), waiting to be written to the hook log.
+	refusedRuns []*Run
 	// leftBlocked is set when an untilIdle Deliver returned with events
 	// left that are not this deliverer's to run now (another host's
 	// definitions or claims), so Dispatch does not go round at once.
@@ -205,7 +208,11 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 	}
 	load := func() error {
 		if len(pending) >= maxPending && defs != nil {
-			return d.Store.View(ctx, readDefs)
+			err := d.Store.View(ctx, readDefs)
+			if err == nil {
+				d.flushRefused(ctx)
+			}
+			return err
 		}
 		loaded, truncated = time.Now(), false
 		var damaged []store.Entry
@@ -256,6 +263,9 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		})
 		if err == nil {
 			err = d.dropDamaged(damaged)
+		}
+		if err == nil {
+			d.flushRefused(ctx)
 		}
 		return err
 	}
@@ -362,6 +372,8 @@ func (d *Deliverer) Deliver(ctx context.Context, wake <-chan struct{}, untilIdle
 		if !stopping && defsStale {
 			if err := d.Store.View(ctx, readDefs); err != nil {
 				loadFailed(err)
+			} else {
+				d.flushRefused(ctx)
 			}
 		}
 		if !stopping {

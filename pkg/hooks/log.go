@@ -22,8 +22,9 @@ const (
 	StatusSkipped = "skipped"
 	// StatusRefused: on a shared store, this host's hook key does not
 	// verify the definition, so its events are not run here (see
-	// LoadHookKey). It is a state in 'hook list' and the daemon's log,
-	// never a run in the log.
+	// LoadHookKey). It is a state in 'hook list', and a record in the
+	// log (no run: ExitCode -1, Error says why) once per version of the
+	// definition, as well as a line in the daemon's log.
 	StatusRefused = "refused"
 )
 
