@@ -22,7 +22,9 @@ oldest first. --failed shows only events given up after their last retry.
 
 Each run has its time, hook, event, bucket and key, status (ok; retry: failed,
 will be retried; failed: given up; skipped: the hook was removed or disabled
-first), exit status or signal, duration, whether it timed out, and the tail
+first; refused: on a shared store, this host's hook key does not verify the
+definition, logged once per version with no run and the reason as output),
+exit status or signal, duration, whether it timed out, and the tail
 of its output. Piped: one line per run,
 time<TAB>hook<TAB>event<TAB>bucket<TAB>key<TAB>status<TAB>exit<TAB>duration_ms<TAB>timed_out<TAB>output
 with the output's tabs, newlines, backslashes and control bytes backslash
