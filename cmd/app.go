@@ -50,6 +50,9 @@ type App struct {
 	// started is set once the command line parsed and the command began:
 	// an error before that is a usage error.
 	started bool
+	// changesOnly: the command only changes or removes what is there
+	// (del, expire, rename…), so it creates no store (store.NoCreate).
+	changesOnly bool
 }
 
 // Main runs livedict with the process's arguments and returns its exit code.
@@ -365,7 +368,16 @@ func (a *App) updatePrinting(fn func(tx *hooks.Tx, out io.Writer) error) error {
 // update runs fn in a write transaction of the open store, recording hook
 // events.
 func (a *App) update(ctx context.Context, fn func(*hooks.Tx) error) error {
-	return storeErr(a.session.Update(ctx, fn))
+	return storeErr(a.session.Update(a.writeContext(ctx), fn))
+}
+
+// writeContext is ctx for a write transaction: marked store.NoCreate for
+// commands that only change what exists (changesOnly).
+func (a *App) writeContext(ctx context.Context) context.Context {
+	if a.changesOnly {
+		return store.NoCreate(ctx)
+	}
+	return ctx
 }
 
 // View opens the store and runs fn in a read-only transaction. When that

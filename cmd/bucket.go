@@ -219,6 +219,7 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {
 				return usageErr(err, "")

@@ -15,6 +15,7 @@ func newDelCmd(a *App) *cobra.Command {
 		Args:              args(1, -1),
 		ValidArgsFunction: completeKeys(a, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			bucket, err := a.target(args...)
 			if err != nil {
 				return err

@@ -27,6 +27,7 @@ is missing or the condition is not met.`,
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			// Redis 7: NX excludes the others, GT excludes LT; XX goes
 			// with GT or LT ("has a TTL, and the new one is later").
 			for _, pair := range [][2]string{{"nx", "xx"}, {"nx", "gt"}, {"nx", "lt"}, {"gt", "lt"}} {

@@ -16,6 +16,7 @@ func newGetDelCmd(a *App) *cobra.Command {
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			bucket, err := a.target(args[0])
 			if err != nil {
 				return err

@@ -19,6 +19,7 @@ no hook ID.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			id, err := hookID(args[0])
 			if err != nil {
 				return err

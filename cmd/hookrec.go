@@ -38,7 +38,7 @@ func (a *App) updateHooks(fn func(store.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return storeErr(s.Update(context.Background(), fn))
+	return storeErr(s.Update(a.writeContext(context.Background()), fn))
 }
 
 // hookKey is the key that signs hook definitions written to s: on a store

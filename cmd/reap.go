@@ -14,6 +14,7 @@ func newReapCmd(a *App) *cobra.Command {
 visible anyway; reap reclaims their space. With -v, print how many it deleted.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			// Straight to the store: App.Update's own bounded reap would
 			// take its batch out of the count.
 			if _, err := a.Store(); err != nil {

@@ -16,6 +16,7 @@ func newRenameCmd(a *App) *cobra.Command {
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			bucket, err := a.target(args...)
 			if err != nil {
 				return err

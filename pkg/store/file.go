@@ -435,8 +435,10 @@ func (s *fileStore) Update(ctx context.Context, fn func(Tx) error) error {
 	if s.closed.Load() {
 		return errFileClosed
 	}
-	if _, err := s.ensure(true); err != nil {
+	if ok, err := s.ensure(!noCreate(ctx)); err != nil {
 		return err
+	} else if !ok {
+		return NewMemory(s.opts).Update(ctx, fn) // see NoCreate
 	}
 	lk, err := s.lock(ctx, unix.LOCK_EX)
 	if err != nil {

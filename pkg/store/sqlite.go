@@ -571,6 +571,17 @@ func (s *sqliteStore) setSync(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
+	if noCreate(ctx) {
+		s.mu.Lock()
+		ok, err := s.ensure(false)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return NewMemory(s.opts).Update(ctx, fn) // see NoCreate
+		}
+	}
 	return s.run(ctx, beginWrite, fn)
 }
 

@@ -312,6 +312,19 @@ func ClockOf(s Store, c ttl.Clock) ttl.Clock {
 	return c
 }
 
+type noCreateKey struct{}
+
+// NoCreate marks ctx's write transactions as ones that only change or
+// remove what is there (del, expire, rename, bucket drop, hook rm): on a
+// local store that does not exist yet they run on an empty one, as reads
+// do, instead of creating it, so a mistyped --store leaves no stray store
+// behind. A store that is there is written as usual.
+func NoCreate(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noCreateKey{}, true)
+}
+
+func noCreate(ctx context.Context) bool { return ctx.Value(noCreateKey{}) != nil }
+
 // Compacter is implemented by stores whose files keep bytes of what was
 // rewritten or deleted where no erasing reaches them: SQLite leaves copies
 // of cells in a page's unused space when it splits pages. Compact
