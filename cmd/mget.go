@@ -85,6 +85,12 @@ and "expires_at": null.`,
 }
 
 // printValues prints mget's answer; any missing key makes it errNotFound.
+// missingObject is the --json object of a key that is not there: its
+// value null, its TTL -2.
+func missingObject(bucket, key string) object {
+	return append(keyFields(bucket, key), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil})
+}
+
 func (a *App) printValues(keys []string, bucket string, entries []store.Entry, found []bool, now int64, nul bool) error {
 	out := bufio.NewWriter(a.IO.Out)
 	end := byte('\n')
@@ -98,7 +104,7 @@ func (a *App) printValues(keys []string, bucket string, entries []store.Entry, f
 			missing = true
 			switch {
 			case a.JSON:
-				append(keyFields(bucket, keys[i]), field{"value", nil}, field{"ttl_ms", store.TTLMissing}, field{"expires_at", nil}).writeJSONLine(out)
+				missingObject(bucket, keys[i]).writeJSONLine(out)
 			case a.IO.OutTTY:
 				// A terminal shows lines, -0 or not, as for a found
 				// value: a raw NUL would swallow the missing key's line.

@@ -74,6 +74,10 @@ Redis 7.`,
 				// value that cannot be delivered is not overwritten.
 				if err == nil && o.get && res.HadOld && (res.Stored || o.nx) {
 					err = a.writeValueTo(out, res.Old, now)
+				} else if err == nil && o.get && a.JSON {
+					// No old value: --json still gives its one object,
+					// the value null, as mget --json does for a miss.
+					err = jsonLineTo(out, missingObject(bucket, key))
 				}
 				return err
 			})
