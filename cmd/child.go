@@ -250,7 +250,10 @@ func durationFlag(name, v string, zeroOK bool) (time.Duration, error) {
 	if err != nil {
 		return 0, usageErr(fmt.Errorf("--%s: %w", name, err), "")
 	}
-	if d < 0 || d == 0 && !zeroOK {
+	if d < 0 && zeroOK {
+		return 0, usageErr(fmt.Errorf("--%s %s: must be 0 or more", name, v), "")
+	}
+	if d <= 0 && !zeroOK {
 		return 0, usageErr(fmt.Errorf("--%s %s: must be positive", name, v), "")
 	}
 	return d, nil
