@@ -123,8 +123,11 @@ func newProcEnv(tb testing.TB, backend string) *procEnv {
 	// Registered first, so it runs last: after the processes the test
 	// started are gone.
 	tb.Cleanup(e.stopDispatcher)
-	// Create the store now, so a daemon and 'daemon status' have one to open.
-	e.mustRun("--no-hooks", "reap")
+	// Create the store now, so a daemon and 'daemon status' have one to
+	// open: with a write that leaves nothing (reap, del and the other
+	// writes that only change what exists create no store).
+	e.mustRun("--no-hooks", "set", "livedict-test-init", "x")
+	e.mustRun("--no-hooks", "del", "livedict-test-init")
 	return e
 }
 
