@@ -47,14 +47,15 @@ was not acquired; 127/126 when CMD cannot be found or run.
 
 For scripts that manage a lease themselves:
   --acquire --ttl D   take the lease and print its handle TOKEN.SECRET
-  --renew HANDLE      extend it by --ttl (exit 1 when HANDLE no longer holds)
+  --renew HANDLE      hold it until --ttl from now (default 30s, whatever
+                      --acquire took; exit 1 when HANDLE no longer holds)
   --release HANDLE    give it up (exit 1 when HANDLE no longer holds)
   --status            print the holders' fencing tokens (exit 1 when free)`,
 		Example: `  livedict lock backup --ttl 1m -- ./backup.sh
   livedict lock deploy --wait 10m -- make deploy
   livedict lock gpu --limit 2 --wait 1h -- ./train.sh
   h=$(livedict lock job --acquire --ttl 5m) || exit 0
-  livedict lock job --renew "$h"; livedict lock job --release "$h"`,
+  livedict lock job --renew "$h" --ttl 5m; livedict lock job --release "$h"`,
 		Args: args(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() { err = wrongType(err) }()
@@ -155,12 +156,12 @@ For scripts that manage a lease themselves:
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.ttl, "ttl", "30s", "lease time; renewed every TTL/3 while CMD runs")
-	f.StringVar(&o.wait, "wait", "0", "wait up to this long for the lease (0: do not wait)")
-	f.IntVar(&o.limit, "limit", 1, "holders allowed at once (a semaphore)")
+	f.StringVar(&o.ttl, "ttl", "30s", "lease time `D`; renewed every TTL/3 while CMD runs")
+	f.StringVar(&o.wait, "wait", "0", "wait up to `D` for the lease (0: do not wait)")
+	f.IntVar(&o.limit, "limit", 1, "`N` holders allowed at once (a semaphore)")
 	f.BoolVar(&o.acquire, "acquire", false, "take the lease and print its handle, run nothing")
-	f.StringVar(&o.renew, "renew", "", "extend the lease HANDLE holds by --ttl")
-	f.StringVar(&o.release, "release", "", "release the lease HANDLE holds")
+	f.StringVar(&o.renew, "renew", "", "hold the lease `HANDLE` holds until --ttl from now")
+	f.StringVar(&o.release, "release", "", "release the lease `HANDLE` holds")
 	f.BoolVar(&o.status, "status", false, "print the holders' fencing tokens; exit 1 when free")
 	return c
 }
