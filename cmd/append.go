@@ -50,7 +50,7 @@ func newStrlenCmd(a *App) *cobra.Command {
 		Long: `Print the length of the key's value in bytes. Exit 1, printing nothing, when
 the key is missing (Redis answers 0; livedict keeps its rule that a missing
 key is exit 1, so scripts can tell an empty value from no value).`,
-		Example:           `  [ "$(livedict strlen page)" -gt 0 ] && livedict get page > page.html`,
+		Example:           `  n=$(livedict strlen page) && [ "$n" -gt 0 ] && livedict get page > page.html`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {

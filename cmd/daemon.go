@@ -34,18 +34,21 @@ deadlines in memory, sleeps until the next one, and hears about keys set by
 other livedict commands at once, without polling.
 
 One daemon per store: a second one exits 0 at once, saying which pid holds
-the store, so cron may start it as often as it likes:
+the store, so cron may start it as often as it likes (cron's PATH is
+/usr/bin:/bin, so name livedict by its path; every run logs on stderr, so
+send that to a file, not to cron's mail):
 
-  * * * * *    livedict daemon --once          # reap and deliver, then exit
-  */10 * * * * livedict daemon --duration 10m  # always one running
+  * * * * *    $HOME/.local/bin/livedict daemon --once 2>>~/.livedict-daemon.log
+  */10 * * * * $HOME/.local/bin/livedict daemon --duration 10m 2>>~/.livedict-daemon.log
 
 --once reaps everything due, delivers the events waiting (and the retries
 that are due), and exits. --duration D runs for D, then exits cleanly.
 SIGTERM or SIGINT: start nothing new, let running hooks finish (within their
 timeouts), exit 0; a second one (a second or more after the first; one
 sooner is taken as the same stop, as timeout(1) sends it twice) stops it
-at once (exit 130), killing the running hooks, whose events run again later. SIGHUP: reload the configuration. Logs go to stderr, as
-text or (--log-format json) one JSON object per line.`,
+at once (exit 130), killing the running hooks, whose events run again
+later. SIGHUP: reload the configuration. Logs go to stderr, as text or
+(--log-format json) one JSON object per line.`,
 		Example: "  livedict daemon &\n  livedict daemon --once        # from cron: reap and deliver, then exit",
 		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -14,8 +14,11 @@ func newIdentityCmd(a *App) *cobra.Command {
 $XDG_CONFIG_HOME/livedict/identity.txt), making the identity, mode 0600, when it
 does not exist yet. Add the key to another host's recipients_file and run
 'livedict bucket rekey NAME' there, and this host can read NAME too.`,
-		Example: "  livedict identity >> ~/.config/livedict/recipients.txt   # on another host",
-		Args:    args(0, 0),
+		// The key goes into the recipients_file of the host that rekeys
+		// (it has no default), not into the file of the host printing it.
+		Example: `  livedict identity
+  ssh hostb livedict identity >> ~/.config/livedict/recipients.txt   # recipients_file here`,
+		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pub, err := seal.PublicKey(a.Config.IdentityFile)
 			if err != nil {
