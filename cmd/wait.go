@@ -54,7 +54,7 @@ outlasts --timeout.`,
 			return waitKey(a, l, bucket, args[0], o.gone, until)
 		},
 	}
-	c.Flags().StringVar(&o.timeout, "timeout", "", "give up (exit 1) after this long; default: wait forever")
+	c.Flags().StringVar(&o.timeout, "timeout", "", "give up (exit 1) after `D`; default: wait forever")
 	c.Flags().BoolVar(&o.gone, "gone", false, "wait until the key is missing or expired")
 	return c
 }
