@@ -14,8 +14,8 @@ func newHookRmCmd(a *App) *cobra.Command {
 		Example: "  livedict hook rm 3",
 		Short:   "Remove a hook (exit 1 when there is no such hook)",
 		Long: `Remove a hook. Its events still waiting for delivery are dropped when their
-turn comes, and logged as skipped. Exit 1, printing nothing, when there is
-no hook ID.`,
+turn comes, and logged as skipped. With -v, print 1. Exit 1, printing
+nothing, when there is no hook ID.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeHookIDs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -27,6 +27,11 @@ no hook ID.`,
 			err = a.updateHooks(func(tx store.Tx) error { return hooks.Remove(tx, id) })
 			if errors.Is(err, hooks.ErrNoHook) {
 				return errNotFound
+			}
+			if err == nil {
+				// A hook that was not there is exit 1, so the count is
+				// always 1; printed as enable, disable and del print theirs.
+				a.printCount(1)
 			}
 			return err
 		},
