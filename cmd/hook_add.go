@@ -61,8 +61,9 @@ hook with --no-network is not run where the kernel cannot give both; see
 With --batch N one run gets up to N events, as JSON Lines on stdin (one
 object per line, oldest first) with LIVEDICT_EVENTS set to the count; at
 most one event per key, so a key's events still arrive in order. A batch
-starts at once when the hook is idle, otherwise when it is full or its
-oldest event has waited --batch-wait (default 100ms). A failed run is
+starts at once while fewer of the hook's runs are going than half of
+hook_concurrency (fewer than 2 by default), otherwise when it is full or
+its oldest event has waited --batch-wait (default 100ms). A failed run is
 retried as a batch; the log has one entry per run.`,
 		Example: `  livedict hook add --on expire --key 'session:*' -- logger -t livedict "session expired"
   livedict hook add --on set -b config --run 'systemctl reload myapp'
