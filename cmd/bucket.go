@@ -19,10 +19,8 @@ func newBucketCmd(a *App) *cobra.Command {
 		Use:     "bucket",
 		Example: "  livedict bucket policy sessions --max-keys 10000 --default-ttl 1h\n  livedict bucket drop scratch --yes",
 		Short:   "Show or set a bucket's policy, or drop a bucket",
-		Args:    args(1, -1), // a bare `bucket` is a usage error, not help with exit 0
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageErr(fmt.Errorf("unknown bucket command %q", args[0]), "use 'livedict bucket policy' or 'livedict bucket drop'")
-		},
+		Args:    groupArgs, // a bare `bucket` is a usage error, not help with exit 0
+		RunE:    func(cmd *cobra.Command, args []string) error { return nil },
 	}
 	c.AddCommand(newBucketPolicyCmd(a), newBucketDropCmd(a), newBucketRekeyCmd(a))
 	return c

@@ -22,20 +22,14 @@ does not wait (unless --wait-hooks) and its exit status never depends on it.
 
 The hook reads the event as one JSON object on stdin. See 'livedict hook add
 --help' and the README's Hooks section.`,
-		Args: args(1, -1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageErr(errUnknownHookCmd(args[0]), "run 'livedict hook --help' for the hook commands")
-		},
+		Args: groupArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return nil },
 	}
 	c.AddCommand(newHookAddCmd(a), newHookListCmd(a), newHookRmCmd(a),
 		newHookEnableCmd(a, true), newHookEnableCmd(a, false),
 		newHookTestCmd(a), newHookLogCmd(a), newHookSandboxCmd(a), newHookDeliverCmd(a))
 	return c
 }
-
-type errUnknownHookCmd string
-
-func (e errUnknownHookCmd) Error() string { return fmt.Sprintf("unknown hook command %q", string(e)) }
 
 // hookID parses a hook id argument (exit 2 when malformed).
 func hookID(s string) (int64, error) {

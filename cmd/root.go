@@ -317,6 +317,25 @@ func args(min, max int) cobra.PositionalArgs {
 	}
 }
 
+// groupArgs is Args for a command that only groups others (hook, bucket):
+// alone it is a usage error naming them, as is an unknown one. cobra's
+// "takes at least 1 argument" with the hint "usage: livedict hook [flags]"
+// told a user nothing to type.
+func groupArgs(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	hint := fmt.Sprintf("run 'livedict %s --help' for what each does", cmd.Name())
+	if len(args) == 0 {
+		return usageErr(fmt.Errorf("%s needs a command: %s", cmd.Name(), strings.Join(names, ", ")), hint)
+	}
+	return usageErr(fmt.Errorf("unknown %s command %q", cmd.Name(), args[0]),
+		fmt.Sprintf("the %s commands: %s; %s", cmd.Name(), strings.Join(names, ", "), hint))
+}
+
 // flagValueErr words a flag value pflag could not parse as a number or a
 // boolean in the user's terms: pflag's own line ended in Go's ("strconv.
 // ParseBool: parsing "x": invalid syntax", for get --help=x or set --nx=x).
