@@ -21,8 +21,9 @@ func newExportCmd(a *App) *cobra.Command {
 
 expires_at_ms is null for keys without a TTL. A key that is not valid UTF-8
 is written as key_b64. Values of encrypted buckets are written as their
-ciphertext, marked "encrypted":true, unless --decrypt is given. 'livedict import' reads this back. A progress bar is
-shown on stderr when it is a terminal.`,
+ciphertext, marked "encrypted":true, unless --decrypt is given. 'livedict
+import' reads this back. A progress bar is shown on stderr when it is a
+terminal.`,
 		Example: "  livedict export --all-buckets > backup.jsonl",
 		Args:    args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {

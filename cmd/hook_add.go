@@ -50,13 +50,13 @@ folders with --write DIR), resource limits, and --timeout (default 5s).
 Without --no-network a hook can use the network as you can: TCP and UDP
 (loopback included), netlink, and Unix sockets by path (a local database or
 daemon socket, /dev/log); abstract Unix sockets too, unless Landlock (ABI 6
-or later) confines them to the sandbox. --no-network blocks all of those: the hook gets
-its own network namespace (no interface but a loopback that is down, so no
-TCP, UDP, netlink or abstract Unix socket outside it) and seccomp denies
-socket(2), so no socket file can be connected to either. It does not block
-socketpair(2) stream pairs, pipes, or files the hook may read or write. A
-hook with --no-network is not run where the kernel cannot give both; see
-'livedict hook sandbox --no-network'.
+or later) confines them to the sandbox. --no-network blocks all of those:
+the hook gets its own network namespace (no interface but a loopback that
+is down, so no TCP, UDP, netlink or abstract Unix socket outside it) and
+seccomp denies socket(2), so no socket file can be connected to either. It
+does not block socketpair(2) stream pairs, pipes, or files the hook may
+read or write. A hook with --no-network is not run where the kernel cannot
+give both; see 'livedict hook sandbox --no-network'.
 
 With --batch N one run gets up to N events, as JSON Lines on stdin (one
 object per line, oldest first) with LIVEDICT_EVENTS set to the count; at

@@ -38,9 +38,10 @@ polling); --limit N lets up to N holders in at once (a semaphore; callers
 must agree on N). CMD gets LIVEDICT_LOCK_TOKEN, the fencing token: a number
 greater than every token given out before in the bucket, so a resource can
 refuse a holder older than the last one it saw. SIGINT, SIGTERM, SIGHUP and
-SIGQUIT are passed on to CMD. If the lease is lost while CMD runs (a renewal found
-it taken over or deleted), livedict says so and stops CMD (SIGTERM, then
-SIGKILL after 5s), as consul lock does: two holders must not both go on.
+SIGQUIT are passed on to CMD. If the lease is lost while CMD runs (a
+renewal found it taken over or deleted), livedict says so and stops CMD
+(SIGTERM, then SIGKILL after 5s), as consul lock does: two holders must
+not both go on.
 
 Exit status: CMD's own (128+N when signal N killed it); 1 when the lease
 was not acquired; 127/126 when CMD cannot be found or run.

@@ -12,7 +12,7 @@ func newRenameCmd(a *App) *cobra.Command {
 		Use:               "rename SRC DST",
 		Example:           "  livedict rename draft published\n  livedict rename tmp:report report --nx",
 		Short:             "Rename a key; its TTL moves with it",
-		Long:              "Rename a key, replacing DST unless --nx. Exit 1 when SRC is missing, or with --nx when DST exists.",
+		Long:              "Rename a key, replacing DST unless --nx; its TTL moves with it. Exit 1\nwhen SRC is missing, or with --nx when DST exists.",
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {

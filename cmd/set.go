@@ -27,10 +27,10 @@ func newSetCmd(a *App) *cobra.Command {
 to end of file, every byte kept (a trailing newline included).
 
 As in Redis, set clears any TTL the key had unless --keep-ttl is given; a
-bucket's default TTL applies when no TTL is given, unless --persist. Exit 1 (nothing stored)
-when --nx and the key exists, or --xx and it does not. With --get the old
-value is printed, also by --nx --get when the key exists (exit 1), as in
-Redis 7.`,
+bucket's default TTL applies when no TTL is given, unless --persist. Exit 1
+(nothing stored) when --nx and the key exists, or --xx and it does not.
+With --get the old value is printed, also by --nx --get when the key
+exists (exit 1), as in Redis 7.`,
 		Example: `  livedict set token "$t" --ttl 55m
   curl -s https://example.com/data | livedict set page --ttl 1h
   livedict set lock "$$" --nx --ttl 30s || echo "someone else holds it"`,
