@@ -18,7 +18,7 @@ GLOB is Redis's: * any run, ? one byte, [ae] [^e] [a-z] a class, \x a literal x.
 
 --all-buckets: the matching keys of every bucket, bucket by bucket in name
 order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
-		Example: "  livedict keys 'user:*'\n  livedict keys -0 | xargs -0 -n1 livedict get",
+		Example: "  livedict keys 'user:*'\n  livedict keys -0 | xargs -0 -n1 livedict get --",
 		Args:    args(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			buckets, err := a.buckets(all)
