@@ -198,9 +198,9 @@ Policies live in the store, so every user of the store sees the same ones.`,
 		},
 	}
 	f := c.Flags()
-	f.Int64Var(&maxKeys, "max-keys", 0, "most live keys the bucket may hold (0 = no limit)")
+	f.Int64Var(&maxKeys, "max-keys", 0, "hold at most `N` live keys (0 = no limit)")
 	f.StringVar(&defaultTTL, "default-ttl", "", "TTL `D` for keys written without one (0 = none)")
-	f.StringVar(&full, "on-full", "", "what a full bucket does: reject or evict-soonest")
+	f.StringVar(&full, "on-full", "", "what a full bucket does, `ACTION`: reject or evict-soonest")
 	f.BoolVar(&encrypt, "encrypt", false, "encrypt the bucket's values with age (see 'livedict identity')")
 	f.BoolVar(&noEncrypt, "no-encrypt", false, "stop encrypting the (empty) bucket")
 	return c

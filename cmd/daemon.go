@@ -74,7 +74,7 @@ later. SIGHUP: reload the configuration. Logs go to stderr, as text or
 	}
 	c.Flags().BoolVar(&o.once, "once", false, "reap what is due, deliver waiting events, and exit")
 	c.Flags().StringVar(&o.duration, "duration", "", "run for `D`, then exit")
-	c.Flags().StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	c.Flags().StringVar(&o.logFormat, "log-format", "text", "log `FORMAT` on stderr: text or json")
 	c.AddCommand(newDaemonStatusCmd(a))
 	return c
 }

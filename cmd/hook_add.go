@@ -194,7 +194,7 @@ retried as a batch; the log has one entry per run.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.on, "on", "", "events that run the hook: comma list of set, get, delete, expire, or all")
+	f.StringVar(&o.on, "on", "", "`EVENTS` that run the hook: a comma list of set, get, delete, expire, or all")
 	_ = c.RegisterFlagCompletionFunc("on", completeEvents)
 	f.StringVar(&o.key, "key", "*", "run only for keys matching `GLOB`")
 	f.StringVar(&o.timeout, "timeout", "5s", "stop the hook after `D` (SIGTERM, then SIGKILL)")
@@ -202,9 +202,9 @@ retried as a batch; the log has one entry per run.`,
 	f.StringArrayVar(&o.write, "write", nil, "let the hook write in `DIR` (repeatable)")
 	f.BoolVar(&o.decrypt, "decrypt", false, "give the hook the plaintext of encrypted buckets' values (events carry them encrypted otherwise)")
 	f.BoolVar(&o.noNetwork, "no-network", false, "no TCP, UDP, netlink or Unix sockets, by path or abstract name (refused where it cannot be had)")
-	f.StringVar(&o.name, "name", "", "a name to show in lists and logs")
+	f.StringVar(&o.name, "name", "", "the hook's name `N`, shown in lists and logs")
 	f.StringVar(&o.run, "run", "", "the command as one `LINE`, split like a shell splits words")
-	f.IntVar(&o.retries, "retries", 0, "retries after a failed run (default: the retries setting, 3)")
+	f.IntVar(&o.retries, "retries", 0, "`N` retries after a failed run (default: the retries setting, 3)")
 	f.IntVar(&o.batch, "batch", 0, "give one run up to `N` events, as JSON Lines")
 	f.StringVar(&o.batchWait, "batch-wait", "100ms", "with --batch: a partial batch waits up to `D` to fill while the hook runs")
 	return c

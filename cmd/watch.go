@@ -93,7 +93,7 @@ come from whoever reaps: a command's lazy reap or the daemon.`,
 			}
 		},
 	}
-	c.Flags().StringVar(&o.events, "events", "all", "event kinds to print: a comma list of set, get, delete, expire, or all")
+	c.Flags().StringVar(&o.events, "events", "all", "print only `EVENTS`: a comma list of set, get, delete, expire, or all")
 	c.Flags().BoolVar(&o.all, "all-buckets", false, "watch every bucket")
 	return c
 }
