@@ -10,9 +10,11 @@
 # Sections: startup (a one-shot command against the floor of its own stack,
 # scripts/bench/floor, sqlite3 and redis-cli, by hyperfine and by paired
 # interleaved runs), get, set, import, expired (hyperfine: livedict against sqlite3
-# and redis-cli), redis and redis_import (livedict on a Redis store against
-# redis-cli on the same server), hooks, daemon, redisdaemon (the Go benchmarks in process_bench_test.go
-# and redis_daemon_bench_test.go,
+# and redis-cli), scripting (run, lock and wait against get and flock),
+# encrypt (an encrypted bucket against a plain one), redis and redis_import
+# (livedict on a Redis store against redis-cli on the same server), hooks,
+# daemon, redis_daemons, redisdaemon (the Go benchmarks in
+# process_bench_test.go, redis_bench_test.go and redis_daemon_bench_test.go,
 # run from a test binary built here; their figures and the targets below
 # are checked here). Missing tools (hyperfine, sqlite3,
 # redis-server, redis-cli) are installed from Debian packages. Everything
