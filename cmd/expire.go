@@ -23,7 +23,7 @@ Conditions, as in Redis: --nx only when the key has no TTL, --xx only when it
 has one, --gt only when the new deadline is later, --lt only when it is
 earlier (a key without a TTL counts as never expiring). Exit 1 when the key
 is missing or the condition is not met.`,
-		Example:           "  livedict expire session 30m\n  livedict expireat report 2026-12-31T23:59:59Z\n  livedict expire cache -1        # negative: delete now",
+		Example:           "  livedict expire session 30m\n  livedict expireat report 2030-12-31T23:59:59Z\n  livedict expire cache -1        # negative: delete now",
 		Args:              args(2, 2),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
