@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/livedict/livedict/pkg/hooks"
+	"github.com/livedict/livedict/pkg/readfile"
 	"github.com/livedict/livedict/pkg/seal"
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -116,6 +117,9 @@ func hintFor(err error) string {
 		return "keep one hard link to the store and make its other names symlinks (ln -sf STORE NAME)"
 	case errors.Is(err, hooks.ErrUnsafe):
 		return "make the store and its folder writable only by you (chmod go-w)"
+	case errors.Is(err, readfile.ErrNotPrivate): // before ErrUntrusted, which wraps it
+		// chmod go-w, the trust rule's fix, leaves a 0644 secret readable.
+		return "a password file must be a regular file that only you can read (chmod 600 it)"
 	case errors.Is(err, store.ErrUntrusted):
 		return "livedict uses only files you own that nobody else can write: chmod go-w what is yours, remove what is not"
 	case errors.Is(err, store.ErrKeyExists):

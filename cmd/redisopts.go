@@ -28,7 +28,7 @@ func (a *App) redisOptions() (store.RedisOptions, error) {
 	if p := a.Config.RedisPasswordFile; p != "" {
 		b, err := readfile.Private(p, maxPasswordFile)
 		if errors.Is(err, readfile.ErrNotPrivate) {
-			return ro, storeErr(fmt.Errorf("%w: redis_password_file %s: %v", store.ErrUntrusted, p, err))
+			return ro, storeErr(fmt.Errorf("%w: redis_password_file %s: %w", store.ErrUntrusted, p, err))
 		}
 		if err != nil {
 			return ro, storeErr(store.WithKind(store.KindStore, fmt.Errorf("redis_password_file %s: %w", p, unwrapPathErr(err))))
