@@ -16,8 +16,7 @@ func newAppendCmd(a *App) *cobra.Command {
 		Long: `Add VALUE (or stdin, when VALUE is omitted or -) to the end of the key's value
 and print the new length in bytes, as Redis's APPEND. A missing key starts
 empty (and gets the bucket's default TTL); an existing key keeps its TTL.`,
-		Example: `  livedict append log "$(date +%s) started
-"
+		Example: `  date +'%s started' | livedict append log
   dmesg | livedict append boot-log`,
 		Args:              args(1, 2),
 		ValidArgsFunction: completeKeys(a, 1),
