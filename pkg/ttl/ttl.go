@@ -156,16 +156,26 @@ func ParseDuration(s string) (time.Duration, error) {
 			}
 			frac, s = strings.TrimRight(s[1:j], "0"), s[j:]
 		}
+		// The unit is the whole run of letters: "5min" read as 5m
+		// followed by "in" said "expected a number".
+		j := 0
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
+			j++
+		}
+		word := s[:j]
 		var unitMs int64
 		for _, u := range units {
-			if strings.HasPrefix(s, u.suffix) {
+			if word == u.suffix {
 				unitMs = u.d.Milliseconds()
-				s = s[len(u.suffix):]
+				s = s[j:]
 				break
 			}
 		}
 		if unitMs == 0 {
-			if dot {
+			switch {
+			case word != "":
+				return bad(fmt.Sprintf("unknown unit %q; use ms, s, m, h, d or w", word))
+			case dot:
 				return bad("a number with a fraction needs a unit: ms, s, m, h, d or w (1.5s)")
 			}
 			return bad("unknown unit; use ms, s, m, h, d or w")

@@ -230,7 +230,7 @@ func TestParseDurationFractions(t *testing.T) {
 		"1.5":      "needs a unit",
 		"1.s":      "digits after the decimal point",
 		".5s":      "expected a number",
-		"1.5x":     "needs a unit",
+		"1.5x":     `unknown unit "x"`,
 		"36500.5d": "longer than 100 years",
 		"1h30":     "unknown unit",
 	}
@@ -280,6 +280,23 @@ func TestFormatDeadlineValidYear(t *testing.T) {
 		}
 		if _, err := time.Parse(time.RFC3339Nano, got); err != nil {
 			t.Errorf("FormatDeadline(%d) = %q is not RFC 3339: %v", ms, got, err)
+		}
+	}
+}
+
+// TestParseDurationUnitWords: "5min" (or 10sec, 2hr, 3days) said "expected
+// a number", since its m was read as minutes and "in" was left; it names
+// the unit it does not know instead.
+func TestParseDurationUnitWords(t *testing.T) {
+	for in, word := range map[string]string{"5min": `"min"`, "10sec": `"sec"`, "2hr": `"hr"`, "3days": `"days"`, "1h30mins": `"mins"`, "1.5hours": `"hours"`, "5mo": `"mo"`} {
+		_, err := ParseDuration(in)
+		if err == nil || !strings.Contains(err.Error(), "unknown unit "+word+"; use ms, s, m, h, d or w") {
+			t.Errorf("ParseDuration(%q) = %v; want it to name the unknown unit %s", in, err, word)
+		}
+	}
+	for _, in := range []string{"500ms", "1h30m", "1w2d", "90s"} {
+		if _, err := ParseDuration(in); err != nil {
+			t.Errorf("ParseDuration(%q) = %v", in, err)
 		}
 	}
 }
