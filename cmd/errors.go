@@ -116,7 +116,9 @@ func hintFor(err error) string {
 	case errors.Is(err, hooks.ErrLinked):
 		return "keep one hard link to the store and make its other names symlinks (ln -sf STORE NAME)"
 	case errors.Is(err, hooks.ErrUnsafe):
-		return "make the store and its folder writable only by you (chmod go-w)"
+		// Not "chmod go-w the store's folder" alone: for a store in
+		// /tmp that told a user to change the folder everyone shares.
+		return "keep stores with hooks in a folder of your own that only you can write (chmod go-w it), not in a shared one such as /tmp"
 	case errors.Is(err, readfile.ErrNotPrivate): // before ErrUntrusted, which wraps it
 		// chmod go-w, the trust rule's fix, leaves a 0644 secret readable.
 		return "a password file must be a regular file that only you can read (chmod 600 it)"

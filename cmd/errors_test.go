@@ -128,7 +128,7 @@ func TestClassifyKinds(t *testing.T) {
 		{"output", &store.Error{Kind: store.KindOutput, Err: syscall.EPIPE}, ExitStore, ""},
 		{"output, wrapped", fmt.Errorf("writing output: %w", &store.Error{Kind: store.KindOutput, Err: syscall.ENOSPC}), ExitStore, ""},
 		{"disk full", storeErr(fmt.Errorf("/x/s.db: %w", syscall.ENOSPC)), ExitStore, "free space on the filesystem that holds the store: every write needs a little room for its journal, deletes too (a full store can be moved or removed whole)"},
-		{"unsafe", store.WithKind(store.KindPolicy, fmt.Errorf("%w: /x is writable by every user", hooks.ErrUnsafe)), ExitPolicy, "make the store and its folder writable only by you (chmod go-w)"},
+		{"unsafe", store.WithKind(store.KindPolicy, fmt.Errorf("%w: /x is writable by every user", hooks.ErrUnsafe)), ExitPolicy, "keep stores with hooks in a folder of your own that only you can write (chmod go-w it), not in a shared one such as /tmp"},
 		// The kind given where an error is made wins over a later guess.
 		{"kind kept", storeErr(fmt.Errorf("x: %w", store.ErrInvalidKey)), ExitUsage, ""},
 	} {
