@@ -48,15 +48,15 @@ was not acquired; 127/126 when CMD cannot be found or run.
 
 For scripts that manage a lease themselves:
   --acquire --ttl D   take the lease and print its handle TOKEN.SECRET
-  --renew HANDLE      hold it until --ttl from now (default 30s, whatever
-                      --acquire took; exit 1 when HANDLE no longer holds)
+  --renew HANDLE      hold it until --ttl from now (default: the TTL it
+                      last took; exit 1 when HANDLE no longer holds)
   --release HANDLE    give it up (exit 1 when HANDLE no longer holds)
   --status            print the holders' fencing tokens (exit 1 when free)`,
 		Example: `  livedict lock backup --ttl 1m -- ./backup.sh
   livedict lock deploy --wait 10m -- make deploy
   livedict lock gpu --limit 2 --wait 1h -- ./train.sh
   h=$(livedict lock job --acquire --ttl 5m) || exit 0
-  livedict lock job --renew "$h" --ttl 5m; livedict lock job --release "$h"`,
+  livedict lock job --renew "$h"; livedict lock job --release "$h"`,
 		Args: args(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() { err = wrongType(err) }()
@@ -123,7 +123,11 @@ For scripts that manage a lease themselves:
 					if o.release != "" {
 						return lease.Release(tx, r, h)
 					}
-					_, ok, err := lease.Renew(tx, r, h, ttlD.Milliseconds())
+					ttlMs := int64(0) // the TTL it last took
+					if fs.Changed("ttl") {
+						ttlMs = ttlD.Milliseconds()
+					}
+					_, ok, err := lease.Renew(tx, r, h, ttlMs)
 					return ok, err
 				})
 			}

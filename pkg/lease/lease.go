@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livedict/livedict/pkg/store"
 )
@@ -56,6 +57,10 @@ type Holder struct {
 	Token int64 `json:"token"`
 	// Deadline (Unix ms) after which the holder no longer holds.
 	Deadline int64 `json:"deadline"`
+	// TTL (ms) is the time the lease was last taken or renewed for: a
+	// renewal that names none renews for it again (0 in a lease an older
+	// livedict wrote).
+	TTL int64 `json:"ttl_ms,omitempty"`
 }
 
 // Handle is the opaque string a script keeps to renew and release:
@@ -178,7 +183,7 @@ func Acquire(tx store.Tx, r Ref, owner string, limit int, ttlMs int64) (Holder, 
 	if err != nil {
 		return Holder{}, false, st, err
 	}
-	h := Holder{Owner: owner, Token: tok, Deadline: tx.Now() + ttlMs}
+	h := Holder{Owner: owner, Token: tok, Deadline: tx.Now() + ttlMs, TTL: ttlMs}
 	st.Holders = append(st.Holders, h)
 	return h, true, st, r.save(tx, st)
 }
@@ -188,8 +193,14 @@ func (st State) find(h Holder) int {
 	return slices.IndexFunc(st.Holders, func(x Holder) bool { return x.Owner == h.Owner && x.Token == h.Token })
 }
 
-// Renew moves h's deadline to ttlMs from now. False: h no longer holds
-// the lease (it expired, was released or the key was deleted).
+// DefaultTTL is lock's --ttl when none is given: what a renewal of a lease
+// that does not say its TTL renews for.
+const DefaultTTL = 30 * time.Second
+
+// Renew moves h's deadline to ttlMs from now; ttlMs 0 renews for the TTL
+// h last took (DefaultTTL for a lease that does not say), as consul and
+// etcd renew for the lease's own TTL. False: h no longer holds the lease
+// (it expired, was released or the key was deleted).
 func Renew(tx store.Tx, r Ref, h Holder, ttlMs int64) (Holder, bool, error) {
 	st, err := r.load(tx)
 	if err != nil {
@@ -199,7 +210,13 @@ func Renew(tx store.Tx, r Ref, h Holder, ttlMs int64) (Holder, bool, error) {
 	if i < 0 {
 		return h, false, nil
 	}
-	st.Holders[i].Deadline = tx.Now() + ttlMs
+	if ttlMs <= 0 {
+		ttlMs = st.Holders[i].TTL
+	}
+	if ttlMs <= 0 {
+		ttlMs = DefaultTTL.Milliseconds()
+	}
+	st.Holders[i].Deadline, st.Holders[i].TTL = tx.Now()+ttlMs, ttlMs
 	return st.Holders[i], true, r.save(tx, st)
 }
 

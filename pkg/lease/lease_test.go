@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,48 @@ func TestKeepLostSaysWhyRenewalsFailed(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("still holding after the deadline")
+	}
+}
+
+// TestRenewKeepsItsTTL: a renewal that names no TTL renews for the one
+// the lease last took, as consul and etcd do; it used lock's 30s default,
+// so a script's 5m lease shrank at its first renewal. A lease an older
+// livedict wrote (no ttl_ms) renews for DefaultTTL.
+func TestRenewKeepsItsTTL(t *testing.T) {
+	s, clock := open(t)
+	r := Ref{Bucket: "main", Name: "job"}
+	var h Holder
+	update(t, s, func(tx store.Tx) (err error) {
+		h, _, _, err = Acquire(tx, r, NewOwner(), 1, 300_000)
+		return err
+	})
+	renew := func(ttlMs int64) int64 {
+		var got Holder
+		update(t, s, func(tx store.Tx) error {
+			var ok bool
+			var err error
+			if got, ok, err = Renew(tx, r, h, ttlMs); !ok || err != nil {
+				t.Fatalf("renew: %v %v", ok, err)
+			}
+			return nil
+		})
+		return got.Deadline - clock.Now().UnixMilli()
+	}
+	clock.Advance(time.Minute)
+	if left := renew(0); left != 300_000 {
+		t.Errorf("renewed without a TTL: %d ms left, want the 300000 it took", left)
+	}
+	if left := renew(120_000); left != 120_000 {
+		t.Errorf("renewed for 2m: %d ms left", left)
+	}
+	if left := renew(0); left != 120_000 {
+		t.Errorf("renewed again without a TTL: %d ms left, want the 120000 it last took", left)
+	}
+	update(t, s, func(tx store.Tx) error { // as an older livedict wrote it
+		return tx.Put(store.Entry{Bucket: "main", Key: "job", Value: []byte(`{"holders":[{"owner":"` + h.Owner + `","token":1,"deadline":` +
+			strconv.FormatInt(clock.Now().UnixMilli()+5000, 10) + `}]}`), ExpiresAt: clock.Now().UnixMilli() + 5000})
+	})
+	if left := renew(0); left != DefaultTTL.Milliseconds() {
+		t.Errorf("an old lease renewed without a TTL: %d ms left, want %d", left, DefaultTTL.Milliseconds())
 	}
 }
