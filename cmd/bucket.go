@@ -227,12 +227,21 @@ first; otherwise --yes is required. Exit 1 when the bucket does not exist.`,
 					return usageErr(fmt.Errorf("bucket drop %s needs --yes when not run from a terminal", name), "")
 				}
 				var n int64
+				var p store.Policy
 				if err := a.View(func(tx store.Tx) error {
 					var err error
-					n, err = tx.Count(name)
+					if n, err = tx.Count(name); err != nil {
+						return err
+					}
+					p, err = tx.Policy(name)
 					return err
 				}); err != nil {
 					return err
+				}
+				if n == 0 && p == (store.Policy{}) {
+					// No keys, no policy: nothing to drop (exit 1), and
+					// nothing to ask about ("drop nosuch and its 0 keys?").
+					return errNotFound
 				}
 				fmt.Fprintf(a.IO.Err, "Drop bucket %q and its %s? [y/N] ", name, plural(n, "key"))
 				line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
