@@ -147,6 +147,11 @@ func (s *sqliteStore) open() error {
 // and reports whether its header says the schema is current.
 func (s *sqliteStore) checkFile(real string) (upToDate bool, err error) {
 	fd, st, err := openTrusted(real, syscall.O_RDONLY|syscall.O_NONBLOCK)
+	if fi, lerr := os.Lstat(real); errors.Is(err, ErrUntrusted) && lerr == nil && fi.IsDir() {
+		// A folder is no store whoever may write it: --store /tmp said
+		// "/tmp is writable by every user", as if chmod would help.
+		return false, fmt.Errorf("%w: %s is a directory", ErrNotStore, s.path)
+	}
 	if err != nil {
 		return false, err
 	}
