@@ -376,6 +376,31 @@ func openRecord(ctx context.Context, s store.Store, seq uint64, r *record) (*rec
 	return &o, nil
 }
 
+// outboxEvent is an event read from the outbox with its sequence number.
+type outboxEvent struct {
+	seq uint64
+	r   *record
+}
+
+// bucketEvents reads bucket's events waiting in the outbox that keep
+// accepts (a damaged one is the deliverer's to drop, not these callers').
+func bucketEvents(tx store.Tx, bucket string, keep func(*record) bool) ([]outboxEvent, error) {
+	var evs []outboxEvent
+	err := tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
+		r, err := decodeRecord(e)
+		if err != nil || r.Bucket != bucket || !keep(r) {
+			return nil
+		}
+		seq, err := parseSeqKey(e.Key)
+		if err != nil {
+			return nil
+		}
+		evs = append(evs, outboxEvent{seq, r})
+		return nil
+	})
+	return evs, err
+}
+
 // ResealEvents opens the events of bucket sealed in the outbox for hooks
 // added with --decrypt, under the bucket's data key as it is now, and
 // returns a function that writes them back sealed under the data key it
@@ -387,23 +412,7 @@ func ResealEvents(tx store.Tx, bucket string) (func() error, error) {
 	if !ok {
 		return func() error { return nil }, nil
 	}
-	type ev struct {
-		seq uint64
-		r   *record
-	}
-	var evs []ev
-	err := tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
-		r, err := decodeRecord(e)
-		if err != nil || !r.Sealed || r.Bucket != bucket {
-			return nil // a damaged event is the deliverer's to drop
-		}
-		seq, err := parseSeqKey(e.Key)
-		if err != nil {
-			return nil
-		}
-		evs = append(evs, ev{seq, r})
-		return nil
-	})
+	evs, err := bucketEvents(tx, bucket, func(r *record) bool { return r.Sealed })
 	if err != nil {
 		return nil, err
 	}
@@ -442,23 +451,7 @@ func SealPlainEvents(tx store.Tx, bucket string) error {
 	if !ok {
 		return nil
 	}
-	type ev struct {
-		seq uint64
-		r   *record
-	}
-	var evs []ev
-	err := tx.Scan(outboxBucket, "", true, func(e store.Entry) error {
-		r, err := decodeRecord(e)
-		if err != nil || r.Sealed || r.Value == nil || r.Bucket != bucket {
-			return nil // a damaged event is the deliverer's to drop
-		}
-		seq, err := parseSeqKey(e.Key)
-		if err != nil {
-			return nil
-		}
-		evs = append(evs, ev{seq, r})
-		return nil
-	})
+	evs, err := bucketEvents(tx, bucket, func(r *record) bool { return !r.Sealed && r.Value != nil })
 	if err != nil {
 		return err
 	}
