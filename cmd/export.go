@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/base64"
+	"io"
 	"strconv"
 
 	"github.com/livedict/livedict/pkg/seal"
@@ -124,6 +125,16 @@ type heldLines struct {
 }
 
 const exportChunk = 1 << 20
+
+// writeTo writes the lines to w.
+func (l *heldLines) writeTo(w io.Writer) error {
+	for _, c := range l.chunks {
+		if _, err := w.Write(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // next returns the chunk the next line is to be appended to, and counts
 // the line.

@@ -44,12 +44,7 @@ order, each line BUCKET<TAB>KEY (bucket names never hold a tab).`,
 			}); err != nil {
 				return err
 			}
-			for _, c := range lines.chunks {
-				if _, err := a.IO.Out.Write(c); err != nil {
-					return err
-				}
-			}
-			return nil
+			return lines.writeTo(a.IO.Out)
 		},
 	}
 	c.Flags().BoolVarP(&nul, "null", "0", false, "end each key with a NUL byte instead of a newline")

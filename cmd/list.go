@@ -71,10 +71,8 @@ lines then start with the bucket and a tab, and the table gets a BUCKET column.`
 			}); err != nil {
 				return err
 			}
-			for _, c := range lines.chunks {
-				if _, err := a.IO.Out.Write(c); err != nil {
-					return err
-				}
+			if err := lines.writeTo(a.IO.Out); err != nil {
+				return err
 			}
 			var rows [][]string
 			out := bufio.NewWriter(a.IO.Out)
