@@ -20,6 +20,7 @@ remove its TTL (--persist). Without a flag it reads like get.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeKeys(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			if err := exclusive(cmd.Flags(), "ttl", "at", "persist"); err != nil {
 				return err
 			}

@@ -115,6 +115,7 @@ For scripts that manage a lease themselves:
 			case o.status:
 				return a.lockStatus(r)
 			case fs.Changed("renew"), fs.Changed("release"):
+				a.changesOnly = true // a missing store stays missing (store.NoCreate)
 				h, err := lease.ParseHandle(o.renew + o.release)
 				if err != nil {
 					return usageErr(err, "")
