@@ -218,7 +218,7 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 			}
 		}
 		if src == cfg.File && pathSettings[s.key] {
-			val = configRelative(val, cfg.File)
+			val = configRelative(s.key, val, cfg.File)
 		}
 		cfg.values[s.key], cfg.sources[s.key] = val, src
 	}
@@ -448,16 +448,20 @@ var pathSettings = map[string]bool{"store": true, "hook_key_file": true, "identi
 // --encrypt made a new identity there. Flags and LIVEDICT_* are the
 // command line's: relative to where it runs, as usual. URLs, ~/ and
 // absolute paths are left as they are.
-func configRelative(val, file string) string {
+//
+// Only store is a URL, read as store.Open reads it: a colon after a /, a
+// . or a \ is part of a path (stores/10:00.db), and the *_file settings
+// are paths whatever they hold.
+func configRelative(key, val, file string) string {
 	scheme := ""
-	for _, p := range []string{"sqlite:", "file:"} {
-		if strings.HasPrefix(val, p) {
-			scheme, val = p, val[len(p):]
-			break
+	if s, rest, found := strings.Cut(val, ":"); key == "store" && found && !strings.ContainsAny(s, "/.\\") {
+		if s != "sqlite" && s != "file" {
+			return val // a URL (redis://, memory:)
 		}
+		scheme, val = s+":", rest
 	}
-	if val == "" || filepath.IsAbs(val) || strings.HasPrefix(val, "~/") || scheme == "" && strings.Contains(val, ":") {
-		return scheme + val // a URL (redis://, memory:) or not a relative path
+	if val == "" || filepath.IsAbs(val) || strings.HasPrefix(val, "~/") {
+		return scheme + val // not a relative path
 	}
 	dir, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {

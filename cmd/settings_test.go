@@ -62,8 +62,19 @@ func TestConfigRelative(t *testing.T) {
 		"memory:":                   "memory:",
 		"":                          "",
 	} {
-		if got := configRelative(in, file); got != want {
+		if got := configRelative("store", in, file); got != want {
 			t.Errorf("configRelative(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A colon does not make a URL of what store.Open takes as a path (its
+	// part before the colon holds a / or .), nor of a file setting, which
+	// is never a URL: both were left relative to the working directory.
+	for key, in := range map[string]string{
+		"store":         "stores/2026-12-08T10:00.db",
+		"identity_file": "keys:prod/id.txt",
+	} {
+		if got, want := configRelative(key, in, file), "/etc/livedict/"+in; got != want {
+			t.Errorf("configRelative(%s, %q) = %q, want %q", key, in, got, want)
 		}
 	}
 }
