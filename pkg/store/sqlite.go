@@ -358,7 +358,9 @@ func (s *sqliteStore) ensure(write bool) (bool, error) {
 
 // migrate brings the schema up to date.
 func (s *sqliteStore) migrate(ctx context.Context) error {
-	return s.Update(ctx, func(Tx) error {
+	// Not Update: open runs under run's lock when the store appeared
+	// after openSQLite found nothing, and Update waited for it for ever.
+	return s.inTx(ctx, beginWrite, func(Tx) error {
 		// Read again under the write lock, all in one transaction:
 		// another process may be creating or migrating the store right
 		// now, and reads outside a transaction could see half of it.
@@ -517,6 +519,14 @@ func (s *sqliteStore) run(ctx context.Context, begin string, fn func(Tx) error) 
 		// A read of a store that does not exist sees an empty one.
 		return NewMemory(s.opts).View(ctx, fn)
 	}
+	return s.inTx(ctx, begin, fn)
+}
+
+// inTx runs fn in a transaction of the open store, begun with begin. The
+// caller holds s.mu (or is opening the store, which no other goroutine
+// sees yet): migrate runs inside the first transaction of a store that
+// appeared after openSQLite found nothing, from ensure, under run's lock.
+func (s *sqliteStore) inTx(ctx context.Context, begin string, fn func(Tx) error) (err error) {
 	if s.sideChecked {
 		s.sideChecked = false // checked a moment ago, by open
 	} else if err := s.checkSideFiles(); err != nil {

@@ -267,3 +267,53 @@ func TestSQLiteFullIsNoSpace(t *testing.T) {
 		t.Fatalf("message %q", err)
 	}
 }
+
+// A v1 store that appears after Open found nothing (a daemon started
+// before the user restored an old backup there) is migrated by the first
+// transaction: that migration's own write transaction waited for the lock
+// the first one held, and the process hung.
+func TestSQLiteMigrateStoreThatAppeared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "late.db")
+	s, err := Open("sqlite:"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		sqliteSchema[0],
+		fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1", sqliteAppID),
+		"INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	for name, ctx := range map[string]context.Context{"view": context.Background(), "update": context.Background(), "nocreate": NoCreate(context.Background())} {
+		done := make(chan error, 1)
+		go func() {
+			var ok bool
+			fn := func(tx Tx) (err error) { _, ok, err = tx.Get("main", "k"); return err }
+			if name == "view" {
+				done <- s.View(ctx, fn)
+			} else {
+				done <- s.Update(ctx, fn)
+			}
+			if !ok {
+				t.Errorf("%s: k not found", name)
+			}
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: hung migrating a store that appeared after Open", name)
+		}
+	}
+}
