@@ -28,6 +28,7 @@ With --decrypt, decrypt every value and turn encryption off for NAME.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: completeBuckets(a, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.changesOnly = true // a missing store stays missing (store.NoCreate)
 			name := args[0]
 			if err := store.ValidateBucket(name); err != nil {
 				return usageErr(err, "")

@@ -41,6 +41,7 @@ exists (exit 1), as in Redis 7.`,
 			if err := exclusive(fs, "ttl", "at", "keep-ttl", "persist"); err != nil {
 				return err
 			}
+			a.changesOnly = o.xx // --xx only replaces: a missing store stays missing (store.NoCreate)
 			if err := exclusive(fs, "nx", "xx"); err != nil {
 				return err
 			}
