@@ -548,3 +548,35 @@ func TestRedisPasswordNotInRefreshEnv(t *testing.T) {
 		}
 	}
 }
+
+// Rotating the hook key is replacing hook_key_file's content on every host,
+// 'hook enable' of the hooks kept, and a reload (README): the daemon's
+// SIGHUP must take the new key. A reload applied to the delivery going on
+// kept the old key until a restart, and every definition signed with the
+// new one stayed refused.
+func TestRedisDaemonReloadRotatesHookKey(t *testing.T) {
+	srv := redistest.StartServer(t, "--save", "", "--appendonly", "no")
+	a := newRedisEnv(t, srv.URL+"?prefix=rotate")
+	out := a.hookOut("set", "cat >> $OUT/events")
+	events := filepath.Join(out, "events")
+	d := a.startDaemon()
+	delivered := func(key string) bool {
+		for _, ev := range readEvents(t, events) {
+			if ev.Key == key {
+				return true
+			}
+		}
+		return false
+	}
+	a.mustRun("set", "before", "v")
+	poll(t, time.Minute, "the hook's first run", func() bool { return delivered("before") })
+
+	keyFile := filepath.Join(a.dir, "home", ".config", "livedict", "hook.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.mustRun("hook", "enable", "1") // signs it with the new key
+	d.signal(syscall.SIGHUP)
+	a.mustRun("set", "after", "v")
+	poll(t, time.Minute, "the hook run after the key was rotated and the daemon reloaded", func() bool { return delivered("after") })
+}

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -466,7 +467,7 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 			for {
 				select {
 				case <-d.reloaded:
-					if d.settings.Load().HookKeyFile != set.HookKeyFile || !d.stillSafe() {
+					if d.settings.Load().HookKeyFile != set.HookKeyFile || d.keyChanged(dl) || !d.stillSafe() {
 						cancel()
 						return
 					}
@@ -486,6 +487,19 @@ func (d *Daemon) deliverLoop(stop context.Context) {
 			}
 		}
 	}
+}
+
+// keyChanged reports whether the hook key file of a shared store no longer
+// holds the key dl verifies with: rotating the key is replacing the file's
+// content on every host and reloading (README), which must reach the
+// delivery going on, not wait for a restart. A key that can no longer be
+// read counts as changed: the new deliverer then says why.
+func (d *Daemon) keyChanged(dl *Deliverer) bool {
+	if !dl.Shared {
+		return false
+	}
+	key, err := ReadHookKey(d.settings.Load().HookKeyFile)
+	return err != nil || !bytes.Equal(key, dl.Key)
 }
 
 // stillSafe reports whether the store still passes the trust rule, as a
