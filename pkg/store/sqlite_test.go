@@ -17,25 +17,30 @@ import (
 	"github.com/livedict/livedict/pkg/ttl"
 )
 
-// A store made by a livedict that knew only migration 1 opens, migrates
-// to the current schema and keeps its data.
-func TestSQLiteMigrateFromV1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v1.db")
+// writeV1Store makes at path a store as a livedict that knew only
+// migration 1 made it, holding what inserts put there.
+func writeV1Store(t *testing.T, path string, inserts ...string) {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
-		sqliteSchema[0],
-		fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1", sqliteAppID),
-		"INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL), ('main', CAST('t' AS BLOB), CAST('w' AS BLOB), 4102444800000)",
-		"INSERT INTO policies VALUES ('main', 5, 0, 'reject')",
-	} {
+	defer db.Close()
+	qs := append([]string{sqliteSchema[0], fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1", sqliteAppID)}, inserts...)
+	for _, q := range qs {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
+}
+
+// A store made by a livedict that knew only migration 1 opens, migrates
+// to the current schema and keeps its data.
+func TestSQLiteMigrateFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	writeV1Store(t, path,
+		"INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL), ('main', CAST('t' AS BLOB), CAST('w' AS BLOB), 4102444800000)",
+		"INSERT INTO policies VALUES ('main', 5, 0, 'reject')")
 	if headerUpToDate(path) {
 		t.Fatal("a version 1 store counts as up to date")
 	}
@@ -279,20 +284,7 @@ func TestSQLiteMigrateStoreThatAppeared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		sqliteSchema[0],
-		fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1", sqliteAppID),
-		"INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL)",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
+	writeV1Store(t, path, "INSERT INTO entries (bucket, key, value, expires_at) VALUES ('main', CAST('k' AS BLOB), CAST('v' AS BLOB), NULL)")
 	for name, ctx := range map[string]context.Context{"view": context.Background(), "update": context.Background(), "nocreate": NoCreate(context.Background())} {
 		done := make(chan error, 1)
 		go func() {
